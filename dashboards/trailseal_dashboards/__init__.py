@@ -1,0 +1,1 @@
+"""Analyst dashboard pages (a plugin of its own, mounted under /dash/)."""

@@ -1,0 +1,59 @@
+"""Trailseal: a tamper-evident, multi-tenant audit trail.
+
+Public surface: ``create_app``, ``hookimpl`` and ``__version__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .plugins import hookimpl
+
+__version__ = "0.1.0"
+__all__ = ["create_app", "hookimpl", "__version__"]
+
+
+def create_app(config: dict[str, Any] | None = None, *, services=None):
+    """Build the Flask app. Starts embedded services when no URLs are configured."""
+    import secrets
+    from pathlib import Path
+
+    from flask import Flask
+
+    from .api.errors import register_error_handlers
+    from .api.openapi import bp as openapi_bp
+    from .api.v1 import bp as api_bp
+    from .auth import login_manager
+    from .core import Trailseal
+    from .web.routes import bp as web_bp
+
+    svc = services or Trailseal(config)
+    app = Flask("trailseal", instance_path=svc.config["INSTANCE_PATH"])
+    secret = svc.config.get("SECRET_KEY")
+    if not secret:
+        path = Path(svc.config["INSTANCE_PATH"]) / "secret.key"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        secret = path.read_text().strip()
+    app.config.update(
+        SECRET_KEY=secret,
+        MAX_CONTENT_LENGTH=int(svc.config["MAX_CONTENT_LENGTH"]),
+        MAX_JSON_DEPTH=int(svc.config["MAX_JSON_DEPTH"]),
+        BATCH_MAX_EVENTS=int(svc.config["BATCH_MAX_EVENTS"]),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.extensions["trailseal"] = svc
+    login_manager.init_app(app)
+    register_error_handlers(app)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(openapi_bp)
+    app.register_blueprint(web_bp)
+    for blueprints in svc.pm.hook.register_routes(app=app):
+        for blueprint in blueprints or []:
+            app.register_blueprint(blueprint)
+    svc.pm.hook.startup(app=app)
+    return app

@@ -1,0 +1,184 @@
+"""REST API v1 endpoints. The ledger is append-only: there are no update or delete routes."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import orjson
+from flask import Blueprint, current_app, g, jsonify, request
+
+from ..auth import require
+from ..errors import BadRequest, ValidationFailed
+from ..schemas import EventQuery
+from ..services import stats as stats_service
+from ..services.access import list_access, record_access
+from ..services.alerts import list_alerts
+from ..services.events import get_event, list_events
+from ..services.ingest import append_events, request_fingerprint, validate_events
+from ..services.integrity import verify_chain
+from .requests import json_body, parse_query, query_for_log
+
+bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def _svc():
+    return current_app.extensions["trailseal"]
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
+        raise BadRequest(f"Idempotency-Key must be 1–{IDEMPOTENCY_KEY_MAX} printable characters")
+    return key
+
+
+@contextmanager
+def audited():
+    """A tenant transaction whose first statement records this read in the access log."""
+    with _svc().db.cursor(g.principal.tenant_id) as cur:
+        record_access(
+            cur, g.principal, endpoint=request.path, method=request.method,
+            query=query_for_log(), remote_addr=request.remote_addr,
+        )
+        yield cur
+
+
+@bp.post("/events")
+@require("audit:write", allow_session=False)
+def create_event():
+    """Append one event. 201 `{id, seq, hash}`."""
+    body = json_body()
+    events = validate_events([body])
+    key = _idempotency_key()
+    result = append_events(
+        _svc(), g.principal.tenant_id, events, idempotency_key=key,
+        request_hash=request_fingerprint(body) if key else None,
+    )
+    resp = jsonify({"id": result.ids[0], "seq": result.seqs[0], "hash": result.hashes[0]})
+    resp.status_code = 201
+    if result.replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp
+
+
+@bp.post("/events/batch")
+@require("audit:write", allow_session=False)
+def create_events_batch():
+    """Append up to 1000 events atomically. 201 `{ids, first_seq, last_seq}`."""
+    body = json_body()
+    if not isinstance(body, dict) or set(body) != {"events"} or not isinstance(body["events"], list):
+        raise ValidationFailed('body must be {"events": [...]}')
+    raw = body["events"]
+    limit = current_app.config["BATCH_MAX_EVENTS"]
+    if not 1 <= len(raw) <= limit:
+        raise ValidationFailed(f"a batch holds 1–{limit} events, got {len(raw)}",
+                               {"count": len(raw), "max": limit})
+    events = validate_events(raw)
+    key = _idempotency_key()
+    result = append_events(
+        _svc(), g.principal.tenant_id, events, idempotency_key=key,
+        request_hash=request_fingerprint(body) if key else None,
+    )
+    resp = jsonify({"ids": result.ids, "first_seq": result.first_seq, "last_seq": result.last_seq})
+    resp.status_code = 201
+    if result.replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp
+
+
+@bp.get("/events")
+@require("audit:read")
+def events_index():
+    """Filtered, paginated events, newest first."""
+    q = parse_query(EventQuery)
+    with audited() as cur:
+        return jsonify(list_events(_svc(), cur, g.principal.tenant_id, q))
+
+
+@bp.get("/events/<event_id>")
+@require("audit:read")
+def event_show(event_id: str):
+    """One event; another tenant's id answers 404."""
+    with audited() as cur:
+        return jsonify(get_event(_svc(), cur, g.principal.tenant_id, event_id))
+
+
+@bp.get("/timeline")
+@require("audit:read")
+def timeline():
+    """Events oldest first, with AI insights when present."""
+    q = parse_query(EventQuery)
+    with audited() as cur:
+        return jsonify(list_events(_svc(), cur, g.principal.tenant_id, q, chronological=True))
+
+
+@bp.get("/dashboard/stats")
+@require("audit:read")
+def dashboard_stats():
+    """Counts for 24h/7d/30d, top actors and event types, category and severity breakdowns."""
+    svc = _svc()
+    as_of_raw = request.args.get("as_of")
+    unknown = set(request.args) - {"as_of"}
+    if unknown:
+        raise ValidationFailed(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    as_of = None
+    if as_of_raw:
+        try:
+            as_of = datetime.fromisoformat(as_of_raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationFailed("as_of must be an RFC 3339 timestamp") from None
+        if as_of.tzinfo is None:
+            raise ValidationFailed("as_of needs a UTC offset")
+    cache_key = f"trailseal:stats:{g.principal.tenant_id}"
+    with audited() as cur:
+        if as_of is None:
+            cached = svc.redis.get(cache_key)
+            if cached is not None:
+                data = orjson.loads(cached)
+                data["cached"] = True
+                return jsonify(data)
+        data = stats_service.compute_stats(cur, g.principal.tenant_id, as_of or datetime.now(UTC))
+    if as_of is None:
+        svc.redis.set(cache_key, orjson.dumps(data), ex=int(svc.config["STATS_CACHE_SECONDS"]))
+    data["cached"] = False
+    return jsonify(data)
+
+
+@bp.get("/chain/verify")
+@require("audit:read")
+def chain_verify():
+    """Walk the tenant's chain and name the first broken event."""
+    with audited():
+        pass
+    report = verify_chain(_svc(), g.principal.tenant_id)
+    return jsonify(report.to_dict())
+
+
+@bp.get("/alerts")
+@require("audit:read")
+def alerts_index():
+    """Recent alerts (chain breaks, anomalies), newest first."""
+    limit = _limit_param()
+    with audited() as cur:
+        return jsonify({"alerts": list_alerts(_svc(), cur, limit)})
+
+
+@bp.get("/access-log")
+@require("audit:admin")
+def access_log_index():
+    """Who read the trail: the newest access records (this read is recorded too)."""
+    limit = _limit_param()
+    with audited() as cur:
+        return jsonify({"entries": list_access(cur, limit)})
+
+
+def _limit_param() -> int:
+    raw = request.args.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise ValidationFailed("limit must be an integer from 1 to 500")
+    return int(raw)

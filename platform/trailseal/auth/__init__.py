@@ -1,0 +1,100 @@
+"""Authentication (API keys, web sessions), permission checks and per-key rate limits."""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+
+from flask import current_app, g, request
+from flask_login import LoginManager, UserMixin, current_user
+
+from ..config import parse_rate_limit
+from ..errors import Forbidden, RateLimited, Unauthorized
+from ..services.tenancy import Principal, authenticate_api_key, load_user
+
+login_manager = LoginManager()
+login_manager.login_view = "web.login"
+
+
+class SessionUser(UserMixin):
+    """flask-login's view of a signed-in user."""
+
+    def __init__(self, principal: Principal):
+        self.principal = principal
+
+    def get_id(self) -> str:
+        return f"{self.principal.tenant_id}:{self.principal.id}"
+
+
+@login_manager.user_loader
+def _load_user(session_id: str):
+    tenant, _, user_id = session_id.partition(":")
+    try:
+        principal = load_user(current_app.extensions["trailseal"], uuid.UUID(tenant), user_id)
+    except ValueError:
+        return None
+    return SessionUser(principal) if principal else None
+
+
+def current_principal(allow_session: bool) -> Principal:
+    """The caller: a Bearer API key, or (for reads) a signed-in web user. 401 otherwise."""
+    cached = g.get("principal")
+    if cached is not None:
+        return cached
+    svc = current_app.extensions["trailseal"]
+    header = request.headers.get("Authorization", "")
+    principal = None
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization must be 'Bearer <api key>'")
+        principal = authenticate_api_key(svc, token.strip())
+        if principal is None:
+            raise Unauthorized("API key is not valid or was revoked")
+        enforce_rate_limit(svc, principal)
+    elif allow_session and current_user.is_authenticated:
+        principal = current_user.principal
+    if principal is None:
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <api key>'")
+    g.principal = principal
+    return principal
+
+
+def enforce_rate_limit(svc, principal: Principal) -> None:
+    """Fixed-window limit per API key; 429 with Retry-After past it."""
+    limit, window = parse_rate_limit(str(svc.config["RATE_LIMIT"]))
+    if limit <= 0:
+        return
+    now = time.time()
+    bucket = int(now // window)
+    key = f"trailseal:rl:{principal.id}:{bucket}"
+    pipe = svc.redis.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, window + 1)
+    count = pipe.execute()[0]
+    g.rate_limit = (limit, max(0, limit - count), int((bucket + 1) * window))
+    if count > limit:
+        retry = max(1, int((bucket + 1) * window - now + 0.999))
+        raise RateLimited(
+            f"rate limit of {limit} requests per {window}s exceeded", retry_after=retry,
+            details={"limit": limit, "window_seconds": window},
+        )
+
+
+def require(permission: str, *, allow_session: bool = True):
+    """Decorator: the caller must hold ``permission`` (403 otherwise, 401 if anonymous)."""
+
+    def wrap(view):
+        @functools.wraps(view)
+        def inner(*args, **kwargs):
+            principal = current_principal(allow_session)
+            if not principal.can(permission):
+                raise Forbidden(f"this credential lacks the {permission!r} permission",
+                                {"required": permission})
+            return view(*args, **kwargs)
+
+        inner.required_permission = permission  # read by the OpenAPI generator
+        return inner
+
+    return wrap

@@ -1,0 +1,16 @@
+"""The core's own hook implementations (always registered): its recurring jobs."""
+
+from __future__ import annotations
+
+from .plugins import hookimpl
+from .types import JobSpec
+
+
+@hookimpl(trylast=True)
+def register_jobs():
+    from .jobs.enrichment import reconcile_enrichment, verify_all_chains
+
+    return [
+        JobSpec(reconcile_enrichment, queue="low", interval=300, name="reconcile-enrichment"),
+        JobSpec(verify_all_chains, queue="low", cron="17 3 * * *", name="verify-chains"),
+    ]

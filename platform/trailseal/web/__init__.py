@@ -1,0 +1,1 @@
+"""Browser-facing routes: sign-in, sign-out, the landing page, health and metrics."""

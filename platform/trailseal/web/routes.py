@@ -1,0 +1,148 @@
+"""Sign-in page (flask-login), landing page, ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    redirect,
+    render_template_string,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..auth import SessionUser
+from ..services.tenancy import authenticate_user, get_tenant
+
+bp = Blueprint("web", __name__)
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }} · Trailseal</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;background:#0f172a;color:#e2e8f0;margin:0}
+ main{max-width:28rem;margin:8vh auto;background:#111827;border:1px solid #1f2937;border-radius:12px;padding:2rem}
+ h1{font-size:1.4rem;margin:0 0 .25rem} p.sub{color:#94a3b8;margin:0 0 1.5rem}
+ label{display:block;font-size:.85rem;color:#cbd5e1;margin:.75rem 0 .25rem}
+ input{width:100%;box-sizing:border-box;padding:.6rem .7rem;border-radius:8px;border:1px solid #334155;background:#0b1220;color:#e2e8f0}
+ button{margin-top:1.25rem;width:100%;padding:.7rem;border:0;border-radius:8px;background:#2563eb;color:white;font-weight:600;cursor:pointer}
+ .err{background:#7f1d1d;color:#fecaca;padding:.6rem .8rem;border-radius:8px;margin-bottom:1rem}
+ a{color:#93c5fd} code{color:#fde68a}
+</style></head><body><main>{{ body|safe }}</main></body></html>"""
+
+LOGIN = """<h1>Trailseal</h1><p class="sub">Sign in to the audit trail</p>
+{% if error %}<div class="err" role="alert">{{ error }}</div>{% endif %}
+<form method="post" action="{{ url_for('web.login') }}">
+<input type="hidden" name="csrf_token" value="{{ csrf }}">
+<label for="email">Email</label><input id="email" name="email" type="email" autocomplete="username" required value="{{ email }}">
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<input type="hidden" name="next" value="{{ next }}">
+<button type="submit">Sign in</button></form>"""
+
+HOME = """<h1>Trailseal</h1><p class="sub">Signed in as {{ user.name }} · tenant <b>{{ tenant.name }}</b></p>
+<p>Permissions: {{ perms }}</p>
+<ul>
+<li><a href="{{ url_for('api_v1.events_index') }}">Latest events (JSON)</a></li>
+<li><a href="{{ url_for('api_v1.timeline') }}">Timeline (JSON)</a></li>
+<li><a href="{{ url_for('api_v1.dashboard_stats') }}">Dashboard statistics (JSON)</a></li>
+<li><a href="{{ url_for('api_v1.chain_verify') }}">Verify the hash chain (JSON)</a></li>
+<li><a href="/api/v1/openapi.json">OpenAPI document</a></li>
+</ul>
+<form method="post" action="{{ url_for('web.logout') }}"><input type="hidden" name="csrf_token" value="{{ csrf }}"><button type="submit">Sign out</button></form>"""
+
+
+def _csrf_token() -> str:
+    token = session.get("csrf_token")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        session["csrf_token"] = token
+    return token
+
+
+def _csrf_ok() -> bool:
+    sent = request.form.get("csrf_token", "")
+    return bool(sent) and hmac.compare_digest(sent, session.get("csrf_token", ""))
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("web.home")
+
+
+def _page(title: str, body: str, **ctx) -> str:
+    inner = render_template_string(body, csrf=_csrf_token(), **ctx)
+    return render_template_string(PAGE, title=title, body=inner)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    svc = current_app.extensions["trailseal"]
+    error, email = None, ""
+    next_url = request.values.get("next", "")
+    if request.method == "POST":
+        email = request.form.get("email", "")
+        if not _csrf_ok():
+            error = "Your session expired; please sign in again."
+        else:
+            principal = authenticate_user(svc, email, request.form.get("password", ""))
+            if principal is not None:
+                session.clear()
+                login_user(SessionUser(principal))
+                return redirect(_safe_next(next_url))
+            error = "Email or password is incorrect."
+        return _page("Sign in", LOGIN, error=error, email=email, next=next_url), 401
+    return _page("Sign in", LOGIN, error=error, email=email, next=next_url)
+
+
+@bp.post("/logout")
+def logout():
+    if _csrf_ok():
+        logout_user()
+        session.clear()
+    return redirect(url_for("web.login"))
+
+
+@bp.get("/")
+@login_required
+def home():
+    svc = current_app.extensions["trailseal"]
+    principal = current_user.principal
+    tenant = get_tenant(svc, principal.tenant_id)
+    return _page("Home", HOME, user=principal, tenant=tenant,
+                 perms=", ".join(sorted(principal.permissions)))
+
+
+@bp.get("/healthz")
+def healthz():
+    svc = current_app.extensions["trailseal"]
+    checks = {}
+    try:
+        with svc.db.cursor() as cur:
+            cur.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # report, don't raise: this is the health probe
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        svc.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return jsonify({"status": "ok" if ok else "degraded", "checks": checks}), (200 if ok else 503)
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text: queue depths (no tenant data)."""
+    svc = current_app.extensions["trailseal"]
+    lines = ["# HELP trailseal_queue_jobs Jobs waiting per RQ queue", "# TYPE trailseal_queue_jobs gauge"]
+    for name, queue in svc.queues.items():
+        lines.append(f'trailseal_queue_jobs{{queue="{name}"}} {queue.count}')
+    return "\n".join(lines) + "\n", 200, {"Content-Type": "text/plain; version=0.0.4"}

@@ -1,0 +1,1 @@
+"""First-party Trailseal plugins, registered through entry points exactly like third-party ones."""
