@@ -15,6 +15,7 @@ import os
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import fasteners
@@ -26,7 +27,10 @@ _pg_handles: dict[str, object] = {}
 
 def ensure_postgres(instance_path: str | Path) -> str:
     """Start (or join) the embedded PostgreSQL in ``<instance>/pgdata``; return its superuser URL."""
-    import pgserver
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); /tmp is fine.
+        warnings.simplefilter("ignore")
+        import pgserver
 
     pgdata = Path(instance_path) / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,294 @@
+"""The ``trailseal`` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+
+from .errors import TrailsealError
+
+
+def _app(**overrides):
+    from . import create_app
+
+    try:
+        return create_app(overrides or None)
+    except TrailsealError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def _services():
+    return _app().extensions["trailseal"]
+
+
+def _tenant(svc, ref: str):
+    from .services.tenancy import resolve_tenant
+
+    try:
+        return resolve_tenant(svc, ref)
+    except TrailsealError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+class TrailsealGroup(click.Group):
+    """Turns ``TrailsealError`` into a clean one-line error and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TrailsealError as exc:
+            raise click.ClickException(exc.message) from exc
+
+
+@click.group(cls=TrailsealGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def cli(verbose: bool) -> None:
+    """Trailseal: a tamper-evident, multi-tenant audit trail."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database schema (as the owner) and ensure the app's login role."""
+    from .config import load_config
+    from .core import resolve_service_urls
+    from .db import current_revision, ensure_app_login, run_migrations
+
+    cfg = load_config()
+    if cfg.get("DATABASE_URL") and not cfg.get("ADMIN_DATABASE_URL"):
+        raise click.ClickException(
+            "set TRAILSEAL_ADMIN_DATABASE_URL (the schema owner) to migrate an external database"
+        )
+    cfg = resolve_service_urls(cfg, migrate=False)
+    run_migrations(cfg["ADMIN_DATABASE_URL"])
+    ensure_app_login(cfg["ADMIN_DATABASE_URL"], cfg["DATABASE_URL"])
+    click.echo(f"schema at revision {current_revision(cfg['ADMIN_DATABASE_URL'])}")
+
+
+@cli.group()
+def tenant() -> None:
+    """Manage tenants."""
+
+
+@tenant.command("create")
+@click.argument("name")
+@click.option("--slug", help="URL-safe identifier (derived from NAME by default).")
+def tenant_create(name: str, slug: str | None) -> None:
+    """Create a tenant with its own data key and an empty chain."""
+    from .services.tenancy import create_tenant
+
+    info = create_tenant(_services(), name, slug)
+    click.echo(f"tenant {info['slug']} created: id {info['id']} (data key {info['key_id']})")
+
+
+@cli.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("create")
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["viewer", "analyst", "writer", "admin"]), required=True)
+@click.option("--password", help="At least 10 characters; prompted for when omitted.")
+def user_create(tenant_ref: str, email: str, role: str, password: str | None) -> None:
+    """Create a web user of a tenant."""
+    from .services.tenancy import create_user
+
+    svc = _services()
+    tid = _tenant(svc, tenant_ref)
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    info = create_user(svc, tid, email, password, role)
+    click.echo(f"user {info['email']} ({info['role']}) created in tenant {tenant_ref}")
+
+
+@cli.group()
+def apikey() -> None:
+    """Manage API keys."""
+
+
+@apikey.command("create")
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
+@click.option("--permissions", required=True,
+              help="Comma-separated: audit:read, audit:write, audit:export, audit:admin.")
+@click.option("--name", default="", help="A label for the key.")
+def apikey_create(tenant_ref: str, permissions: str, name: str) -> None:
+    """Create an API key. The key is printed once; only its hash is stored."""
+    from .services.tenancy import create_api_key
+
+    svc = _services()
+    info = create_api_key(svc, _tenant(svc, tenant_ref), permissions.split(","), name)
+    click.echo(info["token"])
+    click.echo(
+        f"# key {info['id']} for tenant {tenant_ref}: {', '.join(info['permissions'])}. "
+        "Store it now: it is not shown again.", err=True,
+    )
+
+
+@cli.command()
+@click.option("--tenant", "tenant_ref", help="Tenant slug or id.")
+@click.option("--all", "all_tenants", is_flag=True, help="Verify every tenant.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(tenant_ref: str | None, all_tenants: bool, as_json: bool) -> None:
+    """Verify hash chains. Exit 0 when intact, 1 when broken."""
+    import json
+
+    from .services.integrity import verify_chain
+    from .services.tenancy import tenant_ids
+
+    if bool(tenant_ref) == bool(all_tenants):
+        raise click.UsageError("give either --tenant T or --all")
+    svc = _services()
+    try:
+        targets = tenant_ids(svc) if all_tenants else [_tenant(svc, tenant_ref)]
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(2)  # 1 is reserved for "chain broken"
+    broken = False
+    for tid in targets:
+        report = verify_chain(svc, tid)
+        broken |= not report.intact
+        if as_json:
+            click.echo(json.dumps(report.to_dict()))
+        elif report.intact:
+            click.echo(f"tenant {tid}: chain intact, {report.events_checked} events, "
+                       f"head seq {report.head_seq} {report.head_hash[:16]}…")
+        else:
+            click.echo(
+                f"tenant {tid}: CHAIN BROKEN at seq {report.broken_seq} "
+                f"(event {report.broken_event_id or 'unknown'}): {report.reason}: {report.detail}"
+            )
+    sys.exit(1 if broken else 0)
+
+
+@cli.group()
+def keys() -> None:
+    """Manage encryption keys."""
+
+
+@keys.command("rotate")
+@click.option("--tenant", "tenant_ref", help="Only this tenant (default: every tenant).")
+def keys_rotate(tenant_ref: str | None) -> None:
+    """Give tenants a new data key; rows encrypted with older keys stay readable."""
+    from .services.tenancy import tenant_ids
+
+    svc = _services()
+    targets = [_tenant(svc, tenant_ref)] if tenant_ref else tenant_ids(svc)
+    for tid in targets:
+        with svc.db.cursor(tid) as cur:
+            key_id = svc.keyring.create_data_key(cur, tid)
+        click.echo(f"tenant {tid}: new data key {key_id}")
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed plugins and the hooks they implement."""
+    from .config import load_config
+    from .plugins import describe_plugins, make_plugin_manager
+
+    pm = make_plugin_manager(load_config().get("DISABLE_PLUGINS"))
+    for info in describe_plugins(pm):
+        dist = f" [{info['distribution']}]" if info["distribution"] else ""
+        click.echo(f"{info['name']}{dist}: {', '.join(info['hooks']) or '(no hooks)'}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve(host: str, port: int, threads: int) -> None:
+    """Serve the web app and REST API."""
+    _serve(_app(), host, port, threads)
+
+
+def _serve(app, host: str, port: int, threads: int) -> None:
+    from waitress import serve as waitress_serve
+
+    waitress_serve(app, host=host, port=port, threads=threads, ident="trailseal",
+                   max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1)
+
+
+@cli.command()
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker on the queues high, default and low."""
+    from .jobs.runtime import run_worker
+
+    run_worker(_app(), burst=burst)
+
+
+@cli.command()
+def scheduler() -> None:
+    """Run the cron scheduler with the jobs plugins register."""
+    from .jobs.runtime import run_scheduler
+
+    run_scheduler(_app())
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--days", default=28, show_default=True, type=int, help="Days of demo activity.")
+@click.option("--load-only", is_flag=True, help="Load the demo data and exit.")
+def demo(host: str, port: int, days: int, load_only: bool) -> None:
+    """Start everything on the embedded services with a realistic demo data set."""
+    from .demo import load_demo
+
+    app = _app()
+    svc = app.extensions["trailseal"]
+    summary = load_demo(svc, days=days, echo=click.echo)
+    if load_only:
+        return
+    env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=svc.config["INSTANCE_PATH"])
+    children = [
+        subprocess.Popen([sys.executable, "-m", "trailseal", "worker"], env=env),
+        subprocess.Popen([sys.executable, "-m", "trailseal", "scheduler"], env=env),
+    ]
+    url = f"http://{host}:{port}"
+    click.echo("")
+    click.echo(f"Trailseal is running at {url}/login")
+    for line in summary["logins"]:
+        click.echo(f"  sign in: {line}")
+    click.echo(f"  API key ({summary['api_key_tenant']}): {summary['api_key']}")
+    click.echo(f"  try: curl -H 'Authorization: Bearer {summary['api_key']}' {url}/api/v1/chain/verify")
+    click.echo("Press Ctrl-C to stop.")
+    try:
+        _serve(app, host, port, 8)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for child in children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _plugin_commands() -> None:
+    from .config import load_config
+    from .plugins import make_plugin_manager
+
+    try:
+        pm = make_plugin_manager(load_config().get("DISABLE_PLUGINS"))
+    except Exception as exc:  # a broken plugin must not take the CLI down with it
+        logging.getLogger(__name__).warning("plugins not loaded: %s", exc)
+        return
+    pm.hook.register_commands(cli=cli)
+
+
+def main() -> None:
+    _plugin_commands()
+    cli()

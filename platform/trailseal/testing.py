@@ -1,0 +1,112 @@
+"""pytest fixtures for Trailseal and its plugin authors (loaded through ``pytest11``).
+
+Fixtures start nothing until a test asks for them. The services are real: an embedded
+PostgreSQL + Valkey in a temporary instance folder (or ``TRAILSEAL_DATABASE_URL`` /
+``TRAILSEAL_REDIS_URL`` when set), shared by the whole test session.
+
+- ``trailseal_app``: the Flask app (session-scoped); ``trailseal_services`` its facade.
+- ``trailseal_client``: a Flask test client.
+- ``tenant``: a fresh tenant with an all-permissions API key (``tenant.headers``).
+- ``register_plugin``: register a plugin object for one test; unregistered afterwards.
+- ``run_jobs``: run queued jobs with a real worker in burst mode.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+
+
+@dataclass
+class TestTenant:
+    """A tenant created for one test, with an API key holding every permission."""
+
+    id: uuid.UUID
+    slug: str
+    token: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def trailseal_instance_path(tmp_path_factory) -> str:
+    path = os.environ.get("TRAILSEAL_TEST_INSTANCE_PATH")
+    if path:
+        return path
+    # Short path: unix sockets live here.
+    return tempfile.mkdtemp(prefix="ts-test-")
+
+
+@pytest.fixture(scope="session")
+def trailseal_app(trailseal_instance_path):
+    from . import create_app
+
+    app = create_app({
+        "INSTANCE_PATH": trailseal_instance_path,
+        "RATE_LIMIT": os.environ.get("TRAILSEAL_RATE_LIMIT", "0"),
+        "DISABLE_PLUGINS": os.environ.get("TRAILSEAL_DISABLE_PLUGINS", ""),
+    })
+    app.config["TESTING"] = True
+    yield app
+    svc = app.extensions["trailseal"]
+    svc.close()
+    if svc.config.get("EMBEDDED_REDIS") and not os.environ.get("TRAILSEAL_TEST_INSTANCE_PATH"):
+        from .embedded import stop_valkey
+
+        stop_valkey(trailseal_instance_path)
+
+
+@pytest.fixture(scope="session")
+def trailseal_services(trailseal_app):
+    return trailseal_app.extensions["trailseal"]
+
+
+@pytest.fixture
+def trailseal_client(trailseal_app):
+    return trailseal_app.test_client()
+
+
+def make_tenant(services, permissions=("audit:read", "audit:write", "audit:export", "audit:admin")):
+    """Create a tenant named uniquely and an API key with ``permissions``."""
+    from .services.tenancy import create_api_key, create_tenant
+
+    slug = "t-" + uuid.uuid4().hex[:12]
+    info = create_tenant(services, slug, slug)
+    key = create_api_key(services, uuid.UUID(info["id"]), list(permissions))
+    return TestTenant(uuid.UUID(info["id"]), slug, key["token"],
+                      {"Authorization": f"Bearer {key['token']}"})
+
+
+@pytest.fixture
+def tenant(trailseal_services) -> TestTenant:
+    return make_tenant(trailseal_services)
+
+
+@pytest.fixture
+def register_plugin(trailseal_services):
+    """``register_plugin(obj, name=None)`` registers a plugin for the current test only."""
+    registered = []
+
+    def _register(plugin, name: str | None = None):
+        name = name or f"test-plugin-{uuid.uuid4().hex[:8]}"
+        trailseal_services.pm.register(plugin, name=name)
+        registered.append(plugin)
+        return plugin
+
+    yield _register
+    for plugin in registered:
+        trailseal_services.pm.unregister(plugin)
+
+
+@pytest.fixture
+def run_jobs(trailseal_app):
+    """Run every queued job with a real RQ worker in burst mode."""
+    from .jobs.runtime import run_worker
+
+    def _run():
+        return run_worker(trailseal_app, burst=True)
+
+    return _run
