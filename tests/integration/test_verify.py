@@ -1,0 +1,143 @@
+"""Tamper tests: the database owner edits, deletes, reorders and inserts rows; verification
+names the first broken event, records a critical alert and fires ``anomaly_detected``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from tests.conftest import make_event
+from trailseal import hookimpl
+from trailseal.services.chain import CHAIN_COLUMNS, event_hash
+
+
+def _fill(client, tenant, n=12):
+    events = [make_event(entity={"type": "invoice", "id": f"INV-{i}"}) for i in range(n)]
+    resp = client.post("/api/v1/events/batch", json={"events": events}, headers=tenant.headers)
+    assert resp.status_code == 201
+    return resp.get_json()["ids"]
+
+
+def _verify(client, tenant):
+    resp = client.get("/api/v1/chain/verify", headers=tenant.headers)
+    assert resp.status_code == 200
+    return resp.get_json()
+
+
+def test_intact_chain_verifies(trailseal_client, tenant):
+    _fill(trailseal_client, tenant)
+    report = _verify(trailseal_client, tenant)
+    assert report["intact"] and report["events_checked"] == 12 and report["broken_seq"] is None
+
+
+def test_edited_row_is_named(trailseal_client, tenant, owner):
+    ids = _fill(trailseal_client, tenant)
+    owner.execute("UPDATE audit_logs SET severity = 'info' WHERE tenant_id = %s AND seq = 5", (tenant.id,))
+    report = _verify(trailseal_client, tenant)
+    assert (report["intact"], report["broken_seq"], report["reason"]) == (False, 5, "modified")
+    assert report["broken_event_id"] == ids[4]
+
+
+def test_edited_ciphertext_is_named(trailseal_client, tenant, owner):
+    _fill(trailseal_client, tenant)
+    owner.execute("UPDATE audit_logs SET ip_address = NULL WHERE tenant_id = %s AND seq = 3", (tenant.id,))
+    report = _verify(trailseal_client, tenant)
+    assert (report["broken_seq"], report["reason"]) == (3, "modified")
+
+
+def test_edited_and_rehashed_row_is_named(trailseal_client, trailseal_services, tenant, owner):
+    _fill(trailseal_client, tenant)
+    cols = ", ".join(CHAIN_COLUMNS)
+    row = owner.execute(f"SELECT {cols} FROM audit_logs WHERE tenant_id = %s AND seq = 7",
+                        (tenant.id,)).fetchone()
+    forged = list(row)
+    forged[12] = "info"
+    new_hash = event_hash(tuple(forged))
+    owner.execute("UPDATE audit_logs SET severity = 'info', hash = %s WHERE tenant_id = %s AND seq = 7",
+                  (new_hash, tenant.id))
+    report = _verify(trailseal_client, tenant)
+    assert (report["broken_seq"], report["reason"]) == (7, "modified")
+
+
+def test_deleted_row_is_missing(trailseal_client, tenant, owner):
+    ids = _fill(trailseal_client, tenant)
+    owner.execute("DELETE FROM audit_logs WHERE tenant_id = %s AND seq = 4", (tenant.id,))
+    report = _verify(trailseal_client, tenant)
+    assert (report["broken_seq"], report["reason"]) == (4, "missing")
+    assert report["broken_event_id"] == ids[4]  # the event after the gap
+
+
+def test_deleted_last_row_is_missing(trailseal_client, tenant, owner):
+    _fill(trailseal_client, tenant)
+    owner.execute("DELETE FROM audit_logs WHERE tenant_id = %s AND seq = 12", (tenant.id,))
+    report = _verify(trailseal_client, tenant)
+    assert (report["broken_seq"], report["reason"]) == (12, "missing")
+
+
+def test_reordered_rows_are_named(trailseal_client, tenant, owner):
+    ids = _fill(trailseal_client, tenant)
+    owner.execute("UPDATE audit_logs SET seq = seq + 1000 WHERE tenant_id = %s AND seq IN (3, 9)", (tenant.id,))
+    owner.execute("UPDATE audit_logs SET seq = 9 WHERE tenant_id = %s AND seq = 1003", (tenant.id,))
+    owner.execute("UPDATE audit_logs SET seq = 3 WHERE tenant_id = %s AND seq = 1009", (tenant.id,))
+    report = _verify(trailseal_client, tenant)
+    assert (report["broken_seq"], report["reason"]) == (3, "reordered")
+    assert report["broken_event_id"] == ids[8]
+
+
+def test_inserted_row_is_named(trailseal_client, tenant, owner):
+    _fill(trailseal_client, tenant, 6)
+    cols = ", ".join(CHAIN_COLUMNS)
+    rows = owner.execute(f"SELECT {cols} FROM audit_logs WHERE tenant_id = %s ORDER BY seq",
+                         (tenant.id,)).fetchall()
+    forged = list(rows[2])
+    forged[0] = uuid.uuid4()
+    forged[11] = "INV-FORGED"
+    forged[21] = event_hash(tuple(forged))
+    owner.execute("UPDATE audit_logs SET seq = seq + 1000 WHERE tenant_id = %s AND seq >= 3", (tenant.id,))
+    owner.execute("UPDATE audit_logs SET seq = seq - 999 WHERE tenant_id = %s AND seq > 1000", (tenant.id,))
+    placeholders = ", ".join(["%s"] * len(CHAIN_COLUMNS))
+    owner.execute(f"INSERT INTO audit_logs ({cols}) VALUES ({placeholders})", forged)
+    report = _verify(trailseal_client, tenant)
+    assert (report["broken_seq"], report["reason"]) == (3, "inserted")
+    assert report["broken_event_id"] == str(forged[0])
+
+
+def test_break_records_one_critical_alert_and_fires_hook(trailseal_client, tenant, owner, register_plugin):
+    seen = []
+
+    class Listener:
+        @hookimpl
+        def anomaly_detected(self, alert):
+            seen.append(alert)
+
+    register_plugin(Listener())
+    _fill(trailseal_client, tenant)
+    owner.execute("UPDATE audit_logs SET actor_id = 'mallory' WHERE tenant_id = %s AND seq = 2", (tenant.id,))
+    _verify(trailseal_client, tenant)
+    _verify(trailseal_client, tenant)  # the same break is not alerted twice
+    alerts = trailseal_client.get("/api/v1/alerts", headers=tenant.headers).get_json()["alerts"]
+    assert len(alerts) == 1
+    assert alerts[0]["kind"] == "chain_broken" and alerts[0]["severity"] == "critical"
+    assert alerts[0]["details"]["broken_seq"] == 2
+    assert len(seen) == 1 and seen[0].tenant_id == str(tenant.id)
+
+
+def test_cli_verify_exit_codes(trailseal_client, trailseal_services, tenant, owner):
+    _fill(trailseal_client, tenant, 5)
+    env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=trailseal_services.config["INSTANCE_PATH"])
+    cmd = [sys.executable, "-m", "trailseal", "verify", "--tenant", tenant.slug, "--json"]
+    ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["intact"] is True
+    owner.execute("UPDATE audit_logs SET event_type = 'x.y' WHERE tenant_id = %s AND seq = 2", (tenant.id,))
+    bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert json.loads(bad.stdout)["broken_seq"] == 2
+    missing = subprocess.run(cmd[:-3] + ["--tenant", "no-such-tenant"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no tenant" in missing.stderr
