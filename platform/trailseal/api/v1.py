@@ -9,7 +9,7 @@ import orjson
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ..auth import require
-from ..errors import BadRequest, ValidationFailed
+from ..errors import BadRequest, NotFound, ValidationFailed
 from ..schemas import EventQuery
 from ..services import stats as stats_service
 from ..services.access import list_access, record_access
@@ -39,13 +39,22 @@ def _idempotency_key() -> str | None:
 
 @contextmanager
 def audited():
-    """A tenant transaction whose first statement records this read in the access log."""
+    """A tenant transaction whose first statement records this read in the access log.
+
+    A read that finds nothing (404) is still recorded: probing for ids is worth auditing.
+    """
+    not_found = None
     with _svc().db.cursor(g.principal.tenant_id) as cur:
         record_access(
             cur, g.principal, endpoint=request.path, method=request.method,
             query=query_for_log(), remote_addr=request.remote_addr,
         )
-        yield cur
+        try:
+            yield cur
+        except NotFound as exc:
+            not_found = exc  # leave the block normally so the access record commits
+    if not_found is not None:
+        raise not_found
 
 
 @bp.post("/events")
