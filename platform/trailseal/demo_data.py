@@ -260,7 +260,8 @@ def _build_cast(profile: _Profile) -> _Cast:
     while len(depts) < n:
         depts.append(rng.choices(_DEPARTMENTS, weights=_DEPT_SHARE)[0])
     rng.shuffle(depts)
-    office = [f"{profile.office_net}.{rng.randint(10, 60)}", f"{profile.office_net}.{rng.randint(61, 120)}"]
+    net = profile.office_net
+    office = [f"{net}.{rng.randint(10, 60)}", f"{net}.{rng.randint(61, 120)}"]
     names = [(f, la) for f in _FIRST for la in _LAST]
     rng.shuffle(names)
     people: list[_Person] = []
@@ -277,7 +278,10 @@ def _build_cast(profile: _Profile) -> _Cast:
         devices = [(rng.choice(office), desktop, "web"), (home, desktop, "web")]
         dev_w = [0.62, 0.22]
         if rng.random() < 0.55:
-            mobile_ip = f"{profile.mobile_prefix}:{rng.randint(0x1000, 0xFFFF):x}::{rng.randint(1, 0xFFFF):x}"
+            mobile_ip = (
+                f"{profile.mobile_prefix}:{rng.randint(0x1000, 0xFFFF):x}"
+                f"::{rng.randint(1, 0xFFFF):x}"
+            )
             devices.append((mobile_ip, rng.choice(_MOBILE_UAS), "mobile"))
             dev_w.append(0.12)
         if dept == "engineering":
@@ -383,14 +387,12 @@ _DATASETS = ("invoices", "customers", "tickets", "pipeline", "payments")
 class _Ctx:
     rng: Random
     cast: _Cast
-    invoice_no: int = 10000
 
     def customer(self) -> str:
         return self.rng.choice(self.cast.customers)
 
     def invoice(self) -> tuple[dict[str, str], str]:
-        self.invoice_no += self.rng.randint(1, 3)
-        number = f"INV-{self.invoice_no}"
+        number = f"INV-{self.rng.randint(18000, 48999)}"
         return {"type": "invoice", "id": f"inv_{self.rng.getrandbits(48):012x}"}, number
 
     def amount(self, mu: float = 6.9, sigma: float = 0.8, cap: float = 60000.0) -> float:
@@ -482,7 +484,7 @@ def _b_settings(c: _Ctx, who: _Person | None) -> Built:
 
 def _b_opportunity(c: _Ctx, who: _Person | None) -> Built:
     return ({"type": "opportunity", "id": f"opp_{c.rng.getrandbits(40):010x}"}, "info",
-            {"stage": c.rng.choice(("qualified", "demo_scheduled", "proposal", "negotiation",
+            {"stage": c.rng.choice(("qualified", "discovery_call", "proposal", "negotiation",
                                     "closed_won", "closed_lost")),
              "amount": c.amount(8.5, 0.9), "currency": c.cast.profile.currency}, ["sales"])
 
@@ -694,7 +696,8 @@ _Raw = tuple[datetime, dict[str, Any]]
 
 
 def _ts(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # ``moment`` is always UTC-aware: "...T12:34:56.789+00:00" -> "...T12:34:56.789Z".
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _event(
@@ -727,7 +730,9 @@ def _request_id(rng: Random) -> str:
     return f"req_{rng.getrandbits(96):024x}"
 
 
-def _slot_weights(profile: _Profile, start: datetime, hours: int) -> tuple[list[float], list[float]]:
+def _slot_weights(
+    profile: _Profile, start: datetime, hours: int
+) -> tuple[list[float], list[float]]:
     """Cumulative weights of each hour of the window for people and for background jobs."""
     tz = ZoneInfo(profile.tz)
     human: list[float] = []
@@ -809,7 +814,7 @@ def _baseline(
 @dataclass(frozen=True)
 class _Kind:
     name: str
-    when: str  # "night" or "workday"
+    when: str  # "night", "weekend-night" or "workday"
     hour: int  # local start hour
     span: timedelta  # upper bound of the incident's duration
     describe: str  # sentence template: {actor}, {n}, {when}
@@ -817,9 +822,9 @@ class _Kind:
 
 _KINDS: dict[str, _Kind] = {
     "invoice_purge": _Kind(
-        "off-hours bulk invoice deletion", "night", 2, timedelta(hours=1),
+        "off-hours bulk invoice deletion", "weekend-night", 2, timedelta(hours=1),
         "{actor} signed in from an address never seen before and deleted {n} invoices, "
-        "most of them already paid, in a few minutes starting {when}."),
+        "paid ones included, within minutes, starting {when}."),
     "login_burst_mfa_off": _Kind(
         "failed-login burst, then MFA disabled", "night", 3, timedelta(hours=1),
         "A burst of failed sign-ins against {actor} from foreign addresses ended in a "
@@ -846,9 +851,9 @@ _KINDS: dict[str, _Kind] = {
         "{actor} switched off SSO and MFA enforcement, cut audit retention and removed the "
         "IP allow-list and SIEM webhook late at night ({n} events starting {when})."),
     "departure_exfiltration": _Kind(
-        "mass export before departure", "night", 20, timedelta(hours=2),
-        "{actor} downloaded {n} large exports of customers, contacts and pipeline on a "
-        "weekend evening and shared some to a personal address, starting {when}."),
+        "mass export before departure", "weekend-night", 20, timedelta(hours=2),
+        "{actor} downloaded large exports of customers, contacts and pipeline in one "
+        "evening and shared a report to a personal address ({n} events starting {when})."),
     "dormant_admin_backdoor": _Kind(
         "dormant admin creates a backdoor account", "night", 2, timedelta(hours=1),
         "The long-idle admin account {actor} signed in from a new address, invited an "
@@ -870,16 +875,24 @@ class _Planter:
         return f"{self.rng.choice(_ATTACKER_NETS)}.{self.rng.randint(2, 250)}"
 
     def emit(self, gap: tuple[float, float], event_type: str, actor: dict[str, str],
-             built: Built, source: str, ip: str, ua: str) -> None:
+             built: Built, source: str, ip: str, ua: str, *, marked: bool = True) -> None:
+        """Append an event ``gap`` seconds (drawn from the range) after the previous one.
+
+        ``marked=False`` gives ordinary context (e.g. the normal sign-in that precedes an
+        anomaly): it gets a random request id and is not part of the incident.
+        """
         self.t += timedelta(seconds=self.rng.uniform(*gap))
         moment, ev = _event(self.t, event_type, actor, built, source, ip, ua, "")
-        ev["action_details"]["request_id"] = _marker(self.ctx.cast.profile.slug, self.kind, ev)
+        ev["action_details"]["request_id"] = (
+            _marker(self.ctx.cast.profile.slug, self.kind, ev) if marked
+            else _request_id(self.rng)
+        )
         self.out.append((moment, ev))
 
 
 def _pick(cast: _Cast, rng: Random, department: str, role: str | None = None) -> _Person:
-    pool = [p for p in cast.people if p.department == department and (role is None or p.role == role)]
-    pool = pool or [p for p in cast.people if p.department == department] or cast.people
+    in_dept = [p for p in cast.people if p.department == department]
+    pool = [p for p in in_dept if role is None or p.role == role] or in_dept or cast.people
     return rng.choice(pool)
 
 
@@ -939,7 +952,7 @@ def _i_refund_abuse(pl: _Planter) -> None:
             source, ip, ua)
     for _ in range(rng.randint(7, 10)):
         amount = round(rng.uniform(4200, 9800), 2)
-        pl.emit((180, 900), "payment.refunded", who.actor(),
+        pl.emit((120, 600), "payment.refunded", who.actor(),
                 ({"type": "payment", "id": f"pay_{rng.getrandbits(48):012x}"}, "high",
                  {"amount": amount, "currency": c.cast.profile.currency,
                   "customer_id": customer, "reason": "service_issue", "approval": "none"},
@@ -995,12 +1008,16 @@ def _i_impossible_travel(pl: _Planter) -> None:
     who = _pick(c.cast, rng, "finance", "finance_manager")
     actor = who.actor()
     ip = f"177.{rng.randint(32, 63)}.{rng.randint(0, 255)}.{rng.randint(2, 250)}"
-    ua = _DESKTOP_UAS[0]
-    pl.emit((600, 1500), "user.login", actor,
+    office_ip, office_ua, _ = who.devices[0]
+    pl.emit((0, 60), "user.login", actor, _b_login(c, who), "web", office_ip, office_ua,
+            marked=False)
+    minutes = rng.randint(14, 25)
+    pl.emit((minutes * 60, minutes * 60 + 30), "user.login", actor,
             ({"type": "user", "id": who.id}, "high",
              {"method": "password", "mfa": "totp", "geo": {"country": "BR", "city": "Sao Paulo"},
-              "previous_geo": dict(c.cast.geo), "minutes_since_previous": rng.randint(14, 25),
-              "distance_km": 9800}, ["auth", "geo-anomaly"]), "web", ip, ua)
+              "previous_geo": dict(c.cast.geo), "minutes_since_previous": minutes,
+              "distance_km": 9800}, ["auth", "geo-anomaly"]), "web", ip, _DESKTOP_UAS[0])
+    ua = _DESKTOP_UAS[0]
     pl.emit((60, 240), "settings.changed", actor,
             ({"type": "settings", "id": "payouts"}, "critical",
              {"setting": "payout.bank_account", "old": "DE89 **** 3000",
@@ -1043,7 +1060,7 @@ def _i_departure(pl: _Planter) -> None:
     datasets = ("customers", "contacts", "pipeline", "opportunities", "price_books")
     for n in range(rng.randint(12, 18)):
         rows = rng.randint(20_000, 90_000)
-        pl.emit((90, 500), "export.downloaded", actor,
+        pl.emit((60, 360), "export.downloaded", actor,
                 ({"type": "export", "id": f"exp_{rng.getrandbits(40):010x}"}, "high",
                  {"dataset": datasets[n % len(datasets)], "rows": rows, "format": "csv",
                   "size_kb": rows // 5}, ["export", "pii"]), source, ip, ua)
@@ -1111,11 +1128,8 @@ def _plant(ctx: _Ctx, start: datetime, end: datetime, days: int) -> list[_Raw]:
         free = [d for d in interior if d not in used] or interior
         if kind.when == "workday":
             free = [d for d in free if _local_day(tz, start, d).weekday() < 5] or free
-        else:
-            # Weekend nights for some, weeknights for others: vary by kind.
-            weekend = [d for d in free if _local_day(tz, start, d).weekday() >= 5]
-            if weekend and _stable_hash(kind_name) % 2:
-                free = weekend
+        elif kind.when == "weekend-night":
+            free = [d for d in free if _local_day(tz, start, d).weekday() >= 5] or free
         day = rng.choice(free)
         used.add(day)
         local = datetime.combine(_local_day(tz, start, day),

@@ -27,9 +27,9 @@ class AppWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.flask_app = app
 
-    def perform_job(self, job, queue):
+    def perform_job(self, *args, **kwargs):
         with self.flask_app.app_context():
-            return super().perform_job(job, queue)
+            return super().perform_job(*args, **kwargs)
 
 
 def run_worker(app, *, burst: bool = False, queues: tuple[str, ...] = QUEUE_NAMES) -> bool:
