@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit, parse_qs
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 import psycopg
 from sqlalchemy import create_engine

@@ -9,9 +9,8 @@ import subprocess
 import sys
 import uuid
 
-import pytest
-
 from tests.conftest import make_event
+
 from trailseal import hookimpl
 from trailseal.services.chain import CHAIN_COLUMNS, event_hash
 

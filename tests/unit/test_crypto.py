@@ -8,7 +8,12 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from trailseal.errors import ConfigurationError
-from trailseal.services.crypto import DecryptionFailed, decrypt_field, encrypt_field, parse_master_key
+from trailseal.services.crypto import (
+    DecryptionFailed,
+    decrypt_field,
+    encrypt_field,
+    parse_master_key,
+)
 
 T, E = uuid.uuid4(), uuid.uuid4()
 

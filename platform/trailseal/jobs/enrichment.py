@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from ..services.chain import format_ts
-from ..services.events import SELECT_COLUMNS, FROM, row_to_event
+from ..services.events import FROM, SELECT_COLUMNS, row_to_event
 from ..types import Event
 from . import current_services
 
