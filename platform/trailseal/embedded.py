@@ -9,6 +9,7 @@ next. Only the connection URLs differ from production.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
@@ -72,6 +73,7 @@ def ensure_valkey(instance_path: str | Path) -> str:
     url = f"unix://{sock}"
     with fasteners.InterProcessLock(str(instance / ".valkey.lock")):
         if _ping(sock):
+            _register_client(instance)
             return url
         if sock.exists():
             sock.unlink()
@@ -97,9 +99,49 @@ def ensure_valkey(instance_path: str | Path) -> str:
         while time.monotonic() < deadline:
             if _ping(sock):
                 log.info("embedded Valkey started on %s", sock)
+                _register_client(instance)
                 return url
             time.sleep(0.05)
     raise RuntimeError(f"embedded Valkey did not start; see {data / 'valkey.log'}")
+
+
+_registered: set[Path] = set()
+
+
+def _clients_file(instance: Path) -> Path:
+    return instance / "valkey" / "clients"
+
+
+def _live_pids(instance: Path) -> set[int]:
+    path = _clients_file(instance)
+    if not path.exists():
+        return set()
+    pids = {int(p) for p in path.read_text().split() if p.strip().isdigit()}
+    return {p for p in pids if pid_alive(p)}
+
+
+def _register_client(instance: Path) -> None:
+    """Record this process as a user of the instance's Valkey (caller holds the lock).
+
+    Like pgserver's handles: the last process of the instance to exit stops the server.
+    """
+    if instance in _registered:
+        return
+    pids = _live_pids(instance) | {os.getpid()}
+    _clients_file(instance).write_text("\n".join(map(str, sorted(pids))))
+    _registered.add(instance)
+    atexit.register(_release_client, instance)
+
+
+def _release_client(instance: Path) -> None:
+    try:
+        with fasteners.InterProcessLock(str(instance / ".valkey.lock")):
+            pids = _live_pids(instance) - {os.getpid()}
+            _clients_file(instance).write_text("\n".join(map(str, sorted(pids))))
+            if not pids:
+                stop_valkey(instance)
+    except Exception:  # at interpreter exit: never raise
+        log.debug("could not release embedded Valkey", exc_info=True)
 
 
 def stop_valkey(instance_path: str | Path) -> bool:

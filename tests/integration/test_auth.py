@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from tests.conftest import make_event
 
+from tests.conftest import make_event
 from trailseal.services.tenancy import create_api_key, create_user
 from trailseal.testing import make_tenant
 

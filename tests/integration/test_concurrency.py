@@ -5,7 +5,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.conftest import make_event
-
 from trailseal.services.ingest import append_events, validate_events
 from trailseal.services.integrity import verify_chain
 

@@ -4,7 +4,6 @@ whatever plugins are installed; the reconciler recovers lost queue messages."""
 from __future__ import annotations
 
 from tests.conftest import ingest, make_event
-
 from trailseal import hookimpl
 from trailseal.jobs.enrichment import find_unenriched, reconcile_enrichment
 from trailseal.jobs.runtime import build_scheduler, collect_jobs

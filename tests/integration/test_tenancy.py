@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from tests.conftest import make_event
 
+from tests.conftest import make_event
 from trailseal.db import Database
 from trailseal.errors import ConfigurationError
 from trailseal.testing import make_tenant

@@ -10,7 +10,6 @@ import sys
 import uuid
 
 from tests.conftest import make_event
-
 from trailseal import hookimpl
 from trailseal.services.chain import CHAIN_COLUMNS, event_hash
 
