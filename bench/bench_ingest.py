@@ -20,7 +20,6 @@ from __future__ import annotations
 import gc
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 
 import psycopg
 from benchlib import (
@@ -31,6 +30,7 @@ from benchlib import (
     chunked,
     demo_events,
     event_count,
+    instrumented,
     new_tenant,
     open_app,
     print_header,
@@ -68,96 +68,12 @@ def service_pass(svc, tenant_id, events: list[dict], batch: int) -> dict[str, fl
     return {"total": time.perf_counter() - t0, "validate": t_validate, "append": t_append}
 
 
-class _TimedCursor:
-    """Delegates to a psycopg cursor, timing ``execute`` per kind of statement."""
-
-    KINDS = (
-        ("INSERT INTO audit_logs", "sql INSERT audit_logs (unnest, incl. param adaptation)"),
-        ("SELECT last_seq", "sql SELECT chain head FOR UPDATE"),
-        ("UPDATE chain_heads", "sql UPDATE chain head"),
-        ("SELECT key_id", "sql SELECT active data key"),
-    )
-
-    def __init__(self, cur, timers: dict[str, float]):
-        self._cur = cur
-        self._timers = timers
-
-    def execute(self, sql, params=None, **kw):
-        head = " ".join(str(sql).split())
-        label = next((name for prefix, name in self.KINDS if head.startswith(prefix)),
-                     "sql other")
-        t0 = time.perf_counter()
-        try:
-            return self._cur.execute(sql, params, **kw)
-        finally:
-            self._timers[label] += time.perf_counter() - t0
-
-    def __getattr__(self, name):
-        return getattr(self._cur, name)
-
-
-@contextmanager
-def instrumented(svc, timers: dict[str, float]):
-    """Patch timing wrappers into the ingest path (restored on exit)."""
-    import trailseal.services.chain as chain_mod
-    import trailseal.services.ingest as ingest_mod
-
-    orig_encrypt, orig_hash = ingest_mod.encrypt_field, ingest_mod.event_hash
-    orig_canonical = chain_mod.canonical_bytes
-    orig_cursor = svc.db.cursor
-
-    def encrypt_field(*args):
-        t0 = time.perf_counter()
-        out = orig_encrypt(*args)
-        timers["encrypt (AES-GCM, nonce, AAD)"] += time.perf_counter() - t0
-        return out
-
-    def canonical_bytes(row):
-        t0 = time.perf_counter()
-        out = orig_canonical(row)
-        timers["hash: canonical JSON"] += time.perf_counter() - t0
-        return out
-
-    def event_hash(row):
-        t0 = time.perf_counter()
-        out = orig_hash(row)
-        timers["_event_hash total"] += time.perf_counter() - t0
-        return out
-
-    @contextmanager
-    def cursor(tenant_id=None):
-        t0 = time.perf_counter()
-        with orig_cursor(tenant_id) as cur:
-            timers["checkout + BEGIN + set_config"] += time.perf_counter() - t0
-            yield _TimedCursor(cur, timers)
-            t1 = time.perf_counter()
-        timers["COMMIT"] += time.perf_counter() - t1
-
-    orig_after = svc.after_ingest
-
-    def after_ingest(tenant_id, result):
-        t0 = time.perf_counter()
-        orig_after(tenant_id, result)
-        timers["after_ingest (hook + RQ enqueue)"] += time.perf_counter() - t0
-
-    ingest_mod.encrypt_field, ingest_mod.event_hash = encrypt_field, event_hash
-    chain_mod.canonical_bytes = canonical_bytes
-    svc.db.cursor = cursor
-    svc.after_ingest = after_ingest
-    try:
-        yield
-    finally:
-        ingest_mod.encrypt_field, ingest_mod.event_hash = orig_encrypt, orig_hash
-        chain_mod.canonical_bytes = orig_canonical
-        del svc.db.cursor
-        del svc.after_ingest
-
-
 def breakdown_pass(svc, events: list[dict], batch: int) -> None:
     """Instrumented pass on a fresh tenant; prints where the time goes."""
     tid = new_tenant(svc, "bench-ingest-bd")
     timers: dict[str, float] = defaultdict(float)
-    with instrumented(svc, timers):
+    captured: dict = {}
+    with instrumented(svc, timers, captured):
         res = service_pass(svc, tid, events, batch)
     n = len(events)
     timers["hash: sha256 + hexdigest"] = (timers.pop("_event_hash total")
@@ -165,7 +81,7 @@ def breakdown_pass(svc, events: list[dict], batch: int) -> None:
     measured = sum(timers.values())
     rows = [("validate_events (pydantic)", res["validate"])]
     rows += sorted(timers.items(), key=lambda kv: -kv[1])
-    rows.append(("other Python in append_events (ids, columns, orjson of details, lists)",
+    rows.append(("other Python in append_events (ids, columns, orjson, lists)",
                  res["append"] - measured))
     print(f"Phase breakdown (instrumented pass, {n:,} events, batches of {batch}; the wrappers "
           "add ~1-2 us/event):")
@@ -175,6 +91,77 @@ def breakdown_pass(svc, events: list[dict], batch: int) -> None:
     print(f"  {'TOTAL':<62} {res['total']:7.3f} {res['total'] / n * 1e6:9.1f}   100%")
     print(f"  -> {n / res['total']:,.0f} events/s instrumented")
     print()
+    insert_diagnostics(svc, tid, captured["insert_params"])
+
+
+class _Rollback(Exception):
+    pass
+
+
+def binary_insert_sql() -> str:
+    """INSERT_SQL with binary (``%b``) instead of text (``%s``) parameter placeholders."""
+    from trailseal.services.ingest import INSERT_SQL
+
+    return INSERT_SQL.replace(")s", ")b")
+
+
+def insert_diagnostics(svc, tenant_id, params: dict, repeat: int = 5) -> None:
+    """Split one 1000-row INSERT into client-side parameter adaptation and server execution.
+
+    Adaptation is timed with psycopg's internal query converter (text ``%s`` placeholders as
+    shipped, and binary ``%b``); server time with EXPLAIN ANALYZE of the same INSERT (fresh ids,
+    seqs shifted past the chain), rolled back.
+    """
+    import uuid
+
+    from psycopg import adapt
+    from psycopg._queries import PostgresQuery
+
+    from trailseal.services.ingest import INSERT_SQL
+
+    n = len(params["id"])
+    print(f"INSERT diagnostics (one {n}-row batch):")
+    with svc.db.engine.connect() as sa_conn:
+        raw = sa_conn.connection.driver_connection
+        with raw.cursor() as cur:
+            for label, sql in (("text %s placeholders (as shipped)", INSERT_SQL),
+                               ("binary %b placeholders", binary_insert_sql())):
+                best = float("inf")
+                for _ in range(repeat):
+                    t0 = time.perf_counter()
+                    PostgresQuery(adapt.Transformer(cur)).convert(sql, params)
+                    best = min(best, time.perf_counter() - t0)
+                print(f"  client-side parameter adaptation, {label:<36} {best * 1e3:7.2f} ms "
+                      f"({best / n * 1e6:5.1f} us/event)")
+        sa_conn.rollback()
+    shifted = dict(params, id=[uuid.uuid4() for _ in range(n)],
+                   seq=[s + 1_000_000_000 for s in params["seq"]])
+    plan: list[str] = []
+    try:
+        with svc.db.cursor(tenant_id) as cur:
+            cur.execute("EXPLAIN (ANALYZE, TIMING OFF) " + INSERT_SQL, shifted)
+            plan = [r[0] for r in cur.fetchall()]
+            raise _Rollback
+    except _Rollback:
+        pass
+    for line in plan:
+        if line.startswith(("Trigger", "Execution Time", "Planning Time")):
+            print(f"  server (EXPLAIN ANALYZE): {line}")
+    print()
+
+
+def what_if_binary(svc, events: list[dict], batch: int) -> float:
+    """events/s with INSERT_SQL's placeholders switched to binary (patched in this process)."""
+    import trailseal.services.ingest as ingest_mod
+
+    tid = new_tenant(svc, "bench-ingest-whatif")
+    original = ingest_mod.INSERT_SQL
+    ingest_mod.INSERT_SQL = binary_insert_sql()
+    try:
+        res = service_pass(svc, tid, events, batch)
+    finally:
+        ingest_mod.INSERT_SQL = original
+    return len(events) / res["total"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,13 +177,23 @@ def stored_rows(conn, tenant_id) -> list[tuple]:
         return cur.fetchall()
 
 
-def copy_rows(conn, table: str, rows: list[tuple], batch: int | None) -> float:
-    """COPY ``rows`` into ``table`` (text format); one transaction per batch (or one in all)."""
+COPY_TYPES = (
+    "uuid", "uuid", "int8", "timestamptz", "timestamptz", "text", "text", "text", "text",
+    "text", "text", "text", "text", "text", "text[]", "bytea", "bytea", "bytea", "text", "text",
+    "text", "text",
+)
+
+
+def copy_rows(conn, table: str, rows: list[tuple], batch: int | None, binary: bool) -> float:
+    """COPY ``rows`` into ``table``; one transaction per batch (or one for all rows)."""
     cols = ", ".join(COPY_COLUMNS)
+    fmt = " (FORMAT BINARY)" if binary else ""
     t0 = time.perf_counter()
     for part in ([rows] if batch is None else chunked(rows, batch)):
         with conn.transaction(), conn.cursor() as cur:
-            with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            with cur.copy(f"COPY {table} ({cols}) FROM STDIN{fmt}") as copy:
+                if binary:
+                    copy.set_types(COPY_TYPES)
                 for row in part:
                     copy.write_row(row)
     return time.perf_counter() - t0
@@ -213,18 +210,19 @@ def copy_baseline(svc, tenant_id, batch: int) -> dict[str, float]:
             "bench_copy_indexed": "LIKE audit_logs INCLUDING ALL",
         }
         variants = [
-            ("bench_copy_plain", None, "COPY, no indexes, one COPY for all rows"),
-            ("bench_copy_indexed", None, "COPY, audit_logs' indexes, one COPY for all rows"),
-            ("bench_copy_indexed", batch, f"COPY, audit_logs' indexes, {batch}-row COPYs, "
-                                          "1 txn each"),
+            ("bench_copy_plain", None, True, "binary COPY, no indexes, one COPY"),
+            ("bench_copy_plain", None, False, "text COPY, no indexes, one COPY"),
+            ("bench_copy_indexed", None, True, "binary COPY, audit_logs' indexes, one COPY"),
+            ("bench_copy_indexed", batch, True,
+             f"binary COPY, audit_logs' indexes, {batch}-row COPYs, 1 txn each"),
         ]
-        print(f"COPY baseline ({n:,} rows read back from audit_logs; logged tables; text "
-              "COPY via psycopg write_row, commit included):")
-        for table, part, label in variants:
+        print(f"COPY baseline ({n:,} rows read back from audit_logs into memory first; logged "
+              "tables; psycopg write_row; commit included):")
+        for table, part, binary, label in variants:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
             conn.execute(f"CREATE TABLE {table} ({tables[table]})")
             conn.execute("CHECKPOINT")
-            secs = copy_rows(conn, table, rows, part)
+            secs = copy_rows(conn, table, rows, part, binary)
             out[label] = n / secs
             print(f"  {label:<62} {secs:7.3f} s  {n / secs:10,.0f} rows/s")
         for table in tables:
@@ -241,14 +239,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, help="events in the measured pass (100,000)")
     parser.add_argument("--breakdown-events", type=int, help="events in the instrumented pass")
     parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--repeat", type=int, help="measured passes (3; 1 with --quick)")
     args = parser.parse_args()
     n = args.events or (5_000 if args.quick else 100_000)
     n_bd = args.breakdown_events or (2_000 if args.quick else 20_000)
+    args.repeat = args.repeat or (1 if args.quick else 3)
 
     app = open_app(args.instance)
     svc = app.extensions["trailseal"]
     print_header("bench_ingest: service-layer batch ingest vs plain COPY", svc,
-                 events=f"{n:,}", batch=args.batch, instance=args.instance)
+                 events=f"{n:,}", batch=args.batch, repeat=args.repeat,
+                 instance=args.instance)
 
     t0 = time.perf_counter()
     events = demo_events(n, "acme")
@@ -259,13 +260,23 @@ def main() -> None:
 
     warm = new_tenant(svc, "bench-ingest-warm")
     append_all(svc, warm, events[: 2 * args.batch], args.batch)
+    print(f"Service layer passes ({args.repeat}):")
 
-    tid = new_tenant(svc, "bench-ingest")
-    res = service_pass(svc, tid, events, args.batch)
-    assert event_count(svc, tid) == n, "not every event was appended"
+    runs = []
+    for i in range(args.repeat):
+        tid = new_tenant(svc, "bench-ingest")
+        res = service_pass(svc, tid, events, args.batch)
+        assert event_count(svc, tid) == n, "not every event was appended"
+        runs.append((res, tid))
+        print(f"  run {i + 1}/{args.repeat}: {n / res['total']:,.0f} events/s "
+              f"(validate {res['validate']:.2f} s, append_events {res['append']:.2f} s)",
+              flush=True)
+    runs.sort(key=lambda r: r[0]["total"])
+    res, tid = runs[len(runs) // 2]
     rate = n / res["total"]
     print()
-    print(f"Service layer ({n:,} events, batches of {args.batch}, tenant {tid}):")
+    print(f"Service layer, median of {args.repeat} run(s) ({n:,} events each, fresh tenant each, "
+          f"batches of {args.batch}; best run {n / runs[0][0]['total']:,.0f} events/s):")
     print(f"  total          {res['total']:8.2f} s   {rate:10,.0f} events/s   "
           f"{res['total'] / n * 1e6:6.1f} us/event")
     print(f"  validate       {res['validate']:8.2f} s   {n / res['validate']:10,.0f} events/s   "
@@ -277,12 +288,20 @@ def main() -> None:
 
     breakdown_pass(svc, events[:n_bd], args.batch)
 
+    shipped = n_bd / service_pass(svc, new_tenant(svc, "bench-ingest-ab"), events[:n_bd],
+                                  args.batch)["total"]
+    patched = what_if_binary(svc, events[:n_bd], args.batch)
+    print(f"What-if (NOT the product as shipped): INSERT_SQL with %b placeholders, "
+          f"{n_bd:,} events: {patched:,.0f} events/s vs {shipped:,.0f} events/s as shipped "
+          "(back to back, same process)")
+    print()
+
     copies = copy_baseline(svc, tid, args.batch)
     print("Summary:")
-    print(f"  service layer          {rate:10,.0f} events/s  "
+    print(f"  {'service layer (validate + append_events)':<64} {rate:9,.0f} events/s  "
           f"(target {TARGET_EVENTS_PER_S:,}: {verdict(rate >= TARGET_EVENTS_PER_S)})")
     for label, copy_rate in copies.items():
-        print(f"  {label:<54} {copy_rate:10,.0f} rows/s; service/COPY = "
+        print(f"  {label:<64} {copy_rate:9,.0f} rows/s; service/COPY = "
               f"{rate / copy_rate:.3f} (COPY {copy_rate / rate:.1f}x faster)")
     svc.close()
 

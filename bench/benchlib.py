@@ -25,6 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,107 @@ def load_events(svc, tenant_id: uuid.UUID, total: int, profile: str = "acme",
 
 
 # --------------------------------------------------------------------------------------------
+# Instrumentation of the ingest path
+# --------------------------------------------------------------------------------------------
+
+
+class TimedCursor:
+    """Delegates to a psycopg cursor, timing ``execute`` per kind of statement."""
+
+    KINDS = (
+        ("INSERT INTO audit_logs", "sql INSERT audit_logs (unnest, incl. param adaptation)"),
+        ("SELECT last_seq", "sql SELECT chain head FOR UPDATE"),
+        ("UPDATE chain_heads", "sql UPDATE chain head"),
+        ("SELECT key_id", "sql SELECT active data key"),
+        ("SELECT id, tenant_id, name, permissions", "sql SELECT trailseal_find_api_key"),
+        ("SELECT set_config", "sql set_config tenant"),
+    )
+
+    def __init__(self, cur, timers: dict[str, float], captured: dict):
+        self._cur = cur
+        self._timers = timers
+        self._captured = captured
+
+    def execute(self, sql, params=None, **kw):
+        head = " ".join(str(sql).split())
+        label = next((name for prefix, name in self.KINDS if head.startswith(prefix)),
+                     "sql other")
+        if label.startswith("sql INSERT"):
+            self._captured["insert_params"] = params
+        t0 = time.perf_counter()
+        try:
+            return self._cur.execute(sql, params, **kw)
+        finally:
+            self._timers[label] += time.perf_counter() - t0
+
+    def __getattr__(self, name):
+        return getattr(self._cur, name)
+
+
+@contextmanager
+def instrumented(svc, timers: dict[str, float], captured: dict):
+    """Patch timing wrappers into the ingest path (restored on exit).
+
+    Times encryption, canonical JSON, hashing, every transaction's checkout/BEGIN and COMMIT,
+    each statement run through ``svc.db.cursor`` (by kind) and ``svc.after_ingest``; the
+    INSERT's parameters are kept in ``captured["insert_params"]``. The hash total is stored
+    as ``"_event_hash total"`` (canonical JSON included).
+    """
+    import trailseal.services.chain as chain_mod
+    import trailseal.services.ingest as ingest_mod
+
+    orig_encrypt, orig_hash = ingest_mod.encrypt_field, ingest_mod.event_hash
+    orig_canonical = chain_mod.canonical_bytes
+    orig_cursor = svc.db.cursor
+
+    def encrypt_field(*args):
+        t0 = time.perf_counter()
+        out = orig_encrypt(*args)
+        timers["encrypt (AES-GCM, nonce, AAD)"] += time.perf_counter() - t0
+        return out
+
+    def canonical_bytes(row):
+        t0 = time.perf_counter()
+        out = orig_canonical(row)
+        timers["hash: canonical JSON"] += time.perf_counter() - t0
+        return out
+
+    def event_hash(row):
+        t0 = time.perf_counter()
+        out = orig_hash(row)
+        timers["_event_hash total"] += time.perf_counter() - t0
+        return out
+
+    @contextmanager
+    def cursor(tenant_id=None):
+        t0 = time.perf_counter()
+        with orig_cursor(tenant_id) as cur:
+            timers["checkout + BEGIN + set_config"] += time.perf_counter() - t0
+            yield TimedCursor(cur, timers, captured)
+            t1 = time.perf_counter()
+        timers["COMMIT"] += time.perf_counter() - t1
+
+    orig_after = svc.after_ingest
+
+    def after_ingest(tenant_id, result):
+        t0 = time.perf_counter()
+        orig_after(tenant_id, result)
+        timers["after_ingest (hook + RQ enqueue)"] += time.perf_counter() - t0
+
+    ingest_mod.encrypt_field, ingest_mod.event_hash = encrypt_field, event_hash
+    chain_mod.canonical_bytes = canonical_bytes
+    svc.db.cursor = cursor
+    svc.after_ingest = after_ingest
+    try:
+        yield
+    finally:
+        ingest_mod.encrypt_field, ingest_mod.event_hash = orig_encrypt, orig_hash
+        chain_mod.canonical_bytes = orig_canonical
+        del svc.db.cursor
+        del svc.after_ingest
+
+
+# --------------------------------------------------------------------------------------------
 # Statistics
 # --------------------------------------------------------------------------------------------
 
@@ -242,6 +344,54 @@ def format_latency(summary: dict[str, float]) -> str:
 
 def verdict(ok: bool) -> str:
     return "MET" if ok else "NOT MET"
+
+
+# --------------------------------------------------------------------------------------------
+# CPU accounting
+# --------------------------------------------------------------------------------------------
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids(instance: str) -> list[int]:
+    """The embedded postmaster of the instance and its children (backends, walwriter, ...)."""
+    try:
+        master = int(Path(instance, "pgdata", "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    except (OSError, ValueError, IndexError):
+        return []
+    return [master, *map(int, children)]
+
+
+class CpuMeter:
+    """CPU seconds used by this process, an optional server process and PostgreSQL."""
+
+    def __init__(self, instance: str, server_pid: int | None = None):
+        self.instance = instance
+        self.server_pid = server_pid
+
+    def sample(self) -> dict[int | str, float]:
+        out: dict[int | str, float] = {"self": sum(os.times()[:2])}
+        if self.server_pid:
+            out["server"] = proc_cpu(self.server_pid)
+        for pid in postgres_pids(self.instance):
+            out[pid] = proc_cpu(pid)
+        return out
+
+    @staticmethod
+    def delta(before: dict, after: dict) -> dict[str, float]:
+        """CPU seconds between two samples: client (this process), server, postgres."""
+        pg = sum(v - before.get(k, 0.0) for k, v in after.items() if isinstance(k, int))
+        return {"client": after["self"] - before["self"],
+                "server": after.get("server", 0.0) - before.get("server", 0.0),
+                "postgres": pg}
 
 
 # --------------------------------------------------------------------------------------------

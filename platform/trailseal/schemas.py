@@ -127,13 +127,6 @@ class EventIn(BaseModel):
         return list(dict.fromkeys(value))
 
 
-class EventBatchIn(BaseModel):
-    """A batch of events, appended atomically."""
-
-    model_config = ConfigDict(extra="forbid")
-    events: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
-
-
 class EventCreated(BaseModel):
     id: str
     seq: int

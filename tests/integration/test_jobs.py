@@ -99,3 +99,16 @@ def _future():
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) + timedelta(minutes=1)
+
+
+def test_worker_command_runs_queued_enrichment(trailseal_client, trailseal_services, tenant):
+    import os
+    import subprocess
+    import sys
+
+    ingest(trailseal_client, tenant, [make_event(), make_event()])
+    env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=trailseal_services.config["INSTANCE_PATH"])
+    done = subprocess.run([sys.executable, "-m", "trailseal", "worker", "--burst"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert find_unenriched(trailseal_services, tenant.id, _future()) == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -222,7 +221,3 @@ class ChainWalker:
             report.intact = False
             report.broken_seq, report.broken_event_id, report.reason, report.detail = self.broken
         return report
-
-
-def new_event_id() -> uuid.UUID:
-    return uuid.uuid4()
