@@ -90,6 +90,8 @@ def build_spec(app) -> dict[str, Any]:
                      "parameters": [idem], "requestBody": {"required": True, **_ref("EventBatchIn")},
                      "responses": {"201": {"description": "Appended", **_ref("BatchCreated")},
                                    "409": {"description": "Idempotency-Key reused with another body", **_ref("ErrorResponse")},
+                                   "413": {"description": "Body over 1 MiB", **_ref("ErrorResponse")},
+                                   "415": {"description": "Not application/json", **_ref("ErrorResponse")},
                                    **ERRORS},
                      "x-permission": "audit:write"},
         },
