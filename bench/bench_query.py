@@ -5,6 +5,8 @@ events spread over the last 365 days) and reused by later runs (loading is skipp
 already holds >= 1,000,000 events). Three more tenants (``bench-1m-other-1..3``, 50,000
 events each) make sure other tenants' rows share the table and its indexes. After loading,
 ``ANALYZE audit_logs`` runs once (autovacuum would do the same shortly after such a load).
+Every event also gets the ``event_insights`` row the enrichment worker writes when no AI
+plugin is installed (defaults), bulk-inserted as the owner, since no worker runs here.
 
 Requests go over real HTTP to the app under waitress (``trailseal.cli._serve``, 8 threads,
 subprocess on 127.0.0.1) from one keep-alive ``http.client`` connection, one at a time; each
@@ -39,6 +41,17 @@ from benchlib import (
 
 TARGET_P95_MS = 50.0
 OTHER_TENANTS = 3
+# What the enrichment worker stores for an event when no classifier/detector plugin is
+# installed (every field at its default), for the events of the benchmark tenants that have
+# none yet: in steady state every event has an insights row, and the API joins them.
+INSIGHTS_SQL = """
+INSERT INTO event_insights (event_id, tenant_id, anomaly_score, is_anomaly, category,
+  risk_level, tags, ai_insights, model_versions, review_required)
+SELECT a.id, a.tenant_id, NULL, NULL, NULL, NULL, '{}', '{}', '{}', false
+  FROM audit_logs a JOIN tenants t ON t.id = a.tenant_id
+ WHERE t.slug LIKE %s
+   AND NOT EXISTS (SELECT 1 FROM event_insights i WHERE i.event_id = a.id)
+"""
 
 
 def ensure_data(svc, slug: str, n: int, n_other: int) -> tuple:
@@ -60,11 +73,17 @@ def ensure_data(svc, slug: str, n: int, n_other: int) -> tuple:
         if have_other < n_other:
             load_events(svc, other, n_other - have_other, profile, label=f"{slug}-other-{i}: ")
             loaded = True
-    if loaded:
-        with psycopg.connect(admin_dsn(svc), autocommit=True) as conn:
+    with psycopg.connect(admin_dsn(svc), autocommit=True) as conn:
+        t0 = time.perf_counter()
+        added = conn.execute(INSIGHTS_SQL, (f"{slug}%",)).rowcount
+        if added:
+            print(f"event_insights: added {added:,} default rows "
+                  f"({time.perf_counter() - t0:.1f} s)")
+        if loaded or added:
             t0 = time.perf_counter()
             conn.execute("ANALYZE audit_logs")
-            print(f"ANALYZE audit_logs: {time.perf_counter() - t0:.1f} s")
+            conn.execute("ANALYZE event_insights")
+            print(f"ANALYZE audit_logs, event_insights: {time.perf_counter() - t0:.1f} s")
     return tid, event_count(svc, tid)
 
 
@@ -194,17 +213,21 @@ def main() -> None:
         client.close()
 
     print()
-    print(f"Targets (p95 <= {TARGET_P95_MS:.0f} ms, {total:,} events in the tenant):")
-    for label, _path, summary, _count in results:
-        print(f"  {label:<44} p95 {summary['p95']:8.2f} ms  "
+    plans = {path: explain(svc, tid, path) for _label, path, _s, _c in results}
+    print(f"Targets (p95 <= {TARGET_P95_MS:.0f} ms, {total:,} events in the tenant); 'SQL' is "
+          "the Execution Time of EXPLAIN ANALYZE of the page query alone:")
+    for label, path, summary, _count in results:
+        exec_ms = next((line.split(":")[1].strip() for line in plans[path]
+                        if line.startswith("Execution Time")), "?")
+        print(f"  {label:<44} p95 {summary['p95']:8.2f} ms  SQL {exec_ms:>10}  "
               f"{verdict(summary['p95'] <= TARGET_P95_MS)}")
     print()
-    slow = [(label, path) for label, path, s, _ in results if s["p95"] > TARGET_P95_MS]
-    for label, path in (plan if args.explain else slow):
-        print(f"EXPLAIN ANALYZE for: {label}  ({path[:90]})")
-        for line in explain(svc, tid, path):
-            print("  " + line)
-        print()
+    for label, path, summary, _count in results:
+        if args.explain or summary["p95"] > TARGET_P95_MS:
+            print(f"EXPLAIN ANALYZE for: {label}  ({path[:90]})")
+            for line in plans[path]:
+                print("  " + line)
+            print()
     svc.close()
 
 

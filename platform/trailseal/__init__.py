@@ -23,7 +23,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     from .api.errors import register_error_handlers
     from .api.openapi import bp as openapi_bp
     from .api.v1 import bp as api_bp
-    from .auth import login_manager
+    from .auth import login_manager, rate_limit_headers
     from .core import Trailseal
     from .web.routes import bp as web_bp
 
@@ -42,12 +42,19 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
         MAX_JSON_DEPTH=int(svc.config["MAX_JSON_DEPTH"]),
         BATCH_MAX_EVENTS=int(svc.config["BATCH_MAX_EVENTS"]),
         SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=bool(svc.config["SESSION_COOKIE_SECURE"]),
         SESSION_COOKIE_SAMESITE="Lax",
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
     app.extensions["trailseal"] = svc
+    proxies = int(svc.config["PROXY_COUNT"])
+    if proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     login_manager.init_app(app)
+    app.after_request(rate_limit_headers)
     register_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(openapi_bp)

@@ -12,5 +12,6 @@ def register_jobs():
 
     return [
         JobSpec(reconcile_enrichment, queue="low", interval=300, name="reconcile-enrichment"),
-        JobSpec(verify_all_chains, queue="low", cron="17 3 * * *", name="verify-chains"),
+        JobSpec(verify_all_chains, queue="low", cron="17 3 * * *", name="verify-chains",
+                timeout=6 * 3600),
     ]

@@ -15,12 +15,21 @@ from .errors import TrailsealError
 
 
 def _app(**overrides):
+    import psycopg
+    import redis
+    import sqlalchemy.exc
+
     from . import create_app
 
     try:
         return create_app(overrides or None)
     except TrailsealError as exc:
         raise click.ClickException(exc.message) from exc
+    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise click.ClickException(f"cannot reach the database: {first}") from exc
+    except redis.ConnectionError as exc:
+        raise click.ClickException(f"cannot reach Redis: {exc}") from exc
 
 
 def _services():
@@ -68,7 +77,7 @@ def migrate() -> None:
         raise click.ClickException(
             "set TRAILSEAL_ADMIN_DATABASE_URL (the schema owner) to migrate an external database"
         )
-    cfg = resolve_service_urls(cfg, migrate=False)
+    cfg = resolve_service_urls(cfg, migrate=False, start_redis=False)
     run_migrations(cfg["ADMIN_DATABASE_URL"])
     ensure_app_login(cfg["ADMIN_DATABASE_URL"], cfg["DATABASE_URL"])
     click.echo(f"schema at revision {current_revision(cfg['ADMIN_DATABASE_URL'])}")
@@ -133,6 +142,54 @@ def apikey_create(tenant_ref: str, permissions: str, name: str) -> None:
         f"# key {info['id']} for tenant {tenant_ref}: {', '.join(info['permissions'])}. "
         "Store it now: it is not shown again.", err=True,
     )
+
+
+@apikey.command("list")
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
+def apikey_list(tenant_ref: str) -> None:
+    """List a tenant's API keys (ids, prefixes, permissions; never the keys)."""
+    svc = _services()
+    with svc.db.cursor(_tenant(svc, tenant_ref)) as cur:
+        cur.execute("SELECT id, name, prefix, permissions, created_at, revoked_at FROM api_keys "
+                    "ORDER BY created_at")
+        for kid, name, prefix, perms, created, revoked in cur.fetchall():
+            state = f"revoked {revoked:%Y-%m-%d %H:%M}" if revoked else "active"
+            click.echo(f"{kid}  tsk_{prefix}_…  {name}  {','.join(perms)}  "
+                       f"created {created:%Y-%m-%d %H:%M}  {state}")
+
+
+@apikey.command("revoke")
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
+@click.argument("key_id")
+def apikey_revoke(tenant_ref: str, key_id: str) -> None:
+    """Revoke an API key by id; it stops working at once."""
+    import uuid as _uuid
+
+    svc = _services()
+    try:
+        kid = _uuid.UUID(key_id)
+    except ValueError:
+        raise click.ClickException(f"{key_id!r} is not a key id (see `trailseal apikey list`)") from None
+    with svc.db.cursor(_tenant(svc, tenant_ref)) as cur:
+        cur.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL "
+                    "RETURNING id", (kid,))
+        if cur.fetchone() is None:
+            raise click.ClickException(f"no active key {key_id} in tenant {tenant_ref}")
+    click.echo(f"key {key_id} revoked")
+
+
+@user.command("deactivate")
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
+@click.option("--email", required=True)
+def user_deactivate(tenant_ref: str, email: str) -> None:
+    """Stop a user from signing in (their history stays in the trail)."""
+    svc = _services()
+    with svc.db.cursor(_tenant(svc, tenant_ref)) as cur:
+        cur.execute("UPDATE users SET is_active = false WHERE lower(email) = lower(%s) "
+                    "RETURNING id", (email,))
+        if cur.fetchone() is None:
+            raise click.ClickException(f"no user {email} in tenant {tenant_ref}")
+    click.echo(f"user {email} deactivated")
 
 
 @cli.command()
@@ -214,8 +271,10 @@ def serve(host: str, port: int, threads: int) -> None:
 def _serve(app, host: str, port: int, threads: int) -> None:
     from waitress import serve as waitress_serve
 
+    # Waitress's own cap sits well above Flask's so that oversized bodies get the API's JSON
+    # 413 (Flask rejects them from Content-Length before reading the body).
     waitress_serve(app, host=host, port=port, threads=threads, ident="trailseal",
-                   max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1)
+                   max_request_body_size=4 * app.config["MAX_CONTENT_LENGTH"])
 
 
 @cli.command()
@@ -248,7 +307,13 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
     svc = app.extensions["trailseal"]
     summary = load_demo(svc, days=days, echo=click.echo)
     if load_only:
+        click.echo(f"API key ({summary['api_key_tenant']}): {summary['api_key']}")
         return
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=svc.config["INSTANCE_PATH"])
     children = [
         subprocess.Popen([sys.executable, "-m", "trailseal", "worker"], env=env),

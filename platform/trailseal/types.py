@@ -87,3 +87,4 @@ class JobSpec:
     args: tuple = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    timeout: int = 600  # seconds a run may take before the worker stops it

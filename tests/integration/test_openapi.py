@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from trailseal.schemas import EventIn
 
 
@@ -15,7 +17,7 @@ def test_openapi_document(trailseal_client, trailseal_app):
     generated.pop("$defs", None)
     assert spec["components"]["schemas"]["EventIn"] == generated
     # every API rule on the app is documented, and nothing that is not there
-    documented = {p.replace("{event_id}", "<event_id>") for p in spec["paths"]}
+    documented = {re.sub(r"\{(\w+)\}", r"<\1>", p) for p in spec["paths"]}
     routes = {r.rule for r in trailseal_app.url_map.iter_rules()
               if r.rule.startswith("/api/v1") and r.rule != "/api/v1/openapi.json"}
     assert routes == documented

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import PayloadTooLarge, RateLimited, TrailsealError
@@ -39,13 +39,18 @@ def register_error_handlers(app) -> None:
         if not request.path.startswith("/api/"):
             return exc
         if isinstance(exc, RequestEntityTooLarge):
-            return _trailseal_error(PayloadTooLarge("request body exceeds 1 MiB"))
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            return _trailseal_error(PayloadTooLarge(f"request body exceeds {limit} bytes"))
         status = exc.code or 500
         message = exc.description or exc.name
         if status == 405:
             message = (f"{request.method} is not allowed on {request.path}; "
                        "audit events are append-only")
-        return _body(status, HTTP_CODES.get(status, "http_error"), message)
+        resp = _body(status, HTTP_CODES.get(status, "http_error"), message)
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":
+                resp.headers["Allow"] = value
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -124,11 +124,31 @@ def build_spec(app) -> dict[str, Any]:
         },
         "/api/v1/alerts": {
             "get": {"summary": "Recent alerts", "operationId": "listAlerts",
+                    "parameters": [
+                        {"name": "limit", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                        {"name": "status", "in": "query", "required": False,
+                         "schema": {"enum": ["open", "acknowledged", "resolved"]}}],
                     "responses": {"200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "object"}}}}, **ERRORS},
                     "x-permission": "audit:read"},
         },
+        "/api/v1/alerts/{alert_id}": {
+            "patch": {"summary": "Acknowledge or resolve an alert", "operationId": "updateAlert",
+                      "parameters": [{"name": "alert_id", "in": "path", "required": True,
+                                      "schema": {"type": "string", "format": "uuid"}}],
+                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                          "type": "object", "additionalProperties": False, "required": ["status"],
+                          "properties": {"status": {"enum": ["open", "acknowledged", "resolved"]}}}}}},
+                      "responses": {"200": {"description": "The alert", "content": {"application/json": {"schema": {"type": "object"}}}},
+                                    "404": {"description": "No such alert in this tenant", **_ref("ErrorResponse")},
+                                    "415": {"description": "Not application/json", **_ref("ErrorResponse")},
+                                    **ERRORS},
+                      "x-permission": "audit:admin"},
+        },
         "/api/v1/access-log": {
             "get": {"summary": "Access log of the trail", "operationId": "listAccessLog",
+                    "parameters": [{"name": "limit", "in": "query", "required": False,
+                                    "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
                     "responses": {"200": {"description": "Entries", "content": {"application/json": {"schema": {"type": "object"}}}}, **ERRORS},
                     "x-permission": "audit:admin"},
         },

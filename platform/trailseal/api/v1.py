@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import orjson
+import redis
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ..auth import require
@@ -13,7 +14,7 @@ from ..errors import BadRequest, NotFound, ValidationFailed
 from ..schemas import EventQuery
 from ..services import stats as stats_service
 from ..services.access import list_access, record_access
-from ..services.alerts import list_alerts
+from ..services.alerts import list_alerts, set_alert_status
 from ..services.events import get_event, list_events
 from ..services.ingest import append_events, request_fingerprint, validate_events
 from ..services.integrity import verify_chain
@@ -132,9 +133,7 @@ def dashboard_stats():
     """Counts for 24h/7d/30d, top actors and event types, category and severity breakdowns."""
     svc = _svc()
     as_of_raw = request.args.get("as_of")
-    unknown = set(request.args) - {"as_of"}
-    if unknown:
-        raise ValidationFailed(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    _only_params("as_of")
     as_of = None
     if as_of_raw:
         try:
@@ -146,16 +145,30 @@ def dashboard_stats():
     cache_key = f"trailseal:stats:{g.principal.tenant_id}"
     with audited() as cur:
         if as_of is None:
-            cached = svc.redis.get(cache_key)
+            cached = _cache_get(svc, cache_key)
             if cached is not None:
                 data = orjson.loads(cached)
                 data["cached"] = True
                 return jsonify(data)
         data = stats_service.compute_stats(cur, g.principal.tenant_id, as_of or datetime.now(UTC))
     if as_of is None:
-        svc.redis.set(cache_key, orjson.dumps(data), ex=int(svc.config["STATS_CACHE_SECONDS"]))
+        _cache_set(svc, cache_key, orjson.dumps(data), int(svc.config["STATS_CACHE_SECONDS"]))
     data["cached"] = False
     return jsonify(data)
+
+
+def _cache_get(svc, key: str) -> bytes | None:
+    try:
+        return svc.redis.get(key)
+    except redis.RedisError:
+        return None  # the cache is an optimisation: compute instead
+
+
+def _cache_set(svc, key: str, value: bytes, ttl: int) -> None:
+    try:
+        svc.redis.set(key, value, ex=ttl)
+    except redis.RedisError:
+        pass
 
 
 @bp.get("/chain/verify")
@@ -171,19 +184,38 @@ def chain_verify():
 @bp.get("/alerts")
 @require("audit:read")
 def alerts_index():
-    """Recent alerts (chain breaks, anomalies), newest first."""
+    """Recent alerts (chain breaks, anomalies), newest first; ``status`` filters."""
+    _only_params("limit", "status")
     limit = _limit_param()
     with audited() as cur:
-        return jsonify({"alerts": list_alerts(_svc(), cur, limit)})
+        return jsonify({"alerts": list_alerts(_svc(), cur, limit, request.args.get("status"))})
+
+
+@bp.patch("/alerts/<alert_id>")
+@require("audit:admin", allow_session=False)
+def alert_update(alert_id: str):
+    """Acknowledge or resolve an alert: body ``{"status": "acknowledged"|"resolved"|"open"}``."""
+    body = json_body()
+    if not isinstance(body, dict) or set(body) != {"status"}:
+        raise ValidationFailed('body must be {"status": "open"|"acknowledged"|"resolved"}')
+    with _svc().db.cursor(g.principal.tenant_id) as cur:
+        return jsonify(set_alert_status(cur, alert_id, body["status"]))
 
 
 @bp.get("/access-log")
 @require("audit:admin")
 def access_log_index():
     """Who read the trail: the newest access records (this read is recorded too)."""
+    _only_params("limit")
     limit = _limit_param()
     with audited() as cur:
         return jsonify({"entries": list_access(cur, limit)})
+
+
+def _only_params(*allowed: str) -> None:
+    unknown = set(request.args) - set(allowed)
+    if unknown:
+        raise ValidationFailed(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
 
 
 def _limit_param() -> int:

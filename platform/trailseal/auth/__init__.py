@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 import uuid
 
+import redis
 from flask import current_app, g, request
 from flask_login import LoginManager, UserMixin, current_user
 
@@ -13,6 +15,7 @@ from ..config import parse_rate_limit
 from ..errors import Forbidden, RateLimited, Unauthorized
 from ..services.tenancy import Principal, authenticate_api_key, load_user
 
+log = logging.getLogger(__name__)
 login_manager = LoginManager()
 login_manager.login_view = "web.login"
 
@@ -61,18 +64,41 @@ def current_principal(allow_session: bool) -> Principal:
     return principal
 
 
+def hit_window(svc, name: str, window: int) -> int | None:
+    """Count one hit in the current fixed window of ``name``; None when Redis is down."""
+    bucket = int(time.time() // window)
+    key = f"trailseal:{name}:{bucket}"
+    try:
+        pipe = svc.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, window + 1)
+        return int(pipe.execute()[0])
+    except redis.RedisError:
+        log.warning("rate limiter unavailable (Redis error); request not limited")
+        return None
+
+
+def rate_limit_headers(response):
+    """``X-RateLimit-*`` headers on responses to API-key requests."""
+    info = g.get("rate_limit")
+    if info is not None:
+        limit, remaining, reset = info
+        response.headers["X-RateLimit-Limit"] = str(limit)
+        response.headers["X-RateLimit-Remaining"] = str(remaining)
+        response.headers["X-RateLimit-Reset"] = str(reset)
+    return response
+
+
 def enforce_rate_limit(svc, principal: Principal) -> None:
     """Fixed-window limit per API key; 429 with Retry-After past it."""
     limit, window = parse_rate_limit(str(svc.config["RATE_LIMIT"]))
     if limit <= 0:
         return
+    count = hit_window(svc, f"rl:{principal.id}", window)
+    if count is None:
+        return  # limiter unavailable: serve rather than fail (logged in hit_window)
     now = time.time()
     bucket = int(now // window)
-    key = f"trailseal:rl:{principal.id}:{bucket}"
-    pipe = svc.redis.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, window + 1)
-    count = pipe.execute()[0]
     g.rate_limit = (limit, max(0, limit - count), int((bucket + 1) * window))
     if count > limit:
         retry = max(1, int((bucket + 1) * window - now + 0.999))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from ..services.alerts import record_alert
 from ..services.chain import format_ts
 from ..services.events import FROM, SELECT_COLUMNS, row_to_event
 from ..types import Event
@@ -90,7 +91,7 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
                 INSERT INTO event_insights (event_id, tenant_id, anomaly_score, is_anomaly,
                   category, risk_level, tags, ai_insights, model_versions, review_required)
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s)
-                ON CONFLICT (event_id) DO UPDATE SET anomaly_score = EXCLUDED.anomaly_score,
+                ON CONFLICT (tenant_id, event_id) DO UPDATE SET anomaly_score = EXCLUDED.anomaly_score,
                   is_anomaly = EXCLUDED.is_anomaly, category = EXCLUDED.category,
                   risk_level = EXCLUDED.risk_level, tags = EXCLUDED.tags,
                   ai_insights = EXCLUDED.ai_insights, model_versions = EXCLUDED.model_versions,
@@ -107,11 +108,21 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
                     """
                     INSERT INTO audit_embeddings (event_id, tenant_id, model, dims, embedding)
                     VALUES (%s, %s, %s, %s, %s::vector)
-                    ON CONFLICT (event_id, model) DO UPDATE SET embedding = EXCLUDED.embedding,
+                    ON CONFLICT (tenant_id, event_id, model) DO UPDATE SET embedding = EXCLUDED.embedding,
                       dims = EXCLUDED.dims, created_at = now()
                     """,
                     (uuid.UUID(e.id), tid, model, len(vec), "[" + ",".join(map(str, vec)) + "]"),
                 )
+    for e in events:
+        row = insights[e.id]
+        if row["is_anomaly"]:
+            record_alert(
+                svc, tid, kind="anomaly", severity="high" if e.severity != "critical" else "critical",
+                title=f"Anomalous {e.event_type} by {e.actor_id}",
+                details={"event_seq": e.seq, "anomaly_score": row["anomaly_score"],
+                         "detectors": row["ai_insights"].get("anomaly", {})},
+                event_id=e.id, dedupe_key=f"event:{e.id}",
+            )
     return len(events)
 
 
@@ -123,7 +134,7 @@ def find_unenriched(svc, tenant_id: uuid.UUID, older_than: datetime) -> list[tup
             """
             SELECT a.seq FROM audit_logs a
              WHERE a.received_at < %s
-               AND NOT EXISTS (SELECT 1 FROM event_insights i WHERE i.event_id = a.id)
+               AND NOT EXISTS (SELECT 1 FROM event_insights i WHERE i.tenant_id = a.tenant_id AND i.event_id = a.id)
              ORDER BY a.seq
             """,
             (older_than,),
@@ -148,8 +159,8 @@ def reconcile_enrichment(grace_seconds: int | None = None) -> dict[str, int]:
     queued: dict[str, int] = {}
     for tid in tenant_ids(svc):
         for first, last in find_unenriched(svc, tid, cutoff):
-            svc.enqueue_enrichment(tid, first, last)
-            queued[str(tid)] = queued.get(str(tid), 0) + (last - first + 1)
+            if svc.enqueue_enrichment(tid, first, last):
+                queued[str(tid)] = queued.get(str(tid), 0) + (last - first + 1)
     if queued:
         log.info("reconciler re-enqueued enrichment: %s (cutoff %s)", queued, format_ts(cutoff))
     return queued

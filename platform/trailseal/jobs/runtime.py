@@ -45,7 +45,7 @@ def build_scheduler(app) -> CronScheduler:
     for spec in collect_jobs(svc.pm):
         scheduler.register(
             spec.func, queue_name=spec.queue, args=tuple(spec.args), kwargs=dict(spec.kwargs),
-            interval=spec.interval, cron=spec.cron, name=spec.name,
+            interval=spec.interval, cron=spec.cron, name=spec.name, job_timeout=spec.timeout,
         )
     return scheduler
 

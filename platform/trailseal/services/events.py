@@ -22,7 +22,10 @@ SELECT_COLUMNS = """
   i.event_id IS NOT NULL, i.anomaly_score, i.is_anomaly, i.category, i.risk_level, i.tags,
   i.ai_insights, i.review_required
 """
-FROM = "FROM audit_logs a LEFT JOIN event_insights i ON i.event_id = a.id"
+FROM = (
+    "FROM audit_logs a LEFT JOIN event_insights i "
+    "ON i.tenant_id = a.tenant_id AND i.event_id = a.id"
+)
 
 
 def encode_cursor(occurred_at: datetime, seq: int) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+from .chain import format_ts
+
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 TOP_N = 10
 
@@ -24,13 +26,13 @@ def compute_stats(cur, tenant_id: uuid.UUID, as_of: datetime) -> dict:
         {"a": as_of, "s": since},
     )
     c24, c7, c30 = cur.fetchone()
-    cur.execute("SELECT count(*) FROM audit_logs")
+    cur.execute("SELECT count(*) FROM audit_logs WHERE occurred_at <= %s", (as_of,))
     total = cur.fetchone()[0]
 
     def ranked(column: str) -> list[dict]:
         cur.execute(
             f"SELECT {column}, count(*) AS n FROM audit_logs a "
-            "LEFT JOIN event_insights i ON i.event_id = a.id "
+            "LEFT JOIN event_insights i ON i.tenant_id = a.tenant_id AND i.event_id = a.id "
             "WHERE a.occurred_at > %s AND a.occurred_at <= %s "
             f"GROUP BY 1 ORDER BY n DESC, 1 ASC",
             (since, as_of),
@@ -45,7 +47,7 @@ def compute_stats(cur, tenant_id: uuid.UUID, as_of: datetime) -> dict:
         name = item["name"] or "uncategorized"
         categories[name] = categories.get(name, 0) + item["count"]
     return {
-        "as_of": as_of.isoformat(),
+        "as_of": format_ts(as_of),
         "counts": {"24h": c24, "7d": c7, "30d": c30, "total": total},
         "top_actors": ranked("a.actor_id")[:TOP_N],
         "top_event_types": ranked("a.event_type")[:TOP_N],

@@ -17,10 +17,12 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..auth import SessionUser
+from ..auth import SessionUser, hit_window
 from ..services.tenancy import authenticate_user, get_tenant
 
 bp = Blueprint("web", __name__)
+LOGIN_ATTEMPTS = 10  # per address and email
+LOGIN_WINDOW = 60  # seconds
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }} · Trailseal</title>
@@ -88,6 +90,12 @@ def login():
     next_url = request.values.get("next", "")
     if request.method == "POST":
         email = request.form.get("email", "")
+        attempts = hit_window(svc, f"login:{request.remote_addr}:{email.strip().lower()}",
+                              LOGIN_WINDOW)
+        if attempts is not None and attempts > LOGIN_ATTEMPTS:
+            error = "Too many sign-in attempts; wait a minute and try again."
+            page = _page("Sign in", LOGIN, error=error, email=email, next=next_url)
+            return page, 429, {"Retry-After": str(LOGIN_WINDOW)}
         if not _csrf_ok():
             error = "Your session expired; please sign in again."
         else:
@@ -143,6 +151,12 @@ def metrics():
     """Prometheus text: queue depths (no tenant data)."""
     svc = current_app.extensions["trailseal"]
     lines = ["# HELP trailseal_queue_jobs Jobs waiting per RQ queue", "# TYPE trailseal_queue_jobs gauge"]
-    for name, queue in svc.queues.items():
-        lines.append(f'trailseal_queue_jobs{{queue="{name}"}} {queue.count}')
+    try:
+        for name, queue in svc.queues.items():
+            lines.append(f'trailseal_queue_jobs{{queue="{name}"}} {queue.count}')
+        up = 1
+    except Exception:  # Redis down: say so in the metrics rather than failing the scrape
+        up = 0
+    lines += ["# HELP trailseal_redis_up Whether Redis answered", "# TYPE trailseal_redis_up gauge",
+              f"trailseal_redis_up {up}"]
     return "\n".join(lines) + "\n", 200, {"Content-Type": "text/plain; version=0.0.4"}

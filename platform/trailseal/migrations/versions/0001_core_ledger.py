@@ -101,7 +101,7 @@ CREATE TABLE chain_heads (
 );
 
 CREATE TABLE audit_logs (
-  id uuid PRIMARY KEY,
+  id uuid NOT NULL,
   tenant_id uuid NOT NULL REFERENCES tenants(id),
   seq bigint NOT NULL CHECK (seq > 0),
   occurred_at timestamptz NOT NULL,
@@ -123,6 +123,7 @@ CREATE TABLE audit_logs (
   idempotency_key text,
   previous_hash text NOT NULL,
   hash text NOT NULL,
+  PRIMARY KEY (tenant_id, id),
   UNIQUE (tenant_id, seq)
 );
 CREATE INDEX audit_logs_time_idx ON audit_logs (tenant_id, occurred_at DESC, seq DESC);
@@ -136,7 +137,7 @@ CREATE TRIGGER audit_logs_no_truncate BEFORE TRUNCATE ON audit_logs
   FOR EACH STATEMENT EXECUTE FUNCTION trailseal_reject_change();
 
 CREATE TABLE event_insights (
-  event_id uuid PRIMARY KEY REFERENCES audit_logs(id),
+  event_id uuid NOT NULL,
   tenant_id uuid NOT NULL REFERENCES tenants(id),
   anomaly_score double precision,
   is_anomaly boolean,
@@ -146,32 +147,41 @@ CREATE TABLE event_insights (
   ai_insights jsonb NOT NULL DEFAULT '{}',
   model_versions jsonb NOT NULL DEFAULT '{}',
   review_required boolean NOT NULL DEFAULT false,
-  enriched_at timestamptz NOT NULL DEFAULT now()
+  enriched_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, event_id),
+  FOREIGN KEY (tenant_id, event_id) REFERENCES audit_logs (tenant_id, id)
 );
 CREATE INDEX event_insights_tenant_idx ON event_insights (tenant_id, category, risk_level);
 
 CREATE TABLE audit_embeddings (
-  event_id uuid NOT NULL REFERENCES audit_logs(id),
+  event_id uuid NOT NULL,
   tenant_id uuid NOT NULL REFERENCES tenants(id),
   model text NOT NULL,
   dims integer NOT NULL,
   embedding vector NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (event_id, model)
+  PRIMARY KEY (tenant_id, event_id, model),
+  FOREIGN KEY (tenant_id, event_id) REFERENCES audit_logs (tenant_id, id)
 );
 
 CREATE TABLE audit_anomalies (
-  id uuid PRIMARY KEY,
+  id uuid NOT NULL,
   tenant_id uuid NOT NULL REFERENCES tenants(id),
-  event_id uuid REFERENCES audit_logs(id),
+  event_id uuid,
   kind text NOT NULL,
   severity text NOT NULL,
   title text NOT NULL,
   details jsonb NOT NULL DEFAULT '{}',
-  status text NOT NULL DEFAULT 'open',
-  created_at timestamptz NOT NULL DEFAULT now()
+  status text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'acknowledged', 'resolved')),
+  dedupe_key text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, id),
+  FOREIGN KEY (tenant_id, event_id) REFERENCES audit_logs (tenant_id, id)
 );
 CREATE INDEX audit_anomalies_tenant_idx ON audit_anomalies (tenant_id, created_at DESC);
+-- One alert per distinct finding (a chain break at one seq, one anomalous event), whatever
+-- its status: re-verifying a known break or re-scoring an event never raises it again.
+CREATE UNIQUE INDEX audit_anomalies_dedupe ON audit_anomalies (tenant_id, kind, dedupe_key);
 
 CREATE TABLE idempotency_keys (
   tenant_id uuid NOT NULL REFERENCES tenants(id),
@@ -184,7 +194,7 @@ CREATE TABLE idempotency_keys (
 );
 
 CREATE TABLE audit_access_log (
-  id bigserial PRIMARY KEY,
+  id bigserial NOT NULL,
   tenant_id uuid NOT NULL REFERENCES tenants(id),
   principal_type text NOT NULL,
   principal_id text NOT NULL,
@@ -192,7 +202,8 @@ CREATE TABLE audit_access_log (
   method text NOT NULL,
   query jsonb NOT NULL DEFAULT '{}',
   remote_addr text,
-  accessed_at timestamptz NOT NULL DEFAULT now()
+  accessed_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX audit_access_log_tenant_idx ON audit_access_log (tenant_id, accessed_at DESC);
 CREATE TRIGGER audit_access_log_append_only BEFORE UPDATE OR DELETE ON audit_access_log
