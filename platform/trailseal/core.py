@@ -81,7 +81,11 @@ class Trailseal:
         self.redis = redis.Redis.from_url(cfg["REDIS_URL"])
         self.keyring = KeyRing(resolve_master_key(cfg))
         self.pm = pm if pm is not None else make_plugin_manager(cfg.get("DISABLE_PLUGINS"))
-        self.queues = {name: Queue(name, connection=self.redis) for name in QUEUE_NAMES}
+
+    @property
+    def queues(self) -> dict[str, Queue]:
+        """The RQ queues ``high``, ``default`` and ``low`` on the current Redis connection."""
+        return {name: Queue(name, connection=self.redis) for name in QUEUE_NAMES}
 
     # --- pipeline ----------------------------------------------------------------------
     def after_ingest(self, tenant_id: uuid.UUID, result) -> None:
