@@ -14,7 +14,7 @@ import click
 from .errors import TrailsealError
 
 
-def _app(**overrides):
+def _app(require_redis: bool = False, **overrides):
     import psycopg
     import redis
     import sqlalchemy.exc
@@ -22,13 +22,16 @@ def _app(**overrides):
     from . import create_app
 
     try:
-        return create_app(overrides or None)
+        app = create_app(overrides or None)
+        if require_redis:
+            app.extensions["trailseal"].redis.ping()
+        return app
     except TrailsealError as exc:
         raise click.ClickException(exc.message) from exc
     except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
         first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise click.ClickException(f"cannot reach the database: {first}") from exc
-    except redis.ConnectionError as exc:
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise click.ClickException(f"cannot reach Redis: {exc}") from exc
 
 
@@ -68,6 +71,9 @@ def cli(verbose: bool) -> None:
 @cli.command()
 def migrate() -> None:
     """Upgrade the database schema (as the owner) and ensure the app's login role."""
+    import psycopg
+    import sqlalchemy.exc
+
     from .config import load_config
     from .core import resolve_service_urls
     from .db import current_revision, ensure_app_login, run_migrations
@@ -78,8 +84,12 @@ def migrate() -> None:
             "set TRAILSEAL_ADMIN_DATABASE_URL (the schema owner) to migrate an external database"
         )
     cfg = resolve_service_urls(cfg, migrate=False, start_redis=False)
-    run_migrations(cfg["ADMIN_DATABASE_URL"])
-    ensure_app_login(cfg["ADMIN_DATABASE_URL"], cfg["DATABASE_URL"])
+    try:
+        run_migrations(cfg["ADMIN_DATABASE_URL"])
+        ensure_app_login(cfg["ADMIN_DATABASE_URL"], cfg["DATABASE_URL"])
+    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise click.ClickException(f"cannot reach the database: {first}") from exc
     click.echo(f"schema at revision {current_revision(cfg['ADMIN_DATABASE_URL'])}")
 
 
@@ -265,7 +275,16 @@ def plugins() -> None:
 @click.option("--threads", default=8, show_default=True, type=int)
 def serve(host: str, port: int, threads: int) -> None:
     """Serve the web app and REST API."""
-    _serve(_app(), host, port, threads)
+    app = _app()
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        _serve(app, host, port, threads)
+    except KeyboardInterrupt:
+        pass  # SIGTERM/Ctrl-C: exit normally so embedded services are released
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _serve(app, host: str, port: int, threads: int) -> None:
@@ -273,8 +292,18 @@ def _serve(app, host: str, port: int, threads: int) -> None:
 
     # Waitress's own cap sits well above Flask's so that oversized bodies get the API's JSON
     # 413 (Flask rejects them from Content-Length before reading the body).
+    proxies = int(app.extensions["trailseal"].config["PROXY_COUNT"])
+    proxy_options = {}
+    if proxies > 0:
+        # waitress strips X-Forwarded-* unless told to trust them; it then sets the client
+        # address itself (the app's ProxyFix serves other WSGI servers).
+        proxy_options = {"trusted_proxy": "*", "trusted_proxy_count": proxies,
+                         "trusted_proxy_headers": "x-forwarded-for x-forwarded-proto x-forwarded-host",
+                         "clear_untrusted_proxy_headers": True}
+    # Waitress's own cap sits well above Flask's so that oversized bodies get the API's JSON
+    # 413 (Flask rejects them from Content-Length before reading the body).
     waitress_serve(app, host=host, port=port, threads=threads, ident="trailseal",
-                   max_request_body_size=4 * app.config["MAX_CONTENT_LENGTH"])
+                   max_request_body_size=4 * app.config["MAX_CONTENT_LENGTH"], **proxy_options)
 
 
 @cli.command()
@@ -283,7 +312,7 @@ def worker(burst: bool) -> None:
     """Run an RQ worker on the queues high, default and low."""
     from .jobs.runtime import run_worker
 
-    run_worker(_app(), burst=burst)
+    run_worker(_app(require_redis=True), burst=burst)
 
 
 @cli.command()
@@ -291,7 +320,7 @@ def scheduler() -> None:
     """Run the cron scheduler with the jobs plugins register."""
     from .jobs.runtime import run_scheduler
 
-    run_scheduler(_app())
+    run_scheduler(_app(require_redis=True))
 
 
 @cli.command()
@@ -309,9 +338,6 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
     if load_only:
         click.echo(f"API key ({summary['api_key_tenant']}): {summary['api_key']}")
         return
-
-    def _terminate(signum, frame):
-        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
     env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=svc.config["INSTANCE_PATH"])

@@ -78,7 +78,8 @@ class Trailseal:
         self.config = cfg
         self.db = Database(cfg["DATABASE_URL"], pool_size=int(cfg["DB_POOL_SIZE"]))
         self.db.check_role()
-        self.redis = redis.Redis.from_url(cfg["REDIS_URL"])
+        # Fail fast when Redis is unreachable (blocking reads of workers keep no read timeout).
+        self.redis = redis.Redis.from_url(cfg["REDIS_URL"], socket_connect_timeout=3)
         self.keyring = KeyRing(resolve_master_key(cfg))
         self.pm = pm if pm is not None else make_plugin_manager(cfg.get("DISABLE_PLUGINS"))
 

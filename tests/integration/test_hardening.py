@@ -33,6 +33,8 @@ def test_alert_status_changes(trailseal_client, tenant, owner):
     resp = trailseal_client.patch(f"/api/v1/alerts/{alert['id']}", json={"status": "resolved"},
                                   headers=tenant.headers)
     assert resp.status_code == 200 and resp.get_json()["status"] == "resolved"
+    assert resp.get_json()["status_changed_by"].startswith("api_key:")
+    assert resp.get_json()["status_changed_at"]
     # resolving does not make the same break alert again
     trailseal_client.get("/api/v1/chain/verify", headers=tenant.headers)
     assert trailseal_client.get("/api/v1/alerts?status=open", headers=tenant.headers).get_json()["alerts"] == []
@@ -100,6 +102,18 @@ def test_login_is_throttled(trailseal_app, trailseal_services, tenant):
 def test_405_names_allowed_methods(trailseal_client, tenant):
     resp = trailseal_client.delete("/api/v1/events", headers=tenant.headers)
     assert resp.status_code == 405 and "POST" in resp.headers["Allow"]
+    assert "append-only" in resp.get_json()["error"]["message"]
+    other = trailseal_client.delete("/api/v1/alerts", headers=tenant.headers)
+    assert other.status_code == 405 and "append-only" not in other.get_json()["error"]["message"]
+
+
+def test_worker_without_redis_is_a_one_line_error(trailseal_services, tmp_path):
+    env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=trailseal_services.config["INSTANCE_PATH"],
+               TRAILSEAL_REDIS_URL="redis://127.0.0.1:1/0")
+    out = subprocess.run([sys.executable, "-m", "trailseal", "worker", "--burst"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("Error: cannot reach Redis") and "Traceback" not in out.stderr
 
 
 def test_admin_cli_revokes_keys_and_deactivates_users(trailseal_app, trailseal_services, tenant):

@@ -44,8 +44,9 @@ def register_error_handlers(app) -> None:
         status = exc.code or 500
         message = exc.description or exc.name
         if status == 405:
-            message = (f"{request.method} is not allowed on {request.path}; "
-                       "audit events are append-only")
+            message = f"{request.method} is not allowed on {request.path}"
+            if request.path.startswith("/api/v1/events"):
+                message += "; audit events are append-only"
         resp = _body(status, HTTP_CODES.get(status, "http_error"), message)
         for name, value in exc.get_headers():
             if name.lower() == "allow":

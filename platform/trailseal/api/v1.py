@@ -199,7 +199,8 @@ def alert_update(alert_id: str):
     if not isinstance(body, dict) or set(body) != {"status"}:
         raise ValidationFailed('body must be {"status": "open"|"acknowledged"|"resolved"}')
     with _svc().db.cursor(g.principal.tenant_id) as cur:
-        return jsonify(set_alert_status(cur, alert_id, body["status"]))
+        changed_by = f"{g.principal.kind}:{g.principal.id}"
+        return jsonify(set_alert_status(cur, alert_id, body["status"], changed_by))
 
 
 @bp.get("/access-log")

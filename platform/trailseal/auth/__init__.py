@@ -64,9 +64,11 @@ def current_principal(allow_session: bool) -> Principal:
     return principal
 
 
-def hit_window(svc, name: str, window: int) -> int | None:
-    """Count one hit in the current fixed window of ``name``; None when Redis is down."""
-    bucket = int(time.time() // window)
+def hit_window(svc, name: str, window: int, bucket: int | None = None) -> int | None:
+    """Count one hit in a fixed window of ``name`` (the current one unless ``bucket`` is
+    given); None when Redis is down."""
+    if bucket is None:
+        bucket = int(time.time() // window)
     key = f"trailseal:{name}:{bucket}"
     try:
         pipe = svc.redis.pipeline()
@@ -94,11 +96,11 @@ def enforce_rate_limit(svc, principal: Principal) -> None:
     limit, window = parse_rate_limit(str(svc.config["RATE_LIMIT"]))
     if limit <= 0:
         return
-    count = hit_window(svc, f"rl:{principal.id}", window)
-    if count is None:
-        return  # limiter unavailable: serve rather than fail (logged in hit_window)
     now = time.time()
     bucket = int(now // window)
+    count = hit_window(svc, f"rl:{principal.id}", window, bucket)
+    if count is None:
+        return  # limiter unavailable: serve rather than fail (logged in hit_window)
     g.rate_limit = (limit, max(0, limit - count), int((bucket + 1) * window))
     if count > limit:
         retry = max(1, int((bucket + 1) * window - now + 0.999))

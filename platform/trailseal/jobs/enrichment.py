@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from ..services.alerts import record_alert
+from ..services.alerts import announce_alert, insert_alert
 from ..services.chain import format_ts
 from ..services.events import FROM, SELECT_COLUMNS, row_to_event
 from ..types import Event
@@ -101,6 +101,21 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
                  row["risk_level"], row["tags"], orjson.dumps(row["ai_insights"]).decode(),
                  orjson.dumps(row["model_versions"]).decode(), row["review_required"]),
             )
+        # Alerts commit with the insights that justify them, so a failure loses neither.
+        raised = []
+        for e in events:
+            row = insights[e.id]
+            if row["is_anomaly"]:
+                alert = insert_alert(
+                    cur, tid, kind="anomaly",
+                    severity="critical" if e.severity == "critical" else "high",
+                    title=f"Anomalous {e.event_type} by {e.actor_id}",
+                    details={"event_seq": e.seq, "anomaly_score": row["anomaly_score"],
+                             "detectors": row["ai_insights"].get("anomaly", {})},
+                    event_id=e.id, dedupe_key=f"event:{e.id}",
+                )
+                if alert is not None:
+                    raised.append(alert)
         if embedded and embedded.get("vectors"):
             model = str(embedded.get("model") or "default")
             for e, vec in zip(events, embedded["vectors"], strict=True):
@@ -113,16 +128,8 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
                     """,
                     (uuid.UUID(e.id), tid, model, len(vec), "[" + ",".join(map(str, vec)) + "]"),
                 )
-    for e in events:
-        row = insights[e.id]
-        if row["is_anomaly"]:
-            record_alert(
-                svc, tid, kind="anomaly", severity="high" if e.severity != "critical" else "critical",
-                title=f"Anomalous {e.event_type} by {e.actor_id}",
-                details={"event_seq": e.seq, "anomaly_score": row["anomaly_score"],
-                         "detectors": row["ai_insights"].get("anomaly", {})},
-                event_id=e.id, dedupe_key=f"event:{e.id}",
-            )
+    for alert in raised:
+        announce_alert(svc, alert)
     return len(events)
 
 

@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 STATUSES = ("open", "acknowledged", "resolved")
 
 
-def record_alert(
-    svc,
+def insert_alert(
+    cur,
     tenant_id: uuid.UUID,
     *,
     kind: str,
@@ -26,42 +26,52 @@ def record_alert(
     event_id: str | None = None,
     dedupe_key: str | None = None,
 ) -> Alert | None:
-    """Store an alert and fire ``anomaly_detected``.
-
-    An alert with the same ``kind`` and ``dedupe_key`` is raised once, whatever its status
-    later becomes (returns None when it already exists), even under concurrent callers.
-    """
+    """Insert an alert in the caller's transaction; None when an alert with the same
+    ``kind`` and ``dedupe_key`` already exists (whatever its status; race-free)."""
     alert_id = uuid.uuid4()
-    with svc.db.cursor(tenant_id) as cur:
-        linked = None
-        if event_id:
-            # A deleted event cannot be referenced; its id stays in the details.
-            cur.execute("SELECT id FROM audit_logs WHERE id = %s", (uuid.UUID(event_id),))
-            found = cur.fetchone()
-            linked = found[0] if found else None
-        cur.execute(
-            "INSERT INTO audit_anomalies (id, tenant_id, event_id, kind, severity, title, details, "
-            "dedupe_key) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s) "
-            "ON CONFLICT (tenant_id, kind, dedupe_key) DO NOTHING RETURNING id",
-            (alert_id, tenant_id, linked, kind, severity, title, orjson.dumps(details).decode(),
-             dedupe_key),
-        )
-        if cur.fetchone() is None:
-            return None
-    alert = Alert(str(alert_id), str(tenant_id), kind, severity, title, details, event_id)
+    linked = None
+    if event_id:
+        # A deleted event cannot be referenced; its id stays in the details.
+        cur.execute("SELECT id FROM audit_logs WHERE id = %s", (uuid.UUID(event_id),))
+        found = cur.fetchone()
+        linked = found[0] if found else None
+    cur.execute(
+        "INSERT INTO audit_anomalies (id, tenant_id, event_id, kind, severity, title, details, "
+        "dedupe_key) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s) "
+        "ON CONFLICT (tenant_id, kind, dedupe_key) DO NOTHING RETURNING id",
+        (alert_id, tenant_id, linked, kind, severity, title, orjson.dumps(details).decode(),
+         dedupe_key),
+    )
+    if cur.fetchone() is None:
+        return None
+    return Alert(str(alert_id), str(tenant_id), kind, severity, title, details, event_id)
+
+
+def announce_alert(svc, alert: Alert) -> None:
+    """Fire ``anomaly_detected`` for a committed alert; a failing plugin is logged only."""
     try:
         svc.pm.hook.anomaly_detected(alert=alert)
-    except Exception:  # a failing plugin must not undo a recorded alert
-        log.exception("anomaly_detected hook failed for alert %s", alert_id)
+    except Exception:
+        log.exception("anomaly_detected hook failed for alert %s", alert.id)
+
+
+def record_alert(svc, tenant_id: uuid.UUID, **fields: Any) -> Alert | None:
+    """Store an alert in its own transaction, then announce it (see ``insert_alert``)."""
+    with svc.db.cursor(tenant_id) as cur:
+        alert = insert_alert(cur, tenant_id, **fields)
+    if alert is not None:
+        announce_alert(svc, alert)
     return alert
 
 
 def _alert_dict(r: tuple) -> dict[str, Any]:
     return {"id": str(r[0]), "kind": r[1], "severity": r[2], "title": r[3], "details": r[4],
-            "status": r[5], "event_id": str(r[6]) if r[6] else None, "created_at": r[7].isoformat()}
+            "status": r[5], "event_id": str(r[6]) if r[6] else None, "created_at": r[7].isoformat(),
+            "status_changed_by": r[8], "status_changed_at": r[9].isoformat() if r[9] else None}
 
 
-ALERT_COLUMNS = "id, kind, severity, title, details, status, event_id, created_at"
+ALERT_COLUMNS = ("id, kind, severity, title, details, status, event_id, created_at, "
+                 "status_changed_by, status_changed_at")
 
 
 def list_alerts(svc, cur, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
@@ -77,8 +87,9 @@ def list_alerts(svc, cur, limit: int = 50, status: str | None = None) -> list[di
     return [_alert_dict(r) for r in cur.fetchall()]
 
 
-def set_alert_status(cur, alert_id: str, status: str) -> dict[str, Any]:
-    """Acknowledge or resolve an alert (the alert itself, like the trail, is never deleted)."""
+def set_alert_status(cur, alert_id: str, status: str, changed_by: str) -> dict[str, Any]:
+    """Acknowledge or resolve an alert, recording who did it and when (alerts, like the
+    trail, are never deleted)."""
     if status not in STATUSES:
         raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}")
     try:
@@ -86,8 +97,9 @@ def set_alert_status(cur, alert_id: str, status: str) -> dict[str, Any]:
     except ValueError:
         raise NotFound(f"no alert {alert_id!r}") from None
     cur.execute(
-        f"UPDATE audit_anomalies SET status = %s WHERE id = %s RETURNING {ALERT_COLUMNS}",
-        (status, aid),
+        "UPDATE audit_anomalies SET status = %s, status_changed_by = %s, "
+        f"status_changed_at = now() WHERE id = %s RETURNING {ALERT_COLUMNS}",
+        (status, changed_by, aid),
     )
     row = cur.fetchone()
     if row is None:

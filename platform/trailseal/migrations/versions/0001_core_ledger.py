@@ -174,6 +174,8 @@ CREATE TABLE audit_anomalies (
   details jsonb NOT NULL DEFAULT '{}',
   status text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'acknowledged', 'resolved')),
   dedupe_key text,
+  status_changed_by text,
+  status_changed_at timestamptz,
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (tenant_id, id),
   FOREIGN KEY (tenant_id, event_id) REFERENCES audit_logs (tenant_id, id)
@@ -242,7 +244,7 @@ GRANT SELECT ON roles TO trailseal_app;
 GRANT SELECT, INSERT ON tenants, users, api_keys, tenant_keys, audit_logs, audit_access_log,
   audit_anomalies TO trailseal_app;
 GRANT SELECT, INSERT, UPDATE ON chain_heads, event_insights, audit_embeddings TO trailseal_app;
-GRANT UPDATE (status) ON audit_anomalies TO trailseal_app;
+GRANT UPDATE (status, status_changed_by, status_changed_at) ON audit_anomalies TO trailseal_app;
 GRANT UPDATE (revoked_at) ON api_keys TO trailseal_app;
 GRANT UPDATE (password_hash, role, is_active) ON users TO trailseal_app;
 GRANT SELECT, INSERT, DELETE ON idempotency_keys TO trailseal_app;
