@@ -20,9 +20,13 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
 
+_FORBIDDEN = {"\x00", "\x1c", "\x1d", "\x1e", "\x1f"}
+
+
 def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+    """Reject NUL and the ASCII separator characters (U+001C–U+001F) in stored text."""
+    if _FORBIDDEN.intersection(value):
+        raise ValueError("must not contain NUL or separator control characters (U+001C–U+001F)")
     return value
 
 
@@ -99,7 +103,10 @@ class EventIn(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _in_range(cls, value: datetime) -> datetime:
-        utc = value.astimezone(UTC)
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:  # e.g. year 1 with a positive offset
+            raise ValueError("occurred_at must fall between 1970 and 9998") from None
         if not (1970 <= utc.year <= 9998):
             raise ValueError("occurred_at must fall between 1970 and 9998")
         return utc

@@ -95,6 +95,8 @@ def test_idempotency_key_on_batches(trailseal_client, tenant):
     (json.dumps(make_event(action_details={"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": {"k": {"l": {"m": {"n": {"o": {"p": {"q": 1}}}}}}}}}}}}}}}}})).encode(), "application/json", 422),
     (b"null", "application/json", 422),
     (b"12", "application/json", 422),
+    (json.dumps(make_event(occurred_at="0001-01-01T00:00:00+01:00")).encode(), "application/json", 422),
+    (json.dumps(make_event(actor={"id": "a\u001fb", "type": "user"})).encode(), "application/json", 422),
 ])
 def test_bad_input_is_a_clear_client_error(trailseal_client, tenant, data, content_type, status):
     resp = trailseal_client.post("/api/v1/events", data=data, content_type=content_type,

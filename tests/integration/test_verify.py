@@ -9,9 +9,16 @@ import subprocess
 import sys
 import uuid
 
+import orjson
+
 from tests.conftest import make_event
 from trailseal import hookimpl
-from trailseal.services.chain import CHAIN_COLUMNS, event_hash
+from trailseal.services.chain import record_hash
+
+STORED_COLUMNS = ("id", "tenant_id", "seq", "occurred_at", "received_at", "event_type", "actor_id",
+                  "actor_type", "actor_role", "actor_department", "entity_type", "entity_id",
+                  "severity", "source", "tags", "key_id", "idempotency_key", "previous_hash",
+                  "hash", "record")
 
 
 def _fill(client, tenant, n=12):
@@ -41,25 +48,44 @@ def test_edited_row_is_named(trailseal_client, tenant, owner):
     assert report["broken_event_id"] == ids[4]
 
 
+def _record(owner, tenant, seq):
+    raw = owner.execute("SELECT record FROM audit_logs WHERE tenant_id = %s AND seq = %s",
+                        (tenant.id, seq)).fetchone()[0]
+    return orjson.loads(raw)
+
+
+def _dump(rec) -> bytes:
+    return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
+
+
 def test_edited_ciphertext_is_named(trailseal_client, tenant, owner):
     _fill(trailseal_client, tenant)
-    owner.execute("UPDATE audit_logs SET ip_address = NULL WHERE tenant_id = %s AND seq = 3", (tenant.id,))
+    rec = _record(owner, tenant, 3)
+    rec["ip_address"] = None
+    owner.execute("UPDATE audit_logs SET record = %s WHERE tenant_id = %s AND seq = 3",
+                  (_dump(rec), tenant.id))
     report = _verify(trailseal_client, tenant)
     assert (report["broken_seq"], report["reason"]) == (3, "modified")
 
 
 def test_edited_and_rehashed_row_is_named(trailseal_client, trailseal_services, tenant, owner):
     _fill(trailseal_client, tenant)
-    cols = ", ".join(CHAIN_COLUMNS)
-    row = owner.execute(f"SELECT {cols} FROM audit_logs WHERE tenant_id = %s AND seq = 7",
-                        (tenant.id,)).fetchone()
-    forged = list(row)
-    forged[12] = "info"
-    new_hash = event_hash(tuple(forged))
-    owner.execute("UPDATE audit_logs SET severity = 'info', hash = %s WHERE tenant_id = %s AND seq = 7",
-                  (new_hash, tenant.id))
+    rec = _record(owner, tenant, 7)
+    rec["severity"] = "info"
+    raw = _dump(rec)
+    owner.execute("UPDATE audit_logs SET severity = 'info', record = %s, hash = %s "
+                  "WHERE tenant_id = %s AND seq = 7", (raw, record_hash(raw), tenant.id))
     report = _verify(trailseal_client, tenant)
     assert (report["broken_seq"], report["reason"]) == (7, "modified")
+
+
+def test_reads_show_the_hashed_record_not_edited_columns(trailseal_client, tenant, owner):
+    ids = _fill(trailseal_client, tenant, 3)
+    owner.execute("UPDATE audit_logs SET actor_id = 'mallory' WHERE tenant_id = %s AND seq = 2", (tenant.id,))
+    shown = trailseal_client.get(f"/api/v1/events/{ids[1]}", headers=tenant.headers).get_json()
+    assert shown["actor"]["id"] == "u-1"
+    report = _verify(trailseal_client, tenant)
+    assert (report["broken_seq"], report["reason"]) == (2, "modified")
 
 
 def test_deleted_row_is_missing(trailseal_client, tenant, owner):
@@ -89,20 +115,21 @@ def test_reordered_rows_are_named(trailseal_client, tenant, owner):
 
 def test_inserted_row_is_named(trailseal_client, tenant, owner):
     _fill(trailseal_client, tenant, 6)
-    cols = ", ".join(CHAIN_COLUMNS)
-    rows = owner.execute(f"SELECT {cols} FROM audit_logs WHERE tenant_id = %s ORDER BY seq",
-                         (tenant.id,)).fetchall()
-    forged = list(rows[2])
-    forged[0] = uuid.uuid4()
-    forged[11] = "INV-FORGED"
-    forged[21] = event_hash(tuple(forged))
+    cols = [c for c in STORED_COLUMNS if c not in ("id", "entity_id", "hash", "record")]
+    base = owner.execute(f"SELECT {', '.join(cols)} FROM audit_logs WHERE tenant_id = %s AND seq = 3",
+                         (tenant.id,)).fetchone()
+    rec = _record(owner, tenant, 3)
+    forged_id = uuid.uuid4()
+    rec.update(id=str(forged_id), entity_id="INV-FORGED")
+    raw = _dump(rec)
     owner.execute("UPDATE audit_logs SET seq = seq + 1000 WHERE tenant_id = %s AND seq >= 3", (tenant.id,))
     owner.execute("UPDATE audit_logs SET seq = seq - 999 WHERE tenant_id = %s AND seq > 1000", (tenant.id,))
-    placeholders = ", ".join(["%s"] * len(CHAIN_COLUMNS))
-    owner.execute(f"INSERT INTO audit_logs ({cols}) VALUES ({placeholders})", forged)
+    all_cols = cols + ["id", "entity_id", "hash", "record"]
+    owner.execute(f"INSERT INTO audit_logs ({', '.join(all_cols)}) VALUES ({', '.join(['%s'] * len(all_cols))})",
+                  (*base, forged_id, "INV-FORGED", record_hash(raw), raw))
     report = _verify(trailseal_client, tenant)
     assert (report["broken_seq"], report["reason"]) == (3, "inserted")
-    assert report["broken_event_id"] == str(forged[0])
+    assert report["broken_event_id"] == str(forged_id)
 
 
 def test_break_records_one_critical_alert_and_fires_hook(trailseal_client, tenant, owner, register_plugin):

@@ -14,7 +14,7 @@ BASE = datetime(2026, 6, 1, tzinfo=UTC)
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
 
 safe_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\x1c\x1d\x1e\x1f"),
     min_size=1, max_size=20,
 )
 name = st.sampled_from(["alice", "bob", "carol", "dave", "svc-billing"])

@@ -5,28 +5,49 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from trailseal.services.chain import (
     GENESIS_HASH,
     ChainWalker,
-    canonical_bytes,
-    event_hash,
+    build_record,
+    format_ts,
+    projection_of,
+    record_hash,
+    rehash_with_seq,
 )
 
 TENANT = uuid.UUID("00000000-0000-0000-0000-00000000000a")
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def fields(i: int, prev: str, **over) -> dict:
+    f = {"id": str(uuid.uuid4()), "tenant_id": str(TENANT), "seq": i,
+         "occurred_at": format_ts(BASE + timedelta(minutes=i)),
+         "received_at": format_ts(BASE + timedelta(minutes=i)), "event_type": "user.login",
+         "actor_id": f"u{i % 3}", "actor_type": "user", "actor_role": None,
+         "actor_department": None, "entity_type": "session", "entity_id": f"s{i}",
+         "severity": "info", "source": "web", "tags": ["a"], "key_id": "k1",
+         "idempotency_key": None, "ip_address": "AQI=", "user_agent": None,
+         "action_details": "AwMD", "previous_hash": prev}
+    f.update(over)
+    return f
+
+
+def row_from(f: dict, seq: int | None = None) -> tuple:
+    """A stored row as ``VERIFY_COLUMNS`` lays it out."""
+    record = build_record(f)
+    return (f["seq"] if seq is None else seq, uuid.UUID(f["id"]), f["previous_hash"],
+            record_hash(record), record, projection_of(orjson.loads(record)))
+
+
 def build_chain(n: int) -> list[tuple]:
     rows, prev = [], GENESIS_HASH
     for i in range(1, n + 1):
-        row = (uuid.uuid4(), TENANT, i, BASE + timedelta(minutes=i), BASE + timedelta(minutes=i),
-               "user.login", f"u{i % 3}", "user", None, None, "session", f"s{i}", "info", "web",
-               ["a"], b"\x01\x02", None, b"\x03" * 20, "k1", None, prev)
-        h = event_hash(row)
-        rows.append(row + (h,))
-        prev = h
+        row = row_from(fields(i, prev))
+        rows.append(row)
+        prev = row[3]
     return rows
 
 
@@ -35,17 +56,17 @@ class Lookup:
         self.rows = rows
 
     def by_hash(self, h):
-        return next(((r[2], r[0]) for r in self.rows if r[21] == h), None)
+        return next(((r[0], r[1]) for r in self.rows if r[3] == h), None)
 
     def by_previous_hash(self, h):
-        return next(((r[2], r[0]) for r in self.rows if r[20] == h), None)
+        return next(((r[0], r[1]) for r in self.rows if r[2] == h), None)
 
     def id_at(self, seq):
-        return next((r[0] for r in self.rows if r[2] == seq), None)
+        return next((r[1] for r in self.rows if r[0] == seq), None)
 
 
 def walk(rows, head_seq, head_hash):
-    ordered = sorted(rows, key=lambda r: (r[2], str(r[0])))
+    ordered = sorted(rows, key=lambda r: (r[0], str(r[1])))
     walker = ChainWalker(str(TENANT), head_seq, head_hash, Lookup(ordered))
     for row in ordered:
         if not walker.feed(row):
@@ -53,85 +74,108 @@ def walk(rows, head_seq, head_hash):
     return walker.finish()
 
 
+def with_projection(row, **column_overrides) -> tuple:
+    """The row with some stored columns edited behind the record's back."""
+    rec = orjson.loads(row[4])
+    rec.update(column_overrides)
+    return row[:5] + (projection_of(rec),)
+
+
 def test_canonical_form_is_sorted_compact_utf8():
-    row = build_chain(1)[0]
-    raw = canonical_bytes(row)
-    assert b" " not in raw.replace(b"user.login", b"")
+    raw = build_record(fields(1, GENESIS_HASH, actor_id="Zoë"))
+    assert b": " not in raw and b", " not in raw
     assert raw.index(b'"action_details"') < raw.index(b'"actor_id"') < raw.index(b'"tenant_id"')
-    assert raw.decode("utf-8")
+    assert "Zoë".encode() in raw
+    assert format_ts(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2026-01-02T03:04:05.000006Z"
 
 
 def test_intact_chain():
     rows = build_chain(10)
-    report = walk(rows, 10, rows[-1][21])
+    report = walk(rows, 10, rows[-1][3])
     assert report.intact and report.events_checked == 10
 
 
-def test_modified_field_named():
+def test_edited_record_is_modified():
     rows = build_chain(10)
-    r = list(rows[4])
-    r[12] = "critical"
-    rows[4] = tuple(r)
-    report = walk(rows, 10, rows[-1][21])
+    rec = orjson.loads(rows[4][4])
+    rec["severity"] = "critical"
+    rows[4] = rows[4][:4] + (orjson.dumps(rec, option=orjson.OPT_SORT_KEYS), rows[4][5])
+    report = walk(rows, 10, rows[-1][3])
     assert (report.intact, report.broken_seq, report.reason) == (False, 5, "modified")
-    assert report.broken_event_id == str(rows[4][0])
+    assert report.broken_event_id == str(rows[4][1])
 
 
-def test_modified_and_rehashed_names_the_rewritten_event():
+@pytest.mark.parametrize("column,value", [("severity", "critical"), ("actor_id", "mallory"),
+                                          ("tags", []), ("source", None), ("occurred_at", "2020-01-01T00:00:00.000000Z")])
+def test_edited_column_is_modified(column, value):
     rows = build_chain(10)
-    r = list(rows[3])
-    r[5] = "user.logout"
-    r[21] = event_hash(tuple(r))
-    rows[3] = tuple(r)
-    report = walk(rows, 10, rows[-1][21])
+    rows[6] = with_projection(rows[6], **{column: value})
+    report = walk(rows, 10, rows[-1][3])
+    assert (report.broken_seq, report.reason) == (7, "modified")
+    assert "columns" in report.detail
+
+
+def test_rewritten_and_rehashed_names_the_rewritten_event():
+    rows = build_chain(10)
+    f = orjson.loads(rows[3][4])
+    f["event_type"] = "user.logout"
+    f.pop("v")
+    rows[3] = row_from(f)
+    report = walk(rows, 10, rows[-1][3])
     assert (report.broken_seq, report.reason) == (4, "modified")
 
 
 def test_deleted_event_is_missing():
     rows = build_chain(10)
     gone = rows.pop(6)
-    report = walk(rows, 10, rows[-1][21])
-    assert (report.broken_seq, report.reason) == (gone[2], "missing")
+    report = walk(rows, 10, rows[-1][3])
+    assert (report.broken_seq, report.reason) == (gone[0], "missing")
+    assert report.broken_event_id == str(rows[6][1])
 
 
 def test_deleted_tail_is_missing():
     rows = build_chain(10)
-    head_hash = rows[-1][21]
+    head_hash = rows[-1][3]
     rows.pop()
     report = walk(rows, 10, head_hash)
-    assert (report.broken_seq, report.reason) == (10, "missing")
+    assert (report.broken_seq, report.reason, report.broken_event_id) == (10, "missing", None)
 
 
 @pytest.mark.parametrize("a,b", [(2, 7), (4, 5)])
 def test_swapped_events_are_reordered(a, b):
     rows = build_chain(10)
-    ra, rb = list(rows[a - 1]), list(rows[b - 1])
-    ra[2], rb[2] = b, a
-    rows[a - 1], rows[b - 1] = tuple(ra), tuple(rb)
-    report = walk(rows, 10, rows[-1][21])
+    ra, rb = rows[a - 1], rows[b - 1]
+    rows[a - 1], rows[b - 1] = (b,) + ra[1:], (a,) + rb[1:]
+    report = walk(rows, 10, rows[-1][3])
     assert (report.broken_seq, report.reason) == (a, "reordered")
+    assert report.broken_event_id == str(rb[1])
 
 
 def test_inserted_event_with_renumbering():
     rows = build_chain(6)
-    forged = list(rows[2])
-    forged[0] = uuid.uuid4()
-    forged[5] = "invoice.paid"
-    forged[20] = rows[2][20]
-    forged[21] = event_hash(tuple(forged[:21]))
-    shifted = [tuple(list(r[:2]) + [r[2] + 1] + list(r[3:])) for r in rows[2:]]
-    tampered = rows[:2] + [tuple(forged)] + shifted
-    report = walk(tampered, 6, rows[-1][21])
+    forged = row_from(fields(3, rows[1][3], event_type="invoice.paid"))
+    shifted = [(r[0] + 1,) + r[1:] for r in rows[2:]]
+    report = walk(rows[:2] + [forged] + shifted, 6, rows[-1][3])
     assert (report.broken_seq, report.reason) == (3, "inserted")
-    assert report.broken_event_id == str(forged[0])
+    assert report.broken_event_id == str(forged[1])
+
+
+def test_removed_and_renumbered_is_missing():
+    rows = build_chain(8)
+    shifted = [(r[0] - 2,) + r[1:] for r in rows[5:]]
+    report = walk(rows[:3] + shifted, 8, rows[-1][3])
+    assert (report.broken_seq, report.reason) == (4, "missing")
 
 
 def test_appended_past_head_is_inserted():
     rows = build_chain(5)
-    head_hash = rows[-1][21]
-    extra = list(rows[-1])
-    extra[0], extra[2], extra[20] = uuid.uuid4(), 6, head_hash
-    extra[21] = event_hash(tuple(extra[:21]))
-    rows.append(tuple(extra))
+    head_hash = rows[-1][3]
+    rows.append(row_from(fields(6, head_hash)))
     report = walk(rows, 5, head_hash)
     assert (report.broken_seq, report.reason) == (6, "inserted")
+
+
+def test_rehash_with_seq_changes_only_seq():
+    rows = build_chain(2)
+    raw, h = rehash_with_seq(rows[1][4], 9)
+    assert orjson.loads(raw)["seq"] == 9 and h == record_hash(raw) and h != rows[1][3]

@@ -1,13 +1,15 @@
 """The per-tenant SHA-256 hash chain: canonical records, hashing and verification.
 
-The hash of an event is SHA-256 over the canonical JSON (sorted keys, UTF-8, no whitespace)
-of its stored fields — ciphertext, base64-encoded, for the encrypted ones — together with its
-``seq`` and ``previous_hash``. Anyone with read access can verify the chain without keys.
+Each event is stored with ``record``: the canonical JSON (sorted keys, UTF-8, no whitespace)
+of all its fields — ciphertext, base64-encoded, for the encrypted ones — including its
+``seq`` and ``previous_hash``. ``hash`` is SHA-256 of exactly those bytes, so anyone with
+read access can verify the chain without keys. The other columns are a projection of the
+record for indexing and filtering; verification checks that projection too, so a column
+edited behind the record's back is caught like an edited record.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -17,63 +19,61 @@ import orjson
 
 GENESIS_HASH = "0" * 64
 CANONICAL_VERSION = 1
+NULL_MARK = "\x1e"  # stands for NULL in the projection string
+FIELD_SEP = "\x1f"
+TAG_SEP = "\x1d"
 
-# Column order used by every query that feeds the chain.
-CHAIN_COLUMNS = (
-    "id", "tenant_id", "seq", "occurred_at", "received_at", "event_type", "actor_id",
-    "actor_type", "actor_role", "actor_department", "entity_type", "entity_id", "severity",
-    "source", "tags", "ip_address", "user_agent", "action_details", "key_id",
-    "idempotency_key", "previous_hash", "hash",
+# The projection of the record that the indexed columns hold, as one string. Text fields
+# never contain these separators (validation rejects them), so the string is unambiguous.
+PROJECTION_SQL = (
+    "concat_ws(chr(31), id::text, tenant_id::text, "
+    "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    "to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    "event_type, actor_id, actor_type, coalesce(actor_role, chr(30)), "
+    "coalesce(actor_department, chr(30)), entity_type, entity_id, severity, "
+    "coalesce(source, chr(30)), array_to_string(tags, chr(29)), key_id, "
+    "coalesce(idempotency_key, chr(30)), previous_hash)"
 )
+VERIFY_COLUMNS = f"seq, id, previous_hash, hash, record, {PROJECTION_SQL}"
 
 
 def format_ts(value: datetime) -> str:
     """Canonical timestamp: UTC, microseconds, ``Z`` suffix."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-def _b64(blob: bytes | None) -> str | None:
-    return None if blob is None else base64.b64encode(blob).decode("ascii")
+def build_record(fields: dict[str, Any]) -> bytes:
+    """The canonical bytes of an event. ``fields`` holds every stored field, with
+    timestamps already formatted and ciphertexts base64-encoded (or None)."""
+    return orjson.dumps({"v": CANONICAL_VERSION, **fields}, option=orjson.OPT_SORT_KEYS)
 
 
-def canonical_bytes(row: tuple) -> bytes:
-    """Canonical JSON of a row laid out as ``CHAIN_COLUMNS`` (the trailing hash is ignored)."""
-    return orjson.dumps(
-        {
-            "v": CANONICAL_VERSION,
-            "id": str(row[0]),
-            "tenant_id": str(row[1]),
-            "seq": row[2],
-            "occurred_at": format_ts(row[3]),
-            "received_at": format_ts(row[4]),
-            "event_type": row[5],
-            "actor_id": row[6],
-            "actor_type": row[7],
-            "actor_role": row[8],
-            "actor_department": row[9],
-            "entity_type": row[10],
-            "entity_id": row[11],
-            "severity": row[12],
-            "source": row[13],
-            "tags": list(row[14] or ()),
-            "ip_address": _b64(row[15]),
-            "user_agent": _b64(row[16]),
-            "action_details": _b64(row[17]),
-            "key_id": row[18],
-            "idempotency_key": row[19],
-            "previous_hash": row[20],
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
+def record_hash(record: bytes) -> str:
+    """SHA-256 (hex) of a canonical record."""
+    return hashlib.sha256(record).hexdigest()
 
 
-def event_hash(row: tuple) -> str:
-    """SHA-256 (hex) of the canonical form of ``row``."""
-    return hashlib.sha256(canonical_bytes(row)).hexdigest()
+def _opt(value: str | None) -> str:
+    return NULL_MARK if value is None else value
 
 
-def _with_seq(row: tuple, seq: int) -> tuple:
-    return row[:2] + (seq,) + row[3:]
+def projection_of(rec: dict[str, Any]) -> str:
+    """The projection string (see ``PROJECTION_SQL``) computed from a decoded record."""
+    return FIELD_SEP.join((
+        rec["id"], rec["tenant_id"], rec["occurred_at"], rec["received_at"], rec["event_type"],
+        rec["actor_id"], rec["actor_type"], _opt(rec["actor_role"]),
+        _opt(rec["actor_department"]), rec["entity_type"], rec["entity_id"], rec["severity"],
+        _opt(rec["source"]), TAG_SEP.join(rec["tags"]), rec["key_id"],
+        _opt(rec["idempotency_key"]), rec["previous_hash"],
+    ))
+
+
+def rehash_with_seq(record: bytes, seq: int) -> tuple[bytes, str]:
+    """The record and hash an event would have at another ``seq`` (used by tests/tools)."""
+    rec = orjson.loads(record)
+    rec["seq"] = seq
+    raw = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
+    return raw, record_hash(raw)
 
 
 @dataclass
@@ -95,12 +95,12 @@ class ChainReport:
 
 
 class ChainWalker:
-    """Checks rows in ``seq`` order, one at a time, and stops at the first break.
+    """Checks rows (laid out as ``VERIFY_COLUMNS``) in ``seq`` order and stops at the first
+    break.
 
-    ``lookup`` answers three questions about the stored log, asked only once a break is
-    found (to tell an edit from a reordering, an insertion or a removal):
+    ``lookup`` answers questions about the stored log, asked only once a break is found:
     ``by_hash(h)`` and ``by_previous_hash(h)`` return ``(seq, id)`` or None, ``id_at(seq)``
-    returns the id stored at ``seq`` or None.
+    the id stored at ``seq`` or None.
     """
 
     def __init__(self, tenant_id: str, head_seq: int, head_hash: str, lookup):
@@ -116,86 +116,70 @@ class ChainWalker:
 
     def feed(self, row: tuple) -> bool:
         """Check the next row; return False once the chain is found broken."""
-        seq, event_id, stored_hash = row[2], str(row[0]), row[21]
-        if seq > self.head_seq:
-            return self._break(
-                seq, event_id, "inserted",
-                f"event {event_id} has seq {seq}, past the recorded chain head (seq {self.head_seq})",
-            )
-        if seq > self.expected_seq:
-            return self._break(
-                self.expected_seq, event_id, "missing",
-                f"events {self.expected_seq}..{seq - 1} are missing before event {event_id} (seq {seq})",
-            )
-        if seq < self.expected_seq:
-            return self._break(seq, event_id, "inserted", f"a second event claims seq {seq}")
-        if event_hash(row) != stored_hash:
-            return self._classify_mismatch(row)
-        if row[20] != self.prev_hash:
+        seq, _, _, stored_hash, record, projection = row
+        if seq != self.expected_seq or seq > self.head_seq:
+            return self._seq_break(row)
+        if hashlib.sha256(record).hexdigest() != stored_hash:
+            return self._break(seq, row, "modified",
+                               f"the stored hash of event seq {seq} does not match its record")
+        rec = orjson.loads(record)
+        if rec["seq"] != seq:
+            return self._moved(row, rec["seq"])
+        if projection_of(rec) != projection:
+            return self._break(seq, row, "modified",
+                               f"the stored columns of event seq {seq} differ from its hashed record")
+        if rec["previous_hash"] != self.prev_hash:
             # Consistent with itself but not linked to its predecessor: the predecessor was
             # rewritten and re-hashed (nothing stored has the hash this row links to), or
             # this row was placed here.
-            if self.prev_row is not None and self.lookup.by_hash(row[20]) is None:
+            if self.prev_row is not None and self.lookup.by_hash(rec["previous_hash"]) is None:
                 return self._break(
-                    seq - 1, str(self.prev_row[0]), "modified",
+                    seq - 1, self.prev_row, "modified",
                     f"event seq {seq - 1} was rewritten: its successor links to a hash "
-                    f"({row[20][:16]}…) that no stored event has",
+                    f"({rec['previous_hash'][:16]}…) that no stored event has",
                 )
-            return self._break(
-                seq, event_id, "inserted",
-                f"event seq {seq} links to {row[20][:16]}…, not to the event before it",
-            )
+            return self._break(seq, row, "inserted",
+                               f"event seq {seq} links to {rec['previous_hash'][:16]}…, "
+                               "not to the event before it")
         self.prev_hash = stored_hash
         self.prev_row = row
         self.expected_seq += 1
         self.checked += 1
         return True
 
-    def _original_seq(self, row: tuple) -> int | None:
-        """The seq this row was hashed with, when it differs from its current one."""
-        seq = row[2]
-        candidates: list[int] = []
-        if row[20] == GENESIS_HASH:
-            candidates.append(1)
-        else:
-            pred = self.lookup.by_hash(row[20])
-            if pred is not None:
-                candidates.append(pred[0] + 1)
-        succ = self.lookup.by_previous_hash(row[21])
-        if succ is not None:
-            candidates.append(succ[0] - 1)
-        candidates += [seq - 1, seq + 1]
-        for cand in candidates:
-            if cand > 0 and cand != seq and event_hash(_with_seq(row, cand)) == row[21]:
-                return cand
-        return None
+    def _seq_break(self, row: tuple) -> bool:
+        seq = row[0]
+        if seq > self.head_seq:
+            return self._break(seq, row, "inserted",
+                               f"event seq {seq} lies past the recorded chain head "
+                               f"(seq {self.head_seq})")
+        if seq > self.expected_seq:
+            return self._break(self.expected_seq, row, "missing",
+                               f"events {self.expected_seq}..{seq - 1} are missing before "
+                               f"event {row[1]} (seq {seq})")
+        return self._break(seq, row, "inserted", f"a second event claims seq {seq}")
 
-    def _classify_mismatch(self, row: tuple) -> bool:
-        seq, event_id = row[2], str(row[0])
-        original = self._original_seq(row)
-        if original is None:
-            return self._break(
-                seq, event_id, "modified",
-                f"the stored hash of event seq {seq} does not match its contents",
-            )
+    def _moved(self, row: tuple, original: int) -> bool:
+        """The row sits at another seq than the one it was hashed with."""
+        seq = row[0]
         if original < seq:
             first = self.lookup.id_at(original)
             return self._break(
-                original, str(first) if first else event_id, "inserted",
-                f"event {event_id} was hashed at seq {original} but sits at seq {seq}: "
+                original, None, "inserted",
+                f"event {row[1]} was hashed at seq {original} but sits at seq {seq}: "
                 f"{seq - original} event(s) were inserted before it",
+                event_id=str(first) if first else str(row[1]),
             )
         if self.lookup.by_previous_hash(self.prev_hash) is not None:
-            return self._break(
-                seq, event_id, "reordered",
-                f"event {event_id} was hashed at seq {original} but sits at seq {seq}",
-            )
-        return self._break(
-            seq, event_id, "missing",
-            f"events {seq}..{original - 1} were removed and the later events renumbered",
-        )
+            return self._break(seq, row, "reordered",
+                               f"event {row[1]} was hashed at seq {original} but sits at seq {seq}")
+        return self._break(seq, row, "missing",
+                           f"events {seq}..{original - 1} were removed and later events renumbered")
 
-    def _break(self, seq: int, event_id: str | None, reason: str, detail: str) -> bool:
+    def _break(self, seq: int, row: tuple | None, reason: str, detail: str,
+               event_id: str | None = None) -> bool:
+        if event_id is None and row is not None:
+            event_id = str(row[1])
         self.broken = (seq, event_id, reason, detail)
         return False
 
@@ -214,7 +198,7 @@ class ChainWalker:
                 )
             elif self.prev_hash != self.head_hash:
                 self.broken = (
-                    last_seq, str(self.prev_row[0]) if self.prev_row else None, "modified",
+                    last_seq, str(self.prev_row[1]) if self.prev_row else None, "modified",
                     "the last event's hash differs from the one recorded in the chain head",
                 )
         if self.broken is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -15,10 +16,7 @@ from .chain import format_ts
 from .crypto import decrypt_field
 
 SELECT_COLUMNS = """
-  a.id, a.seq, a.occurred_at, a.received_at, a.event_type, a.actor_id, a.actor_type,
-  a.actor_role, a.actor_department, a.entity_type, a.entity_id, a.severity, a.source, a.tags,
-  a.ip_address, a.user_agent, a.action_details, a.key_id, a.idempotency_key,
-  a.previous_hash, a.hash,
+  a.seq, a.occurred_at, a.record,
   i.event_id IS NOT NULL, i.anomaly_score, i.is_anomaly, i.category, i.risk_level, i.tags,
   i.ai_insights, i.review_required
 """
@@ -52,7 +50,11 @@ def build_filters(q: EventQuery) -> tuple[list[str], list[Any]]:
     if q.end is not None:
         where.append("a.occurred_at < %s")
         params.append(q.end)
-    if q.event_type:
+    # A single value is compared with "=" so the planner can read the index in order.
+    if len(q.event_type) == 1:
+        where.append("a.event_type = %s")
+        params.append(q.event_type[0])
+    elif q.event_type:
         where.append("a.event_type = ANY(%s)")
         params.append(list(q.event_type))
     if q.actor is not None:
@@ -64,7 +66,10 @@ def build_filters(q: EventQuery) -> tuple[list[str], list[Any]]:
     if q.entity_id is not None:
         where.append("a.entity_id = %s")
         params.append(q.entity_id)
-    if q.severity:
+    if len(q.severity) == 1:
+        where.append("a.severity = %s")
+        params.append(q.severity[0])
+    elif q.severity:
         where.append("a.severity = ANY(%s)")
         params.append(list(q.severity))
     if q.category is not None:
@@ -79,41 +84,46 @@ def build_filters(q: EventQuery) -> tuple[list[str], list[Any]]:
     return where, params
 
 
-def _decrypt(svc, cur, tenant_id, event_id, key_id, field, blob) -> bytes | None:
-    if blob is None:
+def _decrypt(svc, cur, tenant_id, event_id, key_id, field, text: str | None) -> bytes | None:
+    if text is None:
         return None
-    return decrypt_field(svc.keyring.key(cur, tenant_id, key_id), tenant_id, event_id, field, bytes(blob))
+    key = svc.keyring.key(cur, tenant_id, key_id)
+    return decrypt_field(key, tenant_id, event_id, field, base64.b64decode(text))
 
 
 def row_to_event(svc, cur, tenant_id: uuid.UUID, r: tuple) -> dict[str, Any]:
-    """One SELECT_COLUMNS row as the API's event object."""
-    event_id = r[0]
-    ip = _decrypt(svc, cur, tenant_id, event_id, r[17], "ip_address", r[14])
-    ua = _decrypt(svc, cur, tenant_id, event_id, r[17], "user_agent", r[15])
-    details = _decrypt(svc, cur, tenant_id, event_id, r[17], "action_details", r[16])
+    """One SELECT_COLUMNS row as the API's event object. Every field shown comes from the
+    hashed record, so what a reader sees is what verification covers."""
+    rec = orjson.loads(r[2])
+    event_id = uuid.UUID(rec["id"])
+    key_id = rec["key_id"]
+    ip = _decrypt(svc, cur, tenant_id, event_id, key_id, "ip_address", rec["ip_address"])
+    ua = _decrypt(svc, cur, tenant_id, event_id, key_id, "user_agent", rec["user_agent"])
+    details = _decrypt(svc, cur, tenant_id, event_id, key_id, "action_details", rec["action_details"])
     insights = None
-    if r[21]:
+    if r[3]:
         insights = {
-            "anomaly_score": r[22], "is_anomaly": r[23], "category": r[24], "risk_level": r[25],
-            "tags": list(r[26] or []), "ai_insights": r[27] or {}, "review_required": r[28],
+            "anomaly_score": r[4], "is_anomaly": r[5], "category": r[6], "risk_level": r[7],
+            "tags": list(r[8] or []), "ai_insights": r[9] or {}, "review_required": r[10],
         }
     return {
-        "id": str(event_id),
-        "seq": r[1],
-        "occurred_at": format_ts(r[2]),
-        "received_at": format_ts(r[3]),
-        "event_type": r[4],
-        "actor": {"id": r[5], "type": r[6], "role": r[7], "department": r[8]},
-        "entity": {"type": r[9], "id": r[10]},
-        "severity": r[11],
-        "source": r[12],
-        "tags": list(r[13] or []),
+        "id": rec["id"],
+        "seq": rec["seq"],
+        "occurred_at": rec["occurred_at"],
+        "received_at": rec["received_at"],
+        "event_type": rec["event_type"],
+        "actor": {"id": rec["actor_id"], "type": rec["actor_type"], "role": rec["actor_role"],
+                  "department": rec["actor_department"]},
+        "entity": {"type": rec["entity_type"], "id": rec["entity_id"]},
+        "severity": rec["severity"],
+        "source": rec["source"],
+        "tags": rec["tags"],
         "ip_address": ip.decode() if ip is not None else None,
         "user_agent": ua.decode() if ua is not None else None,
         "action_details": orjson.loads(details) if details is not None else None,
-        "idempotency_key": r[18],
-        "previous_hash": r[19],
-        "hash": r[20],
+        "idempotency_key": rec["idempotency_key"],
+        "previous_hash": rec["previous_hash"],
+        "hash": hashlib.sha256(r[2]).hexdigest(),
         "insights": insights,
     }
 
@@ -136,7 +146,7 @@ def list_events(svc, cur, tenant_id: uuid.UUID, q: EventQuery, chronological: bo
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     events = [row_to_event(svc, cur, tenant_id, r) for r in rows]
-    next_cursor = encode_cursor(rows[-1][2], rows[-1][1]) if more and rows else None
+    next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
     return {"events": events, "next_cursor": next_cursor}
 
 

@@ -6,7 +6,10 @@ the head is locked, so the lock is held only for hashing and one multi-row INSER
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,28 +20,35 @@ from pydantic import ValidationError
 
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..schemas import EventIn
-from .chain import event_hash
+from .chain import TAG_SEP, build_record, format_ts, record_hash
 from .crypto import encrypt_field
 
+# Binary parameters (%b): psycopg sends the arrays without text escaping.
 INSERT_SQL = """
 INSERT INTO audit_logs (id, tenant_id, seq, occurred_at, received_at, event_type, actor_id,
   actor_type, actor_role, actor_department, entity_type, entity_id, severity, source, tags,
-  ip_address, user_agent, action_details, key_id, idempotency_key, previous_hash, hash)
-SELECT u.id, %(tenant)s, u.seq, u.occurred_at, u.received_at, u.event_type, u.actor_id,
+  key_id, idempotency_key, previous_hash, hash, record)
+SELECT u.id, %(tenant)b, u.seq, u.occurred_at, %(received_at)b, u.event_type, u.actor_id,
   u.actor_type, u.actor_role, u.actor_department, u.entity_type, u.entity_id, u.severity,
-  u.source, string_to_array(u.tags, chr(31)), u.ip_address, u.user_agent, u.action_details,
-  %(key_id)s, u.idempotency_key, u.previous_hash, u.hash
-FROM unnest(%(id)s::uuid[], %(seq)s::int8[], %(occurred_at)s::timestamptz[],
-  %(received_at)s::timestamptz[], %(event_type)s::text[], %(actor_id)s::text[],
-  %(actor_type)s::text[], %(actor_role)s::text[], %(actor_department)s::text[],
-  %(entity_type)s::text[], %(entity_id)s::text[], %(severity)s::text[], %(source)s::text[],
-  %(tags)s::text[], %(ip_address)s::bytea[], %(user_agent)s::bytea[],
-  %(action_details)s::bytea[], %(idempotency_key)s::text[], %(previous_hash)s::text[],
-  %(hash)s::text[])
-  AS u(id, seq, occurred_at, received_at, event_type, actor_id, actor_type, actor_role,
-       actor_department, entity_type, entity_id, severity, source, tags, ip_address,
-       user_agent, action_details, idempotency_key, previous_hash, hash)
+  u.source, string_to_array(u.tags, chr(29)), %(key_id)b, u.idempotency_key, u.previous_hash,
+  u.hash, u.record
+FROM unnest(%(id)b::uuid[], %(seq)b::int8[], %(occurred_at)b::timestamptz[],
+  %(event_type)b::text[], %(actor_id)b::text[], %(actor_type)b::text[], %(actor_role)b::text[],
+  %(actor_department)b::text[], %(entity_type)b::text[], %(entity_id)b::text[],
+  %(severity)b::text[], %(source)b::text[], %(tags)b::text[], %(idempotency_key)b::text[],
+  %(previous_hash)b::text[], %(hash)b::text[], %(record)b::bytea[])
+  AS u(id, seq, occurred_at, event_type, actor_id, actor_type, actor_role, actor_department,
+       entity_type, entity_id, severity, source, tags, idempotency_key, previous_hash, hash,
+       record)
 """
+
+
+def time_ordered_uuid() -> uuid.UUID:
+    """A UUIDv7: millisecond timestamp first, so primary-key inserts append to the index."""
+    raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
+    raw[6] = (raw[6] & 0x0F) | 0x70
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return uuid.UUID(bytes=bytes(raw))
 
 
 @dataclass
@@ -87,6 +97,10 @@ def request_fingerprint(body: Any) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def _b64(blob: bytes | None) -> str | None:
+    return None if blob is None else base64.b64encode(blob).decode("ascii")
+
+
 def append_events(
     svc,
     tenant_id: uuid.UUID,
@@ -97,47 +111,35 @@ def append_events(
 ) -> AppendResult:
     """Append validated events to the tenant's chain atomically; fire hooks after commit."""
     tenant_id = uuid.UUID(str(tenant_id))
+    tenant_text = str(tenant_id)
     received_at = datetime.now(UTC)
+    received_text = format_ts(received_at)
     n = len(events)
-    ids = [uuid.uuid4() for _ in range(n)]
-    cols: dict[str, list] = {k: [] for k in (
-        "occurred_at", "event_type", "actor_id", "actor_type", "actor_role",
-        "actor_department", "entity_type", "entity_id", "severity", "source", "tags",
-        "ip_address", "user_agent", "action_details", "idempotency_key")}
+    ids = [time_ordered_uuid() for _ in range(n)]
+    single_key = idempotency_key if n == 1 else None
     replay: AppendResult | None = None
     with svc.db.cursor(tenant_id) as cur:
         key_id, dek = svc.keyring.active_key(cur, tenant_id)
-        tag_lists = []
-        for i, ev in enumerate(events):
-            eid = ids[i]
-            cols["occurred_at"].append(ev.occurred_at)
-            cols["event_type"].append(ev.event_type)
-            cols["actor_id"].append(ev.actor.id)
-            cols["actor_type"].append(ev.actor.type)
-            cols["actor_role"].append(ev.actor.role)
-            cols["actor_department"].append(ev.actor.department)
-            cols["entity_type"].append(ev.entity.type)
-            cols["entity_id"].append(ev.entity.id)
-            cols["severity"].append(ev.severity)
-            cols["source"].append(ev.source)
-            tag_lists.append(ev.tags)
-            cols["tags"].append("\x1f".join(ev.tags))
-            cols["ip_address"].append(
-                None if ev.ip_address is None
-                else encrypt_field(dek, tenant_id, eid, "ip_address", ev.ip_address.encode())
-            )
-            cols["user_agent"].append(
-                None if ev.user_agent is None
-                else encrypt_field(dek, tenant_id, eid, "user_agent", ev.user_agent.encode())
-            )
-            cols["action_details"].append(
-                None if ev.action_details is None
-                else encrypt_field(
+        # Everything but seq/previous_hash, prepared before the chain head is locked.
+        partial: list[dict] = []
+        for eid, ev in zip(ids, events, strict=True):
+            details = ev.action_details
+            partial.append({
+                "id": str(eid), "tenant_id": tenant_text,
+                "occurred_at": format_ts(ev.occurred_at), "received_at": received_text,
+                "event_type": ev.event_type, "actor_id": ev.actor.id,
+                "actor_type": ev.actor.type, "actor_role": ev.actor.role,
+                "actor_department": ev.actor.department, "entity_type": ev.entity.type,
+                "entity_id": ev.entity.id, "severity": ev.severity, "source": ev.source,
+                "tags": ev.tags, "key_id": key_id, "idempotency_key": single_key,
+                "ip_address": _b64(None if ev.ip_address is None else encrypt_field(
+                    dek, tenant_id, eid, "ip_address", ev.ip_address.encode())),
+                "user_agent": _b64(None if ev.user_agent is None else encrypt_field(
+                    dek, tenant_id, eid, "user_agent", ev.user_agent.encode())),
+                "action_details": _b64(None if details is None else encrypt_field(
                     dek, tenant_id, eid, "action_details",
-                    orjson.dumps(ev.action_details, option=orjson.OPT_SORT_KEYS),
-                )
-            )
-            cols["idempotency_key"].append(idempotency_key if n == 1 else None)
+                    orjson.dumps(details, option=orjson.OPT_SORT_KEYS))),
+            })
 
         # The chain head row lock serialises appends of this tenant (one lock per batch).
         cur.execute(
@@ -146,7 +148,7 @@ def append_events(
         )
         head = cur.fetchone()
         if head is None:
-            raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
+            raise NotFound("tenant not found", {"tenant_id": tenant_text})
         if idempotency_key is not None:
             cur.execute(
                 "SELECT request_hash, response FROM idempotency_keys "
@@ -164,28 +166,34 @@ def append_events(
                 replay = AppendResult(stored["ids"], stored["seqs"], stored["hashes"], True)
         if replay is None:
             last_seq, prev = head
-            seqs, prevs, hashes = [], [], []
-            for i in range(n):
+            seqs, prevs, hashes, records = [], [], [], []
+            for i, fields in enumerate(partial):
                 seq = last_seq + 1 + i
-                row = (
-                    ids[i], tenant_id, seq, cols["occurred_at"][i], received_at,
-                    cols["event_type"][i], cols["actor_id"][i], cols["actor_type"][i],
-                    cols["actor_role"][i], cols["actor_department"][i], cols["entity_type"][i],
-                    cols["entity_id"][i], cols["severity"][i], cols["source"][i], tag_lists[i],
-                    cols["ip_address"][i], cols["user_agent"][i], cols["action_details"][i],
-                    key_id, cols["idempotency_key"][i], prev,
-                )
-                h = event_hash(row)
+                fields["seq"] = seq
+                fields["previous_hash"] = prev
+                record = build_record(fields)
+                h = record_hash(record)
                 seqs.append(seq)
                 prevs.append(prev)
                 hashes.append(h)
+                records.append(record)
                 prev = h
-            params = dict(cols)
-            params.update(
-                tenant=tenant_id, key_id=key_id, id=ids, seq=seqs,
-                received_at=[received_at] * n, previous_hash=prevs, hash=hashes,
-            )
-            cur.execute(INSERT_SQL, params)
+            cur.execute(INSERT_SQL, {
+                "tenant": tenant_id, "received_at": received_at, "key_id": key_id, "id": ids,
+                "seq": seqs, "occurred_at": [ev.occurred_at for ev in events],
+                "event_type": [ev.event_type for ev in events],
+                "actor_id": [ev.actor.id for ev in events],
+                "actor_type": [ev.actor.type for ev in events],
+                "actor_role": [ev.actor.role for ev in events],
+                "actor_department": [ev.actor.department for ev in events],
+                "entity_type": [ev.entity.type for ev in events],
+                "entity_id": [ev.entity.id for ev in events],
+                "severity": [ev.severity for ev in events],
+                "source": [ev.source for ev in events],
+                "tags": [TAG_SEP.join(ev.tags) for ev in events],
+                "idempotency_key": [single_key] * n,
+                "previous_hash": prevs, "hash": hashes, "record": records,
+            })
             cur.execute(
                 "UPDATE chain_heads SET last_seq = %s, last_hash = %s, updated_at = now() "
                 "WHERE tenant_id = %s",

@@ -6,7 +6,7 @@ import uuid
 
 from ..errors import NotFound
 from .alerts import record_alert
-from .chain import CHAIN_COLUMNS, ChainReport, ChainWalker
+from .chain import VERIFY_COLUMNS, ChainReport, ChainWalker
 
 FETCH_BATCH = 20_000
 
@@ -45,11 +45,9 @@ def verify_chain(svc, tenant_id: uuid.UUID, *, raise_alert: bool = True) -> Chai
             if head is None:
                 raise NotFound("tenant not found")
             walker = ChainWalker(str(tenant_id), head[0], head[1], _StoredLookup(raw.cursor()))
-            with raw.cursor(name="chain_walk") as stream:
+            with raw.cursor(name="chain_walk", binary=True) as stream:
                 stream.itersize = FETCH_BATCH
-                stream.execute(
-                    f"SELECT {', '.join(CHAIN_COLUMNS)} FROM audit_logs ORDER BY seq, id"
-                )
+                stream.execute(f"SELECT {VERIFY_COLUMNS} FROM audit_logs ORDER BY seq, id")
                 for row in stream:
                     if not walker.feed(row):
                         break

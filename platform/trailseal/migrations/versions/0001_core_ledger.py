@@ -100,9 +100,13 @@ CREATE TABLE chain_heads (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- The ledger. ``record`` holds the canonical JSON that ``hash`` covers (ciphertext of the
+-- sensitive fields lives only there); the other columns project it for indexing. No FK on
+-- tenant_id: RLS pins every row to the current tenant and appends lock the tenant's
+-- chain_heads row, which references tenants.
 CREATE TABLE audit_logs (
   id uuid NOT NULL,
-  tenant_id uuid NOT NULL REFERENCES tenants(id),
+  tenant_id uuid NOT NULL,
   seq bigint NOT NULL CHECK (seq > 0),
   occurred_at timestamptz NOT NULL,
   received_at timestamptz NOT NULL,
@@ -116,20 +120,19 @@ CREATE TABLE audit_logs (
   severity text NOT NULL CHECK (severity IN ('info','low','medium','high','critical')),
   source text,
   tags text[] NOT NULL DEFAULT '{}',
-  ip_address bytea,
-  user_agent bytea,
-  action_details bytea,
-  key_id text,
+  key_id text NOT NULL,
   idempotency_key text,
   previous_hash text NOT NULL,
   hash text NOT NULL,
+  record bytea NOT NULL,
   PRIMARY KEY (tenant_id, id),
   UNIQUE (tenant_id, seq)
 );
 CREATE INDEX audit_logs_time_idx ON audit_logs (tenant_id, occurred_at DESC, seq DESC);
-CREATE INDEX audit_logs_type_idx ON audit_logs (tenant_id, event_type, occurred_at DESC);
-CREATE INDEX audit_logs_actor_idx ON audit_logs (tenant_id, actor_id, occurred_at DESC);
-CREATE INDEX audit_logs_entity_idx ON audit_logs (tenant_id, entity_type, entity_id);
+CREATE INDEX audit_logs_type_idx ON audit_logs (tenant_id, event_type, occurred_at DESC, seq DESC);
+CREATE INDEX audit_logs_actor_idx ON audit_logs (tenant_id, actor_id, occurred_at DESC, seq DESC);
+CREATE INDEX audit_logs_entity_idx ON audit_logs (tenant_id, entity_type, entity_id, occurred_at DESC);
+CREATE INDEX audit_logs_severity_idx ON audit_logs (tenant_id, severity, occurred_at DESC, seq DESC);
 
 CREATE TRIGGER audit_logs_append_only BEFORE UPDATE OR DELETE ON audit_logs
   FOR EACH ROW EXECUTE FUNCTION trailseal_reject_change();
