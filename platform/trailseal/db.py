@@ -9,6 +9,7 @@ forget it at commit.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -66,9 +67,21 @@ class Database:
         )
 
     @contextmanager
-    def transaction(self, tenant_id: uuid.UUID | str | None = None) -> Iterator[Connection]:
-        """One transaction; with ``tenant_id`` the RLS context is that tenant."""
+    def transaction(
+        self, tenant_id: uuid.UUID | str | None = None, *, snapshot: str | bool = False
+    ) -> Iterator[Connection]:
+        """One transaction; with ``tenant_id`` the RLS context is that tenant.
+
+        ``snapshot=True`` makes it a read-only REPEATABLE READ transaction; a snapshot id
+        (from ``pg_export_snapshot()``) makes it see exactly that snapshot.
+        """
         with self.engine.begin() as conn:
+            if snapshot:
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                if isinstance(snapshot, str):
+                    if not re.fullmatch(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?", snapshot):
+                        raise ValueError(f"not a snapshot id: {snapshot!r}")
+                    conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
             if tenant_id is not None:
                 conn.exec_driver_sql(
                     "SELECT set_config('trailseal.tenant_id', %s, true)", (str(tenant_id),)
@@ -76,9 +89,11 @@ class Database:
             yield conn
 
     @contextmanager
-    def cursor(self, tenant_id: uuid.UUID | str | None = None) -> Iterator[psycopg.Cursor]:
+    def cursor(
+        self, tenant_id: uuid.UUID | str | None = None, *, snapshot: str | bool = False
+    ) -> Iterator[psycopg.Cursor]:
         """A raw psycopg cursor inside a tenant transaction (hot paths: ingest, verify)."""
-        with self.transaction(tenant_id) as conn:
+        with self.transaction(tenant_id, snapshot=snapshot) as conn:
             raw = conn.connection.driver_connection
             with raw.cursor() as cur:
                 yield cur

@@ -38,8 +38,16 @@ def fields(i: int, prev: str, **over) -> dict:
 def row_from(f: dict, seq: int | None = None) -> tuple:
     """A stored row as ``VERIFY_COLUMNS`` lays it out."""
     record = build_record(f)
-    return (f["seq"] if seq is None else seq, uuid.UUID(f["id"]), f["previous_hash"],
-            record_hash(record), record, projection_of(orjson.loads(record)))
+    return (f["seq"] if seq is None else seq, record_hash(record), record,
+            projection_of(orjson.loads(record)))
+
+
+def rid(row) -> str:
+    return orjson.loads(row[2])["id"]
+
+
+def rprev(row) -> str:
+    return orjson.loads(row[2])["previous_hash"]
 
 
 def build_chain(n: int) -> list[tuple]:
@@ -47,7 +55,7 @@ def build_chain(n: int) -> list[tuple]:
     for i in range(1, n + 1):
         row = row_from(fields(i, prev))
         rows.append(row)
-        prev = row[3]
+        prev = row[1]
     return rows
 
 
@@ -56,17 +64,17 @@ class Lookup:
         self.rows = rows
 
     def by_hash(self, h):
-        return next(((r[0], r[1]) for r in self.rows if r[3] == h), None)
+        return next(((r[0], rid(r)) for r in self.rows if r[1] == h), None)
 
     def by_previous_hash(self, h):
-        return next(((r[0], r[1]) for r in self.rows if r[2] == h), None)
+        return next(((r[0], rid(r)) for r in self.rows if rprev(r) == h), None)
 
     def id_at(self, seq):
-        return next((r[1] for r in self.rows if r[0] == seq), None)
+        return next((rid(r) for r in self.rows if r[0] == seq), None)
 
 
 def walk(rows, head_seq, head_hash):
-    ordered = sorted(rows, key=lambda r: (r[0], str(r[1])))
+    ordered = sorted(rows, key=lambda r: (r[0], rid(r)))
     walker = ChainWalker(str(TENANT), head_seq, head_hash, Lookup(ordered))
     for row in ordered:
         if not walker.feed(row):
@@ -76,9 +84,9 @@ def walk(rows, head_seq, head_hash):
 
 def with_projection(row, **column_overrides) -> tuple:
     """The row with some stored columns edited behind the record's back."""
-    rec = orjson.loads(row[4])
+    rec = orjson.loads(row[2])
     rec.update(column_overrides)
-    return row[:5] + (projection_of(rec),)
+    return row[:3] + (projection_of(rec),)
 
 
 def test_canonical_form_is_sorted_compact_utf8():
@@ -91,18 +99,18 @@ def test_canonical_form_is_sorted_compact_utf8():
 
 def test_intact_chain():
     rows = build_chain(10)
-    report = walk(rows, 10, rows[-1][3])
+    report = walk(rows, 10, rows[-1][1])
     assert report.intact and report.events_checked == 10
 
 
 def test_edited_record_is_modified():
     rows = build_chain(10)
-    rec = orjson.loads(rows[4][4])
+    rec = orjson.loads(rows[4][2])
     rec["severity"] = "critical"
-    rows[4] = rows[4][:4] + (orjson.dumps(rec, option=orjson.OPT_SORT_KEYS), rows[4][5])
-    report = walk(rows, 10, rows[-1][3])
+    rows[4] = rows[4][:2] + (orjson.dumps(rec, option=orjson.OPT_SORT_KEYS), rows[4][3])
+    report = walk(rows, 10, rows[-1][1])
     assert (report.intact, report.broken_seq, report.reason) == (False, 5, "modified")
-    assert report.broken_event_id == str(rows[4][1])
+    assert report.broken_event_id == rid(rows[4])
 
 
 @pytest.mark.parametrize("column,value", [("severity", "critical"), ("actor_id", "mallory"),
@@ -110,32 +118,32 @@ def test_edited_record_is_modified():
 def test_edited_column_is_modified(column, value):
     rows = build_chain(10)
     rows[6] = with_projection(rows[6], **{column: value})
-    report = walk(rows, 10, rows[-1][3])
+    report = walk(rows, 10, rows[-1][1])
     assert (report.broken_seq, report.reason) == (7, "modified")
     assert "columns" in report.detail
 
 
 def test_rewritten_and_rehashed_names_the_rewritten_event():
     rows = build_chain(10)
-    f = orjson.loads(rows[3][4])
+    f = orjson.loads(rows[3][2])
     f["event_type"] = "user.logout"
     f.pop("v")
     rows[3] = row_from(f)
-    report = walk(rows, 10, rows[-1][3])
+    report = walk(rows, 10, rows[-1][1])
     assert (report.broken_seq, report.reason) == (4, "modified")
 
 
 def test_deleted_event_is_missing():
     rows = build_chain(10)
     gone = rows.pop(6)
-    report = walk(rows, 10, rows[-1][3])
+    report = walk(rows, 10, rows[-1][1])
     assert (report.broken_seq, report.reason) == (gone[0], "missing")
-    assert report.broken_event_id == str(rows[6][1])
+    assert report.broken_event_id == rid(rows[6])
 
 
 def test_deleted_tail_is_missing():
     rows = build_chain(10)
-    head_hash = rows[-1][3]
+    head_hash = rows[-1][1]
     rows.pop()
     report = walk(rows, 10, head_hash)
     assert (report.broken_seq, report.reason, report.broken_event_id) == (10, "missing", None)
@@ -146,30 +154,30 @@ def test_swapped_events_are_reordered(a, b):
     rows = build_chain(10)
     ra, rb = rows[a - 1], rows[b - 1]
     rows[a - 1], rows[b - 1] = (b,) + ra[1:], (a,) + rb[1:]
-    report = walk(rows, 10, rows[-1][3])
+    report = walk(rows, 10, rows[-1][1])
     assert (report.broken_seq, report.reason) == (a, "reordered")
-    assert report.broken_event_id == str(rb[1])
+    assert report.broken_event_id == rid(rb)
 
 
 def test_inserted_event_with_renumbering():
     rows = build_chain(6)
-    forged = row_from(fields(3, rows[1][3], event_type="invoice.paid"))
+    forged = row_from(fields(3, rows[1][1], event_type="invoice.paid"))
     shifted = [(r[0] + 1,) + r[1:] for r in rows[2:]]
-    report = walk(rows[:2] + [forged] + shifted, 6, rows[-1][3])
+    report = walk(rows[:2] + [forged] + shifted, 6, rows[-1][1])
     assert (report.broken_seq, report.reason) == (3, "inserted")
-    assert report.broken_event_id == str(forged[1])
+    assert report.broken_event_id == rid(forged)
 
 
 def test_removed_and_renumbered_is_missing():
     rows = build_chain(8)
     shifted = [(r[0] - 2,) + r[1:] for r in rows[5:]]
-    report = walk(rows[:3] + shifted, 8, rows[-1][3])
+    report = walk(rows[:3] + shifted, 8, rows[-1][1])
     assert (report.broken_seq, report.reason) == (4, "missing")
 
 
 def test_appended_past_head_is_inserted():
     rows = build_chain(5)
-    head_hash = rows[-1][3]
+    head_hash = rows[-1][1]
     rows.append(row_from(fields(6, head_hash)))
     report = walk(rows, 5, head_hash)
     assert (report.broken_seq, report.reason) == (6, "inserted")
@@ -177,5 +185,5 @@ def test_appended_past_head_is_inserted():
 
 def test_rehash_with_seq_changes_only_seq():
     rows = build_chain(2)
-    raw, h = rehash_with_seq(rows[1][4], 9)
-    assert orjson.loads(raw)["seq"] == 9 and h == record_hash(raw) and h != rows[1][3]
+    raw, h = rehash_with_seq(rows[1][2], 9)
+    assert orjson.loads(raw)["seq"] == 9 and h == record_hash(raw) and h != rows[1][1]

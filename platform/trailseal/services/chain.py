@@ -34,7 +34,8 @@ PROJECTION_SQL = (
     "coalesce(source, chr(30)), array_to_string(tags, chr(29)), key_id, "
     "coalesce(idempotency_key, chr(30)), previous_hash)"
 )
-VERIFY_COLUMNS = f"seq, id, previous_hash, hash, record, {PROJECTION_SQL}"
+VERIFY_COLUMNS = f"seq, hash, record, {PROJECTION_SQL}"
+VERIFY_TYPES = ["int8", "text", "bytea", "text"]
 
 
 def format_ts(value: datetime) -> str:
@@ -94,6 +95,14 @@ class ChainReport:
         return asdict(self)
 
 
+def _event_id(row: tuple) -> str | None:
+    """The event id a verification row's record names (None if the record is unreadable)."""
+    try:
+        return orjson.loads(row[2])["id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
 class ChainWalker:
     """Checks rows (laid out as ``VERIFY_COLUMNS``) in ``seq`` order and stops at the first
     break.
@@ -116,7 +125,7 @@ class ChainWalker:
 
     def feed(self, row: tuple) -> bool:
         """Check the next row; return False once the chain is found broken."""
-        seq, _, _, stored_hash, record, projection = row
+        seq, stored_hash, record, projection = row
         if seq != self.expected_seq or seq > self.head_seq:
             return self._seq_break(row)
         if hashlib.sha256(record).hexdigest() != stored_hash:
@@ -156,7 +165,7 @@ class ChainWalker:
         if seq > self.expected_seq:
             return self._break(self.expected_seq, row, "missing",
                                f"events {self.expected_seq}..{seq - 1} are missing before "
-                               f"event {row[1]} (seq {seq})")
+                               f"event {_event_id(row)} (seq {seq})")
         return self._break(seq, row, "inserted", f"a second event claims seq {seq}")
 
     def _moved(self, row: tuple, original: int) -> bool:
@@ -166,20 +175,21 @@ class ChainWalker:
             first = self.lookup.id_at(original)
             return self._break(
                 original, None, "inserted",
-                f"event {row[1]} was hashed at seq {original} but sits at seq {seq}: "
+                f"event {_event_id(row)} was hashed at seq {original} but sits at seq {seq}: "
                 f"{seq - original} event(s) were inserted before it",
-                event_id=str(first) if first else str(row[1]),
+                event_id=str(first) if first else _event_id(row),
             )
         if self.lookup.by_previous_hash(self.prev_hash) is not None:
             return self._break(seq, row, "reordered",
-                               f"event {row[1]} was hashed at seq {original} but sits at seq {seq}")
+                               f"event {_event_id(row)} was hashed at seq {original} "
+                               f"but sits at seq {seq}")
         return self._break(seq, row, "missing",
                            f"events {seq}..{original - 1} were removed and later events renumbered")
 
     def _break(self, seq: int, row: tuple | None, reason: str, detail: str,
                event_id: str | None = None) -> bool:
         if event_id is None and row is not None:
-            event_id = str(row[1])
+            event_id = _event_id(row)
         self.broken = (seq, event_id, reason, detail)
         return False
 
@@ -198,7 +208,7 @@ class ChainWalker:
                 )
             elif self.prev_hash != self.head_hash:
                 self.broken = (
-                    last_seq, str(self.prev_row[1]) if self.prev_row else None, "modified",
+                    last_seq, _event_id(self.prev_row) if self.prev_row else None, "modified",
                     "the last event's hash differs from the one recorded in the chain head",
                 )
         if self.broken is not None:
