@@ -96,6 +96,8 @@ def test_idempotency_key_on_batches(trailseal_client, tenant):
     (b"null", "application/json", 422),
     (b"12", "application/json", 422),
     (json.dumps(make_event(occurred_at="0001-01-01T00:00:00+01:00")).encode(), "application/json", 422),
+    (json.dumps(make_event(action_details={"n": -(2**63) - 1})).encode(), "application/json", 422),
+    (json.dumps(make_event(action_details={"n": [1, 10**30]})).encode(), "application/json", 422),
     (json.dumps(make_event(actor={"id": "a\u001fb", "type": "user"})).encode(), "application/json", 422),
 ])
 def test_bad_input_is_a_clear_client_error(trailseal_client, tenant, data, content_type, status):

@@ -40,6 +40,6 @@ def events(draw, base: datetime = BASE, span_hours: int = 24 * 40):
         body["user_agent"] = draw(safe_text)
     if draw(st.booleans()):
         body["action_details"] = draw(st.dictionaries(st.text(min_size=1, max_size=8),
-                                                      st.one_of(st.integers(), safe_text, st.booleans()),
+                                                      st.one_of(st.integers(min_value=-(2**63), max_value=2**63 - 1), safe_text, st.booleans()),
                                                       max_size=3))
     return body

@@ -20,6 +20,7 @@ STORED_COLUMNS = ("id", "tenant_id", "seq", "occurred_at", "received_at", "event
                   "severity", "source", "tags", "key_id", "idempotency_key", "previous_hash",
                   "hash", "record")
 
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 MUTABLE = ["occurred_at = occurred_at + interval '1 second'", "event_type = event_type || 'x'",
            "actor_id = 'mallory'", "entity_id = entity_id || '0'",
            "severity = CASE severity WHEN 'critical' THEN 'info' ELSE 'critical' END",
@@ -101,8 +102,8 @@ def _shared_tenant(app, services):
 
 @PROPERTY
 @given(ip=st.ip_addresses(), ua=safe_text, details=st.dictionaries(
-    st.text(min_size=1, max_size=10), st.one_of(st.integers(), safe_text, st.none(),
-                                               st.lists(st.integers(), max_size=3)), max_size=4))
+    st.text(min_size=1, max_size=10), st.one_of(INT64, safe_text, st.none(),
+                                               st.lists(INT64, max_size=3)), max_size=4))
 def test_property_21_sensitive_field_encryption(trailseal_app, trailseal_services, ip, ua, details):
     """Sensitive fields round-trip exactly and are never stored in plaintext."""
     tenant = _shared_tenant(trailseal_app, trailseal_services)

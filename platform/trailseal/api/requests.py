@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import orjson
@@ -12,6 +14,23 @@ from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, Validati
 from ..schemas import json_depth
 
 REPEATABLE = {"event_type", "severity", "tag"}
+LONG_NUMBER = re.compile(rb"\d{19,}")
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _check_integer_range(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int) and not INT64[0] <= item <= INT64[1]:
+            raise ValidationFailed("integers must fit in 64 bits (−2^63 … 2^63−1)",
+                                   {"value": str(item)})
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def json_body() -> Any:
@@ -32,6 +51,10 @@ def json_body() -> Any:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    if LONG_NUMBER.search(raw):
+        # orjson turns integers beyond 64 bits into floats; re-read exactly and refuse them
+        # rather than store a different number than was sent.
+        _check_integer_range(json.loads(raw))
     max_depth = current_app.config["MAX_JSON_DEPTH"]
     if json_depth(body, max_depth) > max_depth:
         raise BadRequest(f"JSON nested deeper than {max_depth} levels")

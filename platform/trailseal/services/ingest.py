@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..schemas import EventIn
@@ -69,27 +69,29 @@ class AppendResult:
         return self.seqs[-1]
 
 
+_EVENT_LIST = TypeAdapter(list[EventIn])
+
+
 def validate_events(raw_events: list[Any]) -> list[EventIn]:
     """Validate every event; the first invalid one raises 422 naming its index."""
-    out: list[EventIn] = []
-    for index, raw in enumerate(raw_events):
-        if not isinstance(raw, dict):
-            raise ValidationFailed(
-                f"event {index} is not a JSON object", {"index": index, "errors": []}
-            )
-        try:
-            out.append(EventIn.model_validate(raw))
-        except ValidationError as exc:
-            errors = [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False, include_context=False, include_input=False)
-            ]
-            raise ValidationFailed(
-                f"event {index} is invalid: {errors[0]['msg']} at "
-                f"{'.'.join(str(p) for p in errors[0]['loc']) or '(root)'}",
-                {"index": index, "errors": errors},
-            ) from None
-    return out
+    try:
+        return _EVENT_LIST.validate_python(raw_events)
+    except ValidationError as exc:
+        by_index: dict[int, list[dict]] = {}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False):
+            index, *loc = e["loc"]
+            by_index.setdefault(int(index), []).append(
+                {"loc": loc, "msg": e["msg"], "type": e["type"]})
+    index = min(by_index)
+    errors = by_index[index]
+    if not isinstance(raw_events[index], dict):
+        raise ValidationFailed(f"event {index} is not a JSON object",
+                               {"index": index, "errors": errors})
+    raise ValidationFailed(
+        f"event {index} is invalid: {errors[0]['msg']} at "
+        f"{'.'.join(str(p) for p in errors[0]['loc']) or '(root)'}",
+        {"index": index, "errors": errors},
+    )
 
 
 def request_fingerprint(body: Any) -> str:
