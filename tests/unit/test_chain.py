@@ -16,6 +16,7 @@ from trailseal.services.chain import (
     projection_of,
     record_hash,
     rehash_with_seq,
+    ts_micros,
 )
 
 TENANT = uuid.UUID("00000000-0000-0000-0000-00000000000a")
@@ -39,7 +40,8 @@ def row_from(f: dict, seq: int | None = None) -> tuple:
     """A stored row as ``VERIFY_COLUMNS`` lays it out."""
     record = build_record(f)
     return (f["seq"] if seq is None else seq, record_hash(record), record,
-            projection_of(orjson.loads(record)))
+            projection_of(orjson.loads(record)), ts_micros(f["occurred_at"]),
+            ts_micros(f["received_at"]))
 
 
 def rid(row) -> str:
@@ -86,7 +88,8 @@ def with_projection(row, **column_overrides) -> tuple:
     """The row with some stored columns edited behind the record's back."""
     rec = orjson.loads(row[2])
     rec.update(column_overrides)
-    return row[:3] + (projection_of(rec),)
+    return row[:3] + (projection_of(rec), ts_micros(rec["occurred_at"]),
+                      ts_micros(rec["received_at"]))
 
 
 def test_canonical_form_is_sorted_compact_utf8():
@@ -107,7 +110,7 @@ def test_edited_record_is_modified():
     rows = build_chain(10)
     rec = orjson.loads(rows[4][2])
     rec["severity"] = "critical"
-    rows[4] = rows[4][:2] + (orjson.dumps(rec, option=orjson.OPT_SORT_KEYS), rows[4][3])
+    rows[4] = rows[4][:2] + (orjson.dumps(rec, option=orjson.OPT_SORT_KEYS),) + rows[4][3:]
     report = walk(rows, 10, rows[-1][1])
     assert (report.intact, report.broken_seq, report.reason) == (False, 5, "modified")
     assert report.broken_event_id == rid(rows[4])
@@ -181,6 +184,32 @@ def test_appended_past_head_is_inserted():
     rows.append(row_from(fields(6, head_hash)))
     report = walk(rows, 5, head_hash)
     assert (report.broken_seq, report.reason) == (6, "inserted")
+
+
+def test_ts_micros_matches_postgres_binary_epoch():
+    assert ts_micros("2000-01-01T00:00:00.000000Z") == 0
+    assert ts_micros("2000-01-01T00:00:01.000002Z") == 1_000_002
+    assert ts_micros("1999-12-31T23:59:59.999999Z") == -1
+
+
+def test_binary_copy_reader_splits_tuples_across_blocks():
+    import struct
+
+    from trailseal.services.copy_binary import SIGNATURE, split_tuples
+
+    def tup(*fields):
+        out = struct.pack(">h", len(fields))
+        for f in fields:
+            out += struct.pack(">i", -1) if f is None else struct.pack(">i", len(f)) + f
+        return out
+
+    stream = SIGNATURE + struct.pack(">ii", 0, 0) + tup(b"a", None, b"xyz") + tup(b"", b"q" * 50) \
+        + struct.pack(">h", -1)
+    for size in (1, 3, 7, len(stream)):
+        blocks = [stream[i:i + size] for i in range(0, len(stream), size)]
+        assert list(split_tuples(blocks)) == [[b"a", None, b"xyz"], [b"", b"q" * 50]]
+    with pytest.raises(ValueError):
+        list(split_tuples([b"not a copy stream at all"]))
 
 
 def test_rehash_with_seq_changes_only_seq():
