@@ -65,12 +65,14 @@ def master_key_id(master_key: bytes) -> str:
     return hashlib.sha256(b"trailseal-master:" + master_key).hexdigest()[:12]
 
 
-def _aad(tenant_id: uuid.UUID, event_id: uuid.UUID, field: str) -> bytes:
+def _aad(tenant_id: uuid.UUID | str, event_id: uuid.UUID | str, field: str) -> bytes:
+    # UUIDs and their canonical text give the same bytes.
     return f"{tenant_id}|{event_id}|{field}".encode()
 
 
 def encrypt_field(
-    dek: AESGCM, tenant_id: uuid.UUID, event_id: uuid.UUID, field: str, plaintext: bytes
+    dek: AESGCM, tenant_id: uuid.UUID | str, event_id: uuid.UUID | str, field: str,
+    plaintext: bytes,
 ) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
     return nonce + dek.encrypt(nonce, plaintext, _aad(tenant_id, event_id, field))

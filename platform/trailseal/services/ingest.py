@@ -126,8 +126,9 @@ def append_events(
         partial: list[dict] = []
         for eid, ev in zip(ids, events, strict=True):
             details = ev.action_details
+            eid_text = str(eid)  # AAD and record both use the text form: convert once
             partial.append({
-                "id": str(eid), "tenant_id": tenant_text,
+                "id": eid_text, "tenant_id": tenant_text,
                 "occurred_at": format_ts(ev.occurred_at), "received_at": received_text,
                 "event_type": ev.event_type, "actor_id": ev.actor.id,
                 "actor_type": ev.actor.type, "actor_role": ev.actor.role,
@@ -135,11 +136,11 @@ def append_events(
                 "entity_id": ev.entity.id, "severity": ev.severity, "source": ev.source,
                 "tags": ev.tags, "key_id": key_id, "idempotency_key": single_key,
                 "ip_address": _b64(None if ev.ip_address is None else encrypt_field(
-                    dek, tenant_id, eid, "ip_address", ev.ip_address.encode())),
+                    dek, tenant_text, eid_text, "ip_address", ev.ip_address.encode())),
                 "user_agent": _b64(None if ev.user_agent is None else encrypt_field(
-                    dek, tenant_id, eid, "user_agent", ev.user_agent.encode())),
+                    dek, tenant_text, eid_text, "user_agent", ev.user_agent.encode())),
                 "action_details": _b64(None if details is None else encrypt_field(
-                    dek, tenant_id, eid, "action_details",
+                    dek, tenant_text, eid_text, "action_details",
                     orjson.dumps(details, option=orjson.OPT_SORT_KEYS))),
             })
 
