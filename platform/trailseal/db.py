@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -198,6 +197,3 @@ def ensure_app_login(admin_url: str, app_url: str) -> None:
             psycopg.sql.SQL("GRANT {} TO {}").format(psycopg.sql.Identifier(APP_GROUP_ROLE), ident)
         )
 
-
-def random_password() -> str:
-    return secrets.token_urlsafe(24)

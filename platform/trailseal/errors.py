@@ -75,9 +75,3 @@ class ConfigurationError(TrailsealError):
     status = 500
     code = "configuration_error"
 
-
-class ChainBroken(TrailsealError):
-    """Raised by callers that require an intact chain."""
-
-    status = 409
-    code = "chain_broken"
