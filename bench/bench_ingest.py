@@ -3,14 +3,15 @@
 1. Service layer: ``validate_events`` + ``append_events`` in batches of 1000 realistic events
    (demo_data, every event with ip_address, user_agent and action_details, so all three fields
    are encrypted) into a fresh tenant; events/s. Target: >= 10,000 events/s.
-2. Phase breakdown: a second, instrumented pass (timing wrappers around encryption, hashing,
-   each SQL statement, the commit and the post-commit enqueue) on a fresh tenant.
-3. Baseline: the rows the service stored, read back and written with ``cursor.copy()`` as
-   the schema owner (``ADMIN_DATABASE_URL``) into ordinary *logged* tables created with
-   ``LIKE audit_logs``: without any index or constraint (beyond NOT NULL), and with
-   ``INCLUDING ALL`` (the same PK, UNIQUE (tenant_id, seq), CHECKs and 4 secondary indexes
-   as audit_logs; no foreign key, trigger or RLS). No hashing or encryption is done. rows/s,
-   and the ratio service / COPY.
+2. Phase breakdown: a second, instrumented pass (timing wrappers around encryption,
+   ``build_record``, ``record_hash``, each SQL statement, the commit and the post-commit
+   enqueue) on a fresh tenant, plus the client-side adaptation and server time of one INSERT.
+3. Baseline: the rows the service stored (every column, incl. ``record``), read back and
+   written with binary ``cursor.copy()`` as the schema owner (``ADMIN_DATABASE_URL``) into
+   ordinary *logged* tables created with ``LIKE audit_logs``: without any index or
+   constraint (beyond NOT NULL), and with ``INCLUDING ALL`` (the same PK, UNIQUE, CHECKs
+   and secondary indexes as audit_logs; no trigger or RLS). No hashing or encryption is
+   done. rows/s, and the ratio service / COPY.
 
 Run: ``/work/venv/bin/python bench/bench_ingest.py [--quick] [--events N]``
 """
@@ -38,12 +39,6 @@ from benchlib import (
 )
 
 TARGET_EVENTS_PER_S = 10_000
-COPY_COLUMNS = (
-    "id", "tenant_id", "seq", "occurred_at", "received_at", "event_type", "actor_id",
-    "actor_type", "actor_role", "actor_department", "entity_type", "entity_id", "severity",
-    "source", "tags", "ip_address", "user_agent", "action_details", "key_id",
-    "idempotency_key", "previous_hash", "hash",
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,12 +71,10 @@ def breakdown_pass(svc, events: list[dict], batch: int) -> None:
     with instrumented(svc, timers, captured):
         res = service_pass(svc, tid, events, batch)
     n = len(events)
-    timers["hash: sha256 + hexdigest"] = (timers.pop("_event_hash total")
-                                          - timers["hash: canonical JSON"])
     measured = sum(timers.values())
     rows = [("validate_events (pydantic)", res["validate"])]
     rows += sorted(timers.items(), key=lambda kv: -kv[1])
-    rows.append(("other Python in append_events (ids, columns, orjson, lists)",
+    rows.append(("other Python in append_events (ids, dicts, base64, lists)",
                  res["append"] - measured))
     print(f"Phase breakdown (instrumented pass, {n:,} events, batches of {batch}; the wrappers "
           "add ~1-2 us/event):")
@@ -98,19 +91,12 @@ class _Rollback(Exception):
     pass
 
 
-def binary_insert_sql() -> str:
-    """INSERT_SQL with binary (``%b``) instead of text (``%s``) parameter placeholders."""
-    from trailseal.services.ingest import INSERT_SQL
-
-    return INSERT_SQL.replace(")s", ")b")
-
-
 def insert_diagnostics(svc, tenant_id, params: dict, repeat: int = 5) -> None:
     """Split one 1000-row INSERT into client-side parameter adaptation and server execution.
 
-    Adaptation is timed with psycopg's internal query converter (text ``%s`` placeholders as
-    shipped, and binary ``%b``); server time with EXPLAIN ANALYZE of the same INSERT (fresh ids,
-    seqs shifted past the chain), rolled back.
+    Adaptation (binary ``%b`` arrays) is timed with psycopg's internal query converter; server
+    time with EXPLAIN ANALYZE of the same INSERT (fresh ids, seqs shifted past the chain),
+    rolled back.
     """
     import uuid
 
@@ -124,15 +110,13 @@ def insert_diagnostics(svc, tenant_id, params: dict, repeat: int = 5) -> None:
     with svc.db.engine.connect() as sa_conn:
         raw = sa_conn.connection.driver_connection
         with raw.cursor() as cur:
-            for label, sql in (("text %s placeholders (as shipped)", INSERT_SQL),
-                               ("binary %b placeholders", binary_insert_sql())):
-                best = float("inf")
-                for _ in range(repeat):
-                    t0 = time.perf_counter()
-                    PostgresQuery(adapt.Transformer(cur)).convert(sql, params)
-                    best = min(best, time.perf_counter() - t0)
-                print(f"  client-side parameter adaptation, {label:<36} {best * 1e3:7.2f} ms "
-                      f"({best / n * 1e6:5.1f} us/event)")
+            best = float("inf")
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                PostgresQuery(adapt.Transformer(cur)).convert(INSERT_SQL, params)
+                best = min(best, time.perf_counter() - t0)
+            print(f"  client-side parameter adaptation (binary arrays) {best * 1e3:7.2f} ms "
+                  f"({best / n * 1e6:5.1f} us/event)")
         sa_conn.rollback()
     shifted = dict(params, id=[uuid.uuid4() for _ in range(n)],
                    seq=[s + 1_000_000_000 for s in params["seq"]])
@@ -150,50 +134,37 @@ def insert_diagnostics(svc, tenant_id, params: dict, repeat: int = 5) -> None:
     print()
 
 
-def what_if_binary(svc, events: list[dict], batch: int) -> float:
-    """events/s with INSERT_SQL's placeholders switched to binary (patched in this process)."""
-    import trailseal.services.ingest as ingest_mod
-
-    tid = new_tenant(svc, "bench-ingest-whatif")
-    original = ingest_mod.INSERT_SQL
-    ingest_mod.INSERT_SQL = binary_insert_sql()
-    try:
-        res = service_pass(svc, tid, events, batch)
-    finally:
-        ingest_mod.INSERT_SQL = original
-    return len(events) / res["total"]
-
-
 # --------------------------------------------------------------------------------------------
 # COPY baseline
 # --------------------------------------------------------------------------------------------
 
 
-def stored_rows(conn, tenant_id) -> list[tuple]:
-    """The tenant's stored rows (as the service wrote them), in seq order."""
+def table_columns(conn, table: str = "audit_logs") -> list[tuple[str, str]]:
+    """(name, type) of every column of ``table``, in order (whatever the schema version)."""
+    return conn.execute(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        (table,),
+    ).fetchall()
+
+
+def stored_rows(conn, tenant_id, columns: list[str]) -> list[tuple]:
+    """The tenant's stored rows (as the service wrote them, every column), in seq order."""
     with conn.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(COPY_COLUMNS)} FROM audit_logs "
+        cur.execute(f"SELECT {', '.join(columns)} FROM audit_logs "
                     "WHERE tenant_id = %s ORDER BY seq", (tenant_id,))
         return cur.fetchall()
 
 
-COPY_TYPES = (
-    "uuid", "uuid", "int8", "timestamptz", "timestamptz", "text", "text", "text", "text",
-    "text", "text", "text", "text", "text", "text[]", "bytea", "bytea", "bytea", "text", "text",
-    "text", "text",
-)
-
-
-def copy_rows(conn, table: str, rows: list[tuple], batch: int | None, binary: bool) -> float:
-    """COPY ``rows`` into ``table``; one transaction per batch (or one for all rows)."""
-    cols = ", ".join(COPY_COLUMNS)
-    fmt = " (FORMAT BINARY)" if binary else ""
+def copy_rows(conn, table: str, columns: list[tuple[str, str]], rows: list[tuple],
+              batch: int | None) -> float:
+    """Binary COPY ``rows`` into ``table``; one transaction per batch (or one for all)."""
+    cols = ", ".join(name for name, _type in columns)
     t0 = time.perf_counter()
     for part in ([rows] if batch is None else chunked(rows, batch)):
         with conn.transaction(), conn.cursor() as cur:
-            with cur.copy(f"COPY {table} ({cols}) FROM STDIN{fmt}") as copy:
-                if binary:
-                    copy.set_types(COPY_TYPES)
+            with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([type_ for _name, type_ in columns])
                 for row in part:
                     copy.write_row(row)
     return time.perf_counter() - t0
@@ -203,26 +174,26 @@ def copy_baseline(svc, tenant_id, batch: int) -> dict[str, float]:
     """rows/s of COPY into fresh plain and indexed copies of audit_logs."""
     out: dict[str, float] = {}
     with psycopg.connect(admin_dsn(svc), autocommit=True) as conn:
-        rows = stored_rows(conn, tenant_id)
+        columns = table_columns(conn)
+        rows = stored_rows(conn, tenant_id, [name for name, _type in columns])
         n = len(rows)
         tables = {
             "bench_copy_plain": "LIKE audit_logs",
             "bench_copy_indexed": "LIKE audit_logs INCLUDING ALL",
         }
         variants = [
-            ("bench_copy_plain", None, True, "binary COPY, no indexes, one COPY"),
-            ("bench_copy_plain", None, False, "text COPY, no indexes, one COPY"),
-            ("bench_copy_indexed", None, True, "binary COPY, audit_logs' indexes, one COPY"),
-            ("bench_copy_indexed", batch, True,
+            ("bench_copy_plain", None, "binary COPY, no indexes, one COPY"),
+            ("bench_copy_indexed", None, "binary COPY, audit_logs' indexes, one COPY"),
+            ("bench_copy_indexed", batch,
              f"binary COPY, audit_logs' indexes, {batch}-row COPYs, 1 txn each"),
         ]
         print(f"COPY baseline ({n:,} rows read back from audit_logs into memory first; logged "
               "tables; psycopg write_row; commit included):")
-        for table, part, binary, label in variants:
+        for table, part, label in variants:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
             conn.execute(f"CREATE TABLE {table} ({tables[table]})")
             conn.execute("CHECKPOINT")
-            secs = copy_rows(conn, table, rows, part, binary)
+            secs = copy_rows(conn, table, columns, rows, part)
             out[label] = n / secs
             print(f"  {label:<62} {secs:7.3f} s  {n / secs:10,.0f} rows/s")
         for table in tables:
@@ -287,14 +258,6 @@ def main() -> None:
     print()
 
     breakdown_pass(svc, events[:n_bd], args.batch)
-
-    shipped = n_bd / service_pass(svc, new_tenant(svc, "bench-ingest-ab"), events[:n_bd],
-                                  args.batch)["total"]
-    patched = what_if_binary(svc, events[:n_bd], args.batch)
-    print(f"What-if (NOT the product as shipped): INSERT_SQL with %b placeholders, "
-          f"{n_bd:,} events: {patched:,.0f} events/s vs {shipped:,.0f} events/s as shipped "
-          "(back to back, same process)")
-    print()
 
     copies = copy_baseline(svc, tid, args.batch)
     print("Summary:")

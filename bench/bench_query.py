@@ -13,12 +13,16 @@ subprocess on 127.0.0.1) from one keep-alive ``http.client`` connection, one at 
 is a full page (limit 50) decrypted and serialised by the API, and each read also appends
 to the access log (one fsync'd commit per request). Target: p95 <= 50 ms for filtered pages.
 
-Run: ``/work/venv/bin/python bench/bench_query.py [--quick] [--requests N]``
+Then an in-process breakdown (Flask test client, timing wrappers) of the first page and of
+the slowest query.
+
+Run: ``/work/venv/bin/python bench/bench_query.py [--quick] [--events N] [--requests N]``
 """
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from urllib.parse import urlencode
 
 import orjson
@@ -32,9 +36,11 @@ from benchlib import (
     ensure_tenant,
     event_count,
     format_latency,
+    instrumented,
     latency_summary,
     load_events,
     open_app,
+    patched,
     print_header,
     verdict,
 )
@@ -142,8 +148,8 @@ def scenarios(v: dict, total: int) -> list[tuple[str, str]]:
     ]
 
 
-def explain(svc, tid, path: str) -> list[str]:
-    """EXPLAIN ANALYZE of the SQL list_events runs for ``path`` (as the app role)."""
+def _page_sql(svc, tid, path: str) -> tuple[str, list]:
+    """The SQL and parameters list_events runs for the request ``path``."""
     from urllib.parse import parse_qs, urlsplit
 
     from trailseal.api.requests import REPEATABLE
@@ -166,10 +172,58 @@ def explain(svc, tid, path: str) -> list[str]:
         ev.list_events(svc, _Capture(), tid, q, chronological=chronological)
     except StopIteration:
         pass
-    sql, params = captured[0]
+    return captured[0]
+
+
+def explain(svc, tid, path: str) -> list[str]:
+    """EXPLAIN ANALYZE of the SQL list_events runs for ``path`` (as the app role)."""
+    sql, params = _page_sql(svc, tid, path)
     with svc.db.cursor(tid) as cur:
         cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
         return [r[0] for r in cur.fetchall()]
+
+
+def in_process_breakdown(app, token: str, label: str, path: str, n: int) -> None:
+    """Where the time of one GET goes, with the Flask test client and timing wrappers."""
+    import trailseal.api.v1 as v1
+    import trailseal.auth as auth
+    import trailseal.services.events as events_mod
+
+    svc = app.extensions["trailseal"]
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(10):
+        client.get(path, headers=headers)
+    top: dict[str, float] = defaultdict(float)
+    inner: dict[str, float] = defaultdict(float)
+    with (
+        patched(auth, "authenticate_api_key", top, "authenticate_api_key (own DB txn)"),
+        patched(auth, "enforce_rate_limit", top, "enforce_rate_limit (Valkey)"),
+        patched(v1, "list_events", top, "list_events (page SQL + decrypt + dicts)"),
+        patched(v1, "jsonify", top, "jsonify (response JSON)"),
+        patched(events_mod, "decrypt_field", inner, "decrypt_field x150 (AES-GCM)"),
+        patched(events_mod, "row_to_event", inner, "row_to_event x50 (decode + decrypt)"),
+        instrumented(svc, inner, {}),
+    ):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            resp = client.get(path, headers=headers)
+            if resp.status_code != 200:
+                raise RuntimeError(f"HTTP {resp.status_code}: {resp.data[:200]!r}")
+        total = time.perf_counter() - t0
+    print(f"In-process breakdown of '{label}' (Flask test client, no HTTP, {n} requests):")
+    print(f"  {'phase':<62} {'ms/req':>7} {'share':>6}")
+    rows = sorted(top.items(), key=lambda kv: -kv[1])
+    rows.append(("the rest: audited() txn begin/record_access/commit, Flask, parsing",
+                 total - sum(top.values())))
+    for name, secs in rows:
+        print(f"  {name:<62} {secs / n * 1e3:7.3f} {secs / total:6.1%}")
+    print(f"  {'TOTAL (test client)':<62} {total / n * 1e3:7.3f}   100%")
+    print("  of which (DB statements, transactions, decryption):")
+    for name, secs in sorted(inner.items(), key=lambda kv: -kv[1]):
+        if not name.startswith(("build_record", "record_hash", "encrypt", "after")):
+            print(f"    {name:<60} {secs / n * 1e3:7.3f} {secs / total:6.1%}")
+    print()
 
 
 def main() -> None:
@@ -177,6 +231,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, help="events in the tenant (1,000,000)")
     parser.add_argument("--requests", type=int, help="measured requests per query (200)")
     parser.add_argument("--explain", action="store_true", help="print every query plan")
+    parser.add_argument("--no-breakdown", action="store_true",
+                        help="skip the in-process (test client) breakdown")
     args = parser.parse_args()
     n = args.events or (20_000 if args.quick else 1_000_000)
     n_other = max(1_000, n // 20)
@@ -213,7 +269,12 @@ def main() -> None:
         client.close()
 
     print()
-    plans = {path: explain(svc, tid, path) for _label, path, _s, _c in results}
+    plans: dict[str, list[str]] = {}
+    for _label, path, _s, _c in results:
+        try:  # captures the SQL through list_events' internals
+            plans[path] = explain(svc, tid, path)
+        except (ImportError, AttributeError, TypeError, IndexError, psycopg.Error) as exc:
+            plans[path] = [f"(plan unavailable: {exc!r})"]
     print(f"Targets (p95 <= {TARGET_P95_MS:.0f} ms, {total:,} events in the tenant); 'SQL' is "
           "the Execution Time of EXPLAIN ANALYZE of the page query alone:")
     for label, path, summary, _count in results:
@@ -228,6 +289,10 @@ def main() -> None:
             for line in plans[path]:
                 print("  " + line)
             print()
+    if not args.no_breakdown:
+        in_process_breakdown(app, token, plan[0][0], plan[0][1], 50 if args.quick else 200)
+        slowest = max(results, key=lambda r: r[2]["p95"])
+        in_process_breakdown(app, token, slowest[0], slowest[1], 20 if args.quick else 100)
     svc.close()
 
 

@@ -5,8 +5,9 @@ of 1000 demo events) on the first run and reused afterwards; it is topped up whe
 fewer than N events. Target: >= 100,000 events/s.
 
 Besides the end-to-end figure the script times the parts separately: streaming the rows
-from PostgreSQL (the same server-side cursor and query, no hashing), recomputing the
-hashes of rows already in memory, and the components of the canonical form. With
+from PostgreSQL (the same binary COPY and row splitting as verify_chain's producer thread,
+no checks) and, for rows already in memory, ``ChainWalker.feed`` and its parts (sha256 of
+the record, orjson.loads, the projection string, timestamp conversion). With
 ``--profile`` (on by default in a full run when the target is missed) it runs
 ``verify_chain`` once more under cProfile and prints the top costs.
 
@@ -15,7 +16,6 @@ Run: ``/work/venv/bin/python bench/bench_verify.py [--quick] [--events N] [--pro
 
 from __future__ import annotations
 
-import base64
 import cProfile
 import gc
 import hashlib
@@ -37,39 +37,36 @@ from benchlib import (
 TARGET_EVENTS_PER_S = 100_000
 
 
-def fetch_only(svc, tenant_id) -> tuple[int, float, list[tuple]]:
-    """Stream the chain query exactly as verify_chain does, without hashing.
+def fetch_only(svc, tenant_id, keep: int = 100_000) -> tuple[int, float, list[tuple]]:
+    """Stream the rows exactly as verify_chain's producer does (binary COPY, split and
+    converted to the walker's tuples), without checking them.
 
-    Returns the row count, seconds and up to 100,000 rows kept for the in-memory tests.
+    Returns the row count, seconds and up to ``keep`` rows for the in-memory tests.
     """
-    from trailseal.services.chain import CHAIN_COLUMNS
-    from trailseal.services.integrity import FETCH_BATCH
+    from trailseal.services.chain import VERIFY_COLUMNS
+    from trailseal.services.copy_binary import split_tuples
 
     kept: list[tuple] = []
     n = 0
     t0 = time.perf_counter()
-    with svc.db.transaction(tenant_id) as conn:
-        raw = conn.connection.driver_connection
-        with raw.cursor(name="bench_walk") as stream:
-            stream.itersize = FETCH_BATCH
-            stream.execute(f"SELECT {', '.join(CHAIN_COLUMNS)} FROM audit_logs ORDER BY seq, id")
-            for row in stream:
+    with svc.db.cursor(tenant_id) as cur:
+        cur.execute("SET LOCAL enable_sort = off")
+        sql = (f"COPY (SELECT {VERIFY_COLUMNS} FROM audit_logs ORDER BY seq) "
+               "TO STDOUT (FORMAT BINARY)")
+        with cur.copy(sql) as copy:
+            for f in split_tuples(copy):
+                row = (int.from_bytes(f[0], "big", signed=True), f[1].decode(), f[2],
+                       f[3].decode(), int.from_bytes(f[4], "big", signed=True),
+                       int.from_bytes(f[5], "big", signed=True))
                 n += 1
-                if len(kept) < 100_000:
+                if len(kept) < keep:
                     kept.append(row)
     return n, time.perf_counter() - t0, kept
 
 
 def in_memory_costs(rows: list[tuple]) -> None:
-    """Per-row cost of hashing and of each part of the canonical form, rows in memory."""
-    from trailseal.services.chain import (
-        GENESIS_HASH,
-        ChainWalker,
-        _b64,
-        canonical_bytes,
-        event_hash,
-        format_ts,
-    )
+    """Per-row cost of ChainWalker.feed and of its parts, rows already in memory."""
+    from trailseal.services.chain import GENESIS_HASH, ChainWalker, projection_of, ts_micros
 
     n = len(rows)
 
@@ -95,80 +92,31 @@ def in_memory_costs(rows: list[tuple]) -> None:
             return None
 
     def walk():
-        walker = ChainWalker("bench", rows[-1][2], rows[-1][21], _NoLookup())
-        walker.prev_hash = rows[0][20] if rows[0][2] != 1 else GENESIS_HASH
-        walker.expected_seq = rows[0][2]
+        walker = ChainWalker("bench", rows[-1][0], rows[-1][1], _NoLookup())
+        walker.prev_hash = GENESIS_HASH
         for row in rows:
-            walker.feed(row)
+            if not walker.feed(row):
+                raise AssertionError(walker.broken)
 
-    dicts = [orjson.loads(canonical_bytes(r)) for r in rows]
-    canon = [canonical_bytes(r) for r in rows]
+    def each(fn, items) -> None:  # results are dropped at once, as in feed
+        for item in items:
+            fn(item)
+
+    recs = [orjson.loads(r[2]) for r in rows]
+    records = [r[2] for r in rows]
     parts = [
-        ("ChainWalker.feed (checks + event_hash)", lambda: walk()),
-        ("event_hash (canonical JSON + sha256 hex)", lambda: [event_hash(r) for r in rows]),
-        ("canonical_bytes", lambda: [canonical_bytes(r) for r in rows]),
-        ("  format_ts x2 (strftime + astimezone)",
-         lambda: [(format_ts(r[3]), format_ts(r[4])) for r in rows]),
-        ("  _b64 x3 (base64 of the ciphertexts)",
-         lambda: [(_b64(r[15]), _b64(r[16]), _b64(r[17])) for r in rows]),
-        ("  str(uuid) x2", lambda: [(str(r[0]), str(r[1])) for r in rows]),
-        ("  orjson.dumps(dict, OPT_SORT_KEYS) alone",
-         lambda: [orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for d in dicts]),
-        ("sha256(...).hexdigest() alone",
-         lambda: [hashlib.sha256(c).hexdigest() for c in canon]),
-        ("  (alt) isoformat-based timestamp x2",
-         lambda: [(r[3].isoformat(), r[4].isoformat()) for r in rows]),
-        ("  (alt) base64.b64encode x3 without decode",
-         lambda: [(base64.b64encode(r[15]), base64.b64encode(r[16]), base64.b64encode(r[17]))
-                  for r in rows]),
+        ("ChainWalker.feed (everything below + checks)", walk),
+        ("sha256(record).hexdigest()", lambda: each(lambda b: hashlib.sha256(b).hexdigest(),
+                                                    records)),
+        ("orjson.loads(record)", lambda: each(orjson.loads, records)),
+        ("projection_of(rec)", lambda: each(projection_of, recs)),
+        ("ts_micros(occurred_at)", lambda: each(ts_micros, [d["occurred_at"] for d in recs])),
     ]
-    print(f"In-memory per-row costs ({n:,} rows already fetched; best of 3, GC off):")
+    print(f"In-memory per-row costs ({n:,} rows already fetched, chain from seq 1; best of 3, "
+          "GC off):")
     for label, fn in parts:
         print(f"  {label:<48} {timed(fn):7.2f} us/row")
     print()
-
-
-_TS = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-_B64 = "translate(encode({}, 'base64'), E'\\n', '')"
-_KEYS = ("id", "tenant_id", "seq", "occurred_at", "received_at", "event_type", "actor_id",
-         "actor_type", "actor_role", "actor_department", "entity_type", "entity_id", "severity",
-         "source", "tags", "ip_address", "user_agent", "action_details", "key_id",
-         "idempotency_key", "previous_hash")
-
-
-def what_if_server_formatting(svc, tenant_id) -> tuple[int, int, float]:
-    """Prototype of a faster walk (NOT the product): let PostgreSQL produce the strings.
-
-    uuids as text, timestamps via to_char, ciphertexts via encode(base64), so Python builds
-    the canonical dict from plain str/int values (no UUID/datetime/bytes objects, no
-    strftime/base64 in Python), then hashes with the same orjson + sha256. Checks every hash
-    and the links; returns rows, mismatches and seconds.
-    """
-    from trailseal.services.chain import CANONICAL_VERSION, GENESIS_HASH
-
-    cols = ["id::text", "tenant_id::text", "seq", _TS.format("occurred_at"),
-            _TS.format("received_at"), "event_type", "actor_id", "actor_type", "actor_role",
-            "actor_department", "entity_type", "entity_id", "severity", "source", "tags",
-            _B64.format("ip_address"), _B64.format("user_agent"), _B64.format("action_details"),
-            "key_id", "idempotency_key", "previous_hash", "hash"]
-    dumps, sha256, opt = orjson.dumps, hashlib.sha256, orjson.OPT_SORT_KEYS
-    n = bad = 0
-    prev = GENESIS_HASH
-    t0 = time.perf_counter()
-    with svc.db.transaction(tenant_id) as conn:
-        raw = conn.connection.driver_connection
-        with raw.cursor(name="bench_fast_walk") as stream:
-            stream.itersize = 20_000
-            stream.execute(f"SELECT {', '.join(cols)} FROM audit_logs ORDER BY seq, id")
-            for row in stream:
-                doc = dict(zip(_KEYS, row[:21], strict=True))
-                doc["v"] = CANONICAL_VERSION
-                doc["tags"] = doc["tags"] or []
-                if sha256(dumps(doc, option=opt)).hexdigest() != row[21] or row[20] != prev:
-                    bad += 1
-                prev = row[21]
-                n += 1
-    return n, bad, time.perf_counter() - t0
 
 
 def profile_verify(svc, tenant_id, top: int = 18) -> None:
@@ -193,12 +141,12 @@ def profile_verify(svc, tenant_id, top: int = 18) -> None:
 
 
 def explain(svc, tenant_id) -> None:
-    from trailseal.services.chain import CHAIN_COLUMNS
+    from trailseal.services.chain import VERIFY_COLUMNS
 
     with svc.db.cursor(tenant_id) as cur:
-        cur.execute("EXPLAIN SELECT " + ", ".join(CHAIN_COLUMNS)
-                    + " FROM audit_logs ORDER BY seq, id")
-        print("Plan of the chain query (as the app role, RLS on):")
+        cur.execute("SET LOCAL enable_sort = off")
+        cur.execute(f"EXPLAIN SELECT {VERIFY_COLUMNS} FROM audit_logs ORDER BY seq")
+        print("Plan of the COPY's query (app role, RLS on, enable_sort = off):")
         for (line,) in cur.fetchall():
             print("  " + line)
     print()
@@ -248,24 +196,20 @@ def main() -> None:
     print()
 
     rows_n, fetch_secs, kept = fetch_only(svc, tid)
-    print(f"Fetch only (same named cursor + query, no hashing): {rows_n:,} rows in "
-          f"{fetch_secs:.2f} s = {rows_n / fetch_secs:,.0f} rows/s "
+    fetch_rate = rows_n / fetch_secs
+    print(f"Stream only (the producer's binary COPY + split + tuples, single thread, no "
+          f"checks): {rows_n:,} rows in {fetch_secs:.2f} s = {fetch_rate:,.0f} rows/s "
           f"({fetch_secs / rows_n * 1e6:.2f} us/row)")
     print()
     in_memory_costs(kept)
     del kept
-    fast_n, fast_bad, fast_secs = what_if_server_formatting(svc, tid)
-    print(f"What-if (prototype, NOT the product): server-side string formatting + the same "
-          f"orjson/sha256 hashing: {fast_n:,} rows in {fast_secs:.2f} s = "
-          f"{fast_n / fast_secs:,.0f} rows/s, {fast_bad} hash/link mismatches")
-    print()
     explain(svc, tid)
     if args.profile or (rate < TARGET_EVENTS_PER_S and not args.no_profile):
         profile_verify(svc, tid)
     print("Summary:")
     print(f"  verify_chain {rate:,.0f} events/s over {total:,} events "
-          f"(target {TARGET_EVENTS_PER_S:,}: {verdict(rate >= TARGET_EVENTS_PER_S)}); "
-          f"fetch alone {rows_n / fetch_secs:,.0f} rows/s")
+          f"(target {TARGET_EVENTS_PER_S:,}: {verdict(rate >= TARGET_EVENTS_PER_S)})"
+          f"; stream alone {fetch_rate:,.0f} rows/s")
     svc.close()
 
 

@@ -51,7 +51,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 def app_config(instance: str) -> dict[str, Any]:
     """The configuration every benchmark (and the benchmark HTTP server) uses."""
-    return {"INSTANCE_PATH": instance, "RATE_LIMIT": RATE_LIMIT, "ENRICH_SYNC": False}
+    return {"INSTANCE_PATH": instance, "RATE_LIMIT": RATE_LIMIT}
 
 
 def open_app(instance: str):
@@ -86,6 +86,7 @@ def machine_info(svc=None) -> dict[str, str]:
         pass
     info = {
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "code": code_version(),
         "cpu": f"{cpu} x {os.cpu_count()}",
         "ram": mem,
         "python": platform.python_version(),
@@ -99,6 +100,25 @@ def machine_info(svc=None) -> dict[str, str]:
             for setting in ("shared_buffers", "synchronous_commit", "fsync"):
                 info[setting] = conn.execute(f"SHOW {setting}").fetchone()[0]
     return info
+
+
+def code_version() -> str:
+    """The code under test: the git commit of the checkout ``trailseal`` is imported from
+    (marked when its platform/ has local changes), or the ``COMMIT`` note of an exported
+    snapshot put first on PYTHONPATH."""
+    import trailseal
+
+    root = Path(trailseal.__file__).resolve().parents[2]
+    if (root / "COMMIT").exists():
+        return f"{(root / 'COMMIT').read_text().strip()} at {root}"
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "platform"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"unknown ({root})"
+    return head + (" + uncommitted changes in platform/" if dirty else "")
 
 
 def print_header(title: str, svc=None, **extra: Any) -> None:
@@ -223,7 +243,8 @@ class TimedCursor:
         ("UPDATE chain_heads", "sql UPDATE chain head"),
         ("SELECT key_id", "sql SELECT active data key"),
         ("SELECT id, tenant_id, name, permissions", "sql SELECT trailseal_find_api_key"),
-        ("SELECT set_config", "sql set_config tenant"),
+        ("INSERT INTO audit_access_log", "sql INSERT audit_access_log"),
+        ("SELECT a.seq, a.occurred_at, a.record", "sql SELECT events page (list_events)"),
     )
 
     def __init__(self, cur, timers: dict[str, float], captured: dict):
@@ -248,66 +269,65 @@ class TimedCursor:
 
 
 @contextmanager
+def patched(module, name: str, timers: dict[str, float], label: str):
+    """Time every call of ``module.name`` into ``timers[label]``."""
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            timers[label] += time.perf_counter() - t0
+
+    setattr(module, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+# Functions of the ingest path timed by ``instrumented`` (as ``ingest`` imported them).
+INGEST_FUNCTIONS = (
+    ("encrypt_field", "encrypt_field (AES-GCM, nonce, AAD)"),
+    ("build_record", "build_record (canonical JSON, orjson)"),
+    ("record_hash", "record_hash (sha256 hexdigest)"),
+)
+
+
+@contextmanager
 def instrumented(svc, timers: dict[str, float], captured: dict):
     """Patch timing wrappers into the ingest path (restored on exit).
 
-    Times encryption, canonical JSON, hashing, every transaction's checkout/BEGIN and COMMIT,
-    each statement run through ``svc.db.cursor`` (by kind) and ``svc.after_ingest``; the
-    INSERT's parameters are kept in ``captured["insert_params"]``. The hash total is stored
-    as ``"_event_hash total"`` (canonical JSON included).
+    Times the functions of ``INGEST_FUNCTIONS``, every transaction's checkout/BEGIN and
+    COMMIT, each statement run through ``svc.db.cursor`` (by kind) and ``svc.after_ingest``;
+    the INSERT's parameters are kept in ``captured["insert_params"]``.
     """
-    import trailseal.services.chain as chain_mod
+    from contextlib import ExitStack
+
     import trailseal.services.ingest as ingest_mod
 
-    orig_encrypt, orig_hash = ingest_mod.encrypt_field, ingest_mod.event_hash
-    orig_canonical = chain_mod.canonical_bytes
     orig_cursor = svc.db.cursor
 
-    def encrypt_field(*args):
-        t0 = time.perf_counter()
-        out = orig_encrypt(*args)
-        timers["encrypt (AES-GCM, nonce, AAD)"] += time.perf_counter() - t0
-        return out
-
-    def canonical_bytes(row):
-        t0 = time.perf_counter()
-        out = orig_canonical(row)
-        timers["hash: canonical JSON"] += time.perf_counter() - t0
-        return out
-
-    def event_hash(row):
-        t0 = time.perf_counter()
-        out = orig_hash(row)
-        timers["_event_hash total"] += time.perf_counter() - t0
-        return out
-
     @contextmanager
-    def cursor(tenant_id=None):
+    def cursor(tenant_id=None, **kw):
         t0 = time.perf_counter()
-        with orig_cursor(tenant_id) as cur:
+        with orig_cursor(tenant_id, **kw) as cur:
             timers["checkout + BEGIN + set_config"] += time.perf_counter() - t0
             yield TimedCursor(cur, timers, captured)
             t1 = time.perf_counter()
         timers["COMMIT"] += time.perf_counter() - t1
 
-    orig_after = svc.after_ingest
-
-    def after_ingest(tenant_id, result):
-        t0 = time.perf_counter()
-        orig_after(tenant_id, result)
-        timers["after_ingest (hook + RQ enqueue)"] += time.perf_counter() - t0
-
-    ingest_mod.encrypt_field, ingest_mod.event_hash = encrypt_field, event_hash
-    chain_mod.canonical_bytes = canonical_bytes
-    svc.db.cursor = cursor
-    svc.after_ingest = after_ingest
-    try:
-        yield
-    finally:
-        ingest_mod.encrypt_field, ingest_mod.event_hash = orig_encrypt, orig_hash
-        chain_mod.canonical_bytes = orig_canonical
-        del svc.db.cursor
-        del svc.after_ingest
+    with ExitStack() as stack:
+        for name, label in INGEST_FUNCTIONS:
+            stack.enter_context(patched(ingest_mod, name, timers, label))
+        stack.enter_context(patched(svc, "after_ingest", timers,
+                                    "after_ingest (hook + RQ enqueue)"))
+        svc.db.cursor = cursor
+        try:
+            yield
+        finally:
+            del svc.db.cursor
 
 
 # --------------------------------------------------------------------------------------------
