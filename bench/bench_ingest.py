@@ -13,7 +13,7 @@
    and secondary indexes as audit_logs; no trigger or RLS). No hashing or encryption is
    done. rows/s, and the ratio service / COPY.
 
-Run: ``/work/venv/bin/python bench/bench_ingest.py [--quick] [--events N]``
+Run: ``.venv/bin/python bench/bench_ingest.py [--quick] [--events N]``
 """
 
 from __future__ import annotations

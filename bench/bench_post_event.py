@@ -11,7 +11,7 @@ request (realistic demo_data events with ip_address, user_agent and action_detai
    authentication, the rate-limit check, validation, append_events and the post-commit
    enqueue).
 
-Run: ``/work/venv/bin/python bench/bench_post_event.py [--quick] [--requests N]``
+Run: ``.venv/bin/python bench/bench_post_event.py [--quick] [--requests N]``
 """
 
 from __future__ import annotations

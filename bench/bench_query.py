@@ -16,7 +16,7 @@ to the access log (one fsync'd commit per request). Target: p95 <= 50 ms for fil
 Then an in-process breakdown (Flask test client, timing wrappers) of the first page and of
 the slowest query.
 
-Run: ``/work/venv/bin/python bench/bench_query.py [--quick] [--events N] [--requests N]``
+Run: ``.venv/bin/python bench/bench_query.py [--quick] [--events N] [--requests N]``
 """
 
 from __future__ import annotations

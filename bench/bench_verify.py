@@ -11,7 +11,7 @@ the record, orjson.loads, the projection string, timestamp conversion). With
 ``--profile`` (on by default in a full run when the target is missed) it runs
 ``verify_chain`` once more under cProfile and prints the top costs.
 
-Run: ``/work/venv/bin/python bench/bench_verify.py [--quick] [--events N] [--profile]``
+Run: ``.venv/bin/python bench/bench_verify.py [--quick] [--events N] [--profile]``
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import gc
 import hashlib
 import io
 import pstats
+import sysconfig
 import time
 
 import orjson
@@ -135,7 +136,7 @@ def profile_verify(svc, tenant_id, top: int = 18) -> None:
     start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
     for line in lines[start:]:
         if line.strip():
-            print("  " + line.replace("/work/venv/lib/python3.11/site-packages/", "")
+            print("  " + line.replace(sysconfig.get_paths()["purelib"] + "/", "")
                   .replace("/work/main/platform/", ""))
     print()
 
