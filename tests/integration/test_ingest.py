@@ -122,3 +122,13 @@ def test_no_update_or_delete_routes(trailseal_client, tenant):
                                                  headers=tenant.headers)
         assert resp.status_code == 405
         assert resp.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_control_characters_get_a_plain_message(trailseal_client, tenant):
+    body = make_event(entity={"type": "invoice", "id": "INV\u001e1"})
+    resp = trailseal_client.post("/api/v1/events/batch", json={"events": [make_event(), body]},
+                                 headers=tenant.headers)
+    assert resp.status_code == 422
+    err = resp.get_json()["error"]
+    assert err["details"]["index"] == 1
+    assert "separator control characters" in err["message"] and "entity.id" in err["message"]

@@ -19,7 +19,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from ..errors import Conflict, NotFound, ValidationFailed
-from ..schemas import EventIn
+from ..schemas import TEXT_PATTERN, EventIn
 from .chain import TAG_SEP, build_record, format_ts, record_hash
 from .crypto import encrypt_field
 
@@ -78,10 +78,12 @@ def validate_events(raw_events: list[Any]) -> list[EventIn]:
         return _EVENT_LIST.validate_python(raw_events)
     except ValidationError as exc:
         by_index: dict[int, list[dict]] = {}
-        for e in exc.errors(include_url=False, include_context=False, include_input=False):
+        for e in exc.errors(include_url=False, include_input=False):
             index, *loc = e["loc"]
-            by_index.setdefault(int(index), []).append(
-                {"loc": loc, "msg": e["msg"], "type": e["type"]})
+            msg = e["msg"]
+            if e["type"] == "string_pattern_mismatch" and e.get("ctx", {}).get("pattern") == TEXT_PATTERN:
+                msg = "must not contain NUL or separator control characters (U+001C–U+001F)"
+            by_index.setdefault(int(index), []).append({"loc": loc, "msg": msg, "type": e["type"]})
     index = min(by_index)
     errors = by_index[index]
     if not isinstance(raw_events[index], dict):
