@@ -10,6 +10,7 @@ import sys
 import uuid
 
 import orjson
+import pytest
 
 from tests.conftest import make_event
 from trailseal import hookimpl
@@ -166,3 +167,32 @@ def test_cli_verify_exit_codes(trailseal_client, trailseal_services, tenant, own
     missing = subprocess.run(cmd[:-3] + ["--tenant", "no-such-tenant"], env=env,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no tenant" in missing.stderr
+
+
+@pytest.mark.parametrize("tamper_seq", [None, 3, 6, 7, 12])
+def test_two_process_verification_matches_the_sequential_walk(trailseal_client, trailseal_services,
+                                                              tenant, owner, tamper_seq):
+    from trailseal.services.integrity import verify_chain
+
+    ids = _fill(trailseal_client, tenant, 12)
+    if tamper_seq is not None:
+        owner.execute("UPDATE audit_logs SET actor_id = 'mallory' WHERE tenant_id = %s AND seq = %s",
+                      (tenant.id, tamper_seq))
+    parallel = verify_chain(trailseal_services, tenant.id, parallel_min=4, raise_alert=False)
+    sequential = verify_chain(trailseal_services, tenant.id, raise_alert=False)
+    assert parallel == sequential
+    if tamper_seq is None:
+        assert parallel.intact and parallel.events_checked == 12
+    else:
+        assert (parallel.broken_seq, parallel.broken_event_id, parallel.reason) == (
+            tamper_seq, ids[tamper_seq - 1], "modified")
+
+
+def test_two_process_verification_catches_a_broken_seam(trailseal_client, trailseal_services,
+                                                         tenant, owner):
+    from trailseal.services.integrity import verify_chain
+
+    _fill(trailseal_client, tenant, 10)
+    owner.execute("DELETE FROM audit_logs WHERE tenant_id = %s AND seq = 6", (tenant.id,))
+    report = verify_chain(trailseal_services, tenant.id, parallel_min=4, raise_alert=False)
+    assert (report.intact, report.broken_seq, report.reason) == (False, 6, "missing")
