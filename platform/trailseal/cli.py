@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -340,13 +341,19 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
         return
 
     signal.signal(signal.SIGTERM, _terminate)
-    env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=svc.config["INSTANCE_PATH"])
-    children = [
-        subprocess.Popen([sys.executable, "-m", "trailseal", "worker"], env=env),
-        subprocess.Popen([sys.executable, "-m", "trailseal", "scheduler"], env=env),
-    ]
+    env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=svc.config["INSTANCE_PATH"],
+               PYTHONUNBUFFERED="1")
+    # The worker and scheduler log to files so this console keeps the URL and logins.
+    logs = Path(svc.config["INSTANCE_PATH"]) / "logs"
+    logs.mkdir(exist_ok=True)
+    children = []
+    for name in ("worker", "scheduler"):
+        with open(logs / f"{name}.log", "a") as log_file:
+            children.append(subprocess.Popen([sys.executable, "-m", "trailseal", name], env=env,
+                                             stdout=log_file, stderr=subprocess.STDOUT))
     url = f"http://{host}:{port}"
     click.echo("")
+    click.echo(f"Worker and scheduler logs: {logs}")
     click.echo(f"Trailseal is running at {url}/login")
     for line in summary["logins"]:
         click.echo(f"  sign in: {line}")

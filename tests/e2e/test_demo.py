@@ -52,6 +52,7 @@ def test_demo_starts_everything_and_stops_cleanly():
         url = re.search(r"running at (http://\S+)/login", out).group(1)
         token = re.search(r"API key \([^)]*\): (tsk_\S+)", out).group(1)
         assert re.search(r"sign in: \S+@\S+ / \S+", out)
+        assert "rq.worker" not in out  # worker chatter goes to instance/logs, not the console
         for _ in range(100):
             try:
                 health = json.load(urllib.request.urlopen(f"{url}/healthz", timeout=2))
@@ -65,6 +66,12 @@ def test_demo_starts_everything_and_stops_cleanly():
         assert stats["counts"]["7d"] > 500
         login = urllib.request.urlopen(f"{url}/login", timeout=5).read().decode()
         assert "Sign in" in login
+        worker_log = instance / "logs" / "worker.log"
+        for _ in range(600):  # the worker runs, logging to the instance folder
+            if worker_log.exists() and "enrich_events" in worker_log.read_text():
+                break
+            time.sleep(0.1)
+        assert "enrich_events" in worker_log.read_text()
     finally:
         proc.send_signal(signal.SIGINT)
         try:
