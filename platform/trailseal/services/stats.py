@@ -30,9 +30,11 @@ def compute_stats(cur, tenant_id: uuid.UUID, as_of: datetime) -> dict:
     total = cur.fetchone()[0]
 
     def ranked(column: str) -> list[dict]:
+        # Only the category breakdown needs the insights join.
+        join = ("LEFT JOIN event_insights i ON i.tenant_id = a.tenant_id AND i.event_id = a.id "
+                if column.startswith("i.") else "")
         cur.execute(
-            f"SELECT {column}, count(*) AS n FROM audit_logs a "
-            "LEFT JOIN event_insights i ON i.tenant_id = a.tenant_id AND i.event_id = a.id "
+            f"SELECT {column}, count(*) AS n FROM audit_logs a {join}"
             "WHERE a.occurred_at > %s AND a.occurred_at <= %s "
             f"GROUP BY 1 ORDER BY n DESC, 1 ASC",
             (since, as_of),
