@@ -239,6 +239,107 @@ def verify(tenant_ref: str | None, all_tenants: bool, as_json: bool) -> None:
     sys.exit(1 if broken else 0)
 
 
+@cli.command("import")
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
+@click.option("--batch-size", default=1000, show_default=True,
+              type=click.IntRange(1, 1000), help="Events per atomic batch.")
+@click.option("--skip", default=0, show_default=True, type=click.IntRange(0),
+              help="Skip this many events first (to resume after an error).")
+@click.option("--dry-run", is_flag=True, help="Only validate; write nothing.")
+@click.option("--workers", type=click.IntRange(0, 8), default=None,
+              help="Helper processes that validate and encrypt (default: 1 on a multi-core "
+                   "machine, 0 to do everything in this process).")
+@click.argument("source", type=click.File("rb"))
+def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
+                  workers: int | None, source) -> None:
+    """Append events from SOURCE (JSON Lines, one event per line; - for stdin).
+
+    Each batch is atomic. On the first bad line nothing of its batch is written; the
+    batches before it stay committed, and the message says how to resume with --skip.
+    """
+    import orjson
+
+    from .services.ingest import append_stream, validate_events
+
+    svc = _services()
+    tid = _tenant(svc, tenant_ref)
+    lines: dict[int, list[int]] = {}  # batch number -> source line of each of its events
+    seen = 0
+
+    def batches():
+        nonlocal seen
+        batch, numbers = [], []
+        for lineno, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            seen += 1
+            if seen <= skip:
+                continue
+            try:
+                batch.append(orjson.loads(line.strip()))
+            except orjson.JSONDecodeError as exc:
+                raise BadLine(lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            numbers.append(lineno)
+            if len(batch) == batch_size:
+                lines[len(lines)] = numbers
+                yield batch
+                batch, numbers = [], []
+        if batch:
+            lines[len(lines)] = numbers
+            yield batch
+
+    committed = {"events": 0, "last_seq": None}
+
+    def progress(result) -> None:
+        committed["events"] += len(result.ids)
+        committed["last_seq"] = result.last_seq
+
+    started = time.perf_counter()
+    try:
+        if dry_run:
+            for number, batch in enumerate(batches()):
+                try:
+                    validate_events(batch)
+                except TrailsealError as exc:
+                    raise BadLine(lines[number][exc.details["index"]],
+                                  _first_error(exc.details)) from None
+                committed["events"] += len(batch)
+        else:
+            try:
+                append_stream(svc, tid, batches(), workers=workers, on_batch=progress)
+            except TrailsealError as exc:
+                details = exc.details or {}
+                if "batch" not in details or "index" not in details:
+                    raise
+                raise BadLine(lines[details["batch"]][details["index"]],
+                              _first_error(details)) from None
+    except BadLine as exc:
+        done = committed["events"]
+        hint = "" if dry_run else (
+            f"; {done} event(s) before it were committed"
+            + (f" (up to seq {committed['last_seq']})" if done else "")
+            + f"; fix it and re-run with --skip {skip + done}")
+        raise click.ClickException(f"line {exc.lineno}: {exc.reason}{hint}") from None
+    elapsed = time.perf_counter() - started
+    verb = "validated" if dry_run else "appended"
+    rate = committed["events"] / elapsed if elapsed > 0 else 0.0
+    click.echo(f"{verb} {committed['events']} events to tenant {tenant_ref} in {elapsed:.1f} s "
+               f"({rate:,.0f} events/s)"
+               + (f", head seq {committed['last_seq']}" if committed["last_seq"] else ""))
+
+
+def _first_error(details: dict) -> str:
+    errors = details.get("errors") or [{"msg": "invalid event", "loc": []}]
+    where = ".".join(str(p) for p in errors[0]["loc"])
+    return errors[0]["msg"] + (f" at {where}" if where else "")
+
+
+class BadLine(Exception):
+    def __init__(self, lineno: int, reason: str):
+        super().__init__(f"line {lineno}: {reason}")
+        self.lineno, self.reason = lineno, reason
+
+
 @cli.group()
 def keys() -> None:
     """Manage encryption keys."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -37,18 +38,30 @@ EventType = Annotated[
 
 
 def json_depth(value: Any, limit: int) -> int:
-    """Depth of a JSON value, stopping early (and reporting limit+1) once past ``limit``."""
+    """Depth of a JSON value, stopping early (and reporting limit+1) once past ``limit``.
+
+    A scalar has depth 1, a container one more than its deepest member. Only containers are
+    walked, so a flat object costs one pass over its values.
+    """
+    if not isinstance(value, dict | list):
+        return 1
     stack = [(value, 1)]
-    deepest = 0
+    deepest = 1
     while stack:
         item, depth = stack.pop()
-        if depth > limit:
-            return depth
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+        members = item.values() if isinstance(item, dict) else item
+        child = depth + 1
+        for v in members:
+            if isinstance(v, dict | list):
+                if child > limit:
+                    return child
+                stack.append((v, child))
+            elif child > deepest:
+                deepest = child
+                if deepest > limit:
+                    return deepest
+        if depth > deepest:
+            deepest = depth
     return deepest
 
 
@@ -109,6 +122,13 @@ class EventIn(BaseModel):
         if value is None:
             return None
         try:
+            # Fast path: inet_pton accepts only the canonical dotted quad (no leading zeros),
+            # which is exactly what ipaddress would print back.
+            socket.inet_pton(socket.AF_INET, value)
+            return value
+        except (OSError, ValueError):
+            pass
+        try:
             return str(ipaddress.ip_address(value))
         except ValueError as exc:
             raise ValueError("not an IPv4 or IPv6 address") from exc
@@ -123,7 +143,7 @@ class EventIn(BaseModel):
     @field_validator("tags")
     @classmethod
     def _unique_tags(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
+        return value if len(value) < 2 else list(dict.fromkeys(value))
 
 
 class EventCreated(BaseModel):

@@ -166,6 +166,18 @@ class KeyRing:
             raise DecryptionFailed(f"data key {key_id} of tenant {tenant_id} is missing")
         return self._remember(tenant_id, key_id, row[0])
 
+    def key_material(self, cur, tenant_id: uuid.UUID, key_id: str) -> bytes:
+        """The raw bytes of a data key, for a helper process of this one (bulk import).
+        Never cached, never logged, never leaves the machine."""
+        cur.execute(
+            "SELECT wrapped_key FROM tenant_keys WHERE tenant_id = %s AND key_id = %s",
+            (tenant_id, key_id),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise DecryptionFailed(f"data key {key_id} of tenant {tenant_id} is missing")
+        return self._unwrap(tenant_id, key_id, row[0])
+
     def _remember(self, tenant_id: uuid.UUID, key_id: str, wrapped: bytes) -> AESGCM:
         aes = AESGCM(self._unwrap(tenant_id, key_id, wrapped))
         with self._lock:

@@ -6,11 +6,13 @@ the head is locked, so the lock is held only for hashing and one multi-row INSER
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import time
 import uuid
+from binascii import b2a_base64
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,35 +22,61 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..schemas import TEXT_PATTERN, EventIn
-from .chain import TAG_SEP, build_record, format_ts, record_hash
-from .crypto import encrypt_field
+from .chain import CANONICAL_VERSION, TAG_SEP, format_ts
+from .crypto import NONCE_BYTES
 
-# Binary parameters (%b): psycopg sends the arrays without text escaping.
+# Columns travel as one string each, values joined by U+001F (validated text never contains
+# U+001C..U+001F; canonical JSON escapes every control character), NULL as U+001E; the
+# server splits them again. Far cheaper on the client than array parameters.
 INSERT_SQL = """
 INSERT INTO audit_logs (id, tenant_id, seq, occurred_at, received_at, event_type, actor_id,
   actor_type, actor_role, actor_department, entity_type, entity_id, severity, source, tags,
   key_id, idempotency_key, previous_hash, hash, record)
-SELECT u.id, %(tenant)b, u.seq, u.occurred_at, %(received_at)b, u.event_type, u.actor_id,
-  u.actor_type, u.actor_role, u.actor_department, u.entity_type, u.entity_id, u.severity,
-  u.source, string_to_array(u.tags, chr(29)), %(key_id)b, u.idempotency_key, u.previous_hash,
-  u.hash, u.record
-FROM unnest(%(id)b::uuid[], %(seq)b::int8[], %(occurred_at)b::timestamptz[],
-  %(event_type)b::text[], %(actor_id)b::text[], %(actor_type)b::text[], %(actor_role)b::text[],
-  %(actor_department)b::text[], %(entity_type)b::text[], %(entity_id)b::text[],
-  %(severity)b::text[], %(source)b::text[], %(tags)b::text[], %(idempotency_key)b::text[],
-  %(previous_hash)b::text[], %(hash)b::text[], %(record)b::bytea[])
-  AS u(id, seq, occurred_at, event_type, actor_id, actor_type, actor_role, actor_department,
-       entity_type, entity_id, severity, source, tags, idempotency_key, previous_hash, hash,
-       record)
+SELECT u.id::uuid, %(tenant)s, %(first_seq)s + u.n - 1, u.occurred_at::timestamptz,
+  %(received_at)s, u.event_type, u.actor_id, u.actor_type, u.actor_role, u.actor_department,
+  u.entity_type, u.entity_id, u.severity, u.source,
+  string_to_array(coalesce(u.tags, ''), chr(29)), %(key_id)s, %(idempotency_key)s,
+  u.previous_hash, u.hash, convert_to(u.record, 'UTF8')
+FROM unnest(
+  string_to_array(%(id)s, chr(31)), string_to_array(%(occurred_at)s, chr(31)),
+  string_to_array(%(event_type)s, chr(31)), string_to_array(%(actor_id)s, chr(31)),
+  string_to_array(%(actor_type)s, chr(31)), string_to_array(%(actor_role)s, chr(31), chr(30)),
+  string_to_array(%(actor_department)s, chr(31), chr(30)),
+  string_to_array(%(entity_type)s, chr(31)), string_to_array(%(entity_id)s, chr(31)),
+  string_to_array(%(severity)s, chr(31)), string_to_array(%(source)s, chr(31), chr(30)),
+  string_to_array(%(tags)s, chr(31), chr(30)), string_to_array(%(previous_hash)s, chr(31)),
+  string_to_array(%(hash)s, chr(31)),
+  string_to_array(convert_from(%(record)b, 'UTF8'), chr(31))
+) WITH ORDINALITY AS u(id, occurred_at, event_type, actor_id, actor_type, actor_role,
+  actor_department, entity_type, entity_id, severity, source, tags, previous_hash, hash,
+  record, n)
 """
+_US, _NULL = "\x1f", "\x1e"
+
+
+def _joined(values) -> str:
+    return _US.join([_NULL if v is None else v for v in values])
 
 
 def time_ordered_uuid() -> uuid.UUID:
     """A UUIDv7: millisecond timestamp first, so primary-key inserts append to the index."""
-    raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
-    raw[6] = (raw[6] & 0x0F) | 0x70
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return uuid.UUID(bytes=bytes(raw))
+    return uuid.UUID(time_ordered_ids(1)[0])
+
+
+def time_ordered_ids(n: int) -> list[str]:
+    """``n`` UUIDv7 strings sharing this millisecond (random bits from one ``urandom`` call)."""
+    ms = (time.time_ns() // 1_000_000).to_bytes(6, "big").hex()
+    head = f"{ms[:8]}-{ms[8:12]}-7"
+    rand = os.urandom(10 * n).hex()
+    out = []
+    for i in range(0, 20 * n, 20):
+        r = rand[i:i + 20]
+        # version nibble 7; variant bits 10 on the clock_seq high byte
+        out.append(f"{head}{r[1:4]}-{_VARIANT[r[4]]}{r[5:8]}-{r[8:20]}")
+    return out
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 @dataclass
@@ -102,7 +130,146 @@ def request_fingerprint(body: Any) -> str:
 
 
 def _b64(blob: bytes | None) -> str | None:
-    return None if blob is None else base64.b64encode(blob).decode("ascii")
+    return None if blob is None else b2a_base64(blob, newline=False).decode("ascii")
+
+
+@dataclass
+class _Batch:
+    """One batch on its way to the ledger: validated, encrypted and serialised; ``_link``
+    then gives it seqs and chains it onto a head. Plain data, so a helper process can
+    prepare it (``append_stream``)."""
+
+    ids: list[str]
+    parts: list[tuple[bytes, bytes, bytes]]  # each record's bytes around previous_hash and seq
+    columns: dict[str, str]  # the indexed columns, joined (see INSERT_SQL)
+    received_at: datetime
+    key_id: str
+    single_key: str | None
+    seqs: list[int] | None = None
+    prevs: list[str] | None = None
+    hashes: list[str] | None = None
+    blobs: list[bytes] | None = None
+
+
+_PREV_KEY = b'"previous_hash":"'
+_SEQ_KEY = b',"seq":0,'
+
+
+def _split_record(blob: bytes) -> tuple[bytes, bytes, bytes]:
+    """Cut a record serialised with ``previous_hash=""`` and ``seq=0`` around those two
+    values. Both keys occur once, at the top level: inside a JSON string every quote is
+    escaped, so ``"previous_hash":"`` cannot appear there."""
+    i = blob.index(_PREV_KEY) + len(_PREV_KEY)
+    j = blob.index(_SEQ_KEY, i)
+    return blob[:i], blob[i:j + 7], blob[j + 8:]
+
+
+def _prepare(tenant_text: str, key_id: str, dek, events: list[EventIn],
+             single_key: str | None = None) -> _Batch:
+    """Ids, encryption, the canonical records (up to their seq and previous_hash) and the
+    indexed columns: everything that does not need the chain head."""
+    received_at = datetime.now(UTC)
+    received_text = format_ts(received_at)
+    ids = time_ordered_ids(len(events))
+    nonces = os.urandom(NONCE_BYTES * 3 * len(events))
+    encrypt, dumps = dek.encrypt, orjson.dumps
+    aad_prefix = tenant_text + "|"
+    parts, occurred = [], []
+    n = 0
+    for eid, ev in zip(ids, events, strict=True):
+        actor, entity = ev.actor, ev.entity
+        aad = aad_prefix + eid
+        ip = ua = details = None
+        if ev.ip_address is not None:
+            nonce = nonces[n:n + NONCE_BYTES]
+            ip = _b64(nonce + encrypt(nonce, ev.ip_address.encode(),
+                                      (aad + "|ip_address").encode()))
+        n += NONCE_BYTES
+        if ev.user_agent is not None:
+            nonce = nonces[n:n + NONCE_BYTES]
+            ua = _b64(nonce + encrypt(nonce, ev.user_agent.encode(),
+                                      (aad + "|user_agent").encode()))
+        n += NONCE_BYTES
+        if ev.action_details is not None:
+            nonce = nonces[n:n + NONCE_BYTES]
+            details = _b64(nonce + encrypt(
+                nonce, dumps(ev.action_details, option=orjson.OPT_SORT_KEYS),
+                (aad + "|action_details").encode()))
+        n += NONCE_BYTES
+        occurred_text = format_ts(ev.occurred_at)
+        occurred.append(occurred_text)
+        # Keys in sorted order: orjson keeps insertion order, so the bytes are canonical
+        # without sorting each record (a test compares with a sorted dump).
+        parts.append(_split_record(dumps({
+            "action_details": details, "actor_department": actor.department,
+            "actor_id": actor.id, "actor_role": actor.role, "actor_type": actor.type,
+            "entity_id": entity.id, "entity_type": entity.type, "event_type": ev.event_type,
+            "id": eid, "idempotency_key": single_key, "ip_address": ip, "key_id": key_id,
+            "occurred_at": occurred_text, "previous_hash": "",
+            "received_at": received_text, "seq": 0, "severity": ev.severity,
+            "source": ev.source, "tags": ev.tags, "tenant_id": tenant_text,
+            "user_agent": ua, "v": CANONICAL_VERSION,
+        })))
+    actors = [ev.actor for ev in events]
+    columns = {
+        "id": _US.join(ids),
+        "occurred_at": _US.join(occurred),
+        "event_type": _US.join([ev.event_type for ev in events]),
+        "actor_id": _US.join([a.id for a in actors]),
+        "actor_type": _US.join([a.type for a in actors]),
+        "actor_role": _joined([a.role for a in actors]),
+        "actor_department": _joined([a.department for a in actors]),
+        "entity_type": _US.join([ev.entity.type for ev in events]),
+        "entity_id": _US.join([ev.entity.id for ev in events]),
+        "severity": _US.join([ev.severity for ev in events]),
+        "source": _joined([ev.source for ev in events]),
+        "tags": _US.join([TAG_SEP.join(ev.tags) if ev.tags else _NULL for ev in events]),
+    }
+    return _Batch(ids, parts, columns, received_at, key_id, single_key)
+
+
+def _link(batch: _Batch, last_seq: int, last_hash: str) -> None:
+    """Give the batch its seqs and chain it onto ``(last_seq, last_hash)``."""
+    seqs, prevs, hashes, blobs = [], [], [], []
+    prev = last_hash
+    sha256 = hashlib.sha256
+    for seq, (head, middle, tail) in enumerate(batch.parts, last_seq + 1):
+        blob = b"".join((head, prev.encode(), middle, str(seq).encode(), tail))
+        h = sha256(blob).hexdigest()
+        seqs.append(seq)
+        prevs.append(prev)
+        hashes.append(h)
+        blobs.append(blob)
+        prev = h
+    batch.seqs, batch.prevs, batch.hashes, batch.blobs = seqs, prevs, hashes, blobs
+
+
+def _lock_head(cur, tenant_id: uuid.UUID) -> tuple[int, str]:
+    cur.execute(
+        "SELECT last_seq, last_hash FROM chain_heads WHERE tenant_id = %s FOR UPDATE",
+        (tenant_id,),
+    )
+    head = cur.fetchone()
+    if head is None:
+        raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
+    return head
+
+
+def _write(cur, tenant_id: uuid.UUID, batch: _Batch) -> AppendResult:
+    """INSERT the linked batch and move the chain head (the head row is locked)."""
+    cur.execute(INSERT_SQL, {
+        **batch.columns,
+        "tenant": tenant_id, "received_at": batch.received_at, "key_id": batch.key_id,
+        "idempotency_key": batch.single_key, "first_seq": batch.seqs[0],
+        "previous_hash": _US.join(batch.prevs), "hash": _US.join(batch.hashes),
+        "record": b"\x1f".join(batch.blobs),
+    })
+    cur.execute(
+        "UPDATE chain_heads SET last_seq = %s, last_hash = %s, updated_at = now() "
+        "WHERE tenant_id = %s",
+        (batch.seqs[-1], batch.hashes[-1], tenant_id),
+    )
+    return AppendResult(batch.ids, batch.seqs, batch.hashes)
 
 
 def append_events(
@@ -115,45 +282,15 @@ def append_events(
 ) -> AppendResult:
     """Append validated events to the tenant's chain atomically; fire hooks after commit."""
     tenant_id = uuid.UUID(str(tenant_id))
-    tenant_text = str(tenant_id)
-    received_at = datetime.now(UTC)
-    received_text = format_ts(received_at)
-    n = len(events)
-    ids = [time_ordered_uuid() for _ in range(n)]
-    single_key = idempotency_key if n == 1 else None
-    replay: AppendResult | None = None
+    if not events:
+        raise ValidationFailed("nothing to append: the batch is empty")
+    single_key = idempotency_key if len(events) == 1 else None
     with svc.db.cursor(tenant_id) as cur:
         key_id, dek = svc.keyring.active_key(cur, tenant_id)
-        # Everything but seq/previous_hash, prepared before the chain head is locked.
-        partial: list[dict] = []
-        for eid, ev in zip(ids, events, strict=True):
-            details = ev.action_details
-            eid_text = str(eid)  # AAD and record both use the text form: convert once
-            partial.append({
-                "id": eid_text, "tenant_id": tenant_text,
-                "occurred_at": format_ts(ev.occurred_at), "received_at": received_text,
-                "event_type": ev.event_type, "actor_id": ev.actor.id,
-                "actor_type": ev.actor.type, "actor_role": ev.actor.role,
-                "actor_department": ev.actor.department, "entity_type": ev.entity.type,
-                "entity_id": ev.entity.id, "severity": ev.severity, "source": ev.source,
-                "tags": ev.tags, "key_id": key_id, "idempotency_key": single_key,
-                "ip_address": _b64(None if ev.ip_address is None else encrypt_field(
-                    dek, tenant_text, eid_text, "ip_address", ev.ip_address.encode())),
-                "user_agent": _b64(None if ev.user_agent is None else encrypt_field(
-                    dek, tenant_text, eid_text, "user_agent", ev.user_agent.encode())),
-                "action_details": _b64(None if details is None else encrypt_field(
-                    dek, tenant_text, eid_text, "action_details",
-                    orjson.dumps(details, option=orjson.OPT_SORT_KEYS))),
-            })
-
+        # Everything but seq/previous_hash is prepared before the chain head is locked.
+        batch = _prepare(str(tenant_id), key_id, dek, events, single_key)
         # The chain head row lock serialises appends of this tenant (one lock per batch).
-        cur.execute(
-            "SELECT last_seq, last_hash FROM chain_heads WHERE tenant_id = %s FOR UPDATE",
-            (tenant_id,),
-        )
-        head = cur.fetchone()
-        if head is None:
-            raise NotFound("tenant not found", {"tenant_id": tenant_text})
+        head = _lock_head(cur, tenant_id)
         if idempotency_key is not None:
             cur.execute(
                 "SELECT request_hash, response FROM idempotency_keys "
@@ -168,51 +305,152 @@ def append_events(
                         {"idempotency_key": idempotency_key},
                     )
                 stored = seen[1]
-                replay = AppendResult(stored["ids"], stored["seqs"], stored["hashes"], True)
-        if replay is None:
-            last_seq, prev = head
-            seqs, prevs, hashes, records = [], [], [], []
-            for i, fields in enumerate(partial):
-                seq = last_seq + 1 + i
-                fields["seq"] = seq
-                fields["previous_hash"] = prev
-                record = build_record(fields)
-                h = record_hash(record)
-                seqs.append(seq)
-                prevs.append(prev)
-                hashes.append(h)
-                records.append(record)
-                prev = h
-            cur.execute(INSERT_SQL, {
-                "tenant": tenant_id, "received_at": received_at, "key_id": key_id, "id": ids,
-                "seq": seqs, "occurred_at": [ev.occurred_at for ev in events],
-                "event_type": [ev.event_type for ev in events],
-                "actor_id": [ev.actor.id for ev in events],
-                "actor_type": [ev.actor.type for ev in events],
-                "actor_role": [ev.actor.role for ev in events],
-                "actor_department": [ev.actor.department for ev in events],
-                "entity_type": [ev.entity.type for ev in events],
-                "entity_id": [ev.entity.id for ev in events],
-                "severity": [ev.severity for ev in events],
-                "source": [ev.source for ev in events],
-                "tags": [TAG_SEP.join(ev.tags) for ev in events],
-                "idempotency_key": [single_key] * n,
-                "previous_hash": prevs, "hash": hashes, "record": records,
-            })
+                return AppendResult(stored["ids"], stored["seqs"], stored["hashes"], True)
+        _link(batch, *head)
+        result = _write(cur, tenant_id, batch)
+        if idempotency_key is not None:
             cur.execute(
-                "UPDATE chain_heads SET last_seq = %s, last_hash = %s, updated_at = now() "
-                "WHERE tenant_id = %s",
-                (seqs[-1], hashes[-1], tenant_id),
+                "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status_code, response) "
+                "VALUES (%s, %s, %s, 201, %s::jsonb)",
+                (tenant_id, idempotency_key, request_hash,
+                 orjson.dumps({"ids": result.ids, "seqs": result.seqs,
+                               "hashes": result.hashes}).decode()),
             )
-            result = AppendResult([str(i) for i in ids], seqs, hashes)
-            if idempotency_key is not None:
-                cur.execute(
-                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status_code, response) "
-                    "VALUES (%s, %s, %s, 201, %s::jsonb)",
-                    (tenant_id, idempotency_key, request_hash,
-                     orjson.dumps({"ids": result.ids, "seqs": seqs, "hashes": hashes}).decode()),
-                )
-    if replay is not None:
-        return replay
     svc.after_ingest(tenant_id, result)
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Bulk append: a helper process validates, encrypts and serialises while this one writes
+# --------------------------------------------------------------------------------------------
+
+_HELPER: tuple[str, str, Any] | None = None  # (tenant, key id, AESGCM) inside a helper
+
+
+def _helper_init(tenant_text: str, key_id: str, key: bytes) -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    global _HELPER
+    _HELPER = (tenant_text, key_id, AESGCM(key))
+
+
+def _prepare_raw(raw: list[Any]) -> tuple[str, Any]:
+    """Validate and prepare one raw batch: ``("ok", _Batch)`` or ``("invalid", (msg,
+    details))``. Runs in a helper process (or inline)."""
+    tenant_text, key_id, dek = _HELPER
+    try:
+        events = validate_events(raw)
+    except ValidationFailed as exc:
+        return "invalid", (exc.message, exc.details)
+    return "ok", _prepare(tenant_text, key_id, dek, events)
+
+
+@dataclass
+class StreamResult:
+    """What ``append_stream`` committed."""
+
+    batches: int = 0
+    events: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+
+    def add(self, result: AppendResult) -> None:
+        self.batches += 1
+        self.events += len(result.ids)
+        if self.first_seq is None:
+            self.first_seq = result.first_seq
+        self.last_seq = result.last_seq
+
+
+def append_stream(
+    svc,
+    tenant_id: uuid.UUID,
+    batches: Iterable[list[Any]],
+    *,
+    workers: int | None = None,
+    on_batch: Callable[[AppendResult], None] | None = None,
+) -> StreamResult:
+    """Validate and append many batches of raw events (bulk import); each batch is atomic.
+
+    With ``workers`` >= 1 (default: 1 on a multi-core machine) helper processes validate,
+    encrypt and serialise the next batches while this process links each batch to the
+    chain head under the head lock, writes and commits it. Stops at the first invalid
+    batch (422 naming the batch and the event; nothing of that batch is written) or failed
+    write; every batch before it stays committed, and the error says how far it got.
+    """
+    tenant_id = uuid.UUID(str(tenant_id))
+    tenant_text = str(tenant_id)
+    if workers is None:
+        workers = 1 if (os.cpu_count() or 1) > 1 else 0
+    with svc.db.cursor(tenant_id) as cur:
+        cur.execute("SELECT 1 FROM chain_heads WHERE tenant_id = %s", (tenant_id,))
+        if cur.fetchone() is None:
+            raise NotFound("tenant not found", {"tenant_id": tenant_text})
+        key_id, dek = svc.keyring.active_key(cur, tenant_id)
+        material = svc.keyring.key_material(cur, tenant_id, key_id) if workers else None
+
+    done = StreamResult()
+    numbered = ((number, raw) for number, raw in enumerate(batches) if raw)
+
+    def commit(batch: _Batch) -> None:
+        with svc.db.cursor(tenant_id) as cur:
+            _link(batch, *_lock_head(cur, tenant_id))
+            result = _write(cur, tenant_id, batch)
+        svc.after_ingest(tenant_id, result)
+        done.add(result)
+        if on_batch is not None:
+            on_batch(result)
+
+    def invalid(number: int, message: str, details: Any) -> ValidationFailed:
+        return ValidationFailed(
+            f"batch {number}: {message}",
+            {"batch": number, **(details or {}), "committed_events": done.events,
+             "last_seq": done.last_seq},
+        )
+
+    if not workers:
+        for number, raw in numbered:
+            try:
+                events = validate_events(raw)
+            except ValidationFailed as exc:
+                raise invalid(number, exc.message, exc.details) from None
+            commit(_prepare(tenant_text, key_id, dek, events))
+        return done
+
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_helper_init, initargs=(tenant_text, key_id, material),
+    )
+    pending: deque = deque()
+    source_error: list[BaseException] = []  # raised by the caller's iterator while reading ahead
+
+    def submit_next() -> None:
+        if source_error:
+            return
+        try:
+            for number, raw in numbered:
+                pending.append((number, pool.submit(_prepare_raw, raw)))
+                return
+        except Exception as exc:  # noqa: BLE001 - re-raised once the batches before it are in
+            source_error.append(exc)
+
+    try:
+        for _ in range(workers + 2):  # keep every helper busy and one batch in hand
+            submit_next()
+        while pending:
+            number, future = pending.popleft()
+            status, value = future.result()
+            if status == "invalid":
+                raise invalid(number, *value)
+            submit_next()
+            commit(value)
+        if source_error:
+            raise source_error[0]
+    finally:
+        for _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+    return done
