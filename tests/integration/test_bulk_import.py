@@ -32,7 +32,7 @@ def _records(services, tenant_id) -> list[tuple[int, bytes, str]]:
         return cur.fetchall()
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("workers", [0, 1, None])
 def test_stream_appends_linked_canonical_batches(trailseal_client, trailseal_services, tenant,
                                                  workers):
     raw = _events(2345)
@@ -60,7 +60,7 @@ def test_stream_appends_linked_canonical_batches(trailseal_client, trailseal_ser
     assert first["tags"] == [] and first["source"] is None and first["actor"]["role"] is None
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("workers", [0, 1, None])
 def test_invalid_batch_stops_the_stream_and_keeps_what_came_before(trailseal_services, tenant,
                                                                     workers):
     good = _events(300)

@@ -37,6 +37,7 @@ PROJECTION_SQL = (
 VERIFY_COLUMNS = f"seq, hash, record, {PROJECTION_SQL}, occurred_at, received_at"
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # binary timestamptz counts µs from here
 _ONE_US = timedelta(microseconds=1)
+_NAIVE_EPOCH = datetime(2000, 1, 1)
 
 
 def format_ts(value: datetime) -> str:
@@ -55,23 +56,28 @@ def record_hash(record: bytes) -> str:
     return hashlib.sha256(record).hexdigest()
 
 
-def _opt(value: str | None) -> str:
-    return NULL_MARK if value is None else value
-
-
 def projection_of(rec: dict[str, Any]) -> str:
     """The projection string (see ``PROJECTION_SQL``) computed from a decoded record."""
     return FIELD_SEP.join((
-        rec["id"], rec["tenant_id"], rec["event_type"],
-        rec["actor_id"], rec["actor_type"], _opt(rec["actor_role"]),
-        _opt(rec["actor_department"]), rec["entity_type"], rec["entity_id"], rec["severity"],
-        _opt(rec["source"]), TAG_SEP.join(rec["tags"]), rec["key_id"],
-        _opt(rec["idempotency_key"]), rec["previous_hash"],
+        rec["id"], rec["tenant_id"], rec["event_type"], rec["actor_id"], rec["actor_type"],
+        NULL_MARK if (role := rec["actor_role"]) is None else role,
+        NULL_MARK if (dept := rec["actor_department"]) is None else dept,
+        rec["entity_type"], rec["entity_id"], rec["severity"],
+        NULL_MARK if (source := rec["source"]) is None else source,
+        TAG_SEP.join(rec["tags"]), rec["key_id"],
+        NULL_MARK if (ikey := rec["idempotency_key"]) is None else ikey,
+        rec["previous_hash"],
     ))
 
 
 def ts_micros(text: str) -> int:
     """A canonical timestamp as PostgreSQL's binary form: microseconds since 2000-01-01 UTC."""
+    if len(text) == 27 and text[26] == "Z":  # the canonical form: skip the time zone maths
+        try:
+            d = datetime.fromisoformat(text[:26]) - _NAIVE_EPOCH
+            return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+        except (TypeError, ValueError):
+            pass
     return (datetime.fromisoformat(text) - PG_EPOCH) // _ONE_US
 
 

@@ -22,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..schemas import TEXT_PATTERN, EventIn
+from . import helpers
 from .chain import CANONICAL_VERSION, TAG_SEP, format_ts
 from .crypto import NONCE_BYTES
 
@@ -324,20 +325,19 @@ def append_events(
 # Bulk append: a helper process validates, encrypts and serialises while this one writes
 # --------------------------------------------------------------------------------------------
 
-_HELPER: tuple[str, str, Any] | None = None  # (tenant, key id, AESGCM) inside a helper
+_HELPER_KEYS: dict[tuple[str, str], Any] = {}  # (tenant, key id) -> AESGCM, inside a helper
 
 
-def _helper_init(tenant_text: str, key_id: str, key: bytes) -> None:
+def _prepare_raw(tenant_text: str, key_id: str, key: bytes, raw: list[Any]) -> tuple[str, Any]:
+    """Validate and prepare one raw batch in a helper process: ``("ok", _Batch)`` or
+    ``("invalid", (message, details))``."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    global _HELPER
-    _HELPER = (tenant_text, key_id, AESGCM(key))
-
-
-def _prepare_raw(raw: list[Any]) -> tuple[str, Any]:
-    """Validate and prepare one raw batch: ``("ok", _Batch)`` or ``("invalid", (msg,
-    details))``. Runs in a helper process (or inline)."""
-    tenant_text, key_id, dek = _HELPER
+    dek = _HELPER_KEYS.get((tenant_text, key_id))
+    if dek is None:
+        if len(_HELPER_KEYS) > 64:
+            _HELPER_KEYS.clear()
+        dek = _HELPER_KEYS[(tenant_text, key_id)] = AESGCM(key)
     try:
         events = validate_events(raw)
     except ValidationFailed as exc:
@@ -372,22 +372,24 @@ def append_stream(
 ) -> StreamResult:
     """Validate and append many batches of raw events (bulk import); each batch is atomic.
 
-    With ``workers`` >= 1 (default: 1 on a multi-core machine) helper processes validate,
-    encrypt and serialise the next batches while this process links each batch to the
-    chain head under the head lock, writes and commits it. Stops at the first invalid
-    batch (422 naming the batch and the event; nothing of that batch is written) or failed
-    write; every batch before it stays committed, and the error says how far it got.
+    Helper processes validate, encrypt and serialise the next batches while this process
+    links each batch to the chain head under the head lock, writes and commits it.
+    ``workers``: None uses the shared helper pool (on a multi-core machine), 0 does
+    everything in this process, N >= 1 starts a pool of N helpers for this call. Stops at
+    the first invalid batch (422 naming the batch and the event; nothing of that batch is
+    written) or failed write; every batch before it stays committed, and the error says
+    how far it got.
     """
     tenant_id = uuid.UUID(str(tenant_id))
     tenant_text = str(tenant_id)
-    if workers is None:
-        workers = 1 if (os.cpu_count() or 1) > 1 else 0
+    if workers is None and not helpers.multi_core():
+        workers = 0
     with svc.db.cursor(tenant_id) as cur:
         cur.execute("SELECT 1 FROM chain_heads WHERE tenant_id = %s", (tenant_id,))
         if cur.fetchone() is None:
             raise NotFound("tenant not found", {"tenant_id": tenant_text})
         key_id, dek = svc.keyring.active_key(cur, tenant_id)
-        material = svc.keyring.key_material(cur, tenant_id, key_id) if workers else None
+        material = svc.keyring.key_material(cur, tenant_id, key_id) if workers != 0 else None
 
     done = StreamResult()
     numbered = ((number, raw) for number, raw in enumerate(batches) if raw)
@@ -408,7 +410,7 @@ def append_stream(
              "last_seq": done.last_seq},
         )
 
-    if not workers:
+    if workers == 0:
         for number, raw in numbered:
             try:
                 events = validate_events(raw)
@@ -417,13 +419,10 @@ def append_stream(
             commit(_prepare(tenant_text, key_id, dek, events))
         return done
 
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_helper_init, initargs=(tenant_text, key_id, material),
-    )
+    if workers is None:
+        pool, own_pool, depth = helpers.shared_pool(), False, helpers.helper_count() + 2
+    else:
+        pool, own_pool, depth = helpers.new_pool(workers), True, workers + 2
     pending: deque = deque()
     source_error: list[BaseException] = []  # raised by the caller's iterator while reading ahead
 
@@ -432,13 +431,14 @@ def append_stream(
             return
         try:
             for number, raw in numbered:
-                pending.append((number, pool.submit(_prepare_raw, raw)))
+                pending.append((number, pool.submit(_prepare_raw, tenant_text, key_id,
+                                                    material, raw)))
                 return
         except Exception as exc:  # noqa: BLE001 - re-raised once the batches before it are in
             source_error.append(exc)
 
     try:
-        for _ in range(workers + 2):  # keep every helper busy and one batch in hand
+        for _ in range(depth):  # keep every helper busy and one batch in hand
             submit_next()
         while pending:
             number, future = pending.popleft()
@@ -449,8 +449,12 @@ def append_stream(
             commit(value)
         if source_error:
             raise source_error[0]
+    except helpers.BrokenProcessPool:
+        helpers.discard_pool(pool)
+        raise
     finally:
         for _, future in pending:
             future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own_pool:
+            pool.shutdown(wait=True, cancel_futures=True)
     return done

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
 import re
-import threading
 import uuid
 
 import orjson
 
 from ..errors import NotFound
+from . import helpers
 from .alerts import record_alert
 from .chain import VERIFY_COLUMNS, ChainReport, ChainWalker
-from .copy_binary import split_tuples
+from .copy_binary import chain_rows, copy_out
 
-CHUNK = 2_000  # rows handed from the streaming thread to the checker at a time
-QUEUE_DEPTH = 8
 PARALLEL_MIN = 150_000  # below this, a second process costs more than it saves
 UPPER_HALF_TIMEOUT = 6 * 3600
 
@@ -48,59 +44,37 @@ def _copy_sql(first_seq: int, last_seq: int | None) -> str:
             "TO STDOUT (FORMAT BINARY)")
 
 
+def _int8(raw: bytes | None) -> int:
+    return int.from_bytes(raw, "big", signed=True) if raw else 0
+
+
+def _text(raw: bytes | None) -> str:
+    return "" if raw is None else raw.decode("utf-8", "replace")
+
+
 def _decode(f: list) -> tuple:
-    """One binary COPY tuple as a ``ChainWalker`` row."""
-    return (int.from_bytes(f[0], "big", signed=True), f[1].decode(), f[2], f[3].decode(),
-            int.from_bytes(f[4], "big", signed=True), int.from_bytes(f[5], "big", signed=True))
-
-
-def _stream_rows(svc, tenant_id: uuid.UUID, snapshot: str, first_seq: int,
-                 last_seq: int | None, out: queue.Queue, stop: threading.Event) -> None:
-    """Producer: the tenant's rows in seq order, in chunks, over a binary COPY, seeing the
-    same snapshot as the checker (so concurrent appends are neither seen nor missed)."""
-    try:
-        with svc.db.cursor(tenant_id, snapshot=snapshot) as cur:
-            # Read (tenant_id, seq) in index order instead of sorting the whole chain.
-            cur.execute("SET LOCAL enable_sort = off")
-            with cur.copy(_copy_sql(first_seq, last_seq)) as copy:
-                chunk: list[tuple] = []
-                for f in split_tuples(copy):
-                    chunk.append(_decode(f))
-                    if len(chunk) >= CHUNK:
-                        out.put(chunk)
-                        chunk = []
-                        if stop.is_set():
-                            return
-                out.put(chunk)
-    except BaseException as exc:  # hand any failure to the consumer
-        out.put(exc)
-    finally:
-        out.put(None)
+    """One binary COPY tuple as a ``ChainWalker`` row, whatever it holds (a tampered row
+    may carry NULLs or odd sizes; the walker then reports it)."""
+    f = (f + [None] * 6)[:6]
+    return (_int8(f[0]), _text(f[1]), f[2] or b"", _text(f[3]), _int8(f[4]), _int8(f[5]))
 
 
 def _walk(svc, tenant_id: uuid.UUID, snapshot: str, walker: ChainWalker, first_seq: int,
           last_seq: int | None) -> None:
-    """Feed ``walker`` the rows first_seq..last_seq, streamed on a second connection."""
-    chunks: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
-    stop = threading.Event()
-    producer = threading.Thread(
-        target=_stream_rows, args=(svc, tenant_id, snapshot, first_seq, last_seq, chunks, stop),
-        name="chain-walk", daemon=True)
-    producer.start()
-    try:
-        while (chunk := chunks.get()) is not None:
-            if isinstance(chunk, BaseException):
-                raise chunk
-            if not all(map(walker.feed, chunk)):
-                break
-    finally:
-        stop.set()
-        while producer.is_alive():  # drain so the producer can finish and release
-            try:
-                chunks.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        producer.join()
+    """Feed ``walker`` the rows first_seq..last_seq over a binary COPY on a second connection
+    that sees the same snapshot (so concurrent appends are neither seen nor missed). The
+    server keeps producing into the socket while this thread checks, so no extra thread."""
+    feed = walker.feed
+    with svc.db.cursor(tenant_id, snapshot=snapshot) as cur:
+        # Read (tenant_id, seq) in index order instead of sorting the whole chain.
+        cur.execute("SET LOCAL enable_sort = off")
+        blocks = copy_out(cur.connection.pgconn, _copy_sql(first_seq, last_seq))
+        try:
+            for row in chain_rows(blocks, _decode):
+                if not feed(row):
+                    break
+        finally:
+            blocks.close()  # after a break: cancel the rest of the COPY
 
 
 class _NoLookup:
@@ -133,15 +107,18 @@ def verify_upper_half(url: str, tenant_id: str, snapshot: str, first_seq: int, h
         conn.execute("SELECT set_config('trailseal.tenant_id', %s, true)", (tenant_id,))
         conn.execute("SET LOCAL enable_sort = off")
         intact = True
-        with conn.cursor().copy(_copy_sql(first_seq, None)) as copy:
-            for f in split_tuples(copy):
-                if not intact:
-                    continue  # drain the stream so the COPY completes
-                row = _decode(f)
-                if first_prev is None:
+        blocks = copy_out(conn.pgconn, _copy_sql(first_seq, None))
+        for row in chain_rows(blocks, _decode):
+            if first_prev is None:
+                try:
                     first_prev = orjson.loads(row[2]).get("previous_hash")
-                    walker.prev_hash = first_prev
-                intact = walker.feed(row)
+                except (orjson.JSONDecodeError, AttributeError):
+                    first_prev = ""
+                walker.prev_hash = first_prev
+            if not walker.feed(row):
+                intact = False
+                break
+        blocks.close()
     return {"intact": intact and first_prev is not None, "checked": walker.checked,
             "first_previous_hash": first_prev, "last_seq": walker.expected_seq - 1,
             "last_hash": walker.prev_hash}
@@ -153,7 +130,7 @@ def verify_chain(svc, tenant_id: uuid.UUID, *, raise_alert: bool = True,
 
     All reads share one exported snapshot. Rows stream from the database on a second
     connection while this thread checks them; chains of ``parallel_min`` events or more
-    have their upper half checked by a second process at the same time (any doubt there is
+    have their upper half checked by a helper process (``helpers``) at the same time (any doubt there is
     settled by walking the whole chain here, so reports are always exact).
     A break records a critical alert (once per distinct break) and fires ``anomaly_detected``.
     """
@@ -185,13 +162,20 @@ def verify_chain(svc, tenant_id: uuid.UUID, *, raise_alert: bool = True,
 def _verify_in_two_halves(svc, tenant_id, snapshot, head_seq, head_hash, cur) -> ChainReport | None:
     """The intact report when both halves and their seam check out; None otherwise."""
     middle = head_seq // 2
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        upper = pool.apply_async(verify_upper_half, (
-            svc.db.url, str(tenant_id), snapshot, middle + 1, head_seq, head_hash))
-        walker = ChainWalker(str(tenant_id), head_seq, head_hash, _StoredLookup(cur))
+    pool = helpers.shared_pool()
+    try:
+        upper = pool.submit(verify_upper_half, svc.db.url, str(tenant_id), snapshot, middle + 1,
+                            head_seq, head_hash)
+    except (helpers.BrokenProcessPool, RuntimeError):
+        helpers.discard_pool(pool)
+        return None
+    walker = ChainWalker(str(tenant_id), head_seq, head_hash, _StoredLookup(cur))
+    try:
         _walk(svc, tenant_id, snapshot, walker, 1, middle)
-        result = upper.get(timeout=UPPER_HALF_TIMEOUT)
+        result = upper.result(timeout=UPPER_HALF_TIMEOUT)
+    except helpers.BrokenProcessPool:
+        helpers.discard_pool(pool)
+        return None  # the caller walks the whole chain here
     if (walker.broken is None and walker.expected_seq == middle + 1 and result["intact"]
             and result["first_previous_hash"] == walker.prev_hash
             and result["last_seq"] == head_seq and result["last_hash"] == head_hash):
