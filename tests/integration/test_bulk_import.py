@@ -152,3 +152,25 @@ def test_cli_import_unknown_tenant(trailseal_services, tmp_path):
     path.write_bytes(orjson.dumps(make_event()))
     run = _cli(trailseal_services, "import", "--tenant", "no-such-tenant", str(path))
     assert run.returncode == 1 and b"no tenant" in run.stderr
+
+
+def test_a_helper_that_dies_loses_nothing(trailseal_services, tenant):
+    from trailseal.services import helpers
+
+    raw = _events(1000)
+
+    def batches():
+        for i in range(10):
+            if i == 5:  # kill the helper while batches are in flight
+                for process in list(helpers.shared_pool()._processes.values()):
+                    process.kill()
+            yield raw[i * 100:(i + 1) * 100]
+
+    result = append_stream(trailseal_services, tenant.id, batches())
+    assert (result.events, result.first_seq, result.last_seq) == (1000, 1, 1000)
+    rows = _records(trailseal_services, tenant.id)
+    assert [r[0] for r in rows] == list(range(1, 1001))
+    assert verify_chain(trailseal_services, tenant.id).intact
+    # and the next call gets a working pool again
+    again = append_stream(trailseal_services, tenant.id, [_events(10, "N")])
+    assert again.last_seq == 1010

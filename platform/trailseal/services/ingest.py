@@ -7,6 +7,7 @@ the head is locked, so the lock is held only for hashing and one multi-row INSER
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 import uuid
@@ -98,6 +99,7 @@ class AppendResult:
         return self.seqs[-1]
 
 
+log = logging.getLogger(__name__)
 _EVENT_LIST = TypeAdapter(list[EventIn])
 
 
@@ -410,51 +412,73 @@ def append_stream(
              "last_seq": done.last_seq},
         )
 
-    if workers == 0:
-        for number, raw in numbered:
+    def inline(items) -> None:
+        for number, raw in items:
             try:
                 events = validate_events(raw)
             except ValidationFailed as exc:
                 raise invalid(number, exc.message, exc.details) from None
             commit(_prepare(tenant_text, key_id, dek, events))
+
+    if workers == 0:
+        inline(numbered)
         return done
 
     if workers is None:
         pool, own_pool, depth = helpers.shared_pool(), False, helpers.helper_count() + 2
     else:
         pool, own_pool, depth = helpers.new_pool(workers), True, workers + 2
-    pending: deque = deque()
+    pending: deque = deque()  # (number, raw batch, future), oldest first
     source_error: list[BaseException] = []  # raised by the caller's iterator while reading ahead
 
+    broken = False  # a helper died: the rest is done in this process
+
     def submit_next() -> None:
+        nonlocal broken
         if source_error:
             return
         try:
-            for number, raw in numbered:
-                pending.append((number, pool.submit(_prepare_raw, tenant_text, key_id,
-                                                    material, raw)))
-                return
+            item = next(numbered, None)
         except Exception as exc:  # noqa: BLE001 - re-raised once the batches before it are in
             source_error.append(exc)
+            return
+        if item is None:
+            return
+        number, raw = item
+        future = None
+        if not broken:
+            try:
+                future = pool.submit(_prepare_raw, tenant_text, key_id, material, raw)
+            except (helpers.BrokenProcessPool, RuntimeError):
+                broken = True
+        pending.append((number, raw, future))
 
     try:
         for _ in range(depth):  # keep every helper busy and one batch in hand
             submit_next()
-        while pending:
-            number, future = pending.popleft()
-            status, value = future.result()
+        while pending and not broken:
+            number, raw, future = pending[0]
+            try:
+                status, value = future.result()
+            except helpers.BrokenProcessPool:
+                broken = True
+                break
+            pending.popleft()
             if status == "invalid":
                 raise invalid(number, *value)
             submit_next()
             commit(value)
-        if source_error:
-            raise source_error[0]
-    except helpers.BrokenProcessPool:
-        helpers.discard_pool(pool)
-        raise
     finally:
-        for _, future in pending:
-            future.cancel()
+        for _, _, future in pending:
+            if future is not None:
+                future.cancel()
         if own_pool:
             pool.shutdown(wait=True, cancel_futures=True)
+    if broken:  # a helper died: finish in this process, nothing is lost or written twice
+        log.warning("a helper process died during a bulk append; continuing in-process")
+        helpers.discard_pool(pool)
+        inline([(number, raw) for number, raw, _ in pending])
+        inline(numbered)
+    if source_error:
+        raise source_error[0]
     return done
