@@ -5,6 +5,8 @@
    process that validates and encrypts while the calling process links, writes and
    commits; events/s, and the CPU each process used per event. The helper's start-up is
    inside the timing. Target: >= 10,000 events/s.
+   The same from JSON Lines: each event given as its JSON bytes (what ``trailseal import``
+   passes), decoded by the helper.
 2. Per batch, one process: ``validate_events`` + ``append_events`` per batch (what
    ``POST /api/v1/events/batch`` runs); events/s.
 3. Phase breakdown of (2): timing wrappers around validation, ``_prepare``, ``_link``, each
@@ -26,6 +28,7 @@ import gc
 import time
 from collections import defaultdict
 
+import orjson
 import psycopg
 from benchlib import (
     BATCH,
@@ -275,6 +278,25 @@ def main() -> None:
           f"{verdict(rate >= TARGET_EVENTS_PER_S)}")
     print()
 
+    lines = [orjson.dumps(e) for e in events]  # a JSON Lines file's lines (not timed)
+    print(f"Bulk append of JSON Lines (append_stream given each event's JSON bytes, the "
+          f"`trailseal import` path) passes ({args.repeat}):")
+    jsonl = []
+    for i in range(args.repeat):
+        jtid = new_tenant(svc, "bench-ingest-jsonl")
+        res = stream_pass(svc, args.instance, jtid, lines, args.batch)
+        assert event_count(svc, jtid) == n, "not every event was appended"
+        jsonl.append(res)
+        print(f"  run {i + 1}/{args.repeat}: {n / res['total']:,.0f} events/s; CPU us/event: "
+              f"main {res['main'] / n * 1e6:.1f}, helper {res['helper'] / n * 1e6:.1f}, "
+              f"PostgreSQL {res['postgres'] / n * 1e6:.1f}", flush=True)
+    jsonl.sort(key=lambda r: r["total"])
+    jrate = n / jsonl[len(jsonl) // 2]["total"]
+    print(f"  median {jrate:,.0f} events/s; best {n / jsonl[0]['total']:,.0f}; target >= "
+          f"{TARGET_EVENTS_PER_S:,} events/s: {verdict(jrate >= TARGET_EVENTS_PER_S)}")
+    del lines
+    print()
+
     print(f"Per batch in one process (validate_events + append_events) passes ({args.repeat}):")
     runs = []
     for i in range(args.repeat):
@@ -298,6 +320,8 @@ def main() -> None:
     print("Summary:")
     print(f"  {'bulk append (append_stream, 1 helper process)':<64} {rate:9,.0f} events/s  "
           f"(target {TARGET_EVENTS_PER_S:,}: {verdict(rate >= TARGET_EVENTS_PER_S)})")
+    print(f"  {'bulk append of JSON Lines (trailseal import path)':<64} {jrate:9,.0f} events/s  "
+          f"(target {TARGET_EVENTS_PER_S:,}: {verdict(jrate >= TARGET_EVENTS_PER_S)})")
     print(f"  {'per batch, one process (validate_events + append_events)':<64} "
           f"{per_batch:9,.0f} events/s")
     for label, copy_rate in copies.items():

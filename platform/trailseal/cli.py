@@ -257,9 +257,7 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
     Each batch is atomic. On the first bad line nothing of its batch is written; the
     batches before it stay committed, and the message says how to resume with --skip.
     """
-    import orjson
-
-    from .services.ingest import append_stream, validate_events
+    from .services.ingest import append_stream, parse_documents, validate_events
 
     svc = _services()
     tid = _tenant(svc, tenant_ref)
@@ -275,10 +273,7 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
             seen += 1
             if seen <= skip:
                 continue
-            try:
-                batch.append(orjson.loads(line.strip()))
-            except orjson.JSONDecodeError as exc:
-                raise BadLine(lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            batch.append(line.strip())  # decoded (and checked) by the helpers
             numbers.append(lineno)
             if len(batch) == batch_size:
                 lines[len(lines)] = numbers
@@ -299,7 +294,7 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
         if dry_run:
             for number, batch in enumerate(batches()):
                 try:
-                    validate_events(batch)
+                    validate_events(parse_documents(batch))
                 except TrailsealError as exc:
                     raise BadLine(lines[number][exc.details["index"]],
                                   _first_error(exc.details)) from None

@@ -174,3 +174,19 @@ def test_a_helper_that_dies_loses_nothing(trailseal_services, tenant):
     # and the next call gets a working pool again
     again = append_stream(trailseal_services, tenant.id, [_events(10, "N")])
     assert again.last_seq == 1010
+
+
+@pytest.mark.parametrize("workers", [0, None])
+def test_stream_takes_json_documents(trailseal_services, tenant, workers):
+    lines = [orjson.dumps(e) for e in _events(250)]
+    lines[10] = lines[10].decode()  # str works as well as bytes
+    result = append_stream(trailseal_services, tenant.id, [lines[:200], lines[200:]],
+                           workers=workers)
+    assert (result.events, result.last_seq) == (250, 250)
+    bad = [orjson.dumps(e) for e in _events(20, "X")]
+    bad[7] = b'{"event_type": '
+    with pytest.raises(ValidationFailed) as info:
+        append_stream(trailseal_services, tenant.id, [bad[:5], bad[5:]], workers=workers)
+    assert (info.value.details["batch"], info.value.details["index"]) == (1, 2)
+    assert "not valid JSON" in info.value.message
+    assert len(_records(trailseal_services, tenant.id)) == 255

@@ -330,8 +330,26 @@ def append_events(
 _HELPER_KEYS: dict[tuple[str, str], Any] = {}  # (tenant, key id) -> AESGCM, inside a helper
 
 
+def parse_documents(raw: list[Any]) -> list[Any]:
+    """Decode the items of a raw batch that are JSON documents (bytes or str, e.g. the lines
+    of a JSON Lines file); dicts pass through. A bad document raises 422 naming its index."""
+    out = []
+    for index, item in enumerate(raw):
+        if isinstance(item, bytes | bytearray | memoryview | str):
+            try:
+                item = orjson.loads(item)
+            except orjson.JSONDecodeError as exc:
+                msg = f"not valid JSON ({exc.msg} at column {exc.colno})"
+                raise ValidationFailed(f"event {index} is {msg}", {
+                    "index": index,
+                    "errors": [{"loc": [], "msg": msg, "type": "json_invalid"}],
+                }) from None
+        out.append(item)
+    return out
+
+
 def _prepare_raw(tenant_text: str, key_id: str, key: bytes, raw: list[Any]) -> tuple[str, Any]:
-    """Validate and prepare one raw batch in a helper process: ``("ok", _Batch)`` or
+    """Parse, validate and prepare one raw batch in a helper process: ``("ok", _Batch)`` or
     ``("invalid", (message, details))``."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -341,7 +359,7 @@ def _prepare_raw(tenant_text: str, key_id: str, key: bytes, raw: list[Any]) -> t
             _HELPER_KEYS.clear()
         dek = _HELPER_KEYS[(tenant_text, key_id)] = AESGCM(key)
     try:
-        events = validate_events(raw)
+        events = validate_events(parse_documents(raw))
     except ValidationFailed as exc:
         return "invalid", (exc.message, exc.details)
     return "ok", _prepare(tenant_text, key_id, dek, events)
@@ -373,6 +391,9 @@ def append_stream(
     on_batch: Callable[[AppendResult], None] | None = None,
 ) -> StreamResult:
     """Validate and append many batches of raw events (bulk import); each batch is atomic.
+
+    A batch is a list of event dicts or of JSON documents (bytes or str, one event each,
+    such as the lines of a JSON Lines file), which the helpers decode.
 
     Helper processes validate, encrypt and serialise the next batches while this process
     links each batch to the chain head under the head lock, writes and commits it.
@@ -415,7 +436,7 @@ def append_stream(
     def inline(items) -> None:
         for number, raw in items:
             try:
-                events = validate_events(raw)
+                events = validate_events(parse_documents(raw))
             except ValidationFailed as exc:
                 raise invalid(number, exc.message, exc.details) from None
             commit(_prepare(tenant_text, key_id, dek, events))
