@@ -169,16 +169,18 @@ def test_cli_verify_exit_codes(trailseal_client, trailseal_services, tenant, own
     assert missing.returncode == 2 and "no tenant" in missing.stderr
 
 
-@pytest.mark.parametrize("tamper_seq", [None, 3, 6, 7, 12])
-def test_two_process_verification_matches_the_sequential_walk(trailseal_client, trailseal_services,
-                                                              tenant, owner, tamper_seq):
+@pytest.mark.parametrize("range_min", [100, 2])  # two ranges; six ranges of two events
+@pytest.mark.parametrize("tamper_seq", [None, 2, 3, 6, 7, 12])
+def test_ranged_verification_matches_the_sequential_walk(trailseal_client, trailseal_services,
+                                                         tenant, owner, tamper_seq, range_min):
     from trailseal.services.integrity import verify_chain
 
     ids = _fill(trailseal_client, tenant, 12)
     if tamper_seq is not None:
         owner.execute("UPDATE audit_logs SET actor_id = 'mallory' WHERE tenant_id = %s AND seq = %s",
                       (tenant.id, tamper_seq))
-    parallel = verify_chain(trailseal_services, tenant.id, parallel_min=4, raise_alert=False)
+    parallel = verify_chain(trailseal_services, tenant.id, parallel_min=4, range_min=range_min,
+                            raise_alert=False)
     sequential = verify_chain(trailseal_services, tenant.id, raise_alert=False)
     assert parallel == sequential
     if tamper_seq is None:
@@ -188,11 +190,77 @@ def test_two_process_verification_matches_the_sequential_walk(trailseal_client, 
             tamper_seq, ids[tamper_seq - 1], "modified")
 
 
-def test_two_process_verification_catches_a_broken_seam(trailseal_client, trailseal_services,
-                                                         tenant, owner):
+def test_an_intact_chain_is_settled_by_the_ranges_alone(trailseal_client, trailseal_services,
+                                                        tenant, monkeypatch):
+    from trailseal.services import integrity
+
+    _fill(trailseal_client, tenant, 12)
+
+    def no_sequential_walk(*args, **kwargs):
+        raise AssertionError("fell back to the sequential walk")
+
+    monkeypatch.setattr(integrity, "_walk", no_sequential_walk)
+    report = integrity.verify_chain(trailseal_services, tenant.id, parallel_min=4, range_min=2,
+                                    raise_alert=False)
+    assert report.intact and report.events_checked == 12
+
+
+@pytest.mark.parametrize("damage", ["delete 5", "delete 12", "past head", "head hash", "relink 7"])
+def test_ranged_verification_catches_breaks_at_seams(trailseal_client, trailseal_services,
+                                                     tenant, owner, damage):
+    from trailseal.services.chain import rehash_with_seq
+    from trailseal.services.integrity import verify_chain
+
+    _fill(trailseal_client, tenant, 12)
+    tid = tenant.id
+    if damage.startswith("delete"):
+        owner.execute("DELETE FROM audit_logs WHERE tenant_id = %s AND seq = %s",
+                      (tid, int(damage.split()[1])))
+    elif damage == "past head":
+        row = owner.execute("SELECT record FROM audit_logs WHERE tenant_id = %s AND seq = 12",
+                            (tid,)).fetchone()
+        record, digest = rehash_with_seq(bytes(row[0]), 13)
+        owner.execute(
+            "INSERT INTO audit_logs SELECT gen_random_uuid(), tenant_id, 13, occurred_at, "
+            "received_at, event_type, actor_id, actor_type, actor_role, actor_department, "
+            "entity_type, entity_id, severity, source, tags, key_id, idempotency_key, "
+            "previous_hash, %s, %s FROM audit_logs WHERE tenant_id = %s AND seq = 12",
+            (digest, record, tid))
+    elif damage == "head hash":
+        owner.execute("UPDATE chain_heads SET last_hash = repeat('3', 64) WHERE tenant_id = %s",
+                      (tid,))
+    else:  # row 7 re-hashed with another previous_hash: consistent with itself, not linked
+        row = owner.execute("SELECT record FROM audit_logs WHERE tenant_id = %s AND seq = 7",
+                            (tid,)).fetchone()
+        rec = orjson.loads(bytes(row[0]))
+        rec["previous_hash"] = "4" * 64
+        raw = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
+        owner.execute("UPDATE audit_logs SET record = %s, hash = %s, previous_hash = %s "
+                      "WHERE tenant_id = %s AND seq = 7", (raw, record_hash(raw), "4" * 64, tid))
+    ranged = verify_chain(trailseal_services, tid, parallel_min=4, range_min=2, raise_alert=False)
+    sequential = verify_chain(trailseal_services, tid, raise_alert=False)
+    assert not ranged.intact
+    assert ranged == sequential
+
+
+def test_ranged_verification_catches_a_missing_event(trailseal_client, trailseal_services,
+                                                     tenant, owner):
     from trailseal.services.integrity import verify_chain
 
     _fill(trailseal_client, tenant, 10)
     owner.execute("DELETE FROM audit_logs WHERE tenant_id = %s AND seq = 6", (tenant.id,))
     report = verify_chain(trailseal_services, tenant.id, parallel_min=4, raise_alert=False)
     assert (report.intact, report.broken_seq, report.reason) == (False, 6, "missing")
+
+
+@pytest.mark.parametrize("record", [b"not json", b"[1, 2]", b'{"seq": 2}', b'{"v": 1}'])
+def test_a_rehashed_record_that_is_no_event_is_named(trailseal_client, trailseal_services, tenant,
+                                                    owner, record):
+    from trailseal.services.integrity import verify_chain
+
+    ids = _fill(trailseal_client, tenant, 4)
+    owner.execute("UPDATE audit_logs SET record = %s, hash = %s WHERE tenant_id = %s AND seq = 2",
+                  (record, record_hash(record), tenant.id))
+    report = verify_chain(trailseal_services, tenant.id, raise_alert=False)
+    assert (report.intact, report.broken_seq, report.reason) == (False, 2, "modified")
+    assert report.broken_event_id == ids[1]

@@ -38,6 +38,7 @@ VERIFY_COLUMNS = f"seq, hash, record, {PROJECTION_SQL}, occurred_at, received_at
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # binary timestamptz counts µs from here
 _ONE_US = timedelta(microseconds=1)
 _NAIVE_EPOCH = datetime(2000, 1, 1)
+_sha256 = hashlib.sha256
 
 
 def format_ts(value: datetime) -> str:
@@ -108,10 +109,16 @@ class ChainReport:
 
 
 def _event_id(row: tuple) -> str | None:
-    """The event id a verification row's record names (None if the record is unreadable)."""
+    """The event id of a verification row: the one its record names, else its id column."""
     try:
-        return orjson.loads(row[2])["id"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        event_id = orjson.loads(row[2])["id"]
+        if isinstance(event_id, str):
+            return event_id
+    except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+        pass
+    try:
+        return row[3].split(FIELD_SEP, 1)[0] or None
+    except (AttributeError, IndexError):
         return None
 
 
@@ -136,25 +143,28 @@ class ChainWalker:
         self.broken: tuple[int, str | None, str, str] | None = None  # seq, id, reason, detail
         self._last_received: tuple[str, int] = ("", 0)
 
-    def _received_us(self, text: str) -> int:
-        # A batch shares one received_at: convert it once.
-        if text != self._last_received[0]:
-            self._last_received = (text, ts_micros(text))
-        return self._last_received[1]
-
     def feed(self, row: tuple) -> bool:
         """Check the next row; return False once the chain is found broken."""
         seq, stored_hash, record, projection, occurred_us, received_us = row
         if seq != self.expected_seq or seq > self.head_seq:
             return self._seq_break(row)
-        if hashlib.sha256(record).hexdigest() != stored_hash:
+        if _sha256(record).hexdigest() != stored_hash:
             return self._break(seq, row, "modified",
                                f"the stored hash of event seq {seq} does not match its record")
-        rec = orjson.loads(record)
-        if rec["seq"] != seq:
-            return self._moved(row, rec["seq"])
-        if received_us != self._received_us(rec["received_at"]) or projection_of(rec) != projection \
-                or occurred_us != ts_micros(rec["occurred_at"]):
+        try:
+            rec = orjson.loads(record)
+            if rec["seq"] != seq:
+                return self._moved(row, rec["seq"])
+            received = rec["received_at"]
+            if received != self._last_received[0]:  # a batch shares one received_at
+                self._last_received = (received, ts_micros(received))
+            consistent = (received_us == self._last_received[1]
+                          and projection_of(rec) == projection
+                          and occurred_us == ts_micros(rec["occurred_at"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            return self._break(seq, row, "modified",
+                               f"the record of event seq {seq} is not a valid event record")
+        if not consistent:
             return self._break(seq, row, "modified",
                                f"the stored columns of event seq {seq} differ from its hashed record")
         if rec["previous_hash"] != self.prev_hash:

@@ -53,6 +53,22 @@ def chain_rows(blocks: Iterable[bytes | memoryview],
     for block in blocks:  # always drained to the end, so the COPY completes
         if finished:
             continue
+        if header_done and not buf and len(block) >= _CHAIN_FIXED:
+            # The server sends each row as one message: read it in place when it is exactly
+            # one tuple of the usual layout.
+            count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(block, 0)
+            if count == 6 and l_seq == 8 and l_hash == 64 and l_rec >= 0:
+                p = _CHAIN_FIXED + l_rec
+                if p + 4 <= len(block):
+                    l_proj = _INT32(block, p)[0]
+                    q = p + 4 + l_proj
+                    if l_proj >= 0 and q + 24 == len(block):
+                        l_occ, occurred, l_recv, received = _CHAIN_TAIL(block, q)
+                        if l_occ == 8 and l_recv == 8:
+                            yield (seq, hash_.decode("utf-8", "replace"),
+                                   bytes(block[_CHAIN_FIXED:p]),
+                                   str(block[p + 4:q], "utf-8", "replace"), occurred, received)
+                            continue
         buf = buf + bytes(block) if buf else bytes(block)
         pos = 0
         if not header_done:
@@ -81,8 +97,8 @@ def chain_rows(blocks: Iterable[bytes | memoryview],
                         p += l_proj
                         l_occ, occurred, l_recv, received = _CHAIN_TAIL(buf, p)
                         if l_occ == 8 and l_recv == 8:
-                            yield (seq, hash_.decode(), record, projection.decode(), occurred,
-                                   received)
+                            yield (seq, hash_.decode("utf-8", "replace"), record,
+                                   projection.decode("utf-8", "replace"), occurred, received)
                             pos = p + 24
                             continue
             if _INT16(buf, pos)[0] == -1:

@@ -10,11 +10,12 @@ import orjson
 from ..errors import NotFound
 from . import helpers
 from .alerts import record_alert
-from .chain import VERIFY_COLUMNS, ChainReport, ChainWalker
+from .chain import GENESIS_HASH, VERIFY_COLUMNS, ChainReport, ChainWalker
 from .copy_binary import chain_rows, copy_out
 
 PARALLEL_MIN = 150_000  # below this, a second process costs more than it saves
-UPPER_HALF_TIMEOUT = 6 * 3600
+RANGE_MIN = 25_000  # rows per range at least, when a chain is checked in ranges
+RANGE_TIMEOUT = 6 * 3600
 
 
 class _StoredLookup:
@@ -78,7 +79,7 @@ def _walk(svc, tenant_id: uuid.UUID, snapshot: str, walker: ChainWalker, first_s
 
 
 class _NoLookup:
-    """The second process only needs to know whether its half is intact."""
+    """A range check only needs to know whether its range is intact."""
 
     def by_hash(self, h):
         return None
@@ -90,24 +91,17 @@ class _NoLookup:
         return None
 
 
-def verify_upper_half(url: str, tenant_id: str, snapshot: str, first_seq: int, head_seq: int,
-                      head_hash: str) -> dict:
-    """Run in a separate process: check rows from ``first_seq`` on (to the end of the log)
-    in the exported ``snapshot``; report whether they are intact and how they start and end."""
-    import psycopg
-
-    if not re.fullmatch(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?", snapshot):
-        raise ValueError(f"not a snapshot id: {snapshot!r}")
+def _check_range(pgconn, tenant_id: str, first_seq: int, last_seq: int | None, head_seq: int,
+                 head_hash: str) -> dict:
+    """Check rows ``first_seq..last_seq`` (``None``: to the end of the log) on a connection
+    inside the snapshot's transaction; say whether they are intact and how they start and
+    end, for the seams between ranges."""
     walker = ChainWalker(tenant_id, head_seq, head_hash, _NoLookup())
     walker.expected_seq = first_seq
     first_prev = None
-    with psycopg.connect(url) as conn:
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-        conn.execute("SELECT set_config('trailseal.tenant_id', %s, true)", (tenant_id,))
-        conn.execute("SET LOCAL enable_sort = off")
-        intact = True
-        blocks = copy_out(conn.pgconn, _copy_sql(first_seq, None))
+    intact = True
+    blocks = copy_out(pgconn, _copy_sql(first_seq, last_seq))
+    try:
         for row in chain_rows(blocks, _decode):
             if first_prev is None:
                 try:
@@ -118,20 +112,38 @@ def verify_upper_half(url: str, tenant_id: str, snapshot: str, first_seq: int, h
             if not walker.feed(row):
                 intact = False
                 break
+    finally:
         blocks.close()
     return {"intact": intact and first_prev is not None, "checked": walker.checked,
-            "first_previous_hash": first_prev, "last_seq": walker.expected_seq - 1,
-            "last_hash": walker.prev_hash}
+            "first_seq": first_seq, "first_previous_hash": first_prev,
+            "last_seq": walker.expected_seq - 1, "last_hash": walker.prev_hash}
+
+
+def verify_range(url: str, tenant_id: str, snapshot: str, first_seq: int, last_seq: int | None,
+                 head_seq: int, head_hash: str) -> dict:
+    """``_check_range`` on a new connection that imports the exported ``snapshot`` (what a
+    helper process runs)."""
+    import psycopg
+
+    if not re.fullmatch(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?", snapshot):
+        raise ValueError(f"not a snapshot id: {snapshot!r}")
+    with psycopg.connect(url) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        conn.execute("SELECT set_config('trailseal.tenant_id', %s, true)", (tenant_id,))
+        conn.execute("SET LOCAL enable_sort = off")
+        return _check_range(conn.pgconn, tenant_id, first_seq, last_seq, head_seq, head_hash)
 
 
 def verify_chain(svc, tenant_id: uuid.UUID, *, raise_alert: bool = True,
-                 parallel_min: int = PARALLEL_MIN) -> ChainReport:
+                 parallel_min: int = PARALLEL_MIN, range_min: int = RANGE_MIN) -> ChainReport:
     """Walk the tenant's chain in ``seq`` order; name the first broken event.
 
     All reads share one exported snapshot. Rows stream from the database on a second
-    connection while this thread checks them; chains of ``parallel_min`` events or more
-    have their upper half checked by a helper process (``helpers``) at the same time (any doubt there is
-    settled by walking the whole chain here, so reports are always exact).
+    connection while this thread checks them. Chains of ``parallel_min`` events or more are
+    checked in ranges by this process and the helper processes (``helpers``) at the same
+    time; any doubt there is settled by walking the whole chain here in order, so reports
+    are always exact.
     A break records a critical alert (once per distinct break) and fires ``anomaly_detected``.
     """
     with svc.db.cursor(tenant_id, snapshot=True) as cur:
@@ -143,8 +155,8 @@ def verify_chain(svc, tenant_id: uuid.UUID, *, raise_alert: bool = True,
             raise NotFound("tenant not found")
         head_seq, head_hash = head
         report = None
-        if head_seq >= parallel_min:
-            report = _verify_in_two_halves(svc, tenant_id, snapshot, head_seq, head_hash, cur)
+        if head_seq >= parallel_min and helpers.multi_core():
+            report = _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash, range_min)
         if report is None:
             walker = ChainWalker(str(tenant_id), head_seq, head_hash, _StoredLookup(cur))
             _walk(svc, tenant_id, snapshot, walker, 1, None)
@@ -159,29 +171,64 @@ def verify_chain(svc, tenant_id: uuid.UUID, *, raise_alert: bool = True,
     return report
 
 
-def _verify_in_two_halves(svc, tenant_id, snapshot, head_seq, head_hash, cur) -> ChainReport | None:
-    """The intact report when both halves and their seam check out; None otherwise."""
-    middle = head_seq // 2
+def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,
+                      range_min: int = RANGE_MIN) -> ChainReport | None:
+    """The intact report when every range and every seam checks out; None otherwise (the
+    caller then walks the whole chain in order, to name the first break exactly).
+
+    The chain is cut into a few ranges per core. The helpers take ranges from the front of
+    the queue, this process works from the back and takes every range no helper has
+    started, so all cores finish at about the same time whatever each is slowed by.
+    """
+    workers = helpers.helper_count() + 1
+    count = min(3 * workers, max(2, head_seq // max(1, range_min)))
+    bounds = [1 + head_seq * i // count for i in range(count + 1)]
+    ranges = [(bounds[i], bounds[i + 1] - 1) for i in range(count)]
+    ranges[-1] = (ranges[-1][0], None)  # the last range reads to the end of the log
+    tid = str(tenant_id)
     pool = helpers.shared_pool()
+    futures = {}
     try:
-        upper = pool.submit(verify_upper_half, svc.db.url, str(tenant_id), snapshot, middle + 1,
-                            head_seq, head_hash)
+        for index in range(1, count):
+            futures[index] = pool.submit(verify_range, svc.db.url, tid, snapshot,
+                                         *ranges[index], head_seq, head_hash)
     except (helpers.BrokenProcessPool, RuntimeError):
         helpers.discard_pool(pool)
+        for future in futures.values():
+            future.cancel()
         return None
-    walker = ChainWalker(str(tenant_id), head_seq, head_hash, _StoredLookup(cur))
+    results = {}
+
+    def here(index: int) -> None:
+        with svc.db.cursor(tenant_id, snapshot=snapshot) as cur:
+            cur.execute("SET LOCAL enable_sort = off")
+            results[index] = _check_range(cur.connection.pgconn, tid, *ranges[index],
+                                          head_seq, head_hash)
+
     try:
-        _walk(svc, tenant_id, snapshot, walker, 1, middle)
-        result = upper.result(timeout=UPPER_HALF_TIMEOUT)
+        here(0)
+        for index in range(count - 1, 0, -1):
+            if not futures[index].cancel():
+                break  # a helper has it, and every range before it
+            here(index)
+        for index, future in futures.items():
+            if index not in results:
+                results[index] = future.result(timeout=RANGE_TIMEOUT)
     except helpers.BrokenProcessPool:
         helpers.discard_pool(pool)
-        return None  # the caller walks the whole chain here
-    if (walker.broken is None and walker.expected_seq == middle + 1 and result["intact"]
-            and result["first_previous_hash"] == walker.prev_hash
-            and result["last_seq"] == head_seq and result["last_hash"] == head_hash):
-        return ChainReport(tenant_id=str(tenant_id), intact=True,
-                           events_checked=walker.checked + result["checked"],
-                           head_seq=head_seq, head_hash=head_hash)
-    if walker.broken is not None:
-        return walker.finish()  # the first break lies in the lower half: exact already
-    return None
+        return None
+    finally:
+        for future in futures.values():
+            future.cancel()
+    expected_prev = GENESIS_HASH
+    for index, (first, last) in enumerate(ranges):
+        r = results[index]
+        end = head_seq if last is None else last
+        if not (r["intact"] and r["first_previous_hash"] == expected_prev
+                and r["last_seq"] == end and r["checked"] == end - first + 1):
+            return None
+        expected_prev = r["last_hash"]
+    if expected_prev != head_hash:
+        return None
+    return ChainReport(tenant_id=tid, intact=True, events_checked=head_seq,
+                       head_seq=head_seq, head_hash=head_hash)
