@@ -318,7 +318,8 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
     elapsed = time.perf_counter() - started
     verb = "validated" if dry_run else "appended"
     rate = committed["events"] / elapsed if elapsed > 0 else 0.0
-    click.echo(f"{verb} {committed['events']} events to tenant {tenant_ref} in {elapsed:.1f} s "
+    click.echo(f"{verb} {committed['events']} events to tenant {tenant_ref} in "
+               f"{elapsed:.{1 if elapsed >= 10 else 2}f} s "
                f"({rate:,.0f} events/s)"
                + (f", head seq {committed['last_seq']}" if committed["last_seq"] else ""))
 
