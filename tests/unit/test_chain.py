@@ -12,6 +12,7 @@ from trailseal.services.chain import (
     GENESIS_HASH,
     ChainWalker,
     build_record,
+    columns_digest,
     format_ts,
     projection_of,
     record_hash,
@@ -36,12 +37,20 @@ def fields(i: int, prev: str, **over) -> dict:
     return f
 
 
+def server_row(seq: int, stored_hash: str, record: bytes, projection: str, occurred_us: int,
+               received_us: int) -> tuple:
+    """A row as ``VERIFY_COLUMNS`` lays it out, with the digest the server computes from
+    the columns."""
+    return (seq, stored_hash, record, projection, occurred_us, received_us,
+            columns_digest(projection, seq, occurred_us, received_us))
+
+
 def row_from(f: dict, seq: int | None = None) -> tuple:
     """A stored row as ``VERIFY_COLUMNS`` lays it out."""
     record = build_record(f)
-    return (f["seq"] if seq is None else seq, record_hash(record), record,
-            projection_of(orjson.loads(record)), ts_micros(f["occurred_at"]),
-            ts_micros(f["received_at"]))
+    return server_row(f["seq"] if seq is None else seq, record_hash(record), record,
+                      projection_of(orjson.loads(record)), ts_micros(f["occurred_at"]),
+                      ts_micros(f["received_at"]))
 
 
 def rid(row) -> str:
@@ -88,7 +97,7 @@ def with_projection(row, **column_overrides) -> tuple:
     """The row with some stored columns edited behind the record's back."""
     rec = orjson.loads(row[2])
     rec.update(column_overrides)
-    return row[:3] + (projection_of(rec), ts_micros(rec["occurred_at"]),
+    return server_row(row[0], row[1], row[2], projection_of(rec), ts_micros(rec["occurred_at"]),
                       ts_micros(rec["received_at"]))
 
 
@@ -216,3 +225,32 @@ def test_rehash_with_seq_changes_only_seq():
     rows = build_chain(2)
     raw, h = rehash_with_seq(rows[1][2], 9)
     assert orjson.loads(raw)["seq"] == 9 and h == record_hash(raw) and h != rows[1][1]
+
+
+def test_format_1_records_still_verify():
+    """Chains written before ``columns_hash`` existed are checked field by field."""
+    rows, prev = [], GENESIS_HASH
+    for i in range(1, 6):
+        f = fields(i, prev)
+        record = orjson.dumps({"v": 1, **f}, option=orjson.OPT_SORT_KEYS)
+        row = server_row(i, record_hash(record), record, projection_of(f),
+                         ts_micros(f["occurred_at"]), ts_micros(f["received_at"]))
+        rows.append(row)
+        prev = row[1]
+    walker = ChainWalker(str(TENANT), 5, prev, Lookup(rows))
+    full = []
+    check = walker.check
+    walker.check = lambda row: full.append(row) or check(row)
+    assert all(walker.feed(r) for r in rows) and walker.finish().intact
+    assert len(full) == 5  # no columns_hash: every row took the full check
+    rows[2] = with_projection(rows[2], severity="critical")
+    report = walk(rows, 5, prev)
+    assert (report.intact, report.broken_seq, report.reason) == (False, 3, "modified")
+
+
+def test_current_records_take_the_fast_path():
+    rows = build_chain(5)
+    walker = ChainWalker(str(TENANT), 5, rows[-1][1], Lookup(rows))
+    walker.check = lambda row: pytest.fail("an intact format-2 row needed the full check")
+    assert all(walker.feed(r) for r in rows) and walker.finish().intact
+    assert orjson.loads(rows[0][2])["v"] == 2

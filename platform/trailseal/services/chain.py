@@ -6,11 +6,19 @@ of all its fields — ciphertext, base64-encoded, for the encrypted ones — inc
 read access can verify the chain without keys. The other columns are a projection of the
 record for indexing and filtering; verification checks that projection too, so a column
 edited behind the record's back is caught like an edited record.
+
+Format 2 (``"v": 2``) adds ``columns_hash``: SHA-256 (hex) of the projection string
+followed by ``seq``, ``occurred_at`` and ``received_at`` as big-endian int64 (the timestamps
+in PostgreSQL's binary form, µs since 2000-01-01 UTC). PostgreSQL computes the same digest
+from the stored columns during verification, so an intact row is checked by comparing two
+hashes instead of decoding its record; any row where they differ is decoded and checked
+field by field, which also covers format-1 records.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +26,8 @@ from typing import Any
 import orjson
 
 GENESIS_HASH = "0" * 64
-CANONICAL_VERSION = 1
+CANONICAL_VERSION = 2
+COLUMNS_HASH = "columns_hash"
 NULL_MARK = "\x1e"  # stands for NULL in the projection string
 FIELD_SEP = "\x1f"
 TAG_SEP = "\x1d"
@@ -34,11 +43,19 @@ PROJECTION_SQL = (
     "coalesce(source, chr(30)), array_to_string(tags, chr(29)), key_id, "
     "coalesce(idempotency_key, chr(30)), previous_hash)"
 )
-VERIFY_COLUMNS = f"seq, hash, record, {PROJECTION_SQL}, occurred_at, received_at"
+# What verification reads per row (FROM audit_logs, LATERAL (SELECT <projection> AS p) x):
+# the projection once, and the columns digest computed from it by the server.
+VERIFY_COLUMNS = (
+    "seq, hash, record, x.p, occurred_at, received_at, encode(sha256(convert_to(x.p, 'UTF8') "
+    "|| int8send(seq) || timestamptz_send(occurred_at) || timestamptz_send(received_at)), 'hex')"
+)
+VERIFY_FROM = f"audit_logs, LATERAL (SELECT {PROJECTION_SQL} AS p) AS x"
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # binary timestamptz counts µs from here
 _ONE_US = timedelta(microseconds=1)
 _NAIVE_EPOCH = datetime(2000, 1, 1)
 _sha256 = hashlib.sha256
+_PACK3 = struct.Struct(">qqq").pack
+_COLUMNS_HASH_AT = b'"columns_hash":"'
 
 
 def format_ts(value: datetime) -> str:
@@ -46,10 +63,20 @@ def format_ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+def columns_digest(projection: str, seq: int, occurred_us: int, received_us: int) -> str:
+    """The ``columns_hash`` of a row: what PostgreSQL computes in ``VERIFY_COLUMNS``."""
+    return _sha256(projection.encode() + _PACK3(seq, occurred_us, received_us)).hexdigest()
+
+
 def build_record(fields: dict[str, Any]) -> bytes:
-    """The canonical bytes of an event. ``fields`` holds every stored field, with
-    timestamps already formatted and ciphertexts base64-encoded (or None)."""
-    return orjson.dumps({"v": CANONICAL_VERSION, **fields}, option=orjson.OPT_SORT_KEYS)
+    """The canonical bytes of an event (current format). ``fields`` holds every stored
+    field, with timestamps already formatted and ciphertexts base64-encoded (or None);
+    ``columns_hash`` is computed from them."""
+    rec = {**fields, "v": CANONICAL_VERSION}
+    rec[COLUMNS_HASH] = columns_digest(projection_of(rec), rec["seq"],
+                                       ts_micros(rec["occurred_at"]),
+                                       ts_micros(rec["received_at"]))
+    return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
 
 
 def record_hash(record: bytes) -> str:
@@ -86,6 +113,9 @@ def rehash_with_seq(record: bytes, seq: int) -> tuple[bytes, str]:
     """The record and hash an event would have at another ``seq`` (used by tests/tools)."""
     rec = orjson.loads(record)
     rec["seq"] = seq
+    if COLUMNS_HASH in rec:
+        rec[COLUMNS_HASH] = columns_digest(projection_of(rec), seq, ts_micros(rec["occurred_at"]),
+                                           ts_micros(rec["received_at"]))
     raw = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
     return raw, record_hash(raw)
 
@@ -131,7 +161,8 @@ class ChainWalker:
     the id stored at ``seq`` or None.
     """
 
-    def __init__(self, tenant_id: str, head_seq: int, head_hash: str, lookup):
+    def __init__(self, tenant_id: str, head_seq: int, head_hash: str, lookup, *, fast: bool = True):
+        self.fast = fast  # False: decode every record (tests compare the two paths)
         self.tenant_id = tenant_id
         self.head_seq = head_seq
         self.head_hash = head_hash
@@ -144,8 +175,29 @@ class ChainWalker:
         self._last_received: tuple[str, int] = ("", 0)
 
     def feed(self, row: tuple) -> bool:
-        """Check the next row; return False once the chain is found broken."""
-        seq, stored_hash, record, projection, occurred_us, received_us = row
+        """Check the next row; return False once the chain is found broken.
+
+        Fast path (format 2): the row's seq is the next one, its record hashes to its
+        ``hash``, its ``previous_hash`` column is the previous row's hash and its record
+        holds the ``columns_hash`` the server computed from its columns. A canonical
+        record holds the key once, so the columns are the ones the record was written
+        with, seq and previous_hash included. Anything else is decided by ``check``."""
+        seq, stored_hash, record, projection, _, _, digest = row
+        if (self.fast and seq == self.expected_seq and seq <= self.head_seq and digest
+                and _sha256(record).hexdigest() == stored_hash
+                and projection.endswith(self.prev_hash)
+                and projection[-65:-64] == FIELD_SEP
+                and (_COLUMNS_HASH_AT + digest.encode() + b'"') in record):
+            self.prev_hash = stored_hash
+            self.prev_row = row
+            self.expected_seq += 1
+            self.checked += 1
+            return True
+        return self.check(row)
+
+    def check(self, row: tuple) -> bool:
+        """The full check of a row: decode the record and compare it field by field."""
+        seq, stored_hash, record, projection, occurred_us, received_us, _ = row
         if seq != self.expected_seq or seq > self.head_seq:
             return self._seq_break(row)
         if _sha256(record).hexdigest() != stored_hash:

@@ -37,15 +37,16 @@ def _one_tuple(buf: bytes, pos: int, end: int) -> tuple[list[bytes | None] | Non
 
 
 _CHAIN_HEAD = struct.Struct(">hiqi64si").unpack_from  # count, 8, seq, 64, hash, record size
-_CHAIN_TAIL = struct.Struct(">iqiq").unpack_from  # 8, occurred_at, 8, received_at
+_CHAIN_TAIL = struct.Struct(">iqiqi64s").unpack_from  # 8, occurred_at, 8, received_at, 64, digest
+_TAIL_SIZE = 4 + 8 + 4 + 8 + 4 + 64
 _CHAIN_FIXED = 2 + 4 + 8 + 4 + 64 + 4
 
 
 def chain_rows(blocks: Iterable[bytes | memoryview],
                fallback: Callable[[list[bytes | None]], tuple]) -> Iterator[tuple]:
     """Rows of the verification COPY (seq int8, hash text, record bytea, projection text,
-    occurred_at and received_at timestamptz) as ``(seq, hash, record, projection,
-    occurred_us, received_us)``, read with a fixed layout. A tuple that does not fit it (a
+    occurred_at and received_at timestamptz, columns digest text) as ``(seq, hash, record,
+    projection, occurred_us, received_us, digest)``, read with a fixed layout. A tuple that does not fit it (a
     NULL, a hash that is not 64 characters, ...) goes through ``fallback(fields)``."""
     buf = b""
     header_done = False
@@ -57,17 +58,18 @@ def chain_rows(blocks: Iterable[bytes | memoryview],
             # The server sends each row as one message: read it in place when it is exactly
             # one tuple of the usual layout.
             count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(block, 0)
-            if count == 6 and l_seq == 8 and l_hash == 64 and l_rec >= 0:
+            if count == 7 and l_seq == 8 and l_hash == 64 and l_rec >= 0:
                 p = _CHAIN_FIXED + l_rec
                 if p + 4 <= len(block):
                     l_proj = _INT32(block, p)[0]
                     q = p + 4 + l_proj
-                    if l_proj >= 0 and q + 24 == len(block):
-                        l_occ, occurred, l_recv, received = _CHAIN_TAIL(block, q)
-                        if l_occ == 8 and l_recv == 8:
+                    if l_proj >= 0 and q + _TAIL_SIZE == len(block):
+                        l_occ, occurred, l_recv, received, l_dig, digest = _CHAIN_TAIL(block, q)
+                        if l_occ == 8 and l_recv == 8 and l_dig == 64:
                             yield (seq, hash_.decode("utf-8", "replace"),
                                    bytes(block[_CHAIN_FIXED:p]),
-                                   str(block[p + 4:q], "utf-8", "replace"), occurred, received)
+                                   str(block[p + 4:q], "utf-8", "replace"), occurred, received,
+                                   digest.decode("utf-8", "replace"))
                             continue
         buf = buf + bytes(block) if buf else bytes(block)
         pos = 0
@@ -82,7 +84,7 @@ def chain_rows(blocks: Iterable[bytes | memoryview],
         while pos + 2 <= end:
             if end - pos >= _CHAIN_FIXED:
                 count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(buf, pos)
-                if count == 6 and l_seq == 8 and l_hash == 64 and l_rec >= 0:
+                if count == 7 and l_seq == 8 and l_hash == 64 and l_rec >= 0:
                     p = pos + _CHAIN_FIXED
                     if p + l_rec + 4 > end:
                         break
@@ -90,16 +92,15 @@ def chain_rows(blocks: Iterable[bytes | memoryview],
                     p += l_rec
                     l_proj = _INT32(buf, p)[0]
                     p += 4
-                    if l_proj >= 0:
-                        if p + l_proj + 24 > end:
-                            break
+                    if l_proj >= 0 and p + l_proj + _TAIL_SIZE <= end:
                         projection = buf[p:p + l_proj]
                         p += l_proj
-                        l_occ, occurred, l_recv, received = _CHAIN_TAIL(buf, p)
-                        if l_occ == 8 and l_recv == 8:
+                        l_occ, occurred, l_recv, received, l_dig, digest = _CHAIN_TAIL(buf, p)
+                        if l_occ == 8 and l_recv == 8 and l_dig == 64:
                             yield (seq, hash_.decode("utf-8", "replace"), record,
-                                   projection.decode("utf-8", "replace"), occurred, received)
-                            pos = p + 24
+                                   projection.decode("utf-8", "replace"), occurred, received,
+                                   digest.decode("utf-8", "replace"))
+                            pos = p + _TAIL_SIZE
                             continue
             if _INT16(buf, pos)[0] == -1:
                 finished = True

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import struct
 import time
 import uuid
 from binascii import b2a_base64
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..schemas import TEXT_PATTERN, EventIn
 from . import helpers
-from .chain import CANONICAL_VERSION, TAG_SEP, format_ts
+from .chain import CANONICAL_VERSION, PG_EPOCH, TAG_SEP, format_ts
 from .crypto import NONCE_BYTES
 
 # Columns travel as one string each, values joined by U+001F (validated text never contains
@@ -54,6 +55,8 @@ FROM unnest(
   record, n)
 """
 _US, _NULL = "\x1f", "\x1e"
+_ONE_US = timedelta(microseconds=1)
+_PACK3 = struct.Struct(">qqq").pack
 
 
 def _joined(values) -> str:
@@ -143,7 +146,11 @@ class _Batch:
     prepare it (``append_stream``)."""
 
     ids: list[str]
-    parts: list[tuple[bytes, bytes, bytes]]  # each record's bytes around previous_hash and seq
+    parts: list[tuple[bytes, bytes, bytes, bytes]]  # record bytes around columns_hash,
+    #                                                 previous_hash and seq
+    projections: list[str]  # each event's projection string up to its previous_hash
+    occurred_us: list[int]
+    received_us: int
     columns: dict[str, str]  # the indexed columns, joined (see INSERT_SQL)
     received_at: datetime
     key_id: str
@@ -154,30 +161,34 @@ class _Batch:
     blobs: list[bytes] | None = None
 
 
+_COLUMNS_KEY = b'"columns_hash":"'
 _PREV_KEY = b'"previous_hash":"'
 _SEQ_KEY = b',"seq":0,'
 
 
-def _split_record(blob: bytes) -> tuple[bytes, bytes, bytes]:
-    """Cut a record serialised with ``previous_hash=""`` and ``seq=0`` around those two
-    values. Both keys occur once, at the top level: inside a JSON string every quote is
-    escaped, so ``"previous_hash":"`` cannot appear there."""
-    i = blob.index(_PREV_KEY) + len(_PREV_KEY)
-    j = blob.index(_SEQ_KEY, i)
-    return blob[:i], blob[i:j + 7], blob[j + 8:]
+def _split_record(blob: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """Cut a record serialised with ``columns_hash=""``, ``previous_hash=""`` and ``seq=0``
+    around those three values. Each key occurs once, at the top level: inside a JSON string
+    every quote is escaped, so ``"previous_hash":"`` cannot appear there."""
+    i = blob.index(_COLUMNS_KEY) + len(_COLUMNS_KEY)
+    j = blob.index(_PREV_KEY, i) + len(_PREV_KEY)
+    k = blob.index(_SEQ_KEY, j)
+    return blob[:i], blob[i:j], blob[j:k + 7], blob[k + 8:]
 
 
 def _prepare(tenant_text: str, key_id: str, dek, events: list[EventIn],
              single_key: str | None = None) -> _Batch:
-    """Ids, encryption, the canonical records (up to their seq and previous_hash) and the
-    indexed columns: everything that does not need the chain head."""
+    """Ids, encryption, the canonical records (up to their columns_hash, seq and
+    previous_hash) and the indexed columns: everything that does not need the chain head."""
     received_at = datetime.now(UTC)
     received_text = format_ts(received_at)
+    received_us = (received_at - PG_EPOCH) // _ONE_US
     ids = time_ordered_ids(len(events))
     nonces = os.urandom(NONCE_BYTES * 3 * len(events))
     encrypt, dumps = dek.encrypt, orjson.dumps
     aad_prefix = tenant_text + "|"
-    parts, occurred = [], []
+    ikey = _NULL if single_key is None else single_key
+    parts, occurred, occurred_us, projections = [], [], [], []
     n = 0
     for eid, ev in zip(ids, events, strict=True):
         actor, entity = ev.actor, ev.entity
@@ -201,17 +212,25 @@ def _prepare(tenant_text: str, key_id: str, dek, events: list[EventIn],
         n += NONCE_BYTES
         occurred_text = format_ts(ev.occurred_at)
         occurred.append(occurred_text)
+        occurred_us.append((ev.occurred_at - PG_EPOCH) // _ONE_US)
+        # chain.PROJECTION_SQL, without its last field (previous_hash)
+        projections.append(_US.join((
+            eid, tenant_text, ev.event_type, actor.id, actor.type,
+            _NULL if actor.role is None else actor.role,
+            _NULL if actor.department is None else actor.department,
+            entity.type, entity.id, ev.severity, _NULL if ev.source is None else ev.source,
+            TAG_SEP.join(ev.tags), key_id, ikey, "")))
         # Keys in sorted order: orjson keeps insertion order, so the bytes are canonical
         # without sorting each record (a test compares with a sorted dump).
         parts.append(_split_record(dumps({
             "action_details": details, "actor_department": actor.department,
             "actor_id": actor.id, "actor_role": actor.role, "actor_type": actor.type,
-            "entity_id": entity.id, "entity_type": entity.type, "event_type": ev.event_type,
-            "id": eid, "idempotency_key": single_key, "ip_address": ip, "key_id": key_id,
-            "occurred_at": occurred_text, "previous_hash": "",
-            "received_at": received_text, "seq": 0, "severity": ev.severity,
-            "source": ev.source, "tags": ev.tags, "tenant_id": tenant_text,
-            "user_agent": ua, "v": CANONICAL_VERSION,
+            "columns_hash": "", "entity_id": entity.id, "entity_type": entity.type,
+            "event_type": ev.event_type, "id": eid, "idempotency_key": single_key,
+            "ip_address": ip, "key_id": key_id, "occurred_at": occurred_text,
+            "previous_hash": "", "received_at": received_text, "seq": 0,
+            "severity": ev.severity, "source": ev.source, "tags": ev.tags,
+            "tenant_id": tenant_text, "user_agent": ua, "v": CANONICAL_VERSION,
         })))
     actors = [ev.actor for ev in events]
     columns = {
@@ -228,16 +247,22 @@ def _prepare(tenant_text: str, key_id: str, dek, events: list[EventIn],
         "source": _joined([ev.source for ev in events]),
         "tags": _US.join([TAG_SEP.join(ev.tags) if ev.tags else _NULL for ev in events]),
     }
-    return _Batch(ids, parts, columns, received_at, key_id, single_key)
+    return _Batch(ids, parts, projections, occurred_us, received_us, columns, received_at,
+                  key_id, single_key)
 
 
 def _link(batch: _Batch, last_seq: int, last_hash: str) -> None:
     """Give the batch its seqs and chain it onto ``(last_seq, last_hash)``."""
     seqs, prevs, hashes, blobs = [], [], [], []
     prev = last_hash
-    sha256 = hashlib.sha256
-    for seq, (head, middle, tail) in enumerate(batch.parts, last_seq + 1):
-        blob = b"".join((head, prev.encode(), middle, str(seq).encode(), tail))
+    sha256, pack, received_us = hashlib.sha256, _PACK3, batch.received_us
+    for seq, (a, b, c, d), projection, occurred_us in zip(
+            range(last_seq + 1, last_seq + 1 + len(batch.parts)), batch.parts,
+            batch.projections, batch.occurred_us, strict=True):
+        prev_bytes = prev.encode()
+        columns_hash = sha256((projection + prev).encode()
+                              + pack(seq, occurred_us, received_us)).hexdigest()
+        blob = b"".join((a, columns_hash.encode(), b, prev_bytes, c, str(seq).encode(), d))
         h = sha256(blob).hexdigest()
         seqs.append(seq)
         prevs.append(prev)

@@ -10,7 +10,7 @@ import orjson
 from ..errors import NotFound
 from . import helpers
 from .alerts import record_alert
-from .chain import GENESIS_HASH, VERIFY_COLUMNS, ChainReport, ChainWalker
+from .chain import GENESIS_HASH, VERIFY_COLUMNS, VERIFY_FROM, ChainReport, ChainWalker
 from .copy_binary import chain_rows, copy_out
 
 PARALLEL_MIN = 150_000  # below this, a second process costs more than it saves
@@ -41,7 +41,7 @@ class _StoredLookup:
 
 def _copy_sql(first_seq: int, last_seq: int | None) -> str:
     where = f"seq >= {int(first_seq)}" + ("" if last_seq is None else f" AND seq <= {int(last_seq)}")
-    return (f"COPY (SELECT {VERIFY_COLUMNS} FROM audit_logs WHERE {where} ORDER BY seq) "
+    return (f"COPY (SELECT {VERIFY_COLUMNS} FROM {VERIFY_FROM} WHERE {where} ORDER BY seq) "
             "TO STDOUT (FORMAT BINARY)")
 
 
@@ -56,8 +56,9 @@ def _text(raw: bytes | None) -> str:
 def _decode(f: list) -> tuple:
     """One binary COPY tuple as a ``ChainWalker`` row, whatever it holds (a tampered row
     may carry NULLs or odd sizes; the walker then reports it)."""
-    f = (f + [None] * 6)[:6]
-    return (_int8(f[0]), _text(f[1]), f[2] or b"", _text(f[3]), _int8(f[4]), _int8(f[5]))
+    f = (f + [None] * 7)[:7]
+    return (_int8(f[0]), _text(f[1]), f[2] or b"", _text(f[3]), _int8(f[4]), _int8(f[5]),
+            _text(f[6]))
 
 
 def _walk(svc, tenant_id: uuid.UUID, snapshot: str, walker: ChainWalker, first_seq: int,
