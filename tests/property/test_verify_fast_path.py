@@ -58,7 +58,7 @@ def _walk(rows, head_seq, head_hash, fast: bool):
     walker = ChainWalker("t", head_seq, head_hash, _Lookup(rows), fast=fast)
     full_checks = []
     check = walker.check
-    walker.check = lambda row: full_checks.append(row) or check(row)
+    walker.check = lambda row, *a: full_checks.append(row) or check(row, *a)
     for row in rows:
         if not walker.feed(row):
             break

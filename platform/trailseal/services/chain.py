@@ -183,8 +183,9 @@ class ChainWalker:
         record holds the key once, so the columns are the ones the record was written
         with, seq and previous_hash included. Anything else is decided by ``check``."""
         seq, stored_hash, record, projection, _, _, digest = row
-        if (self.fast and seq == self.expected_seq and seq <= self.head_seq and digest
-                and _sha256(record).hexdigest() == stored_hash
+        actual = _sha256(record).hexdigest()
+        if (self.fast and actual == stored_hash and seq == self.expected_seq
+                and seq <= self.head_seq and digest
                 and projection.endswith(self.prev_hash)
                 and projection[-65:-64] == FIELD_SEP
                 and (_COLUMNS_HASH_AT + digest.encode() + b'"') in record):
@@ -193,14 +194,15 @@ class ChainWalker:
             self.expected_seq += 1
             self.checked += 1
             return True
-        return self.check(row)
+        return self.check(row, actual)
 
-    def check(self, row: tuple) -> bool:
-        """The full check of a row: decode the record and compare it field by field."""
+    def check(self, row: tuple, actual_hash: str | None = None) -> bool:
+        """The full check of a row: decode the record and compare it field by field.
+        ``actual_hash``: the record's SHA-256 when the caller has computed it already."""
         seq, stored_hash, record, projection, occurred_us, received_us, _ = row
         if seq != self.expected_seq or seq > self.head_seq:
             return self._seq_break(row)
-        if _sha256(record).hexdigest() != stored_hash:
+        if (actual_hash or _sha256(record).hexdigest()) != stored_hash:
             return self._break(seq, row, "modified",
                                f"the stored hash of event seq {seq} does not match its record")
         try:
