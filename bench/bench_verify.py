@@ -135,11 +135,11 @@ def profile_verify(svc, tenant_id, top: int = 18) -> None:
 
 
 def explain(svc, tenant_id) -> None:
-    from trailseal.services.chain import VERIFY_COLUMNS
+    from trailseal.services.chain import VERIFY_COLUMNS, VERIFY_FROM
 
     with svc.db.cursor(tenant_id) as cur:
         cur.execute("SET LOCAL enable_sort = off")
-        cur.execute(f"EXPLAIN SELECT {VERIFY_COLUMNS} FROM audit_logs ORDER BY seq")
+        cur.execute(f"EXPLAIN SELECT {VERIFY_COLUMNS} FROM {VERIFY_FROM} ORDER BY seq")
         print("Plan of the COPY's query (app role, RLS on, enable_sort = off):")
         for (line,) in cur.fetchall():
             print("  " + line)
