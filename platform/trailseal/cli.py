@@ -485,5 +485,12 @@ def _plugin_commands() -> None:
 
 
 def main() -> None:
+    # A process told to stop while it is still starting exits through SystemExit, so its
+    # exit handlers release the embedded services (commands may install their own handler).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _plugin_commands()
     cli()
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)

@@ -40,7 +40,25 @@ def ensure_postgres(instance_path: str | Path) -> str:
     if server is None:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
         _pg_handles[key] = server
+        # Runs before pgserver's own exit handler (atexit is last-in, first-out).
+        atexit.register(_forget_dead_handles, server)
     return server.get_uri()  # type: ignore[attr-defined]
+
+
+def _forget_dead_handles(server) -> None:
+    """Drop the handles of processes that died without cleaning up (say, killed while still
+    starting), so that the last live process still stops the embedded server."""
+    try:
+        with server._lock:
+            handles = server.global_process_id_list
+            pids = handles.get()
+            alive = [pid for pid in pids if pid == os.getpid() or pid_alive(pid)]
+            if alive != pids:
+                log.info("forgetting embedded PostgreSQL handles of dead processes %s",
+                         sorted(set(pids) - set(alive)))
+                handles.put(alive)
+    except Exception:  # noqa: BLE001 - best effort; pgserver's own cleanup still runs
+        log.debug("could not prune embedded PostgreSQL handles", exc_info=True)
 
 
 def _socket_path(instance: Path) -> Path:

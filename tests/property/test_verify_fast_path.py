@@ -112,3 +112,16 @@ def test_fast_check_agrees_with_the_full_check(trailseal_services, batch, data):
     assert fast == _walk(tampered, head_seq, head_hash, fast=False)[0]
     if tampered[index] != rows[index]:
         assert not fast["intact"]
+
+
+def test_idempotency_keys_and_empty_fields_take_the_fast_path(trailseal_services):
+    tenant = make_tenant(trailseal_services)
+    body = {"event_type": "invoice.paid", "occurred_at": "1970-01-01T00:00:00Z",
+            "actor": {"id": "a", "type": "user"}, "entity": {"type": "invoice", "id": "1"},
+            "severity": "low", "user_agent": ""}
+    append_events(trailseal_services, tenant.id, validate_events([body]),
+                  idempotency_key="retry-1", request_hash="h")
+    result = append_events(trailseal_services, tenant.id, validate_events([body, body]))
+    rows = _stored_rows(trailseal_services, tenant.id)
+    report, full_checks = _walk(rows, result.last_seq, result.hashes[-1], fast=True)
+    assert report["intact"] and report["events_checked"] == 3 and full_checks == 0
