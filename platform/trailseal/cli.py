@@ -207,7 +207,10 @@ def user_deactivate(tenant_ref: str, email: str) -> None:
 @click.option("--tenant", "tenant_ref", help="Tenant slug or id.")
 @click.option("--all", "all_tenants", is_flag=True, help="Verify every tenant.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(tenant_ref: str | None, all_tenants: bool, as_json: bool) -> None:
+@click.option("--full", is_flag=True,
+              help="Decode every record and compare it with its columns field by field "
+                   "(slower; does not rely on the records' columns_hash).")
+def verify(tenant_ref: str | None, all_tenants: bool, as_json: bool, full: bool) -> None:
     """Verify hash chains. Exit 0 when intact, 1 when broken."""
     import json
 
@@ -224,7 +227,7 @@ def verify(tenant_ref: str | None, all_tenants: bool, as_json: bool) -> None:
         sys.exit(2)  # 1 is reserved for "chain broken"
     broken = False
     for tid in targets:
-        report = verify_chain(svc, tid)
+        report = verify_chain(svc, tid, full=full)
         broken |= not report.intact
         if as_json:
             click.echo(json.dumps(report.to_dict()))
@@ -247,8 +250,8 @@ def verify(tenant_ref: str | None, all_tenants: bool, as_json: bool) -> None:
               help="Skip this many events first (to resume after an error).")
 @click.option("--dry-run", is_flag=True, help="Only validate; write nothing.")
 @click.option("--workers", type=click.IntRange(0, 8), default=None,
-              help="Helper processes that validate and encrypt (default: 1 on a multi-core "
-                   "machine, 0 to do everything in this process).")
+              help="Helper processes that validate and encrypt (default: the shared pool, one "
+                   "helper per CPU but one; 0 does everything in this process).")
 @click.argument("source", type=click.File("rb"))
 def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
                   workers: int | None, source) -> None:
@@ -266,7 +269,7 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
 
     def batches():
         nonlocal seen
-        batch, numbers = [], []
+        batch, numbers, number = [], [], 0
         for lineno, line in enumerate(source, 1):
             if not line.strip():
                 continue
@@ -276,18 +279,27 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
             batch.append(line.strip())  # decoded (and checked) by the helpers
             numbers.append(lineno)
             if len(batch) == batch_size:
-                lines[len(lines)] = numbers
+                lines[number] = numbers
+                number += 1
                 yield batch
                 batch, numbers = [], []
         if batch:
-            lines[len(lines)] = numbers
+            lines[number] = numbers
             yield batch
 
-    committed = {"events": 0, "last_seq": None}
+    committed = {"events": 0, "last_seq": None, "batches": 0}
 
     def progress(result) -> None:
         committed["events"] += len(result.ids)
         committed["last_seq"] = result.last_seq
+        lines.pop(committed["batches"], None)  # batches commit in order
+        committed["batches"] += 1
+
+    def resume_hint() -> str:
+        done = committed["events"]
+        return (f"{done} event(s) of this run were committed"
+                + (f" (up to seq {committed['last_seq']})" if done else "")
+                + f"; re-run with --skip {skip + done}")
 
     started = time.perf_counter()
     try:
@@ -299,6 +311,7 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
                     raise BadLine(lines[number][exc.details["index"]],
                                   _first_error(exc.details)) from None
                 committed["events"] += len(batch)
+                lines.pop(number, None)
         else:
             try:
                 append_stream(svc, tid, batches(), workers=workers, on_batch=progress)
@@ -315,6 +328,16 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
             + (f" (up to seq {committed['last_seq']})" if done else "")
             + f"; fix it and re-run with --skip {skip + done}")
         raise click.ClickException(f"line {exc.lineno}: {exc.reason}{hint}") from None
+    except KeyboardInterrupt:
+        if dry_run:
+            raise
+        raise click.ClickException(f"interrupted; {resume_hint()}") from None
+    except Exception as exc:  # noqa: BLE001 - the database or a helper failed mid-import
+        if dry_run:
+            raise
+        message = exc.message if isinstance(exc, TrailsealError) else (
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise click.ClickException(f"import stopped: {message}; {resume_hint()}") from exc
     elapsed = time.perf_counter() - started
     verb = "validated" if dry_run else "appended"
     rate = committed["events"] / elapsed if elapsed > 0 else 0.0

@@ -264,3 +264,67 @@ def test_a_rehashed_record_that_is_no_event_is_named(trailseal_client, trailseal
     report = verify_chain(trailseal_services, tenant.id, raise_alert=False)
     assert (report.intact, report.broken_seq, report.reason) == (False, 2, "modified")
     assert report.broken_event_id == ids[1]
+
+
+@pytest.mark.parametrize("edit", [
+    "actor_role = chr(30)",                      # NULL in the record: a value that looks like NULL
+    "tags = ARRAY[tags[1] || chr(29) || 'b']",   # two tags merged into one with a separator
+    "tags = tags || NULL::text",                 # a NULL element
+    "tags = ARRAY['']::text[]",                  # one empty tag where there were some
+])
+def test_column_edits_that_look_alike_are_caught(trailseal_client, trailseal_services, tenant,
+                                                 owner, edit):
+    from trailseal.services.integrity import verify_chain
+
+    body = make_event(actor={"id": "u-1", "type": "user"}, tags=["a", "b"])
+    resp = trailseal_client.post("/api/v1/events/batch", json={"events": [body] * 3},
+                                 headers=tenant.headers)
+    assert resp.status_code == 201
+    if "tags[1]" in edit:
+        owner.execute("UPDATE audit_logs SET tags = ARRAY['a' || chr(29) || 'b'] "
+                      "WHERE tenant_id = %s AND seq = 2", (tenant.id,))
+    else:
+        owner.execute(f"UPDATE audit_logs SET {edit} WHERE tenant_id = %s AND seq = 2",
+                      (tenant.id,))
+    for full in (False, True):
+        report = verify_chain(trailseal_services, tenant.id, full=full, raise_alert=False)
+        assert (report.intact, report.broken_seq, report.reason) == (False, 2, "modified")
+
+
+def test_a_rewritten_first_row_in_ranged_mode_is_reported_not_raised(
+        trailseal_client, trailseal_services, tenant, owner):
+    from trailseal.services.integrity import verify_chain
+
+    _fill(trailseal_client, tenant, 12)
+    for record in (b'{"v": 2}', b'{"previous_hash": 5}', b"[]"):
+        owner.execute("UPDATE audit_logs SET record = %s, hash = %s WHERE tenant_id = %s AND seq = 1",
+                      (record, record_hash(record), tenant.id))
+        report = verify_chain(trailseal_services, tenant.id, parallel_min=4, range_min=2,
+                              raise_alert=False)
+        assert (report.intact, report.broken_seq, report.reason) == (False, 1, "modified")
+
+
+def test_full_verification_also_decodes_records_with_a_matching_columns_hash(
+        trailseal_client, trailseal_services, tenant, owner):
+    """The fast check trusts a record's columns_hash; a record rewritten with its hash and the
+    chain head (which nothing inside the database can tell from a genuine one) but left
+    with its old columns_hash is caught by --full."""
+    from trailseal.services.integrity import verify_chain
+
+    _fill(trailseal_client, tenant, 3)
+    row = owner.execute("SELECT record FROM audit_logs WHERE tenant_id = %s AND seq = 3",
+                        (tenant.id,)).fetchone()
+    rec = orjson.loads(bytes(row[0]))
+    rec["actor_id"] = "mallory"  # columns and columns_hash still say otherwise
+    raw = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
+    owner.execute("UPDATE audit_logs SET record = %s, hash = %s WHERE tenant_id = %s AND seq = 3",
+                  (raw, record_hash(raw), tenant.id))
+    owner.execute("UPDATE chain_heads SET last_hash = %s WHERE tenant_id = %s",
+                  (record_hash(raw), tenant.id))
+    assert verify_chain(trailseal_services, tenant.id, raise_alert=False).intact
+    full = verify_chain(trailseal_services, tenant.id, full=True, raise_alert=False)
+    assert (full.intact, full.broken_seq, full.reason) == (False, 3, "modified")
+    env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=trailseal_services.config["INSTANCE_PATH"])
+    cli = subprocess.run([sys.executable, "-m", "trailseal", "verify", "--tenant", tenant.slug,
+                          "--full", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and json.loads(cli.stdout)["broken_seq"] == 3

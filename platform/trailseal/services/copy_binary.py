@@ -6,10 +6,12 @@ per-row cost to a few slices, which is several times cheaper than general row lo
 
 from __future__ import annotations
 
-import select
+import logging
+import selectors
 import struct
 from collections.abc import Callable, Iterable, Iterator
 
+log = logging.getLogger(__name__)
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _INT16 = struct.Struct(">h").unpack_from
 _INT32 = struct.Struct(">i").unpack_from
@@ -163,24 +165,32 @@ def split_tuples(blocks: Iterable[bytes | memoryview]) -> Iterator[list[bytes | 
         raise ValueError("binary COPY stream ended inside a tuple")
 
 
+def _wait(fd: int, events: int) -> None:
+    """Block until ``fd`` is ready (GIL released; any descriptor number)."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, events)
+        selector.select()
+
+
 def copy_out(pgconn, sql: str) -> Iterator[memoryview]:
     """Run ``COPY ... TO STDOUT`` on a libpq connection (``psycopg.pq.PGconn``, idle inside a
     transaction) and yield its data messages.
 
     Reads libpq's buffer directly instead of through psycopg's generic copy machinery (a
-    fraction of the per-row cost); waits for the socket in ``select``, which releases the
+    fraction of the per-row cost); waits for the socket with a selector, which releases the
     GIL. The generator must be run to the end (or closed, which cancels the COPY) before
-    the connection is used again.
+    the connection is used again; if it cannot be brought back to idle, it is closed so that
+    its pool discards it.
     """
     from psycopg import OperationalError, pq
 
     pgconn.send_query(sql.encode())  # raises OperationalError when it cannot be sent
-    while pgconn.flush():
-        select.select([], [pgconn.socket], [])
     fd = pgconn.socket
+    while pgconn.flush():
+        _wait(fd, selectors.EVENT_WRITE)
     while True:  # the first result says whether the COPY started
         if pgconn.is_busy():
-            select.select([fd], [], [])
+            _wait(fd, selectors.EVENT_READ)
             pgconn.consume_input()
             continue
         res = pgconn.get_result()
@@ -198,29 +208,35 @@ def copy_out(pgconn, sql: str) -> Iterator[memoryview]:
             if size > 0:
                 yield data
             elif size == 0:  # nothing buffered yet
-                select.select([fd], [], [])
+                _wait(fd, selectors.EVENT_READ)
                 pgconn.consume_input()
             elif size == -1:
                 break
             else:
-                raise OperationalError(f"COPY failed ({size}): {pgconn.get_error_message()!r}")
+                raise OperationalError(pgconn.get_error_message())
         done = True
     finally:
-        if not done:  # abandoned early: stop the server and drain what it still sends
-            cancel = pgconn.get_cancel()
-            cancel.cancel()
-            while get(0)[0] >= 0:
-                pass
         error = None
-        while True:
-            if pgconn.is_busy():
-                select.select([fd], [], [])
-                pgconn.consume_input()
-                continue
-            res = pgconn.get_result()
-            if res is None:
-                break
-            if res.status != pq.ExecStatus.COMMAND_OK and error is None:
-                error = res.error_message.decode(errors="replace") or "COPY failed"
+        try:
+            if not done:  # abandoned early: stop the server and drain what it still sends
+                pgconn.get_cancel().cancel()
+                while get(0)[0] >= 0:
+                    pass
+            while True:
+                if pgconn.is_busy():
+                    _wait(fd, selectors.EVENT_READ)
+                    pgconn.consume_input()
+                    continue
+                res = pgconn.get_result()
+                if res is None:
+                    break
+                if res.status != pq.ExecStatus.COMMAND_OK and error is None:
+                    error = res.error_message.decode(errors="replace") or "COPY failed"
+        except Exception:  # noqa: BLE001 - keep the original error; retire the connection
+            log.warning("could not bring a connection back after a COPY; closing it",
+                        exc_info=True)
+            pgconn.finish()
+            if done:
+                raise
         if error is not None and done:
             raise OperationalError(error)

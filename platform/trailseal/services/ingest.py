@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..schemas import TEXT_PATTERN, EventIn
 from . import helpers
-from .chain import CANONICAL_VERSION, PG_EPOCH, TAG_SEP, format_ts
+from .chain import CANONICAL_VERSION, PG_EPOCH, TAG_SEP, VALUE_MARK, format_ts
 from .crypto import NONCE_BYTES
 
 # Columns travel as one string each, values joined by U+001F (validated text never contains
@@ -187,7 +187,7 @@ def _prepare(tenant_text: str, key_id: str, dek, events: list[EventIn],
     nonces = os.urandom(NONCE_BYTES * 3 * len(events))
     encrypt, dumps = dek.encrypt, orjson.dumps
     aad_prefix = tenant_text + "|"
-    ikey = _NULL if single_key is None else single_key
+    ikey = _NULL if single_key is None else VALUE_MARK + single_key
     parts, occurred, occurred_us, projections = [], [], [], []
     n = 0
     for eid, ev in zip(ids, events, strict=True):
@@ -216,10 +216,11 @@ def _prepare(tenant_text: str, key_id: str, dek, events: list[EventIn],
         # chain.PROJECTION_SQL, without its last field (previous_hash)
         projections.append(_US.join((
             eid, tenant_text, ev.event_type, actor.id, actor.type,
-            _NULL if actor.role is None else actor.role,
-            _NULL if actor.department is None else actor.department,
-            entity.type, entity.id, ev.severity, _NULL if ev.source is None else ev.source,
-            TAG_SEP.join(ev.tags), key_id, ikey, "")))
+            _NULL if actor.role is None else VALUE_MARK + actor.role,
+            _NULL if actor.department is None else VALUE_MARK + actor.department,
+            entity.type, entity.id, ev.severity,
+            _NULL if ev.source is None else VALUE_MARK + ev.source,
+            f"{len(ev.tags)}{VALUE_MARK}{TAG_SEP.join(ev.tags)}", key_id, ikey, "")))
         # Keys in sorted order: orjson keeps insertion order, so the bytes are canonical
         # without sorting each record (a test compares with a sorted dump).
         parts.append(_split_record(dumps({
@@ -446,10 +447,11 @@ def append_stream(
         with svc.db.cursor(tenant_id) as cur:
             _link(batch, *_lock_head(cur, tenant_id))
             result = _write(cur, tenant_id, batch)
-        svc.after_ingest(tenant_id, result)
+        # Count it at once, so an error or interrupt from here on reports it as written.
         done.add(result)
         if on_batch is not None:
             on_batch(result)
+        svc.after_ingest(tenant_id, result)
 
     def invalid(number: int, message: str, details: Any) -> ValidationFailed:
         return ValidationFailed(
