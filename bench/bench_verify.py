@@ -1,6 +1,6 @@
 """Chain verification throughput: ``verify_chain`` over one tenant's whole chain.
 
-The tenant (fixed slug ``bench-verify-<N>-f<record format>``) is filled through the service layer (batches
+The tenant (slug ``bench-verify-<N>-f<record format>-<projection digest>``) is filled through the service layer (batches
 of 1000 demo events) on the first run and reused afterwards; it is topped up when it holds
 fewer than N events. Target: >= 100,000 events/s.
 
@@ -154,11 +154,13 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true")
     args = parser.parse_args()
     n = args.events or (20_000 if args.quick else 300_000)
-    from trailseal.services.chain import CANONICAL_VERSION
+    from trailseal.services.chain import CANONICAL_VERSION, PROJECTION_SQL
 
-    # one tenant per record format, so a run measures records written by the current code
+    # one tenant per record format (and column projection), so a run measures records
+    # written by the current code
     size = f"{n // 1000}k" if n % 1000 == 0 else str(n)
-    slug = f"bench-verify-{size}" + ("" if CANONICAL_VERSION == 1 else f"-f{CANONICAL_VERSION}")
+    form = hashlib.sha256(f"{CANONICAL_VERSION}{PROJECTION_SQL}".encode()).hexdigest()[:6]
+    slug = f"bench-verify-{size}-f{CANONICAL_VERSION}-{form}"
 
     app = open_app(args.instance)
     svc = app.extensions["trailseal"]
