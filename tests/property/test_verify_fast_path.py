@@ -19,8 +19,8 @@ from trailseal.testing import make_tenant
 
 # Projection fields (chain.PROJECTION_SQL order) an attacker could edit, and whether NULL fits.
 FIELDS = [(0, False), (1, False), (2, False), (3, False), (4, False), (5, True), (6, True),
-          (7, False), (8, False), (9, False), (10, True), (11, False), (12, False), (13, True),
-          (14, False)]
+          (7, False), (8, False), (9, False), (10, True), (11, False), (12, False), (13, False),
+          (14, True), (15, False), (16, False)]
 tag_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1,
                    max_size=12)
 

@@ -33,21 +33,20 @@ FIELD_SEP = "\x1f"
 TAG_SEP = "\x1d"
 
 # The projection of the record that the indexed columns hold, as one string. Text fields
-# never contain the separators U+001C..U+001F (validation rejects them), and the string is
-# unambiguous whatever a column holds: a NULL is U+001E while a value of a nullable column
-# is prefixed with U+001C, and the tags are preceded by their count and written with NULL
-# elements as U+001E, so no edit of one column can look like another.
+# never contain the separators U+001C..U+001F (validation rejects them). The string is
+# unambiguous against any edit of the columns: a NULL shows as U+001E and the number of
+# NULLs among the nullable columns is part of it (so a NULL cannot turn into the text
+# U+001E unseen), and the tags come with their count and NULL elements as U+001E (so tags
+# cannot be merged, split or padded unseen).
 # Timestamps travel separately as binary microseconds (formatting them costs the server
 # more than everything else together).
 PROJECTION_SQL = (
-    "concat_ws(chr(31), id::text, tenant_id::text, "
-    "event_type, actor_id, actor_type, coalesce(chr(28) || actor_role, chr(30)), "
-    "coalesce(chr(28) || actor_department, chr(30)), entity_type, entity_id, severity, "
-    "coalesce(chr(28) || source, chr(30)), "
-    "cardinality(tags) || chr(28) || array_to_string(tags, chr(29), chr(30)), key_id, "
-    "coalesce(chr(28) || idempotency_key, chr(30)), previous_hash)"
+    "concat_ws(chr(31), id, tenant_id, event_type, actor_id, actor_type, "
+    "coalesce(actor_role, chr(30)), coalesce(actor_department, chr(30)), entity_type, "
+    "entity_id, severity, coalesce(source, chr(30)), cardinality(tags), "
+    "array_to_string(tags, chr(29), chr(30)), key_id, coalesce(idempotency_key, chr(30)), "
+    "num_nulls(actor_role, actor_department, source, idempotency_key), previous_hash)"
 )
-VALUE_MARK = "\x1c"  # precedes the value of a nullable column in the projection string
 # What verification reads per row (FROM audit_logs, LATERAL (SELECT <projection> AS p) x):
 # the projection once, and the columns digest computed from it by the server.
 VERIFY_COLUMNS = (
@@ -92,14 +91,15 @@ def record_hash(record: bytes) -> str:
 def projection_of(rec: dict[str, Any]) -> str:
     """The projection string (see ``PROJECTION_SQL``) computed from a decoded record."""
     tags = rec["tags"]
+    role, dept, source, ikey = (rec["actor_role"], rec["actor_department"], rec["source"],
+                                rec["idempotency_key"])
     return FIELD_SEP.join((
         rec["id"], rec["tenant_id"], rec["event_type"], rec["actor_id"], rec["actor_type"],
-        NULL_MARK if (role := rec["actor_role"]) is None else VALUE_MARK + role,
-        NULL_MARK if (dept := rec["actor_department"]) is None else VALUE_MARK + dept,
+        NULL_MARK if role is None else role, NULL_MARK if dept is None else dept,
         rec["entity_type"], rec["entity_id"], rec["severity"],
-        NULL_MARK if (source := rec["source"]) is None else VALUE_MARK + source,
-        f"{len(tags)}{VALUE_MARK}{TAG_SEP.join(tags)}", rec["key_id"],
-        NULL_MARK if (ikey := rec["idempotency_key"]) is None else VALUE_MARK + ikey,
+        NULL_MARK if source is None else source, str(len(tags)), TAG_SEP.join(tags),
+        rec["key_id"], NULL_MARK if ikey is None else ikey,
+        str((role is None) + (dept is None) + (source is None) + (ikey is None)),
         rec["previous_hash"],
     ))
 

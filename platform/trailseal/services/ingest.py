@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..schemas import TEXT_PATTERN, EventIn
 from . import helpers
-from .chain import CANONICAL_VERSION, PG_EPOCH, TAG_SEP, VALUE_MARK, format_ts
+from .chain import CANONICAL_VERSION, PG_EPOCH, TAG_SEP, format_ts
 from .crypto import NONCE_BYTES
 
 # Columns travel as one string each, values joined by U+001F (validated text never contains
@@ -187,7 +187,7 @@ def _prepare(tenant_text: str, key_id: str, dek, events: list[EventIn],
     nonces = os.urandom(NONCE_BYTES * 3 * len(events))
     encrypt, dumps = dek.encrypt, orjson.dumps
     aad_prefix = tenant_text + "|"
-    ikey = _NULL if single_key is None else VALUE_MARK + single_key
+    ikey = _NULL if single_key is None else single_key
     parts, occurred, occurred_us, projections = [], [], [], []
     n = 0
     for eid, ev in zip(ids, events, strict=True):
@@ -214,13 +214,14 @@ def _prepare(tenant_text: str, key_id: str, dek, events: list[EventIn],
         occurred.append(occurred_text)
         occurred_us.append((ev.occurred_at - PG_EPOCH) // _ONE_US)
         # chain.PROJECTION_SQL, without its last field (previous_hash)
+        nulls = ((actor.role is None) + (actor.department is None) + (ev.source is None)
+                 + (single_key is None))
         projections.append(_US.join((
             eid, tenant_text, ev.event_type, actor.id, actor.type,
-            _NULL if actor.role is None else VALUE_MARK + actor.role,
-            _NULL if actor.department is None else VALUE_MARK + actor.department,
-            entity.type, entity.id, ev.severity,
-            _NULL if ev.source is None else VALUE_MARK + ev.source,
-            f"{len(ev.tags)}{VALUE_MARK}{TAG_SEP.join(ev.tags)}", key_id, ikey, "")))
+            _NULL if actor.role is None else actor.role,
+            _NULL if actor.department is None else actor.department,
+            entity.type, entity.id, ev.severity, _NULL if ev.source is None else ev.source,
+            str(len(ev.tags)), TAG_SEP.join(ev.tags), key_id, ikey, str(nulls), "")))
         # Keys in sorted order: orjson keeps insertion order, so the bytes are canonical
         # without sorting each record (a test compares with a sorted dump).
         parts.append(_split_record(dumps({
