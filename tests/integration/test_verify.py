@@ -328,3 +328,14 @@ def test_full_verification_also_decodes_records_with_a_matching_columns_hash(
     cli = subprocess.run([sys.executable, "-m", "trailseal", "verify", "--tenant", tenant.slug,
                           "--full", "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert cli.returncode == 1 and json.loads(cli.stdout)["broken_seq"] == 3
+
+
+def test_api_full_parameter(trailseal_client, tenant):
+    _fill(trailseal_client, tenant, 3)
+    for value in ("true", "false", "1", "0", "TRUE"):
+        resp = trailseal_client.get(f"/api/v1/chain/verify?full={value}", headers=tenant.headers)
+        assert resp.status_code == 200 and resp.get_json()["intact"] is True
+    bad = trailseal_client.get("/api/v1/chain/verify?full=maybe", headers=tenant.headers)
+    assert bad.status_code == 422 and "full" in bad.get_json()["error"]["message"]
+    other = trailseal_client.get("/api/v1/chain/verify?fast=1", headers=tenant.headers)
+    assert other.status_code == 422

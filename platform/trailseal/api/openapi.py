@@ -119,6 +119,10 @@ def build_spec(app) -> dict[str, Any]:
         },
         "/api/v1/chain/verify": {
             "get": {"summary": "Verify the tenant's hash chain", "operationId": "verifyChain",
+                    "parameters": [{"name": "full", "in": "query", "required": False,
+                                    "description": "Decode every record and compare it with its "
+                                                   "columns field by field (slower).",
+                                    "schema": {"type": "boolean", "default": False}}],
                     "responses": {"200": {"description": "Verification report", **_ref("ChainVerification")}, **ERRORS},
                     "x-permission": "audit:read"},
         },

@@ -174,10 +174,15 @@ def _cache_set(svc, key: str, value: bytes, ttl: int) -> None:
 @bp.get("/chain/verify")
 @require("audit:read")
 def chain_verify():
-    """Walk the tenant's chain and name the first broken event."""
+    """Walk the tenant's chain and name the first broken event (``full=true``: decode every
+    record instead of trusting matching ``columns_hash`` values)."""
+    _only_params("full")
+    raw = request.args.get("full", "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise ValidationFailed("full must be true or false")
     with audited():
         pass
-    report = verify_chain(_svc(), g.principal.tenant_id)
+    report = verify_chain(_svc(), g.principal.tenant_id, full=raw in ("true", "1"))
     return jsonify(report.to_dict())
 
 
