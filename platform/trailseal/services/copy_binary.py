@@ -10,6 +10,7 @@ import logging
 import selectors
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 log = logging.getLogger(__name__)
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -38,41 +39,24 @@ def _one_tuple(buf: bytes, pos: int, end: int) -> tuple[list[bytes | None] | Non
     return fields, p
 
 
-_CHAIN_HEAD = struct.Struct(">hiqi64si").unpack_from  # count, 8, seq, 64, hash, record size
-_CHAIN_TAIL = struct.Struct(">iqiqi64s").unpack_from  # 8, occurred_at, 8, received_at, 64, digest
-_TAIL_SIZE = 4 + 8 + 4 + 8 + 4 + 64
-_CHAIN_FIXED = 2 + 4 + 8 + 4 + 64 + 4
-
-
-def chain_rows(blocks: Iterable[bytes | memoryview],
-               fallback: Callable[[list[bytes | None]], tuple]) -> Iterator[tuple]:
-    """Rows of the verification COPY (seq int8, hash text, record bytea, projection text,
-    occurred_at and received_at timestamptz, columns digest text) as ``(seq, hash, record,
-    projection, occurred_us, received_us, digest)``, read with a fixed layout. A tuple that does not fit it (a
-    NULL, a hash that is not 64 characters, ...) goes through ``fallback(fields)``."""
+def _read_stream(blocks: Iterable[bytes | memoryview],
+                 read_tuple: Callable[[bytes, int, int], tuple[Any, int]],
+                 read_message: Callable[[memoryview | bytes], Any] | None = None) -> Iterator:
+    """The framing of a binary COPY stream: header, tuples cut across blocks, trailer.
+    ``read_tuple(buf, pos, end)`` gives (item, position after it), or (anything, pos) when
+    the buffer ends inside the tuple. ``read_message(block)``, when given, may read a block
+    that holds exactly one tuple in place (None: it does not)."""
     buf = b""
     header_done = False
     finished = False
     for block in blocks:  # always drained to the end, so the COPY completes
         if finished:
             continue
-        if header_done and not buf and len(block) >= _CHAIN_FIXED:
-            # The server sends each row as one message: read it in place when it is exactly
-            # one tuple of the usual layout.
-            count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(block, 0)
-            if count == 7 and l_seq == 8 and l_hash == 64 and l_rec >= 0:
-                p = _CHAIN_FIXED + l_rec
-                if p + 4 <= len(block):
-                    l_proj = _INT32(block, p)[0]
-                    q = p + 4 + l_proj
-                    if l_proj >= 0 and q + _TAIL_SIZE == len(block):
-                        l_occ, occurred, l_recv, received, l_dig, digest = _CHAIN_TAIL(block, q)
-                        if l_occ == 8 and l_recv == 8 and l_dig == 64:
-                            yield (seq, hash_.decode("utf-8", "replace"),
-                                   bytes(block[_CHAIN_FIXED:p]),
-                                   str(block[p + 4:q], "utf-8", "replace"), occurred, received,
-                                   digest.decode("utf-8", "replace"))
-                            continue
+        if read_message is not None and header_done and not buf:
+            item = read_message(block)
+            if item is not None:
+                yield item
+                continue
         buf = buf + bytes(block) if buf else bytes(block)
         pos = 0
         if not header_done:
@@ -84,85 +68,76 @@ def chain_rows(blocks: Iterable[bytes | memoryview],
             header_done = True
         end = len(buf)
         while pos + 2 <= end:
-            if end - pos >= _CHAIN_FIXED:
-                count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(buf, pos)
-                if count == 7 and l_seq == 8 and l_hash == 64 and l_rec >= 0:
-                    p = pos + _CHAIN_FIXED
-                    if p + l_rec + 4 > end:
-                        break
-                    record = buf[p:p + l_rec]
-                    p += l_rec
-                    l_proj = _INT32(buf, p)[0]
-                    p += 4
-                    if l_proj >= 0 and p + l_proj + _TAIL_SIZE <= end:
-                        projection = buf[p:p + l_proj]
-                        p += l_proj
-                        l_occ, occurred, l_recv, received, l_dig, digest = _CHAIN_TAIL(buf, p)
-                        if l_occ == 8 and l_recv == 8 and l_dig == 64:
-                            yield (seq, hash_.decode("utf-8", "replace"), record,
-                                   projection.decode("utf-8", "replace"), occurred, received,
-                                   digest.decode("utf-8", "replace"))
-                            pos = p + _TAIL_SIZE
-                            continue
             if _INT16(buf, pos)[0] == -1:
                 finished = True
                 pos = end
                 break
-            fields, after = _one_tuple(buf, pos, end)
-            if fields is None:
+            item, after = read_tuple(buf, pos, end)
+            if after == pos:
                 break  # the tuple continues in the next block
-            yield fallback(fields)
+            yield item
             pos = after
         buf = buf[pos:]
     if buf and not finished:
         raise ValueError("binary COPY stream ended inside a tuple")
 
 
+_CHAIN_HEAD = struct.Struct(">hiqi64si").unpack_from  # count, 8, seq, 64, hash, record size
+_CHAIN_TAIL = struct.Struct(">iqiqi64s").unpack_from  # 8, occurred_at, 8, received_at, 64, digest
+_TAIL_SIZE = 4 + 8 + 4 + 8 + 4 + 64
+_CHAIN_FIXED = 2 + 4 + 8 + 4 + 64 + 4
+
+
+def _chain_row(buf, pos: int, end: int) -> tuple[tuple, int] | None:
+    """The tuple at ``pos`` read with the verification layout and the position after it;
+    None when it does not have that layout or does not lie wholly within ``buf[:end]``."""
+    if end - pos < _CHAIN_FIXED:
+        return None
+    count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(buf, pos)
+    if count != 7 or l_seq != 8 or l_hash != 64 or l_rec < 0:
+        return None
+    p = pos + _CHAIN_FIXED + l_rec
+    if p + 4 > end:
+        return None
+    l_proj = _INT32(buf, p)[0]
+    q = p + 4 + l_proj
+    if l_proj < 0 or q + _TAIL_SIZE > end:
+        return None
+    l_occ, occurred, l_recv, received, l_dig, digest = _CHAIN_TAIL(buf, q)
+    if l_occ != 8 or l_recv != 8 or l_dig != 64:
+        return None
+    return (seq, hash_.decode("utf-8", "replace"), bytes(buf[pos + _CHAIN_FIXED:p]),
+            str(buf[p + 4:q], "utf-8", "replace"), occurred, received,
+            digest.decode("utf-8", "replace")), q + _TAIL_SIZE
+
+
+def chain_rows(blocks: Iterable[bytes | memoryview],
+               fallback: Callable[[list[bytes | None]], tuple]) -> Iterator[tuple]:
+    """Rows of the verification COPY (seq int8, hash text, record bytea, projection text,
+    occurred_at and received_at timestamptz, columns digest text) as ``(seq, hash, record,
+    projection, occurred_us, received_us, digest)``, read with a fixed layout. A tuple that
+    does not fit it (a NULL, a hash that is not 64 characters, ...) goes through
+    ``fallback(fields)``."""
+
+    def read_tuple(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
+        got = _chain_row(buf, pos, end)
+        if got is not None:
+            return got
+        fields, after = _one_tuple(buf, pos, end)
+        return (None, pos) if fields is None else (fallback(fields), after)
+
+    def read_message(block) -> tuple | None:
+        # The server sends each row as one message: read it in place when it is exactly
+        # one tuple of the usual layout.
+        got = _chain_row(block, 0, len(block))
+        return got[0] if got is not None and got[1] == len(block) else None
+
+    return _read_stream(blocks, read_tuple, read_message)
+
+
 def split_tuples(blocks: Iterable[bytes | memoryview]) -> Iterator[list[bytes | None]]:
     """Yield each tuple of a binary COPY stream as its raw field values (None for NULL)."""
-    buf = b""
-    header_done = False
-    finished = False
-    for block in blocks:  # always drained to the end, so the COPY completes
-        if finished:
-            continue
-        buf = buf + bytes(block) if buf else bytes(block)
-        pos = 0
-        if not header_done:
-            if len(buf) < 19:
-                continue
-            if not buf.startswith(SIGNATURE):
-                raise ValueError("not a binary COPY stream")
-            pos = 19 + _INT32(buf, 15)[0]
-            header_done = True
-        end = len(buf)
-        while pos + 2 <= end:
-            count = _INT16(buf, pos)[0]
-            if count == -1:
-                finished = True
-                pos = end
-                break
-            p = pos + 2
-            fields: list[bytes | None] = []
-            for _ in range(count):
-                if p + 4 > end:
-                    break
-                size = _INT32(buf, p)[0]
-                p += 4
-                if size == -1:
-                    fields.append(None)
-                    continue
-                if p + size > end:
-                    break
-                fields.append(buf[p:p + size])
-                p += size
-            if len(fields) < count:
-                break  # the tuple continues in the next block
-            yield fields
-            pos = p
-        buf = buf[pos:]
-    if buf and not finished:
-        raise ValueError("binary COPY stream ended inside a tuple")
+    return _read_stream(blocks, _one_tuple)
 
 
 def _wait(fd: int, events: int) -> None:

@@ -157,18 +157,15 @@ class KeyRing:
         aes = self._keys.get((str(tenant_id), key_id))
         if aes is not None:
             return aes
-        cur.execute(
-            "SELECT wrapped_key FROM tenant_keys WHERE tenant_id = %s AND key_id = %s",
-            (tenant_id, key_id),
-        )
-        row = cur.fetchone()
-        if row is None:
-            raise DecryptionFailed(f"data key {key_id} of tenant {tenant_id} is missing")
-        return self._remember(tenant_id, key_id, row[0])
+        return self._remember(tenant_id, key_id, self._wrapped(cur, tenant_id, key_id))
 
     def key_material(self, cur, tenant_id: uuid.UUID, key_id: str) -> bytes:
         """The raw bytes of a data key, for a helper process of this one (bulk import).
         Never cached, never logged, never leaves the machine."""
+        return self._unwrap(tenant_id, key_id, self._wrapped(cur, tenant_id, key_id))
+
+    @staticmethod
+    def _wrapped(cur, tenant_id: uuid.UUID, key_id: str) -> bytes:
         cur.execute(
             "SELECT wrapped_key FROM tenant_keys WHERE tenant_id = %s AND key_id = %s",
             (tenant_id, key_id),
@@ -176,7 +173,7 @@ class KeyRing:
         row = cur.fetchone()
         if row is None:
             raise DecryptionFailed(f"data key {key_id} of tenant {tenant_id} is missing")
-        return self._unwrap(tenant_id, key_id, row[0])
+        return row[0]
 
     def _remember(self, tenant_id: uuid.UUID, key_id: str, wrapped: bytes) -> AESGCM:
         aes = AESGCM(self._unwrap(tenant_id, key_id, wrapped))

@@ -63,13 +63,9 @@ def _joined(values) -> str:
     return _US.join([_NULL if v is None else v for v in values])
 
 
-def time_ordered_uuid() -> uuid.UUID:
-    """A UUIDv7: millisecond timestamp first, so primary-key inserts append to the index."""
-    return uuid.UUID(time_ordered_ids(1)[0])
-
-
 def time_ordered_ids(n: int) -> list[str]:
-    """``n`` UUIDv7 strings sharing this millisecond (random bits from one ``urandom`` call)."""
+    """``n`` UUIDv7 strings sharing this millisecond (random bits from one ``urandom`` call):
+    the timestamp comes first, so primary-key inserts append to the index."""
     ms = (time.time_ns() // 1_000_000).to_bytes(6, "big").hex()
     head = f"{ms[:8]}-{ms[8:12]}-7"
     rand = os.urandom(10 * n).hex()
