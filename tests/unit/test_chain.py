@@ -12,7 +12,6 @@ from trailseal.services.chain import (
     GENESIS_HASH,
     ChainWalker,
     build_record,
-    columns_digest,
     format_ts,
     projection_of,
     record_hash,
@@ -39,10 +38,8 @@ def fields(i: int, prev: str, **over) -> dict:
 
 def server_row(seq: int, stored_hash: str, record: bytes, projection: str, occurred_us: int,
                received_us: int) -> tuple:
-    """A row as ``VERIFY_COLUMNS`` lays it out, with the digest the server computes from
-    the columns."""
-    return (seq, stored_hash, record, projection, occurred_us, received_us,
-            columns_digest(projection, seq, occurred_us, received_us))
+    """A row as verification reads ``VERIFY_COLUMNS`` (the projection as UTF-8 bytes)."""
+    return (seq, stored_hash, record, projection.encode(), occurred_us, received_us)
 
 
 def row_from(f: dict, seq: int | None = None) -> tuple:

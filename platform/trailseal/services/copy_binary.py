@@ -83,8 +83,8 @@ def _read_stream(blocks: Iterable[bytes | memoryview],
 
 
 _CHAIN_HEAD = struct.Struct(">hiqi64si").unpack_from  # count, 8, seq, 64, hash, record size
-_CHAIN_TAIL = struct.Struct(">iqiqi64s").unpack_from  # 8, occurred_at, 8, received_at, 64, digest
-_TAIL_SIZE = 4 + 8 + 4 + 8 + 4 + 64
+_CHAIN_TAIL = struct.Struct(">iqiq").unpack_from  # 8, occurred_at, 8, received_at
+_TAIL_SIZE = 4 + 8 + 4 + 8
 _CHAIN_FIXED = 2 + 4 + 8 + 4 + 64 + 4
 
 
@@ -94,7 +94,7 @@ def _chain_row(buf, pos: int, end: int) -> tuple[tuple, int] | None:
     if end - pos < _CHAIN_FIXED:
         return None
     count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(buf, pos)
-    if count != 7 or l_seq != 8 or l_hash != 64 or l_rec < 0:
+    if count != 6 or l_seq != 8 or l_hash != 64 or l_rec < 0:
         return None
     p = pos + _CHAIN_FIXED + l_rec
     if p + 4 > end:
@@ -103,19 +103,18 @@ def _chain_row(buf, pos: int, end: int) -> tuple[tuple, int] | None:
     q = p + 4 + l_proj
     if l_proj < 0 or q + _TAIL_SIZE > end:
         return None
-    l_occ, occurred, l_recv, received, l_dig, digest = _CHAIN_TAIL(buf, q)
-    if l_occ != 8 or l_recv != 8 or l_dig != 64:
+    l_occ, occurred, l_recv, received = _CHAIN_TAIL(buf, q)
+    if l_occ != 8 or l_recv != 8:
         return None
     return (seq, hash_.decode("utf-8", "replace"), bytes(buf[pos + _CHAIN_FIXED:p]),
-            str(buf[p + 4:q], "utf-8", "replace"), occurred, received,
-            digest.decode("utf-8", "replace")), q + _TAIL_SIZE
+            bytes(buf[p + 4:q]), occurred, received), q + _TAIL_SIZE
 
 
 def chain_rows(blocks: Iterable[bytes | memoryview],
                fallback: Callable[[list[bytes | None]], tuple]) -> Iterator[tuple]:
     """Rows of the verification COPY (seq int8, hash text, record bytea, projection text,
-    occurred_at and received_at timestamptz, columns digest text) as ``(seq, hash, record,
-    projection, occurred_us, received_us, digest)``, read with a fixed layout. A tuple that
+    occurred_at and received_at timestamptz) as ``(seq, hash, record, projection bytes,
+    occurred_us, received_us)``, read with a fixed layout. A tuple that
     does not fit it (a NULL, a hash that is not 64 characters, ...) goes through
     ``fallback(fields)``."""
 
@@ -176,19 +175,32 @@ def copy_out(pgconn, sql: str) -> Iterator[memoryview]:
             pass
         raise OperationalError(message)
     get = pgconn.get_copy_data
+    consume = pgconn.consume_input
     done = False
     try:
-        while True:
-            size, data = get(1)
-            if size > 0:
-                yield data
-            elif size == 0:  # nothing buffered yet
-                _wait(fd, selectors.EVENT_READ)
-                pgconn.consume_input()
-            elif size == -1:
-                break
-            else:
-                raise OperationalError(pgconn.get_error_message())
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while True:
+                size, data = get(1)
+                if size > 0:
+                    yield data
+                elif size == 0:  # nothing buffered: read what the socket holds, else wait
+                    consume()
+                    size, data = get(1)
+                    if size == 0:
+                        selector.select()
+                        consume()
+                        continue
+                    if size > 0:
+                        yield data
+                    elif size == -1:
+                        break
+                    else:
+                        raise OperationalError(pgconn.get_error_message())
+                elif size == -1:
+                    break
+                else:
+                    raise OperationalError(pgconn.get_error_message())
         done = True
     finally:
         error = None

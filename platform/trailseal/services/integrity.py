@@ -47,6 +47,13 @@ def _copy_sql(first_seq: int, last_seq: int | None) -> str:
             "TO STDOUT (FORMAT BINARY)")
 
 
+def _session(execute) -> None:
+    """Settings for a verification COPY's transaction: read (tenant_id, seq) in index order
+    instead of sorting the whole chain; text in UTF-8, the bytes the column digest covers."""
+    execute("SET LOCAL enable_sort = off")
+    execute("SET LOCAL client_encoding = 'UTF8'")
+
+
 def _int8(raw: bytes | None) -> int:
     return int.from_bytes(raw, "big", signed=True) if raw else 0
 
@@ -58,9 +65,8 @@ def _text(raw: bytes | None) -> str:
 def _decode(f: list) -> tuple:
     """One binary COPY tuple as a ``ChainWalker`` row, whatever it holds (a tampered row
     may carry NULLs or odd sizes; the walker then reports it)."""
-    f = (f + [None] * 7)[:7]
-    return (_int8(f[0]), _text(f[1]), f[2] or b"", _text(f[3]), _int8(f[4]), _int8(f[5]),
-            _text(f[6]))
+    f = (f + [None] * 6)[:6]
+    return (_int8(f[0]), _text(f[1]), f[2] or b"", f[3] or b"", _int8(f[4]), _int8(f[5]))
 
 
 def _walk(svc, tenant_id: uuid.UUID, snapshot: str, walker: ChainWalker, first_seq: int,
@@ -70,8 +76,7 @@ def _walk(svc, tenant_id: uuid.UUID, snapshot: str, walker: ChainWalker, first_s
     server keeps producing into the socket while this thread checks, so no extra thread."""
     feed = walker.feed
     with svc.db.cursor(tenant_id, snapshot=snapshot) as cur:
-        # Read (tenant_id, seq) in index order instead of sorting the whole chain.
-        cur.execute("SET LOCAL enable_sort = off")
+        _session(cur.execute)
         blocks = copy_out(cur.connection.pgconn, _copy_sql(first_seq, last_seq))
         try:
             for row in chain_rows(blocks, _decode):
@@ -136,7 +141,7 @@ def verify_range(url: str, tenant_id: str, snapshot: str, first_seq: int, last_s
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         conn.execute("SELECT set_config('trailseal.tenant_id', %s, true)", (tenant_id,))
-        conn.execute("SET LOCAL enable_sort = off")
+        _session(conn.execute)
         return _check_range(conn.pgconn, tenant_id, first_seq, last_seq, head_seq, head_hash,
                             full)
 
@@ -211,7 +216,7 @@ def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,
 
     def here(index: int) -> None:
         with svc.db.cursor(tenant_id, snapshot=snapshot) as cur:
-            cur.execute("SET LOCAL enable_sort = off")
+            _session(cur.execute)
             results[index] = _check_range(cur.connection.pgconn, tid, *ranges[index],
                                           head_seq, head_hash, full)
 
