@@ -20,6 +20,7 @@ import gc
 import hashlib
 import io
 import pstats
+import struct
 import sysconfig
 import time
 
@@ -43,15 +44,17 @@ def fetch_only(svc, tenant_id, keep: int = 100_000) -> tuple[int, float, list[tu
 
     Returns the row count, seconds and up to ``keep`` rows for the in-memory tests.
     """
+    from trailseal.services.chain import row_from_fields
     from trailseal.services.copy_binary import chain_rows, copy_out
-    from trailseal.services.integrity import _copy_sql, _decode
+    from trailseal.services.integrity import _copy_sql
 
     kept: list[tuple] = []
     n = 0
     t0 = time.perf_counter()
     with svc.db.cursor(tenant_id) as cur:
         cur.execute("SET LOCAL enable_sort = off")
-        for row in chain_rows(copy_out(cur.connection.pgconn, _copy_sql(1, None)), _decode):
+        for row in chain_rows(copy_out(cur.connection.pgconn, _copy_sql(1, None)),
+                              row_from_fields):
             n += 1
             if len(kept) < keep:
                 kept.append(row)
@@ -92,6 +95,28 @@ def in_memory_costs(rows: list[tuple]) -> None:
             if not walker.feed(row):
                 raise AssertionError(walker.broken)
 
+    def as_message(row) -> bytes:  # the row as the server sends it
+        out = struct.pack(">hiq", 4, 8, row[0])
+        for value in (row[1].encode(), row[2], row[3]):
+            out += struct.pack(">i", len(value)) + value
+        return out
+
+    messages = [as_message(r) for r in rows]
+
+    def walk_messages():
+        walker = ChainWalker("bench", rows[-1][0], rows[-1][1], _NoLookup())
+        walker.prev_hash = GENESIS_HASH
+        for msg in messages:
+            if not walker.feed_message(msg):
+                raise AssertionError(walker.broken)
+
+    def walk_full():
+        walker = ChainWalker("bench", rows[-1][0], rows[-1][1], _NoLookup(), fast=False)
+        walker.prev_hash = GENESIS_HASH
+        for row in rows:
+            if not walker.feed(row):
+                raise AssertionError(walker.broken)
+
     def each(fn, items) -> None:  # results are dropped at once, as in feed
         for item in items:
             fn(item)
@@ -99,9 +124,13 @@ def in_memory_costs(rows: list[tuple]) -> None:
     recs = [orjson.loads(r[2]) for r in rows]
     records = [r[2] for r in rows]
     parts = [
-        ("ChainWalker.feed (everything below + checks)", walk),
+        ("ChainWalker.feed_message (COPY messages: the hot path)", walk_messages),
+        ("ChainWalker.feed (rows as tuples)", walk),
+        ("ChainWalker.feed, fast=False (verify --full)", walk_full),
         ("sha256(record).hexdigest()", lambda: each(lambda b: hashlib.sha256(b).hexdigest(),
                                                     records)),
+        ("sha256(columns).hexdigest()", lambda: each(lambda b: hashlib.sha256(b).hexdigest(),
+                                                     [r[3] for r in rows])),
         ("orjson.loads(record)", lambda: each(orjson.loads, records)),
         ("projection_of(rec)", lambda: each(projection_of, recs)),
         ("ts_micros(occurred_at)", lambda: each(ts_micros, [d["occurred_at"] for d in recs])),
@@ -109,7 +138,7 @@ def in_memory_costs(rows: list[tuple]) -> None:
     print(f"In-memory per-row costs ({n:,} rows already fetched, chain from seq 1; best of 3, "
           "GC off):")
     for label, fn in parts:
-        print(f"  {label:<48} {timed(fn):7.2f} us/row")
+        print(f"  {label:<54} {timed(fn):7.2f} us/row")
     print()
 
 

@@ -6,15 +6,23 @@ timestamps, record, hash or seq; and intact rows never need the full check."""
 
 from __future__ import annotations
 
+import struct
+
 import psycopg
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.property.strategies import PROPERTY, events, safe_text
-from trailseal.services.chain import FIELD_SEP, NULL_MARK, ChainWalker
+from trailseal.services.chain import (
+    FIELD_SEP,
+    NULL_MARK,
+    ChainWalker,
+    row_from_fields,
+    split_columns,
+)
 from trailseal.services.copy_binary import chain_rows, copy_out
 from trailseal.services.ingest import append_events, validate_events
-from trailseal.services.integrity import _copy_sql, _decode
+from trailseal.services.integrity import _copy_sql
 from trailseal.testing import make_tenant
 
 # Projection fields (chain.PROJECTION_SQL order) an attacker could edit, and whether NULL fits.
@@ -48,19 +56,32 @@ class _Lookup:
         return next(((r[0], None) for r in self.rows if r[1] == h), None)
 
     def by_previous_hash(self, h):
-        return next(((r[0], None) for r in self.rows if r[3].decode().split(FIELD_SEP)[-1] == h), None)
+        return next(((r[0], None) for r in self.rows if _fields(r)[-1] == h), None)
 
     def id_at(self, seq):
-        return next((r[3].decode().split(FIELD_SEP)[0] for r in self.rows if r[0] == seq), None)
+        return next((_fields(r)[0] for r in self.rows if r[0] == seq), None)
 
 
-def _walk(rows, head_seq, head_hash, fast: bool):
+def _fields(row) -> list[str]:
+    return split_columns(row[3])[0].decode().split(FIELD_SEP)
+
+
+def _message(row) -> bytes:
+    """A row as the server sends it: one binary COPY tuple."""
+    seq, hash_, record, columns = row
+    out = struct.pack(">hiq", 4, 8, seq)
+    for value in (hash_.encode(), record, columns):
+        out += struct.pack(">i", len(value)) + value
+    return out
+
+
+def _walk(rows, head_seq, head_hash, fast: bool, messages: bool = False):
     walker = ChainWalker("t", head_seq, head_hash, _Lookup(rows), fast=fast)
     full_checks = []
     check = walker.check
     walker.check = lambda row, *a: full_checks.append(row) or check(row, *a)
     for row in rows:
-        if not walker.feed(row):
+        if not (walker.feed_message(_message(row)) if messages else walker.feed(row)):
             break
     return walker.finish().to_dict(), len(full_checks)
 
@@ -69,7 +90,7 @@ def _stored_rows(services, tenant_id):
     url = services.config["ADMIN_DATABASE_URL"].replace("+psycopg", "")
     with psycopg.connect(url) as conn:
         sql = _copy_sql(1, None).replace(" WHERE ", f" WHERE tenant_id = '{tenant_id}' AND ", 1)
-        return list(chain_rows(copy_out(conn.pgconn, sql), _decode))
+        return list(chain_rows(copy_out(conn.pgconn, sql), row_from_fields))
 
 
 @PROPERTY
@@ -79,13 +100,15 @@ def test_fast_check_agrees_with_the_full_check(trailseal_services, batch, data):
     result = append_events(trailseal_services, tenant.id, validate_events(batch))
     rows = _stored_rows(trailseal_services, tenant.id)
     head_seq, head_hash = result.last_seq, result.hashes[-1]
-    intact, full_checks = _walk(rows, head_seq, head_hash, fast=True)
-    assert full_checks == 0  # the columns' digest matched every record's columns_hash
-    assert intact == _walk(rows, head_seq, head_hash, fast=False)[0]
-    assert intact["intact"] and intact["events_checked"] == len(batch)
+    for messages in (False, True):
+        intact, full_checks = _walk(rows, head_seq, head_hash, fast=True, messages=messages)
+        assert full_checks == 0  # the columns' digest matched every record's columns_hash
+        assert intact == _walk(rows, head_seq, head_hash, fast=False)[0]
+        assert intact["intact"] and intact["events_checked"] == len(batch)
 
     index = data.draw(st.integers(min_value=0, max_value=len(rows) - 1))
-    seq, hash_, record, projection, occurred, received = rows[index]
+    seq, hash_, record, columns = rows[index]
+    projection, occurred, received = split_columns(columns)
     kind = data.draw(st.sampled_from(["field", "occurred", "received", "record", "hash", "seq"]))
     if kind == "field":
         position, nullable = data.draw(st.sampled_from(FIELDS))
@@ -104,12 +127,14 @@ def test_fast_check_agrees_with_the_full_check(trailseal_services, batch, data):
         hash_ = data.draw(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64))
     else:
         seq = data.draw(st.integers(min_value=0, max_value=len(rows) + 2))
-    tampered = list(rows)
-    tampered[index] = (seq, hash_, record, projection, occurred, received)
-    fast = _walk(tampered, head_seq, head_hash, fast=True)[0]
-    assert fast == _walk(tampered, head_seq, head_hash, fast=False)[0]
+    tampered = list(rows)  # the server joins the stored columns, seq included
+    tampered[index] = (seq, hash_, record,
+                       projection + struct.pack(">qqq", seq, occurred, received))
+    full = _walk(tampered, head_seq, head_hash, fast=False)[0]
+    assert _walk(tampered, head_seq, head_hash, fast=True)[0] == full
+    assert _walk(tampered, head_seq, head_hash, fast=True, messages=True)[0] == full
     if tampered[index] != rows[index]:
-        assert not fast["intact"]
+        assert not full["intact"]
 
 
 def test_idempotency_keys_and_empty_fields_take_the_fast_path(trailseal_services):
@@ -121,5 +146,7 @@ def test_idempotency_keys_and_empty_fields_take_the_fast_path(trailseal_services
                   idempotency_key="retry-1", request_hash="h")
     result = append_events(trailseal_services, tenant.id, validate_events([body, body]))
     rows = _stored_rows(trailseal_services, tenant.id)
-    report, full_checks = _walk(rows, result.last_seq, result.hashes[-1], fast=True)
-    assert report["intact"] and report["events_checked"] == 3 and full_checks == 0
+    for messages in (False, True):
+        report, full_checks = _walk(rows, result.last_seq, result.hashes[-1], fast=True,
+                                    messages=messages)
+        assert report["intact"] and report["events_checked"] == 3 and full_checks == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -38,8 +39,9 @@ def fields(i: int, prev: str, **over) -> dict:
 
 def server_row(seq: int, stored_hash: str, record: bytes, projection: str, occurred_us: int,
                received_us: int) -> tuple:
-    """A row as verification reads ``VERIFY_COLUMNS`` (the projection as UTF-8 bytes)."""
-    return (seq, stored_hash, record, projection.encode(), occurred_us, received_us)
+    """A row as verification reads ``VERIFY_COLUMNS``."""
+    return (seq, stored_hash, record,
+            projection.encode() + struct.pack(">qqq", seq, occurred_us, received_us))
 
 
 def row_from(f: dict, seq: int | None = None) -> tuple:

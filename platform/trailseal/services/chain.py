@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from .copy_binary import CHAIN_RECORD_AT, _one_tuple, chain_message
+
 GENESIS_HASH = "0" * 64
 CANONICAL_VERSION = 2
 COLUMNS_HASH = "columns_hash"
@@ -47,15 +49,22 @@ PROJECTION_SQL = (
     "array_to_string(tags, chr(29), chr(30)), key_id, coalesce(idempotency_key, chr(30)), "
     "num_nulls(actor_role, actor_department, source, idempotency_key), previous_hash)"
 )
-# What verification reads per row. The columns digest is computed by the reader, not by
-# the server: PostgreSQL's own sha256() costs it several times what hashlib costs here.
-VERIFY_COLUMNS = f"seq, hash, record, {PROJECTION_SQL}, occurred_at, received_at"
+# What verification reads per row: seq, the stored hash, the record and the row's columns
+# as the bytes ``columns_hash`` covers (the projection string in UTF-8, then seq,
+# occurred_at and received_at as big-endian int64), so one hashlib call digests them.
+# The digest is computed by the reader, not the server: PostgreSQL's built-in sha256()
+# costs several times what hashlib costs.
+VERIFY_COLUMNS = (
+    f"seq, hash, record, convert_to({PROJECTION_SQL}, 'UTF8') || int8send(seq) "
+    "|| timestamptz_send(occurred_at) || timestamptz_send(received_at)"
+)
 VERIFY_FROM = "audit_logs"
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # binary timestamptz counts µs from here
 _ONE_US = timedelta(microseconds=1)
 _NAIVE_EPOCH = datetime(2000, 1, 1)
 _sha256 = hashlib.sha256
 _PACK3 = struct.Struct(">qqq").pack
+_UNPACK3 = struct.Struct(">qqq").unpack_from
 _COLUMNS_HASH_AT = b'"columns_hash":"'
 _FIELD_SEP_B = FIELD_SEP.encode()
 
@@ -87,6 +96,27 @@ def build_record(fields: dict[str, Any]) -> bytes:
 def record_hash(record: bytes) -> str:
     """SHA-256 (hex) of a canonical record."""
     return hashlib.sha256(record).hexdigest()
+
+
+def split_columns(columns: bytes) -> tuple[bytes, int | None, int | None]:
+    """A verification row's column bytes as (projection string in UTF-8, occurred_at µs,
+    received_at µs); the timestamps are None when the bytes are too short to hold them."""
+    if len(columns) < 24:
+        return columns, None, None
+    _, occurred_us, received_us = _UNPACK3(columns, len(columns) - 24)
+    return columns[:-24], occurred_us, received_us
+
+
+def _int8(raw: bytes | None) -> int:
+    return int.from_bytes(raw, "big", signed=True) if raw else 0
+
+
+def row_from_fields(fields: list[bytes | None]) -> tuple:
+    """One verification tuple's raw fields as a ``ChainWalker`` row, whatever they hold (a
+    tampered row may carry NULLs or odd sizes; the walker then reports it)."""
+    f = (fields + [None] * 4)[:4]
+    return (_int8(f[0]), "" if f[1] is None else f[1].decode("utf-8", "replace"),
+            f[2] or b"", f[3] or b"")
 
 
 def projection_of(rec: dict[str, Any]) -> str:
@@ -146,7 +176,10 @@ class ChainReport:
 
 
 def _event_id(row: tuple) -> str | None:
-    """The event id of a verification row: the one its record names, else its id column."""
+    """The event id of a verification row (or of its COPY message): the one its record
+    names, else its id column."""
+    if isinstance(row, bytes):
+        row = row_from_fields(_one_tuple(row, 0, len(row))[0] or [])
     try:
         event_id = orjson.loads(row[2])["id"]
         if isinstance(event_id, str):
@@ -154,8 +187,8 @@ def _event_id(row: tuple) -> str | None:
     except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
         pass
     try:
-        return row[3].split(_FIELD_SEP_B, 1)[0].decode("utf-8", "replace") or None
-    except (AttributeError, IndexError):
+        return split_columns(row[3])[0].split(_FIELD_SEP_B, 1)[0].decode("utf-8", "replace") or None
+    except (AttributeError, IndexError, TypeError):
         return None
 
 
@@ -180,33 +213,51 @@ class ChainWalker:
         self.checked = 0
         self.broken: tuple[int, str | None, str, str] | None = None  # seq, id, reason, detail
         self._last_received: tuple[str, int] = ("", 0)
+        self.first_link: str | None = None  # see the prev_hash setter
 
     def feed(self, row: tuple) -> bool:
         """Check the next row; return False once the chain is found broken.
 
-        A row is ``(seq, hash, record, projection, occurred_us, received_us)``: the stored
-        hash, the record's bytes, the projection string's UTF-8 bytes and the timestamps as
-        binary microseconds.
+        A row is ``(seq, hash, record, columns)``: the stored hash, the record's bytes and
+        the row's column bytes (see ``VERIFY_COLUMNS``).
 
         Fast path (format 2): the row's seq is the next one, its record hashes to its
         ``hash``, its ``previous_hash`` column is the previous row's hash and its record
         holds the ``columns_hash`` computed here from its columns. A canonical record holds
         the key once, so the columns are the ones the record was written with, seq and
         previous_hash included. Anything else is decided by ``check``."""
-        seq, stored_hash, record, projection, occurred_us, received_us = row
+        seq, stored_hash, record, columns = row
         actual = _sha256(record).hexdigest()
         if (self.fast and actual == stored_hash and seq == self.expected_seq
-                and seq <= self.head_seq and projection[-65:] == self._prev_tail
-                and b'%s%s"' % (_COLUMNS_HASH_AT, _sha256(
-                    projection + _PACK3(seq, occurred_us, received_us)).hexdigest().encode())
+                and seq <= self.head_seq and columns[-89:-24] == self._prev_tail
+                and b'%s%s"' % (_COLUMNS_HASH_AT, _sha256(columns).hexdigest().encode())
                 in record):
-            self._prev_hash = stored_hash  # _advance, inlined on the hot path
-            self._prev_tail = _FIELD_SEP_B + stored_hash.encode()
-            self.prev_row = row
+            self._advance(row, stored_hash)
+            return True
+        return self.check(row, actual)
+
+    def feed_message(self, msg: bytes | memoryview) -> bool | None:
+        """``feed`` for a binary COPY data message holding one row of ``VERIFY_COLUMNS``,
+        read in place (the hot path of verification); None when the message is not one
+        tuple of that layout (the caller then decodes it and calls ``feed``)."""
+        got = chain_message(msg)
+        if got is None:
+            return None
+        seq, stored, end = got
+        msg = bytes(msg)
+        view = memoryview(msg)
+        actual = _sha256(view[CHAIN_RECORD_AT:end]).hexdigest()
+        if (self.fast and seq == self.expected_seq and seq <= self.head_seq
+                and len(msg) - end >= 93 and msg[-89:-24] == self._prev_tail and actual.encode() == stored
+                and msg.find(b'%s%s"' % (_COLUMNS_HASH_AT, _sha256(view[end + 4:]).hexdigest()
+                                         .encode()), CHAIN_RECORD_AT, end) >= 0):
+            self._prev_hash = actual  # _advance, inlined on the hot path
+            self._prev_tail = _FIELD_SEP_B + stored
+            self.prev_row = msg  # decoded when a report needs it
             self.expected_seq += 1
             self.checked += 1
             return True
-        return self.check(row, actual)
+        return self.check(row_from_fields(_one_tuple(msg, 0, len(msg))[0]), actual)
 
     def _advance(self, row: tuple, stored_hash: str) -> None:
         self._prev_hash = stored_hash
@@ -221,14 +272,17 @@ class ChainWalker:
         return self._prev_hash
 
     @prev_hash.setter
-    def prev_hash(self, value: str) -> None:
+    def prev_hash(self, value: str | None) -> None:
+        """None: start mid-chain, taking the first row's link on trust (it is kept in
+        ``first_link`` for the caller to check against the row before)."""
         self._prev_hash = value
-        self._prev_tail = _FIELD_SEP_B + value.encode()
+        self._prev_tail = None if value is None else _FIELD_SEP_B + value.encode()
 
     def check(self, row: tuple, actual_hash: str | None = None) -> bool:
         """The full check of a row: decode the record and compare it field by field.
         ``actual_hash``: the record's SHA-256 when the caller has computed it already."""
-        seq, stored_hash, record, projection, occurred_us, received_us = row
+        seq, stored_hash, record, columns = row
+        projection, occurred_us, received_us = split_columns(columns)
         if seq != self.expected_seq or seq > self.head_seq:
             return self._seq_break(row)
         if (actual_hash or _sha256(record).hexdigest()) != stored_hash:
@@ -250,6 +304,8 @@ class ChainWalker:
         if not consistent:
             return self._break(seq, row, "modified",
                                f"the stored columns of event seq {seq} differ from its hashed record")
+        if self._prev_hash is None:  # the first row of a range: its caller checks the link
+            self.first_link = self._prev_hash = rec["previous_hash"]
         if rec["previous_hash"] != self.prev_hash:
             # Consistent with itself but not linked to its predecessor: the predecessor was
             # rewritten and re-hashed (nothing stored has the hash this row links to), or

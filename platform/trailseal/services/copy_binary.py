@@ -83,38 +83,46 @@ def _read_stream(blocks: Iterable[bytes | memoryview],
 
 
 _CHAIN_HEAD = struct.Struct(">hiqi64si").unpack_from  # count, 8, seq, 64, hash, record size
-_CHAIN_TAIL = struct.Struct(">iqiq").unpack_from  # 8, occurred_at, 8, received_at
-_TAIL_SIZE = 4 + 8 + 4 + 8
-_CHAIN_FIXED = 2 + 4 + 8 + 4 + 64 + 4
+CHAIN_RECORD_AT = 2 + 4 + 8 + 4 + 64 + 4  # where a verification tuple's record starts
+
+
+def chain_message(msg) -> tuple[int, bytes, int] | None:
+    """``(seq, hash, end of record)`` of a message that holds exactly one verification
+    tuple (seq int8, hash of 64 bytes, record, columns) with the columns running to its
+    end; None when it does not."""
+    size = len(msg)
+    if size < CHAIN_RECORD_AT + 4:
+        return None
+    count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(msg, 0)
+    end = CHAIN_RECORD_AT + l_rec
+    if (count != 4 or l_seq != 8 or l_hash != 64 or l_rec < 0 or end + 4 > size
+            or _INT32(msg, end)[0] != size - end - 4):
+        return None
+    return seq, hash_, end
 
 
 def _chain_row(buf, pos: int, end: int) -> tuple[tuple, int] | None:
     """The tuple at ``pos`` read with the verification layout and the position after it;
     None when it does not have that layout or does not lie wholly within ``buf[:end]``."""
-    if end - pos < _CHAIN_FIXED:
+    if end - pos < CHAIN_RECORD_AT + 4:
         return None
     count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(buf, pos)
-    if count != 6 or l_seq != 8 or l_hash != 64 or l_rec < 0:
+    if count != 4 or l_seq != 8 or l_hash != 64 or l_rec < 0:
         return None
-    p = pos + _CHAIN_FIXED + l_rec
+    p = pos + CHAIN_RECORD_AT + l_rec
     if p + 4 > end:
         return None
-    l_proj = _INT32(buf, p)[0]
-    q = p + 4 + l_proj
-    if l_proj < 0 or q + _TAIL_SIZE > end:
+    q = p + 4 + _INT32(buf, p)[0]
+    if q < p + 4 or q > end:
         return None
-    l_occ, occurred, l_recv, received = _CHAIN_TAIL(buf, q)
-    if l_occ != 8 or l_recv != 8:
-        return None
-    return (seq, hash_.decode("utf-8", "replace"), bytes(buf[pos + _CHAIN_FIXED:p]),
-            bytes(buf[p + 4:q]), occurred, received), q + _TAIL_SIZE
+    return (seq, hash_.decode("utf-8", "replace"), bytes(buf[pos + CHAIN_RECORD_AT:p]),
+            bytes(buf[p + 4:q])), q
 
 
 def chain_rows(blocks: Iterable[bytes | memoryview],
                fallback: Callable[[list[bytes | None]], tuple]) -> Iterator[tuple]:
-    """Rows of the verification COPY (seq int8, hash text, record bytea, projection text,
-    occurred_at and received_at timestamptz) as ``(seq, hash, record, projection bytes,
-    occurred_us, received_us)``, read with a fixed layout. A tuple that
+    """Rows of the verification COPY (seq int8, hash text, record bytea, columns bytea) as
+    ``(seq, hash, record, columns)``, read with a fixed layout. A tuple that
     does not fit it (a NULL, a hash that is not 64 characters, ...) goes through
     ``fallback(fields)``."""
 
@@ -132,6 +140,29 @@ def chain_rows(blocks: Iterable[bytes | memoryview],
         return got[0] if got is not None and got[1] == len(block) else None
 
     return _read_stream(blocks, read_tuple, read_message)
+
+
+def feed_stream(blocks: Iterable[bytes | memoryview],
+                feed_message: Callable[[bytes | memoryview], bool | None],
+                feed_row: Callable[[tuple], bool],
+                decode: Callable[[list[bytes | None]], tuple]) -> bool:
+    """Drive a row consumer over a binary COPY stream until it reports a break.
+
+    A data message that holds exactly one tuple goes to ``feed_message(msg)`` first: it
+    returns its verdict, or None when it does not read that message. Every other tuple is
+    cut from the stream, decoded with ``decode(fields)`` and given to ``feed_row(row)``.
+    Returns False at the first False verdict (the caller closes ``blocks``), else True."""
+
+    def read_tuple(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
+        fields, after = _one_tuple(buf, pos, end)
+        return (None, pos) if fields is None else (decode(fields), after)
+
+    for item in _read_stream(blocks, read_tuple, feed_message):
+        if item is True:
+            continue
+        if item is False or not feed_row(item):
+            return False
+    return True
 
 
 def split_tuples(blocks: Iterable[bytes | memoryview]) -> Iterator[list[bytes | None]]:

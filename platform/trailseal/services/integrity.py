@@ -6,13 +6,18 @@ import logging
 import re
 import uuid
 
-import orjson
-
 from ..errors import NotFound
 from . import helpers
 from .alerts import record_alert
-from .chain import GENESIS_HASH, VERIFY_COLUMNS, VERIFY_FROM, ChainReport, ChainWalker
-from .copy_binary import chain_rows, copy_out
+from .chain import (
+    GENESIS_HASH,
+    VERIFY_COLUMNS,
+    VERIFY_FROM,
+    ChainReport,
+    ChainWalker,
+    row_from_fields,
+)
+from .copy_binary import copy_out, feed_stream
 
 PARALLEL_MIN = 150_000  # below this, a second process costs more than it saves
 log = logging.getLogger(__name__)
@@ -54,34 +59,16 @@ def _session(execute) -> None:
     execute("SET LOCAL client_encoding = 'UTF8'")
 
 
-def _int8(raw: bytes | None) -> int:
-    return int.from_bytes(raw, "big", signed=True) if raw else 0
-
-
-def _text(raw: bytes | None) -> str:
-    return "" if raw is None else raw.decode("utf-8", "replace")
-
-
-def _decode(f: list) -> tuple:
-    """One binary COPY tuple as a ``ChainWalker`` row, whatever it holds (a tampered row
-    may carry NULLs or odd sizes; the walker then reports it)."""
-    f = (f + [None] * 6)[:6]
-    return (_int8(f[0]), _text(f[1]), f[2] or b"", f[3] or b"", _int8(f[4]), _int8(f[5]))
-
-
 def _walk(svc, tenant_id: uuid.UUID, snapshot: str, walker: ChainWalker, first_seq: int,
           last_seq: int | None) -> None:
     """Feed ``walker`` the rows first_seq..last_seq over a binary COPY on a second connection
     that sees the same snapshot (so concurrent appends are neither seen nor missed). The
     server keeps producing into the socket while this thread checks, so no extra thread."""
-    feed = walker.feed
     with svc.db.cursor(tenant_id, snapshot=snapshot) as cur:
         _session(cur.execute)
         blocks = copy_out(cur.connection.pgconn, _copy_sql(first_seq, last_seq))
         try:
-            for row in chain_rows(blocks, _decode):
-                if not feed(row):
-                    break
+            feed_stream(blocks, walker.feed_message, walker.feed, row_from_fields)
         finally:
             blocks.close()  # after a break: cancel the rest of the COPY
 
@@ -106,26 +93,14 @@ def _check_range(pgconn, tenant_id: str, first_seq: int, last_seq: int | None, h
     end, for the seams between ranges."""
     walker = ChainWalker(tenant_id, head_seq, head_hash, _NoLookup(), fast=not full)
     walker.expected_seq = first_seq
-    first_prev = None
-    intact = True
+    walker.prev_hash = None  # the first row's link is checked at the seam
     blocks = copy_out(pgconn, _copy_sql(first_seq, last_seq))
     try:
-        for row in chain_rows(blocks, _decode):
-            if first_prev is None:
-                try:
-                    first_prev = orjson.loads(row[2]).get("previous_hash")
-                except (orjson.JSONDecodeError, AttributeError):
-                    first_prev = None
-                if not isinstance(first_prev, str):
-                    first_prev = ""  # no usable link: the seam check fails, the walk decides
-                walker.prev_hash = first_prev
-            if not walker.feed(row):
-                intact = False
-                break
+        intact = feed_stream(blocks, walker.feed_message, walker.feed, row_from_fields)
     finally:
         blocks.close()
-    return {"intact": intact and first_prev is not None, "checked": walker.checked,
-            "first_seq": first_seq, "first_previous_hash": first_prev,
+    return {"intact": intact and walker.first_link is not None, "checked": walker.checked,
+            "first_seq": first_seq, "first_previous_hash": walker.first_link,
             "last_seq": walker.expected_seq - 1, "last_hash": walker.prev_hash}
 
 
