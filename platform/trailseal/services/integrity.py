@@ -54,9 +54,8 @@ def _copy_sql(first_seq: int, last_seq: int | None) -> str:
 
 def _session(execute) -> None:
     """Settings for a verification COPY's transaction: read (tenant_id, seq) in index order
-    instead of sorting the whole chain; text in UTF-8, the bytes the column digest covers."""
+    instead of sorting the whole chain."""
     execute("SET LOCAL enable_sort = off")
-    execute("SET LOCAL client_encoding = 'UTF8'")
 
 
 def _walk(svc, tenant_id: uuid.UUID, snapshot: str, walker: ChainWalker, first_seq: int,
