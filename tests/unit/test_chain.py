@@ -83,13 +83,33 @@ class Lookup:
         return next((rid(r) for r in self.rows if r[0] == seq), None)
 
 
-def walk(rows, head_seq, head_hash):
-    ordered = sorted(rows, key=lambda r: (r[0], rid(r)))
-    walker = ChainWalker(str(TENANT), head_seq, head_hash, Lookup(ordered))
-    for row in ordered:
-        if not walker.feed(row):
-            break
-    return walker.finish()
+def as_message(row) -> bytes:
+    """A row as the server sends it: one binary COPY tuple (what ``feed_message`` reads)."""
+    seq, stored_hash, record, columns = row
+    out = struct.pack(">hiq", 4, 8, seq)
+    for value in (stored_hash.encode(), record, columns):
+        out += struct.pack(">i", len(value)) + value
+    return out
+
+
+def feed(walker: ChainWalker, row, messages: bool) -> bool:
+    return walker.feed_message(as_message(row)) if messages else walker.feed(row)
+
+
+@pytest.fixture(params=["rows", "messages"])
+def walk(request):
+    """Walk rows in (seq, id) order, as tuples or as COPY messages (both fast paths)."""
+    messages = request.param == "messages"
+
+    def run(rows, head_seq, head_hash):
+        ordered = sorted(rows, key=lambda r: (r[0], rid(r)))
+        walker = ChainWalker(str(TENANT), head_seq, head_hash, Lookup(ordered))
+        for row in ordered:
+            if not feed(walker, row, messages):
+                break
+        return walker.finish()
+
+    return run
 
 
 def with_projection(row, **column_overrides) -> tuple:
@@ -108,13 +128,13 @@ def test_canonical_form_is_sorted_compact_utf8():
     assert format_ts(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2026-01-02T03:04:05.000006Z"
 
 
-def test_intact_chain():
+def test_intact_chain(walk):
     rows = build_chain(10)
     report = walk(rows, 10, rows[-1][1])
     assert report.intact and report.events_checked == 10
 
 
-def test_edited_record_is_modified():
+def test_edited_record_is_modified(walk):
     rows = build_chain(10)
     rec = orjson.loads(rows[4][2])
     rec["severity"] = "critical"
@@ -126,7 +146,7 @@ def test_edited_record_is_modified():
 
 @pytest.mark.parametrize("column,value", [("severity", "critical"), ("actor_id", "mallory"),
                                           ("tags", []), ("source", None), ("occurred_at", "2020-01-01T00:00:00.000000Z")])
-def test_edited_column_is_modified(column, value):
+def test_edited_column_is_modified(column, value, walk):
     rows = build_chain(10)
     rows[6] = with_projection(rows[6], **{column: value})
     report = walk(rows, 10, rows[-1][1])
@@ -134,7 +154,7 @@ def test_edited_column_is_modified(column, value):
     assert "columns" in report.detail
 
 
-def test_rewritten_and_rehashed_names_the_rewritten_event():
+def test_rewritten_and_rehashed_names_the_rewritten_event(walk):
     rows = build_chain(10)
     f = orjson.loads(rows[3][2])
     f["event_type"] = "user.logout"
@@ -144,7 +164,7 @@ def test_rewritten_and_rehashed_names_the_rewritten_event():
     assert (report.broken_seq, report.reason) == (4, "modified")
 
 
-def test_deleted_event_is_missing():
+def test_deleted_event_is_missing(walk):
     rows = build_chain(10)
     gone = rows.pop(6)
     report = walk(rows, 10, rows[-1][1])
@@ -152,7 +172,7 @@ def test_deleted_event_is_missing():
     assert report.broken_event_id == rid(rows[6])
 
 
-def test_deleted_tail_is_missing():
+def test_deleted_tail_is_missing(walk):
     rows = build_chain(10)
     head_hash = rows[-1][1]
     rows.pop()
@@ -161,7 +181,7 @@ def test_deleted_tail_is_missing():
 
 
 @pytest.mark.parametrize("a,b", [(2, 7), (4, 5)])
-def test_swapped_events_are_reordered(a, b):
+def test_swapped_events_are_reordered(a, b, walk):
     rows = build_chain(10)
     ra, rb = rows[a - 1], rows[b - 1]
     rows[a - 1], rows[b - 1] = (b,) + ra[1:], (a,) + rb[1:]
@@ -170,7 +190,7 @@ def test_swapped_events_are_reordered(a, b):
     assert report.broken_event_id == rid(rb)
 
 
-def test_inserted_event_with_renumbering():
+def test_inserted_event_with_renumbering(walk):
     rows = build_chain(6)
     forged = row_from(fields(3, rows[1][1], event_type="invoice.paid"))
     shifted = [(r[0] + 1,) + r[1:] for r in rows[2:]]
@@ -179,14 +199,14 @@ def test_inserted_event_with_renumbering():
     assert report.broken_event_id == rid(forged)
 
 
-def test_removed_and_renumbered_is_missing():
+def test_removed_and_renumbered_is_missing(walk):
     rows = build_chain(8)
     shifted = [(r[0] - 2,) + r[1:] for r in rows[5:]]
     report = walk(rows[:3] + shifted, 8, rows[-1][1])
     assert (report.broken_seq, report.reason) == (4, "missing")
 
 
-def test_appended_past_head_is_inserted():
+def test_appended_past_head_is_inserted(walk):
     rows = build_chain(5)
     head_hash = rows[-1][1]
     rows.append(row_from(fields(6, head_hash)))
@@ -226,7 +246,7 @@ def test_rehash_with_seq_changes_only_seq():
     assert orjson.loads(raw)["seq"] == 9 and h == record_hash(raw) and h != rows[1][1]
 
 
-def test_format_1_records_still_verify():
+def test_format_1_records_still_verify(walk):
     """Chains written before ``columns_hash`` existed are checked field by field."""
     rows, prev = [], GENESIS_HASH
     for i in range(1, 6):
@@ -236,12 +256,13 @@ def test_format_1_records_still_verify():
                          ts_micros(f["occurred_at"]), ts_micros(f["received_at"]))
         rows.append(row)
         prev = row[1]
-    walker = ChainWalker(str(TENANT), 5, prev, Lookup(rows))
-    full = []
-    check = walker.check
-    walker.check = lambda row, *a: full.append(row) or check(row, *a)
-    assert all(walker.feed(r) for r in rows) and walker.finish().intact
-    assert len(full) == 5  # no columns_hash: every row took the full check
+    for messages in (False, True):
+        walker = ChainWalker(str(TENANT), 5, prev, Lookup(rows))
+        full = []
+        check = walker.check
+        walker.check = lambda row, *a, full=full, check=check: full.append(row) or check(row, *a)
+        assert all(feed(walker, r, messages) for r in rows) and walker.finish().intact
+        assert len(full) == 5  # no columns_hash: every row took the full check
     rows[2] = with_projection(rows[2], severity="critical")
     report = walk(rows, 5, prev)
     assert (report.intact, report.broken_seq, report.reason) == (False, 3, "modified")
@@ -249,7 +270,25 @@ def test_format_1_records_still_verify():
 
 def test_current_records_take_the_fast_path():
     rows = build_chain(5)
-    walker = ChainWalker(str(TENANT), 5, rows[-1][1], Lookup(rows))
-    walker.check = lambda row, *a: pytest.fail("an intact format-2 row needed the full check")
-    assert all(walker.feed(r) for r in rows) and walker.finish().intact
+    for messages in (False, True):
+        walker = ChainWalker(str(TENANT), 5, rows[-1][1], Lookup(rows))
+        walker.check = lambda row, *a: pytest.fail("an intact format-2 row needed the full check")
+        assert all(feed(walker, r, messages) for r in rows) and walker.finish().intact
     assert orjson.loads(rows[0][2])["v"] == 2
+
+
+@pytest.mark.parametrize("messages", [False, True])
+def test_a_range_takes_its_first_link_on_trust_and_reports_it(messages):
+    """Checking rows 4..10 alone (one range of a ranged verification): the first row's
+    link is kept for the seam check; the rest are checked as usual."""
+    rows = build_chain(10)
+    walker = ChainWalker(str(TENANT), 10, rows[-1][1], Lookup(rows))
+    walker.expected_seq, walker.prev_hash = 4, None
+    assert all(feed(walker, r, messages) for r in rows[3:])
+    assert walker.first_link == rows[2][1] and walker.checked == 7
+    assert walker.finish().intact
+    tampered = ChainWalker(str(TENANT), 10, rows[-1][1], Lookup(rows))
+    tampered.expected_seq, tampered.prev_hash = 4, None
+    rows[6] = with_projection(rows[6], actor_id="someone-else")
+    assert not all(feed(tampered, r, messages) for r in rows[3:])
+    assert tampered.broken[0] == 7 and tampered.broken[2] == "modified"

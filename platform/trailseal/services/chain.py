@@ -67,6 +67,9 @@ _PACK3 = struct.Struct(">qqq").pack
 _UNPACK3 = struct.Struct(">qqq").unpack_from
 _COLUMNS_HASH_AT = b'"columns_hash":"'
 _FIELD_SEP_B = FIELD_SEP.encode()
+# In a row's column bytes: the separator and previous_hash that end the projection string,
+# then seq, occurred_at and received_at (3 × int64).
+_LINK_FROM, _LINK_TO = -(1 + 64 + 24), -24
 
 
 def format_ts(value: datetime) -> str:
@@ -229,7 +232,7 @@ class ChainWalker:
         seq, stored_hash, record, columns = row
         actual = _sha256(record).hexdigest()
         if (self.fast and actual == stored_hash and seq == self.expected_seq
-                and seq <= self.head_seq and columns[-89:-24] == self._prev_tail
+                and seq <= self.head_seq and columns[_LINK_FROM:_LINK_TO] == self._prev_tail
                 and b'%s%s"' % (_COLUMNS_HASH_AT, _sha256(columns).hexdigest().encode())
                 in record):
             self._advance(row, stored_hash)
@@ -248,7 +251,8 @@ class ChainWalker:
         view = memoryview(msg)
         actual = _sha256(view[CHAIN_RECORD_AT:end]).hexdigest()
         if (self.fast and seq == self.expected_seq and seq <= self.head_seq
-                and len(msg) - end >= 93 and msg[-89:-24] == self._prev_tail and actual.encode() == stored
+                and len(msg) - end - 4 >= -_LINK_FROM
+                and msg[_LINK_FROM:_LINK_TO] == self._prev_tail and actual.encode() == stored
                 and msg.find(b'%s%s"' % (_COLUMNS_HASH_AT, _sha256(view[end + 4:]).hexdigest()
                                          .encode()), CHAIN_RECORD_AT, end) >= 0):
             self._prev_hash = actual  # _advance, inlined on the hot path
