@@ -64,6 +64,7 @@ def fetch_only(svc, tenant_id, keep: int = 100_000) -> tuple[int, float, list[tu
 def in_memory_costs(rows: list[tuple]) -> None:
     """Per-row cost of ChainWalker.feed and of its parts, rows already in memory."""
     from trailseal.services.chain import GENESIS_HASH, ChainWalker, projection_of, ts_micros
+    from trailseal.services.copy_binary import encode_tuple
 
     n = len(rows)
 
@@ -88,34 +89,18 @@ def in_memory_costs(rows: list[tuple]) -> None:
         def id_at(self, seq):
             return None
 
-    def walk():
-        walker = ChainWalker("bench", rows[-1][0], rows[-1][1], _NoLookup())
-        walker.prev_hash = GENESIS_HASH
-        for row in rows:
-            if not walker.feed(row):
-                raise AssertionError(walker.broken)
+    # the rows as the server sends them
+    messages = [encode_tuple([struct.pack(">q", r[0]), r[1].encode(), r[2], r[3]]) for r in rows]
 
-    def as_message(row) -> bytes:  # the row as the server sends it
-        out = struct.pack(">hiq", 4, 8, row[0])
-        for value in (row[1].encode(), row[2], row[3]):
-            out += struct.pack(">i", len(value)) + value
-        return out
-
-    messages = [as_message(r) for r in rows]
-
-    def walk_messages():
-        walker = ChainWalker("bench", rows[-1][0], rows[-1][1], _NoLookup())
-        walker.prev_hash = GENESIS_HASH
-        for msg in messages:
-            if not walker.feed_message(msg):
-                raise AssertionError(walker.broken)
-
-    def walk_full():
-        walker = ChainWalker("bench", rows[-1][0], rows[-1][1], _NoLookup(), fast=False)
-        walker.prev_hash = GENESIS_HASH
-        for row in rows:
-            if not walker.feed(row):
-                raise AssertionError(walker.broken)
+    def walker_over(items, method: str, fast: bool = True):
+        def walk():
+            walker = ChainWalker("bench", rows[-1][0], rows[-1][1], _NoLookup(), fast=fast)
+            walker.prev_hash = GENESIS_HASH
+            feed = getattr(walker, method)
+            for item in items:
+                if not feed(item):
+                    raise AssertionError(walker.broken)
+        return walk
 
     def each(fn, items) -> None:  # results are dropped at once, as in feed
         for item in items:
@@ -124,9 +109,10 @@ def in_memory_costs(rows: list[tuple]) -> None:
     recs = [orjson.loads(r[2]) for r in rows]
     records = [r[2] for r in rows]
     parts = [
-        ("ChainWalker.feed_message (COPY messages: the hot path)", walk_messages),
-        ("ChainWalker.feed (rows as tuples)", walk),
-        ("ChainWalker.feed, fast=False (verify --full)", walk_full),
+        ("ChainWalker.feed_message (COPY messages: the hot path)",
+         walker_over(messages, "feed_message")),
+        ("ChainWalker.feed (rows as tuples)", walker_over(rows, "feed")),
+        ("ChainWalker.feed, fast=False (verify --full)", walker_over(rows, "feed", fast=False)),
         ("sha256(record).hexdigest()", lambda: each(lambda b: hashlib.sha256(b).hexdigest(),
                                                     records)),
         ("sha256(columns).hexdigest()", lambda: each(lambda b: hashlib.sha256(b).hexdigest(),

@@ -20,7 +20,7 @@ from trailseal.services.chain import (
     row_from_fields,
     split_columns,
 )
-from trailseal.services.copy_binary import chain_rows, copy_out
+from trailseal.services.copy_binary import chain_rows, copy_out, encode_tuple
 from trailseal.services.ingest import append_events, validate_events
 from trailseal.services.integrity import _copy_sql
 from trailseal.testing import make_tenant
@@ -69,10 +69,7 @@ def _fields(row) -> list[str]:
 def _message(row) -> bytes:
     """A row as the server sends it: one binary COPY tuple."""
     seq, hash_, record, columns = row
-    out = struct.pack(">hiq", 4, 8, seq)
-    for value in (hash_.encode(), record, columns):
-        out += struct.pack(">i", len(value)) + value
-    return out
+    return encode_tuple([struct.pack(">q", seq), hash_.encode(), record, columns])
 
 
 def _walk(rows, head_seq, head_hash, fast: bool, messages: bool = False):

@@ -19,6 +19,7 @@ from trailseal.services.chain import (
     rehash_with_seq,
     ts_micros,
 )
+from trailseal.services.copy_binary import encode_tuple
 
 TENANT = uuid.UUID("00000000-0000-0000-0000-00000000000a")
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -86,10 +87,7 @@ class Lookup:
 def as_message(row) -> bytes:
     """A row as the server sends it: one binary COPY tuple (what ``feed_message`` reads)."""
     seq, stored_hash, record, columns = row
-    out = struct.pack(">hiq", 4, 8, seq)
-    for value in (stored_hash.encode(), record, columns):
-        out += struct.pack(">i", len(value)) + value
-    return out
+    return encode_tuple([struct.pack(">q", seq), stored_hash.encode(), record, columns])
 
 
 def feed(walker: ChainWalker, row, messages: bool) -> bool:

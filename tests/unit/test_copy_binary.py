@@ -10,13 +10,9 @@ from hypothesis import strategies as st
 
 from tests.property.strategies import PROPERTY
 from trailseal.services.chain import row_from_fields as _decode
-from trailseal.services.copy_binary import SIGNATURE, chain_rows, split_tuples
+from trailseal.services.copy_binary import SIGNATURE, chain_rows, encode_tuple, split_tuples
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
-
-
-def _field(value: bytes | None) -> bytes:
-    return struct.pack(">i", -1) if value is None else struct.pack(">i", len(value)) + value
 
 
 @st.composite
@@ -41,16 +37,12 @@ def rows(draw):
     return fields
 
 
-def _tuple(fields) -> bytes:
-    return struct.pack(">h", len(fields)) + b"".join(_field(f) for f in fields)
-
-
 @PROPERTY
 @given(table=st.lists(rows(), max_size=8), cuts=st.lists(st.integers(1, 60), max_size=30),
        per_row=st.booleans())
 def test_fixed_layout_reader_matches_the_generic_one(table, cuts, per_row):
     header = SIGNATURE + struct.pack(">ii", 0, 0)
-    tuples = [_tuple(fields) for fields in table]
+    tuples = [encode_tuple(fields) for fields in table]
     trailer = struct.pack(">h", -1)
     if per_row:  # as the server sends it: header with the first row, then one row a message
         messages = ([header + tuples[0]] + tuples[1:] if tuples else [header]) + [trailer]
@@ -61,6 +53,7 @@ def test_fixed_layout_reader_matches_the_generic_one(table, cuts, per_row):
             messages.append(stream[at:at + size])
             at += size
         messages = [m for m in messages if m]
+    assert list(split_tuples(messages)) == table  # encode_tuple and the reader agree
     expected = [_decode(list(f)) for f in split_tuples(messages)]
     got = list(chain_rows([memoryview(m) for m in messages], _decode))
     assert got == expected

@@ -39,6 +39,15 @@ def _one_tuple(buf: bytes, pos: int, end: int) -> tuple[list[bytes | None] | Non
     return fields, p
 
 
+def encode_tuple(fields: list[bytes | None]) -> bytes:
+    """One tuple in the binary COPY format (the inverse of ``split_tuples``)."""
+    return struct.pack(">h", len(fields)) + b"".join(
+        _NULL_FIELD if f is None else struct.pack(">i", len(f)) + f for f in fields)
+
+
+_NULL_FIELD = struct.pack(">i", -1)
+
+
 def _read_stream(blocks: Iterable[bytes | memoryview],
                  read_tuple: Callable[[bytes, int, int], tuple[Any, int]],
                  read_message: Callable[[memoryview | bytes], Any] | None = None) -> Iterator:
