@@ -493,7 +493,7 @@ def append_stream(
         future = None
         if not broken:
             try:
-                future = pool.submit(_prepare_raw, tenant_text, key_id, material, raw)
+                future = helpers.submit(pool, _prepare_raw, tenant_text, key_id, material, raw)
             except (helpers.BrokenProcessPool, RuntimeError):
                 broken = True
         pending.append((number, raw, future))
@@ -504,7 +504,7 @@ def append_stream(
         while pending and not broken:
             number, raw, future = pending[0]
             try:
-                status, value = future.result()
+                status, value = helpers.result(future)
             except helpers.BrokenProcessPool:
                 broken = True
                 break
@@ -516,7 +516,7 @@ def append_stream(
     finally:
         for _, _, future in pending:
             if future is not None:
-                future.cancel()
+                helpers.abandon(future)
         if own_pool:
             pool.shutdown(wait=True, cancel_futures=True)
     if broken:  # a helper died: finish in this process, nothing is lost or written twice

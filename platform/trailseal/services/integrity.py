@@ -179,8 +179,8 @@ def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,
     futures = {}
     try:
         for index in range(1, count):
-            futures[index] = pool.submit(verify_range, svc.db.url, tid, snapshot,
-                                         *ranges[index], head_seq, head_hash, full)
+            futures[index] = helpers.submit(pool, verify_range, svc.db.url, tid, snapshot,
+                                            *ranges[index], head_seq, head_hash, full)
     except (helpers.BrokenProcessPool, RuntimeError):
         helpers.discard_pool(pool)
         for future in futures.values():
@@ -202,7 +202,7 @@ def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,
             here(index)
         for index, future in futures.items():
             if index not in results:
-                results[index] = future.result(timeout=RANGE_TIMEOUT)
+                results[index] = helpers.result(future, timeout=RANGE_TIMEOUT)
     except helpers.BrokenProcessPool:
         helpers.discard_pool(pool)
         return None
@@ -212,7 +212,7 @@ def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,
         return None
     finally:
         for future in futures.values():
-            future.cancel()
+            helpers.abandon(future)
     expected_prev = GENESIS_HASH
     for index, (first, last) in enumerate(ranges):
         r = results[index]
