@@ -111,7 +111,6 @@ def in_memory_costs(rows: list[tuple]) -> None:
     parts = [
         ("ChainWalker.feed_message (COPY messages: the hot path)",
          walker_over(messages, "feed_message")),
-        ("ChainWalker.feed (rows as tuples)", walker_over(rows, "feed")),
         ("ChainWalker.feed, fast=False (verify --full)", walker_over(rows, "feed", fast=False)),
         ("sha256(record).hexdigest()", lambda: each(lambda b: hashlib.sha256(b).hexdigest(),
                                                     records)),

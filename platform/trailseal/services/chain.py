@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from .copy_binary import CHAIN_RECORD_AT, _one_tuple, chain_message
+from .copy_binary import CHAIN_RECORD_AT, chain_layout, encode_tuple, message_fields
 
 GENESIS_HASH = "0" * 64
 CANONICAL_VERSION = 2
@@ -65,6 +65,7 @@ _NAIVE_EPOCH = datetime(2000, 1, 1)
 _sha256 = hashlib.sha256
 _PACK3 = struct.Struct(">qqq").pack
 _UNPACK3 = struct.Struct(">qqq").unpack_from
+_INT8 = struct.Struct(">q").pack
 _COLUMNS_HASH_AT = b'"columns_hash":"'
 _FIELD_SEP_B = FIELD_SEP.encode()
 # In a row's column bytes: the separator and previous_hash that end the projection string,
@@ -182,7 +183,7 @@ def _event_id(row: tuple) -> str | None:
     """The event id of a verification row (or of its COPY message): the one its record
     names, else its id column."""
     if isinstance(row, bytes):
-        row = row_from_fields(_one_tuple(row, 0, len(row))[0] or [])
+        row = row_from_fields(message_fields(row) or [])
     try:
         event_id = orjson.loads(row[2])["id"]
         if isinstance(event_id, str):
@@ -230,23 +231,22 @@ class ChainWalker:
         the key once, so the columns are the ones the record was written with, seq and
         previous_hash included. Anything else is decided by ``check``."""
         seq, stored_hash, record, columns = row
-        actual = _sha256(record).hexdigest()
-        if (self.fast and actual == stored_hash and seq == self.expected_seq
-                and seq <= self.head_seq and columns[_LINK_FROM:_LINK_TO] == self._prev_tail
-                and b'%s%s"' % (_COLUMNS_HASH_AT, _sha256(columns).hexdigest().encode())
-                in record):
-            self._advance(row, stored_hash)
-            return True
-        return self.check(row, actual)
+        if self.fast and isinstance(seq, int) and isinstance(stored_hash, str):
+            verdict = self.feed_message(encode_tuple(
+                [_INT8(seq), stored_hash.encode("utf-8", "surrogatepass"), record, columns]))
+            if verdict is not None:
+                return verdict
+        return self.check(row)
 
     def feed_message(self, msg: bytes | memoryview) -> bool | None:
         """``feed`` for a binary COPY data message holding one row of ``VERIFY_COLUMNS``,
-        read in place (the hot path of verification); None when the message is not one
-        tuple of that layout (the caller then decodes it and calls ``feed``)."""
-        got = chain_message(msg)
-        if got is None:
+        read in place (the hot path of verification; ``feed`` comes here too); None when
+        the message is not one tuple of that layout (the caller then decodes it and calls
+        ``feed``)."""
+        got = chain_layout(msg, 0, len(msg))
+        if got is None or got[3] != len(msg):
             return None
-        seq, stored, end = got
+        seq, stored, end, _ = got
         msg = bytes(msg)
         view = memoryview(msg)
         actual = _sha256(view[CHAIN_RECORD_AT:end]).hexdigest()
@@ -261,7 +261,7 @@ class ChainWalker:
             self.expected_seq += 1
             self.checked += 1
             return True
-        return self.check(row_from_fields(_one_tuple(msg, 0, len(msg))[0]), actual)
+        return self.check(row_from_fields(message_fields(msg)), actual)
 
     def _advance(self, row: tuple, stored_hash: str) -> None:
         self._prev_hash = stored_hash

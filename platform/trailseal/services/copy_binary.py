@@ -95,37 +95,36 @@ _CHAIN_HEAD = struct.Struct(">hiqi64si").unpack_from  # count, 8, seq, 64, hash,
 CHAIN_RECORD_AT = 2 + 4 + 8 + 4 + 64 + 4  # where a verification tuple's record starts
 
 
-def chain_message(msg) -> tuple[int, bytes, int] | None:
-    """``(seq, hash, end of record)`` of a message that holds exactly one verification
-    tuple (seq int8, hash of 64 bytes, record, columns) with the columns running to its
-    end; None when it does not."""
-    size = len(msg)
-    if size < CHAIN_RECORD_AT + 4:
-        return None
-    count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(msg, 0)
-    end = CHAIN_RECORD_AT + l_rec
-    if (count != 4 or l_seq != 8 or l_hash != 64 or l_rec < 0 or end + 4 > size
-            or _INT32(msg, end)[0] != size - end - 4):
-        return None
-    return seq, hash_, end
-
-
-def _chain_row(buf, pos: int, end: int) -> tuple[tuple, int] | None:
-    """The tuple at ``pos`` read with the verification layout and the position after it;
-    None when it does not have that layout or does not lie wholly within ``buf[:end]``."""
+def chain_layout(buf, pos: int, end: int) -> tuple[int, bytes, int, int] | None:
+    """Where the verification tuple (seq int8, hash of 64 bytes, record, columns) at ``pos``
+    lies: ``(seq, hash, end of record, end of tuple)``; None when the tuple does not have
+    that layout or does not lie wholly within ``buf[:end]``. The record starts at
+    ``pos + CHAIN_RECORD_AT``, the columns 4 bytes after it ends."""
     if end - pos < CHAIN_RECORD_AT + 4:
         return None
     count, l_seq, seq, l_hash, hash_, l_rec = _CHAIN_HEAD(buf, pos)
-    if count != 4 or l_seq != 8 or l_hash != 64 or l_rec < 0:
+    record_end = pos + CHAIN_RECORD_AT + l_rec
+    if count != 4 or l_seq != 8 or l_hash != 64 or l_rec < 0 or record_end + 4 > end:
         return None
-    p = pos + CHAIN_RECORD_AT + l_rec
-    if p + 4 > end:
+    after = record_end + 4 + _INT32(buf, record_end)[0]
+    if after < record_end + 4 or after > end:
         return None
-    q = p + 4 + _INT32(buf, p)[0]
-    if q < p + 4 or q > end:
+    return seq, hash_, record_end, after
+
+
+def _chain_row(buf, pos: int, end: int) -> tuple[tuple, int] | None:
+    """The tuple at ``pos`` read with the verification layout and the position after it."""
+    got = chain_layout(buf, pos, end)
+    if got is None:
         return None
-    return (seq, hash_.decode("utf-8", "replace"), bytes(buf[pos + CHAIN_RECORD_AT:p]),
-            bytes(buf[p + 4:q])), q
+    seq, hash_, record_end, after = got
+    return (seq, hash_.decode("utf-8", "replace"), bytes(buf[pos + CHAIN_RECORD_AT:record_end]),
+            bytes(buf[record_end + 4:after])), after
+
+
+def message_fields(msg: bytes) -> list[bytes | None] | None:
+    """The raw fields of a data message that starts with one whole tuple (None if not)."""
+    return _one_tuple(msg, 0, len(msg))[0]
 
 
 def chain_rows(blocks: Iterable[bytes | memoryview],
@@ -222,21 +221,15 @@ def copy_out(pgconn, sql: str) -> Iterator[memoryview]:
             selector.register(fd, selectors.EVENT_READ)
             while True:
                 size, data = get(1)
-                if size > 0:
-                    yield data
-                elif size == 0:  # nothing buffered: read what the socket holds, else wait
+                if size == 0:  # nothing buffered: read what the socket holds, else wait
                     consume()
                     size, data = get(1)
                     if size == 0:
                         selector.select()
                         consume()
                         continue
-                    if size > 0:
-                        yield data
-                    elif size == -1:
-                        break
-                    else:
-                        raise OperationalError(pgconn.get_error_message())
+                if size > 0:
+                    yield data
                 elif size == -1:
                     break
                 else:
