@@ -22,6 +22,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
 
     from .api.errors import register_error_handlers
     from .api.openapi import bp as openapi_bp
+    from .api.requests import reject_control_characters
     from .api.v1 import bp as api_bp
     from .auth import login_manager, rate_limit_headers
     from .core import Trailseal
@@ -54,6 +55,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     login_manager.init_app(app)
+    app.before_request(reject_control_characters)
     app.after_request(rate_limit_headers)
     register_error_handlers(app)
     app.register_blueprint(api_bp)

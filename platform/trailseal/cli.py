@@ -193,14 +193,28 @@ def apikey_revoke(tenant_ref: str, key_id: str) -> None:
 @click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
 @click.option("--email", required=True)
 def user_deactivate(tenant_ref: str, email: str) -> None:
-    """Stop a user from signing in (their history stays in the trail)."""
+    """Stop a user from signing in and end their sessions (their history stays in the trail)."""
+    from .services.tenancy import deactivate_user
+
     svc = _services()
-    with svc.db.cursor(_tenant(svc, tenant_ref)) as cur:
-        cur.execute("UPDATE users SET is_active = false WHERE lower(email) = lower(%s) "
-                    "RETURNING id", (email,))
-        if cur.fetchone() is None:
-            raise click.ClickException(f"no user {email} in tenant {tenant_ref}")
-    click.echo(f"user {email} deactivated")
+    info = deactivate_user(svc, _tenant(svc, tenant_ref), email)
+    click.echo(f"user {email} deactivated; {info['sessions_ended']} session(s) ended")
+
+
+@user.command("password")
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
+@click.option("--email", required=True)
+@click.option("--password", help="At least 10 characters; prompted for when omitted.")
+def user_password(tenant_ref: str, email: str, password: str | None) -> None:
+    """Set a user's password and end every session signed in with the old one."""
+    from .services.tenancy import set_password
+
+    svc = _services()
+    tid = _tenant(svc, tenant_ref)
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    info = set_password(svc, tid, email, password)
+    click.echo(f"password of {email} changed; {info['sessions_ended']} session(s) ended")
 
 
 @cli.command()

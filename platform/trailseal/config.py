@@ -29,9 +29,22 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_MAX_EVENTS": 1000,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "MAX_JSON_DEPTH": 32,
+    # A page of events ends early (with next_cursor) once its stored records pass this size.
+    "PAGE_MAX_BYTES": 4 * 1024 * 1024,
     "DB_POOL_SIZE": 10,
     # Behind TLS: mark the session cookie Secure.
     "SESSION_COOKIE_SECURE": False,
+    # Sign-in: budgets of password checks ("<attempts>/<seconds>") per address and email,
+    # per address and for the whole process; checks running at once and how long a sign-in
+    # waits for one before it is answered 429.
+    "LOGIN_RATE_PER_EMAIL": "10/60",
+    "LOGIN_RATE_PER_ADDRESS": "20/60",
+    "LOGIN_RATE_GLOBAL": "120/60",
+    "PASSWORD_CHECKS_AT_ONCE": 1,
+    "PASSWORD_CHECK_WAIT": 2.0,
+    # A web session ends this many hours after sign-in (and at sign-out, deactivation or a
+    # password change, which revoke it server-side).
+    "SESSION_MAX_HOURS": 12.0,
     # Number of reverse proxies in front whose X-Forwarded-* headers are trusted (0: none).
     "PROXY_COUNT": 0,
 }
@@ -56,6 +69,8 @@ def _coerce(raw: str, default: Any) -> Any:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if isinstance(default, int):
         return int(raw)
+    if isinstance(default, float):
+        return float(raw)
     return raw
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -10,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -67,6 +69,33 @@ def json_depth(value: Any, limit: int) -> int:
 
 MAX_DETAILS_DEPTH = 16
 
+# RFC 3339 date-time with an offset and at most microseconds, which is what PostgreSQL keeps:
+# a 7th fractional digit would be dropped, and pydantic's lax mode would otherwise also take
+# numbers (and numeric strings) as Unix times. Refusing both keeps what is stored exactly
+# what was sent.
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value  # from Python callers (the service layer), already exact
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string, e.g. 2026-11-20T10:00:00Z")
+    if not RFC3339.fullmatch(value):
+        if re.fullmatch(r".*\.\d{7,}.*", value):
+            raise ValueError("at most 6 fractional-second digits (microseconds) are kept")
+        if re.fullmatch(r".*:\d{2}(\.\d+)? \d{2}:\d{2}", value):
+            raise ValueError("the offset's '+' arrived as a space: send it as %2B in a URL")
+        raise ValueError(
+            "must be an RFC 3339 timestamp with a UTC offset, e.g. 2026-11-20T10:00:00Z"
+        )
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
 
 
@@ -93,7 +122,9 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     event_type: EventType = Field(description="Dotted name, e.g. `invoice.deleted`.")
-    occurred_at: AwareDatetime = Field(description="RFC 3339 timestamp with a UTC offset.")
+    occurred_at: Timestamp = Field(
+        description="RFC 3339 timestamp with a UTC offset, at most 6 fractional digits."
+    )
     actor: Actor
     entity: Entity
     severity: Severity
@@ -128,10 +159,15 @@ class EventIn(BaseModel):
             return value
         except (OSError, ValueError):
             pass
+        if "%" in value:
+            # ipaddress accepts any text as an IPv6 zone id ("::1%<anything>"); a zone names
+            # a local interface and means nothing in an audit record.
+            raise ValueError("IPv6 zone ids (%…) are not accepted")
         try:
-            return str(ipaddress.ip_address(value))
+            ipaddress.ip_address(value)
         except ValueError as exc:
             raise ValueError("not an IPv4 or IPv6 address") from exc
+        return value  # stored as sent: validated, never rewritten
 
     @field_validator("action_details")
     @classmethod
@@ -221,8 +257,8 @@ class EventQuery(BaseModel):
     """Filters of `GET /api/v1/events` (query string)."""
 
     model_config = ConfigDict(extra="forbid")
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Timestamp | None = None
+    end: Timestamp | None = None
     event_type: list[EventType] = []
     actor: _text(256) | None = None
     entity_type: _text(128) | None = None

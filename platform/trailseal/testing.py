@@ -47,6 +47,10 @@ def trailseal_app(trailseal_instance_path):
     app = create_app({
         "INSTANCE_PATH": trailseal_instance_path,
         "RATE_LIMIT": os.environ.get("TRAILSEAL_RATE_LIMIT", "0"),
+        # Every test signs in from 127.0.0.1: only the per-email throttle stays on; tests of
+        # the address and global budgets set them.
+        "LOGIN_RATE_PER_ADDRESS": os.environ.get("TRAILSEAL_LOGIN_RATE_PER_ADDRESS", "0"),
+        "LOGIN_RATE_GLOBAL": os.environ.get("TRAILSEAL_LOGIN_RATE_GLOBAL", "0"),
         "DISABLE_PLUGINS": os.environ.get("TRAILSEAL_DISABLE_PLUGINS", ""),
     })
     app.config["TESTING"] = True

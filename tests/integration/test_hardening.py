@@ -96,7 +96,7 @@ def test_login_is_throttled(trailseal_app, trailseal_services, tenant):
     assert codes[:10] == [401] * 10 and codes[10] == 429
     blocked = client.post("/login", data={"email": email, "password": "correct horse battery",
                                           "csrf_token": token})
-    assert blocked.status_code == 429 and blocked.headers["Retry-After"] == "60"
+    assert blocked.status_code == 429 and 1 <= int(blocked.headers["Retry-After"]) <= 60
 
 
 def test_405_names_allowed_methods(trailseal_client, tenant):

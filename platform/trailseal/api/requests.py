@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 from flask import current_app, request
 from pydantic import BaseModel, ValidationError
 
+from ..auth import require
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..schemas import json_depth
 
@@ -68,13 +71,73 @@ def pydantic_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def endpoint(permission: str, *params: str, allow_session: bool = True) -> Callable:
+    """Decorator of every authenticated API view: the caller must hold ``permission``
+    (``auth.require``), and query parameters other than ``params`` are refused with 422
+    before the view runs, so nothing unexpected reaches it or the access log."""
+    accepted = frozenset(params)
+
+    def wrap(view):
+        @functools.wraps(view)
+        def checked(*args, **kwargs):
+            check_query_params(accepted)
+            return view(*args, **kwargs)
+
+        checked.accepted_params = accepted
+        return require(permission, allow_session=allow_session)(checked)
+
+    return wrap
+
+
+def check_query_params(accepted: Iterable[str]) -> None:
+    """422 naming every query parameter outside ``accepted``."""
+    accepted = frozenset(accepted)
+    unknown = sorted(set(request.args) - accepted)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:10])
+        raise ValidationFailed(
+            f"unknown query parameter(s): {shown}"
+            + (f"; this endpoint accepts: {', '.join(sorted(accepted))}" if accepted
+               else "; this endpoint takes no query parameters"),
+            {"unknown": [name[:40] for name in unknown[:10]], "accepted": sorted(accepted)},
+        )
+
+
+def reject_control_characters() -> None:
+    """``before_request`` of the API: 400 for a NUL or another C0 control character in the
+    path or the query string. No endpoint has a use for them, PostgreSQL text cannot hold
+    NUL, and the access log must not record them."""
+    if not request.path.startswith("/api/"):
+        return
+    if _has_control(request.path):
+        raise BadRequest("the URL path contains a control character")
+    for key, value in request.args.items(multi=True):
+        if _has_control(key) or _has_control(value):
+            raise BadRequest(f"query parameter {key[:40]!r} contains a control character")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _has_control(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
+def limit_param(default: int = 50, maximum: int = 500) -> int:
+    """The ``limit`` query parameter: ASCII digits from 1 to ``maximum`` (422 otherwise)."""
+    raw = request.args.get("limit", str(default))
+    # str.isdigit() is true for "²" and other digits int() refuses: match ASCII only.
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= maximum:
+        raise ValidationFailed(f"limit must be an integer from 1 to {maximum}")
+    return int(raw)
+
+
 def parse_query(model: type[BaseModel]) -> BaseModel:
     """Validate the query string against ``model`` (repeatable keys become lists)."""
+    check_query_params(model.model_fields)
     data: dict[str, Any] = {}
     for key in request.args:
         values = request.args.getlist(key)
-        if any("\x00" in v for v in values):
-            raise ValidationFailed(f"query parameter {key!r} contains a NUL character")
         data[key] = values if key in REPEATABLE else values[-1]
     try:
         return model.model_validate(data)
@@ -87,7 +150,31 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
         ) from None
 
 
+LOG_VALUE_MAX = 256  # characters of one query value kept in the access log
+LOG_VALUES_MAX = 20  # values of a repeatable parameter kept in the access log
+LOG_PATH_MAX = 512  # characters of the path kept in the access log
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= LOG_VALUE_MAX else text[:LOG_VALUE_MAX] + "…"
+
+
 def query_for_log() -> dict[str, Any]:
-    """The query string as recorded in the access log."""
-    return {key: request.args.getlist(key) if key in REPEATABLE else request.args.get(key)
-            for key in request.args}
+    """The query string as recorded in the access log, capped (the log is append-only, so a
+    crafted request must not be able to make one record large)."""
+    logged: dict[str, Any] = {}
+    for key in list(request.args)[:LOG_VALUES_MAX]:
+        if key in REPEATABLE:
+            values = request.args.getlist(key)
+            logged[_clip(key)] = [_clip(v) for v in values[:LOG_VALUES_MAX]]
+            if len(values) > LOG_VALUES_MAX:
+                logged[_clip(key)].append(f"… {len(values) - LOG_VALUES_MAX} more")
+        else:
+            logged[_clip(key)] = _clip(request.args.get(key, ""))
+    return logged
+
+
+def path_for_log() -> str:
+    """The request path as recorded in the access log, capped."""
+    path = request.path
+    return path if len(path) <= LOG_PATH_MAX else path[:LOG_PATH_MAX] + "…"

@@ -9,7 +9,6 @@ import orjson
 import redis
 from flask import Blueprint, current_app, g, jsonify, request
 
-from ..auth import require
 from ..errors import BadRequest, NotFound, ValidationFailed
 from ..schemas import EventQuery
 from ..services import stats as stats_service
@@ -18,7 +17,14 @@ from ..services.alerts import list_alerts, set_alert_status
 from ..services.events import get_event, list_events
 from ..services.ingest import append_events, request_fingerprint, validate_events
 from ..services.integrity import verify_chain
-from .requests import json_body, parse_query, query_for_log
+from .requests import (
+    endpoint,
+    json_body,
+    limit_param,
+    parse_query,
+    path_for_log,
+    query_for_log,
+)
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 IDEMPOTENCY_KEY_MAX = 200
@@ -32,6 +38,12 @@ def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
+    # WSGI hands header values over as latin-1; the bytes are what the client sent. Keep
+    # UTF-8 exactly ("clé" stays "clé") and refuse bytes that are not UTF-8.
+    try:
+        key = key.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise BadRequest("Idempotency-Key must be UTF-8 text") from None
     key = key.strip()
     if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
         raise BadRequest(f"Idempotency-Key must be 1–{IDEMPOTENCY_KEY_MAX} printable characters")
@@ -47,7 +59,7 @@ def audited():
     not_found = None
     with _svc().db.cursor(g.principal.tenant_id) as cur:
         record_access(
-            cur, g.principal, endpoint=request.path, method=request.method,
+            cur, g.principal, endpoint=path_for_log(), method=request.method,
             query=query_for_log(), remote_addr=request.remote_addr,
         )
         try:
@@ -59,7 +71,7 @@ def audited():
 
 
 @bp.post("/events")
-@require("audit:write", allow_session=False)
+@endpoint("audit:write", allow_session=False)
 def create_event():
     """Append one event. 201 `{id, seq, hash}`."""
     body = json_body()
@@ -77,7 +89,7 @@ def create_event():
 
 
 @bp.post("/events/batch")
-@require("audit:write", allow_session=False)
+@endpoint("audit:write", allow_session=False)
 def create_events_batch():
     """Append up to 1000 events atomically. 201 `{ids, first_seq, last_seq}`."""
     body = json_body()
@@ -102,16 +114,17 @@ def create_events_batch():
 
 
 @bp.get("/events")
-@require("audit:read")
+@endpoint("audit:read", *EventQuery.model_fields)
 def events_index():
     """Filtered, paginated events, newest first."""
     q = parse_query(EventQuery)
     with audited() as cur:
-        return jsonify(list_events(_svc(), cur, g.principal.tenant_id, q))
+        return jsonify(list_events(_svc(), cur, g.principal.tenant_id, q,
+                                   max_bytes=_page_bytes()))
 
 
 @bp.get("/events/<event_id>")
-@require("audit:read")
+@endpoint("audit:read")
 def event_show(event_id: str):
     """One event; another tenant's id answers 404."""
     with audited() as cur:
@@ -119,29 +132,22 @@ def event_show(event_id: str):
 
 
 @bp.get("/timeline")
-@require("audit:read")
+@endpoint("audit:read", *EventQuery.model_fields)
 def timeline():
     """Events oldest first, with AI insights when present."""
     q = parse_query(EventQuery)
     with audited() as cur:
-        return jsonify(list_events(_svc(), cur, g.principal.tenant_id, q, chronological=True))
+        return jsonify(list_events(_svc(), cur, g.principal.tenant_id, q, chronological=True,
+                                   max_bytes=_page_bytes()))
 
 
 @bp.get("/dashboard/stats")
-@require("audit:read")
+@endpoint("audit:read", "as_of")
 def dashboard_stats():
     """Counts for 24h/7d/30d, top actors and event types, category and severity breakdowns."""
     svc = _svc()
     as_of_raw = request.args.get("as_of")
-    _only_params("as_of")
-    as_of = None
-    if as_of_raw:
-        try:
-            as_of = datetime.fromisoformat(as_of_raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationFailed("as_of must be an RFC 3339 timestamp") from None
-        if as_of.tzinfo is None:
-            raise ValidationFailed("as_of needs a UTC offset")
+    as_of = _as_of(as_of_raw) if as_of_raw else None
     cache_key = f"trailseal:stats:{g.principal.tenant_id}"
     with audited() as cur:
         if as_of is None:
@@ -172,11 +178,10 @@ def _cache_set(svc, key: str, value: bytes, ttl: int) -> None:
 
 
 @bp.get("/chain/verify")
-@require("audit:read")
+@endpoint("audit:read", "full")
 def chain_verify():
     """Walk the tenant's chain and name the first broken event (``full=true``: decode every
     record instead of trusting matching ``columns_hash`` values)."""
-    _only_params("full")
     raw = request.args.get("full", "false").lower()
     if raw not in ("true", "false", "1", "0"):
         raise ValidationFailed("full must be true or false")
@@ -187,17 +192,16 @@ def chain_verify():
 
 
 @bp.get("/alerts")
-@require("audit:read")
+@endpoint("audit:read", "limit", "status")
 def alerts_index():
     """Recent alerts (chain breaks, anomalies), newest first; ``status`` filters."""
-    _only_params("limit", "status")
-    limit = _limit_param()
+    limit = limit_param()
     with audited() as cur:
         return jsonify({"alerts": list_alerts(_svc(), cur, limit, request.args.get("status"))})
 
 
 @bp.patch("/alerts/<alert_id>")
-@require("audit:admin", allow_session=False)
+@endpoint("audit:admin", allow_session=False)
 def alert_update(alert_id: str):
     """Acknowledge or resolve an alert: body ``{"status": "acknowledged"|"resolved"|"open"}``."""
     body = json_body()
@@ -209,23 +213,31 @@ def alert_update(alert_id: str):
 
 
 @bp.get("/access-log")
-@require("audit:admin")
+@endpoint("audit:admin", "limit")
 def access_log_index():
     """Who read the trail: the newest access records (this read is recorded too)."""
-    _only_params("limit")
-    limit = _limit_param()
+    limit = limit_param()
     with audited() as cur:
         return jsonify({"entries": list_access(cur, limit)})
 
 
-def _only_params(*allowed: str) -> None:
-    unknown = set(request.args) - set(allowed)
-    if unknown:
-        raise ValidationFailed(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+def _page_bytes() -> int:
+    return int(_svc().config["PAGE_MAX_BYTES"])
 
 
-def _limit_param() -> int:
-    raw = request.args.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise ValidationFailed("limit must be an integer from 1 to 500")
-    return int(raw)
+def _as_of(raw: str) -> datetime:
+    """``as_of``: an RFC 3339 timestamp between 1970 and 9998 (the windows reach 30 days
+    back from it, so the far ends of the calendar cannot be computed)."""
+    try:
+        as_of = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed("as_of must be an RFC 3339 timestamp") from None
+    if as_of.tzinfo is None:
+        raise ValidationFailed("as_of needs a UTC offset")
+    try:
+        as_of = as_of.astimezone(UTC)
+    except OverflowError:
+        as_of = None
+    if as_of is None or not 1970 <= as_of.year <= 9998:
+        raise ValidationFailed("as_of must fall between 1970 and 9998")
+    return as_of

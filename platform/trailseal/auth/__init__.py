@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import redis
 from flask import current_app, g, request
@@ -13,7 +15,7 @@ from flask_login import LoginManager, UserMixin, current_user
 
 from ..config import parse_rate_limit
 from ..errors import Forbidden, RateLimited, Unauthorized
-from ..services.tenancy import Principal, authenticate_api_key, load_user
+from ..services.tenancy import Principal, authenticate_api_key, session_user
 
 log = logging.getLogger(__name__)
 login_manager = LoginManager()
@@ -21,23 +23,31 @@ login_manager.login_view = "web.login"
 
 
 class SessionUser(UserMixin):
-    """flask-login's view of a signed-in user."""
+    """flask-login's view of a signed-in user: the user and their server-side session."""
 
-    def __init__(self, principal: Principal):
+    def __init__(self, principal: Principal, session_id: str):
         self.principal = principal
+        self.session_id = session_id
 
     def get_id(self) -> str:
-        return f"{self.principal.tenant_id}:{self.principal.id}"
+        return f"{self.principal.tenant_id}:{self.principal.id}:{self.session_id}"
 
 
 @login_manager.user_loader
-def _load_user(session_id: str):
-    tenant, _, user_id = session_id.partition(":")
+def _load_user(cookie_id: str):
+    # The signed cookie names a session row; a revoked, expired or unknown row (or a cookie
+    # from before sessions were recorded) signs nobody in.
+    parts = cookie_id.split(":")
+    if len(parts) != 3:
+        return None
+    tenant, user_id, session_id = parts
+    svc = current_app.extensions["trailseal"]
     try:
-        principal = load_user(current_app.extensions["trailseal"], uuid.UUID(tenant), user_id)
+        principal = session_user(svc, uuid.UUID(tenant), user_id, session_id,
+                                 float(svc.config["SESSION_MAX_HOURS"]))
     except ValueError:
         return None
-    return SessionUser(principal) if principal else None
+    return SessionUser(principal, session_id) if principal else None
 
 
 def current_principal(allow_session: bool) -> Principal:
@@ -126,3 +136,49 @@ def require(permission: str, *, allow_session: bool = True):
         return inner
 
     return wrap
+
+
+# --- sign-in budgets ----------------------------------------------------------------------
+# Each password check costs ~0.1 s of CPU (Argon2), so unauthenticated checks are budgeted
+# per address and globally (besides the per address-and-email throttle of the sign-in page),
+# and only a few run at once: the threads that serve the API keep their CPU.
+_password_slots: threading.BoundedSemaphore | None = None
+_slots_lock = threading.Lock()
+
+
+def sign_in_budget(svc, remote_addr: str | None, email: str) -> int | None:
+    """Count one sign-in attempt against its budgets; the seconds to wait (for Retry-After)
+    when one is spent, None while all allow it."""
+    now = time.time()
+    budgets = [
+        (f"login:{remote_addr}:{email.strip().lower()}", str(svc.config["LOGIN_RATE_PER_EMAIL"])),
+        (f"login-addr:{remote_addr}", str(svc.config["LOGIN_RATE_PER_ADDRESS"])),
+        ("login-all", str(svc.config["LOGIN_RATE_GLOBAL"])),
+    ]
+    for name, spec in budgets:
+        limit, window = parse_rate_limit(spec)
+        if limit <= 0:
+            continue
+        bucket = int(now // window)
+        count = hit_window(svc, name, window, bucket)
+        if count is not None and count > limit:
+            return max(1, int((bucket + 1) * window - now + 0.999))
+    return None
+
+
+@contextmanager
+def password_check_slot(svc):
+    """Hold one of the ``PASSWORD_CHECKS_AT_ONCE`` slots for a password check; raises
+    ``RateLimited`` when none frees up within ``PASSWORD_CHECK_WAIT`` seconds."""
+    global _password_slots
+    with _slots_lock:
+        if _password_slots is None:
+            _password_slots = threading.BoundedSemaphore(
+                max(1, int(svc.config["PASSWORD_CHECKS_AT_ONCE"])))
+        slots = _password_slots
+    if not slots.acquire(timeout=float(svc.config["PASSWORD_CHECK_WAIT"])):
+        raise RateLimited("sign-in is busy; try again in a few seconds", retry_after=2)
+    try:
+        yield
+    finally:
+        slots.release()

@@ -17,9 +17,13 @@ from .crypto import decrypt_field
 
 SELECT_COLUMNS = """
   a.seq, a.occurred_at, a.record,
-  i.event_id IS NOT NULL, i.anomaly_score, i.is_anomaly, i.category, i.risk_level, i.tags,
-  i.ai_insights, i.review_required
+  i.event_id IS NOT NULL AS has_insights, i.anomaly_score, i.is_anomaly, i.category,
+  i.risk_level, i.tags, i.ai_insights, i.review_required
 """
+# The outer query of a page names the same columns as SELECT_COLUMNS, after seq,
+# occurred_at and the record (see list_events).
+PAGE_COLUMNS = "p.has_insights, p.anomaly_score, p.is_anomaly, p.category, p.risk_level, " \
+    "p.tags, p.ai_insights, p.review_required"
 FROM = (
     "FROM audit_logs a LEFT JOIN event_insights i "
     "ON i.tenant_id = a.tenant_id AND i.event_id = a.id"
@@ -32,10 +36,18 @@ def encode_cursor(occurred_at: datetime, seq: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The position a cursor names; 400 for anything ``encode_cursor`` did not make."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        ts, seq = orjson.loads(raw)
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")), int(seq)
+        value = orjson.loads(raw)
+        # A forged cursor can hold any JSON: accept exactly [timestamp text, seq integer].
+        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+                and type(value[1]) is int and 0 <= value[1] < 2**63):
+            raise ValueError("not a cursor")
+        moment = datetime.fromisoformat(value[0].replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError("not a cursor")
+        return moment, value[1]
     except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise BadRequest("cursor is not valid; pass next_cursor from a previous page") from exc
 
@@ -128,25 +140,39 @@ def row_to_event(svc, cur, tenant_id: uuid.UUID, r: tuple) -> dict[str, Any]:
     }
 
 
-def list_events(svc, cur, tenant_id: uuid.UUID, q: EventQuery, chronological: bool = False) -> dict:
-    """One page of events matching ``q``: newest first, or oldest first for the timeline."""
+def list_events(svc, cur, tenant_id: uuid.UUID, q: EventQuery, chronological: bool = False,
+                max_bytes: int = 4 * 1024 * 1024) -> dict:
+    """One page of events matching ``q``: newest first, or oldest first for the timeline.
+
+    A page holds at most ``q.limit`` events and ends early, with a ``next_cursor``, once the
+    stored records it holds pass ``max_bytes`` (the first event is always included): an
+    event's JSON is about the size of its record, so this bounds the response and the
+    memory it takes whatever the events hold.
+    """
     where, params = build_filters(q)
     if q.cursor:
         ts, seq = decode_cursor(q.cursor)
         where.append("(a.occurred_at, a.seq) > (%s, %s)" if chronological else "(a.occurred_at, a.seq) < (%s, %s)")
         params.extend([ts, seq])
     order = "a.occurred_at ASC, a.seq ASC" if chronological else "a.occurred_at DESC, a.seq DESC"
-    sql = f"SELECT {SELECT_COLUMNS} {FROM}"
+    # The running total of record sizes (same order as the page, so no second sort) lets
+    # the server send only the records that fit; rows past the budget come without their
+    # record and only say that the page was cut there.
+    sql = (f"SELECT {SELECT_COLUMNS}, "
+           f"sum(octet_length(a.record)) OVER (ORDER BY {order} ROWS UNBOUNDED PRECEDING) "
+           f"- octet_length(a.record) AS bytes_before {FROM}")
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {order} LIMIT %s"
     params.append(q.limit + 1)
-    cur.execute(sql, params)
+    sql = (f"SELECT p.seq, p.occurred_at, CASE WHEN p.bytes_before < %s THEN p.record END, "
+           f"{PAGE_COLUMNS} FROM ({sql}) p ORDER BY {order.replace('a.', 'p.')}")
+    cur.execute(sql, [max_bytes, *params])
     rows = cur.fetchall()
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    events = [row_to_event(svc, cur, tenant_id, r) for r in rows]
-    next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
+    fitting = [r for r in rows[: q.limit] if r[2] is not None]
+    more = len(fitting) < len(rows)
+    events = [row_to_event(svc, cur, tenant_id, r) for r in fitting]
+    next_cursor = encode_cursor(fitting[-1][1], fitting[-1][0]) if more and fitting else None
     return {"events": events, "next_cursor": next_cursor}
 
 

@@ -132,15 +132,79 @@ def authenticate_user(svc, email: str, password: str) -> Principal | None:
     return Principal("user", str(user_id), tenant_id, frozenset(ROLES[role]), email.strip())
 
 
-def load_user(svc, tenant_id: uuid.UUID, user_id: str) -> Principal | None:
+def open_session(svc, principal: Principal, remote_addr: str | None = None) -> str:
+    """Record a new sign-in session of a user; its id goes into the signed session cookie."""
+    session_id = uuid.uuid4()
+    with svc.db.cursor(principal.tenant_id) as cur:
+        cur.execute(
+            "INSERT INTO user_sessions (id, tenant_id, user_id, remote_addr) "
+            "VALUES (%s, %s, %s, %s)",
+            (session_id, principal.tenant_id, uuid.UUID(principal.id), remote_addr),
+        )
+    return str(session_id)
+
+
+def session_user(svc, tenant_id: uuid.UUID, user_id: str, session_id: str,
+                 max_age_hours: float) -> Principal | None:
+    """The user of a live session: not revoked, younger than ``max_age_hours``, and the user
+    still active. None otherwise (the cookie then signs nobody in)."""
     with svc.db.cursor(tenant_id) as cur:
         cur.execute(
-            "SELECT id, email, role, is_active FROM users WHERE id = %s", (uuid.UUID(user_id),)
+            "SELECT u.id, u.email, u.role FROM user_sessions s JOIN users u "
+            "ON u.tenant_id = s.tenant_id AND u.id = s.user_id "
+            "WHERE s.id = %s AND s.user_id = %s AND s.revoked_at IS NULL AND u.is_active "
+            "AND s.created_at > now() - make_interval(secs => %s)",
+            (uuid.UUID(session_id), uuid.UUID(user_id), max_age_hours * 3600),
         )
         row = cur.fetchone()
-    if row is None or not row[3]:
+    if row is None:
         return None
     return Principal("user", str(row[0]), tenant_id, frozenset(ROLES[row[2]]), row[1])
+
+
+def revoke_session(svc, tenant_id: uuid.UUID, session_id: str, reason: str = "signed out") -> None:
+    """End one session server-side (its cookie stops working even if it was copied)."""
+    with svc.db.cursor(tenant_id) as cur:
+        cur.execute(
+            "UPDATE user_sessions SET revoked_at = now(), revoked_reason = %s "
+            "WHERE id = %s AND revoked_at IS NULL",
+            (reason, uuid.UUID(session_id)),
+        )
+
+
+def _revoke_user_sessions(cur, user_id: uuid.UUID, reason: str) -> int:
+    cur.execute(
+        "UPDATE user_sessions SET revoked_at = now(), revoked_reason = %s "
+        "WHERE user_id = %s AND revoked_at IS NULL",
+        (reason, user_id),
+    )
+    return cur.rowcount
+
+
+def deactivate_user(svc, tenant_id: uuid.UUID, email: str) -> dict:
+    """Stop a user from signing in and end their sessions; their history stays in the trail."""
+    with svc.db.cursor(tenant_id) as cur:
+        cur.execute("UPDATE users SET is_active = false WHERE lower(email) = lower(%s) "
+                    "RETURNING id", (email.strip(),))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no user {email} in this tenant")
+        ended = _revoke_user_sessions(cur, row[0], "user deactivated")
+    return {"id": str(row[0]), "email": email.strip(), "sessions_ended": ended}
+
+
+def set_password(svc, tenant_id: uuid.UUID, email: str, password: str) -> dict:
+    """Give a user a new password and end every session signed in with the old one."""
+    if len(password) < 10:
+        raise ValidationFailed("password must be at least 10 characters")
+    with svc.db.cursor(tenant_id) as cur:
+        cur.execute("UPDATE users SET password_hash = %s WHERE lower(email) = lower(%s) "
+                    "RETURNING id", (_hasher.hash(password), email.strip()))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no user {email} in this tenant")
+        ended = _revoke_user_sessions(cur, row[0], "password changed")
+    return {"id": str(row[0]), "email": email.strip(), "sessions_ended": ended}
 
 
 def _key_hash(token: str) -> bytes:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -17,12 +19,12 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..auth import SessionUser, hit_window
-from ..services.tenancy import authenticate_user, get_tenant
+from ..auth import SessionUser, password_check_slot, sign_in_budget
+from ..errors import RateLimited
+from ..services.tenancy import authenticate_user, get_tenant, open_session, revoke_session
 
 bp = Blueprint("web", __name__)
-LOGIN_ATTEMPTS = 10  # per address and email
-LOGIN_WINDOW = 60  # seconds
+NEXT_MAX = 2000  # characters of a ``next`` target worth following
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }} · Trailseal</title>
@@ -72,9 +74,18 @@ def _csrf_ok() -> bool:
     return bool(sent) and hmac.compare_digest(sent, session.get("csrf_token", ""))
 
 
+# Browsers drop tabs and newlines anywhere in a URL and read a backslash as a slash, so
+# "/\t/evil.example" or "/\\evil.example" would leave the site: refuse any of them.
+_UNSAFE_IN_NEXT = re.compile(r"[\x00-\x20\x7f\\]")
+
+
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
+    """Where to go after signing in: a same-origin path, or the home page."""
+    if (target and len(target) <= NEXT_MAX and target.startswith("/")
+            and not target.startswith("//") and not _UNSAFE_IN_NEXT.search(target)):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for("web.home")
 
 
@@ -89,29 +100,40 @@ def login():
     error, email = None, ""
     next_url = request.values.get("next", "")
     if request.method == "POST":
-        email = request.form.get("email", "")
-        attempts = hit_window(svc, f"login:{request.remote_addr}:{email.strip().lower()}",
-                              LOGIN_WINDOW)
-        if attempts is not None and attempts > LOGIN_ATTEMPTS:
-            error = "Too many sign-in attempts; wait a minute and try again."
-            page = _page("Sign in", LOGIN, error=error, email=email, next=next_url)
-            return page, 429, {"Retry-After": str(LOGIN_WINDOW)}
+        email = request.form.get("email", "")[:320]
         if not _csrf_ok():
             error = "Your session expired; please sign in again."
-        else:
-            principal = authenticate_user(svc, email, request.form.get("password", ""))
-            if principal is not None:
-                session.clear()
-                login_user(SessionUser(principal))
-                return redirect(_safe_next(next_url))
-            error = "Email or password is incorrect."
+            return _page("Sign in", LOGIN, error=error, email=email, next=next_url), 401
+        wait = sign_in_budget(svc, request.remote_addr, email)
+        if wait is not None:
+            return _too_many(wait, email, next_url)
+        try:
+            with password_check_slot(svc):
+                principal = authenticate_user(svc, email, request.form.get("password", ""))
+        except RateLimited as exc:
+            return _too_many(exc.retry_after, email, next_url)
+        if principal is not None:
+            session.clear()
+            session_id = open_session(svc, principal, request.remote_addr)
+            login_user(SessionUser(principal, session_id))
+            return redirect(_safe_next(next_url))
+        error = "Email or password is incorrect."
         return _page("Sign in", LOGIN, error=error, email=email, next=next_url), 401
     return _page("Sign in", LOGIN, error=error, email=email, next=next_url)
+
+
+def _too_many(wait: int, email: str, next_url: str):
+    error = "Too many sign-in attempts; wait a minute and try again."
+    page = _page("Sign in", LOGIN, error=error, email=email, next=next_url)
+    return page, 429, {"Retry-After": str(wait)}
 
 
 @bp.post("/logout")
 def logout():
     if _csrf_ok():
+        if current_user.is_authenticated:
+            revoke_session(current_app.extensions["trailseal"], current_user.principal.tenant_id,
+                           current_user.session_id)
         logout_user()
         session.clear()
     return redirect(url_for("web.login"))
