@@ -1,0 +1,268 @@
+"""Table-driven bad input against every endpoint: no crafted request is a 500, and each class
+of bad input gets the status and the one error shape it should.
+
+Endpoints come from the app's URL map, so a new endpoint is covered (or fails the coverage
+check below) without editing this file. Cases name the class of input they stand for; the
+ones that were 500s before (forged cursors, non-ASCII digits, calendar extremes, NUL in
+paths and queries) are the regression cases of the security probe.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pytest
+from werkzeug.exceptions import MethodNotAllowed
+
+from tests.conftest import make_event
+from trailseal.services.alerts import record_alert
+from trailseal.testing import make_tenant
+
+
+def _cursor(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    query: str = ""  # appended to the URL as is (already percent-encoded)
+    needs: str | None = None  # only for endpoints that accept this query parameter
+    expect: tuple[int, ...] = (400, 422)
+
+
+# Query-string cases, tried on every endpoint (or on those that accept ``needs``).
+QUERY_CASES = [
+    Case("unknown parameter", "?bogus=1", expect=(422,)),
+    Case("unknown parameter, 10 kB", "?" + "b" * 10_000 + "=1", expect=(422,)),
+    Case("NUL in a value", "?x=%00", expect=(400,)),
+    Case("NUL in a key", "?%00=1", expect=(400,)),
+    Case("other control character", "?x=%1B%5B31m", expect=(400,)),
+    Case("invalid UTF-8", "?bogus=%FF%FE", expect=(422,)),
+    Case("limit: superscript two", "?limit=%C2%B2", needs="limit", expect=(422,)),
+    Case("limit: Arabic-Indic digit", "?limit=%D9%A3", needs="limit", expect=(422,)),
+    Case("limit: negative", "?limit=-1", needs="limit", expect=(422,)),
+    Case("limit: huge", "?limit=99999999999999999999999", needs="limit", expect=(422,)),
+    Case("limit: float", "?limit=1e3", needs="limit", expect=(422,)),
+    Case("cursor: [1,2]", "?cursor=" + _cursor([1, 2]), needs="cursor", expect=(400,)),
+    Case("cursor: [null,1]", "?cursor=" + _cursor([None, 1]), needs="cursor", expect=(400,)),
+    Case("cursor: [{a:1},1]", "?cursor=" + _cursor([{"a": 1}, 1]), needs="cursor",
+         expect=(400,)),
+    Case("cursor: seq past int8", "?cursor=" + _cursor(["2026-01-01T00:00:00Z", 2**70]),
+         needs="cursor", expect=(400,)),
+    Case("cursor: seq true", "?cursor=" + _cursor(["2026-01-01T00:00:00Z", True]),
+         needs="cursor", expect=(400,)),
+    Case("cursor: naive time", "?cursor=" + _cursor(["2026-01-01T00:00:00", 1]),
+         needs="cursor", expect=(400,)),
+    Case("cursor: three items", "?cursor=" + _cursor(["2026-01-01T00:00:00Z", 1, 2]),
+         needs="cursor", expect=(400,)),
+    Case("cursor: not base64", "?cursor=%%%%", needs="cursor", expect=(400, 422)),
+    Case("cursor: a string", "?cursor=" + _cursor("x"), needs="cursor", expect=(400,)),
+    Case("as_of: year 1", "?as_of=0001-01-01T00:00:00Z", needs="as_of", expect=(422,)),
+    Case("as_of: year 9999 at -14:00", "?as_of=9999-12-31T23:59:59-14:00", needs="as_of",
+         expect=(422,)),
+    Case("as_of: no offset", "?as_of=2026-01-01T00:00:00", needs="as_of", expect=(422,)),
+    Case("as_of: garbage", "?as_of=yesterday", needs="as_of", expect=(422,)),
+    Case("start: Unix time", "?start=1700000000", needs="start", expect=(422,)),
+    Case("start: 7 fractional digits", "?start=2026-01-01T00:00:00.1234567Z", needs="start",
+         expect=(422,)),
+    Case("start: year 1", "?start=0001-01-01T00:00:00%2B14:00", needs="start", expect=(200,)),
+    Case("end: unencoded plus", "?end=2026-01-01T00:00:00+01:00", needs="end", expect=(422,)),
+    Case("full: maybe", "?full=maybe", needs="full", expect=(422,)),
+    Case("status: unknown", "?status=deleted", needs="status", expect=(422,)),
+    Case("severity: unknown", "?severity=apocalyptic", needs="severity", expect=(422,)),
+    Case("event_type: 10 kB", "?event_type=" + "a" * 10_000, needs="event_type",
+         expect=(422,)),
+]
+
+# Bodies for the endpoints that take one: (name, content type, raw body, expected statuses).
+BODY_CASES = [
+    ("malformed JSON", "application/json", b'{"events": [', (400,)),
+    ("not JSON at all", "application/json", b"\xff\xfe\x00", (400,)),
+    ("wrong content type", "text/plain", b"{}", (415,)),
+    ("no content type", "", b"{}", (415,)),
+    ("empty body", "application/json", b"", (400,)),
+    ("a JSON array", "application/json", b"[]", (422,)),
+    ("a JSON string", "application/json", b'"x"', (422,)),
+    ("null", "application/json", b"null", (422,)),
+    ("deep nesting", "application/json", b"[" * 5000 + b"]" * 5000, (400,)),
+    ("integer past 64 bits", "application/json", b'{"status": 123456789012345678901234}',
+     (422,)),
+    ("NUL inside a string", "application/json", json.dumps({"status": "op\u0000en"}).encode(),
+     (422,)),
+    ("lone surrogate", "application/json", b'{"status": "\\ud800"}', (400, 422)),
+    ("over the size limit", "application/json", b'{"x": "' + b"a" * (2 * 1024 * 1024) + b'"}',
+     (413,)),
+]
+
+# Path arguments: (name, value as sent in the URL, expected statuses).
+PATH_CASES = [
+    ("NUL", "%00", (400,)),
+    ("control character", "%1B", (400,)),
+    ("not an id", "not-an-id", (404,)),
+    ("unknown id", "00000000-0000-4000-8000-000000000000", (404,)),
+    ("8 kB", "a" * 8000, (404,)),
+    ("unicode", quote("événement"), (404,)),
+    ("dot segments", "..%2F..%2Fetc%2Fpasswd", (404,)),
+]
+
+
+@pytest.fixture(scope="module")
+def world(trailseal_app, trailseal_services):
+    tenant = make_tenant(trailseal_services)
+    client = trailseal_app.test_client()
+    created = client.post("/api/v1/events", json=make_event(), headers=tenant.headers)
+    assert created.status_code == 201
+    alert = record_alert(trailseal_services, tenant.id, kind="test", severity="low",
+                         title="bad input", details={})
+    return {"tenant": tenant, "client": client, "event_id": created.get_json()["id"],
+            "alert_id": str(alert.id)}
+
+
+def _api_routes(app) -> list[tuple[str, str, object]]:
+    """(rule, method, view) for every API route of the app."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            routes.append((rule.rule, method, app.view_functions[rule.endpoint]))
+    return routes
+
+
+def _url(rule: str, world, value: str | None = None) -> str:
+    url = rule.replace("<event_id>", value or world["event_id"])
+    return url.replace("<alert_id>", value or world["alert_id"])
+
+
+def _send(client, method, url, headers, body=None, content_type=None):
+    kwargs = {"headers": headers}
+    if body is not None:
+        kwargs["data"] = body
+        if content_type:
+            kwargs["content_type"] = content_type
+    return client.open(url, method=method, **kwargs)
+
+
+def _check(resp, expect, what):
+    assert resp.status_code < 500, (what, resp.status_code, resp.get_data(as_text=True)[:300])
+    assert resp.status_code in expect, (what, resp.status_code, resp.get_data(as_text=True)[:300])
+    if resp.status_code >= 400:
+        error = resp.get_json()["error"]
+        assert set(error) == {"code", "message", "details"} and error["message"], what
+
+
+def test_every_api_route_is_covered(trailseal_app):
+    rules = {rule for rule, _, _ in _api_routes(trailseal_app)}
+    known = {"/api/v1/events", "/api/v1/events/batch", "/api/v1/events/<event_id>",
+             "/api/v1/timeline", "/api/v1/dashboard/stats", "/api/v1/chain/verify",
+             "/api/v1/alerts", "/api/v1/alerts/<alert_id>", "/api/v1/access-log",
+             "/api/v1/openapi.json"}
+    # A new route must get a valid body and path arguments here before it can be fuzzed.
+    assert rules == known, rules ^ known
+
+
+def _valid_body(rule: str, method: str) -> dict | None:
+    if method == "POST" and rule == "/api/v1/events":
+        return make_event()
+    if method == "POST" and rule == "/api/v1/events/batch":
+        return {"events": [make_event()]}
+    if method == "PATCH":
+        return {"status": "acknowledged"}
+    return None
+
+
+@pytest.mark.parametrize("case", QUERY_CASES, ids=lambda c: c.name)
+def test_query_cases_on_every_endpoint(trailseal_app, world, case):
+    tried = 0
+    for rule, method, view in _api_routes(trailseal_app):
+        accepted = getattr(view, "accepted_params", None)
+        if accepted is None:  # public document without authentication: must not fail
+            resp = world["client"].open(rule + case.query, method=method)
+            assert resp.status_code < 500, (rule, resp.status_code)
+            continue
+        if case.needs and case.needs not in accepted:
+            continue
+        body = _valid_body(rule, method)
+        resp = _send(world["client"], method, _url(rule, world) + case.query,
+                     world["tenant"].headers,
+                     json.dumps(body).encode() if body is not None else None,
+                     "application/json" if body is not None else None)
+        _check(resp, case.expect, (case.name, method, rule))
+        tried += 1
+    assert tried, f"no endpoint takes {case.needs}"
+
+
+@pytest.mark.parametrize("name,content_type,body,expect", BODY_CASES,
+                         ids=[c[0] for c in BODY_CASES])
+def test_body_cases_on_every_endpoint_with_a_body(trailseal_app, world, name, content_type,
+                                                  body, expect):
+    tried = 0
+    for rule, method, _ in _api_routes(trailseal_app):
+        if method not in ("POST", "PATCH", "PUT"):
+            continue
+        resp = _send(world["client"], method, _url(rule, world), world["tenant"].headers,
+                     body, content_type)
+        # the events endpoints validate events, the alert endpoint a status: both 422
+        _check(resp, expect, (name, method, rule))
+        tried += 1
+    assert tried >= 3
+
+
+@pytest.mark.parametrize("name,value,expect", PATH_CASES, ids=[c[0] for c in PATH_CASES])
+def test_path_cases_on_every_endpoint_with_an_id(trailseal_app, world, name, value, expect):
+    tried = 0
+    for rule, method, _ in _api_routes(trailseal_app):
+        if "<" not in rule:
+            continue
+        body = _valid_body(rule, method)
+        resp = _send(world["client"], method, _url(rule, world, value), world["tenant"].headers,
+                     json.dumps(body).encode() if body is not None else None,
+                     "application/json" if body is not None else None)
+        _check(resp, expect, (name, method, rule))
+        tried += 1
+    assert tried >= 2
+
+
+@pytest.mark.parametrize("header", [
+    {"Idempotency-Key": "\xff\xfe"},  # latin-1 text of bytes that are not UTF-8
+    {"Idempotency-Key": "x" * 201},
+    {"Idempotency-Key": "   "},
+    {"Idempotency-Key": "a\u0085b"},  # NEL: not printable
+])
+def test_bad_idempotency_keys(world, header):
+    for url, body in (("/api/v1/events", make_event()),
+                      ("/api/v1/events/batch", {"events": [make_event()]})):
+        resp = world["client"].post(url, json=body, headers={**world["tenant"].headers, **header})
+        _check(resp, (400,), (url, header))
+
+
+def test_wrong_methods_are_405_with_the_error_shape(trailseal_app, world):
+    allowed: dict[str, set[str]] = {}
+    for rule in trailseal_app.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            allowed.setdefault(rule.rule, set()).update(rule.methods)
+    adapter = trailseal_app.url_map.bind("localhost")
+    tried = 0
+    for rule, methods in allowed.items():
+        for method in {"GET", "POST", "PUT", "PATCH", "DELETE"} - methods:
+            try:  # "GET /events/batch" is another route's "GET /events/<event_id>"
+                adapter.match(_url(rule, world), method)
+                continue
+            except MethodNotAllowed:
+                pass
+            resp = world["client"].open(_url(rule, world), method=method,
+                                        headers=world["tenant"].headers)
+            _check(resp, (405,), (method, rule))
+            tried += 1
+    assert tried > 10
+
+
+@pytest.mark.parametrize("path", ["/login?next=%00", "/login?next=%0A%0D", "/?x=%00",
+                                  "/healthz?x=%00", "/metrics?%00=1", "/nope%00"])
+def test_web_routes_survive_control_characters(world, path):
+    resp = world["client"].get(path)
+    assert resp.status_code < 500, (path, resp.status_code)
