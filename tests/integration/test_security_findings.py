@@ -304,3 +304,26 @@ def test_sessions_expire(trailseal_app, user, config):
     _, cookie = _signed_in_cookie(trailseal_app, user)
     config(SESSION_MAX_HOURS=0.0)
     assert _replay(trailseal_app, cookie) == 401
+
+
+def test_cli_password_change_ends_sessions(trailseal_app, trailseal_services, tenant, user):
+    import os
+    import subprocess
+    import sys
+
+    _, cookie = _signed_in_cookie(trailseal_app, user)
+    env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=trailseal_services.config["INSTANCE_PATH"])
+    out = subprocess.run([sys.executable, "-m", "trailseal", "user", "password", "--tenant",
+                          tenant.slug, "--email", user, "--password", "another long secret"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"password of {user} changed; 1 session(s) ended" in out.stdout
+    assert _replay(trailseal_app, cookie) == 401
+    assert _sign_in(trailseal_app.test_client(), user).status_code == 401  # old password
+    client = trailseal_app.test_client()
+    assert _sign_in(client, user, password="another long secret").status_code == 302
+    missing = subprocess.run([sys.executable, "-m", "trailseal", "user", "password", "--tenant",
+                              tenant.slug, "--email", "nobody@example.com", "--password",
+                              "another long secret"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert missing.returncode == 1 and "no user nobody@example.com" in missing.stderr
