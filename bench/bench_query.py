@@ -95,7 +95,8 @@ def ensure_data(svc, slug: str, n: int, n_other: int) -> tuple:
 
 def pick_values(svc, tid, total: int) -> dict:
     """A frequent actor, a frequent event type and a deep cursor of the stored data."""
-    from trailseal.services.events import encode_cursor
+    from trailseal.schemas import EventQuery
+    from trailseal.services.events import cursor_after
 
     with svc.db.cursor(tid) as cur:
         cur.execute("SELECT actor_id, count(*) FROM audit_logs GROUP BY 1 ORDER BY 2 DESC "
@@ -117,8 +118,8 @@ def pick_values(svc, tid, total: int) -> dict:
     return {
         "actor": actors[2][0], "actor_n": actors[2][1],
         "severities": severities, "deleted_n": deleted, "pii_n": pii,
-        "cursor_mid": encode_cursor(*mid),
-        "cursor_actor_mid": encode_cursor(*actor_mid),
+        "cursor_mid": cursor_after(EventQuery(), *mid),
+        "cursor_actor_mid": cursor_after(EventQuery(actor=actors[2][0]), *actor_mid),
     }
 
 

@@ -132,6 +132,23 @@ def limit_param(default: int = 50, maximum: int = 500) -> int:
     return int(raw)
 
 
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+def bool_param(name: str, default: bool = False) -> bool:
+    """A boolean query parameter: true/false, 1/0, yes/no or on/off, any case (422 else)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValidationFailed(f"{name} must be true or false (also 1/0, yes/no, on/off)")
+
+
 def parse_query(model: type[BaseModel]) -> BaseModel:
     """Validate the query string against ``model`` (repeatable keys become lists)."""
     check_query_params(model.model_fields)

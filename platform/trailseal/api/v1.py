@@ -18,6 +18,7 @@ from ..services.events import get_event, list_events
 from ..services.ingest import append_events, request_fingerprint, validate_events
 from ..services.integrity import verify_chain
 from .requests import (
+    bool_param,
     endpoint,
     json_body,
     limit_param,
@@ -182,22 +183,22 @@ def _cache_set(svc, key: str, value: bytes, ttl: int) -> None:
 def chain_verify():
     """Walk the tenant's chain and name the first broken event (``full=true``: decode every
     record instead of trusting matching ``columns_hash`` values)."""
-    raw = request.args.get("full", "false").lower()
-    if raw not in ("true", "false", "1", "0"):
-        raise ValidationFailed("full must be true or false")
+    full = bool_param("full")
     with audited():
         pass
-    report = verify_chain(_svc(), g.principal.tenant_id, full=raw in ("true", "1"))
+    report = verify_chain(_svc(), g.principal.tenant_id, full=full)
     return jsonify(report.to_dict())
 
 
 @bp.get("/alerts")
-@endpoint("audit:read", "limit", "status")
+@endpoint("audit:read", "limit", "status", "cursor")
 def alerts_index():
-    """Recent alerts (chain breaks, anomalies), newest first; ``status`` filters."""
+    """Alerts (chain breaks, anomalies), newest first, one page at a time; ``status``
+    filters."""
     limit = limit_param()
     with audited() as cur:
-        return jsonify({"alerts": list_alerts(_svc(), cur, limit, request.args.get("status"))})
+        return jsonify(list_alerts(cur, limit, request.args.get("status"),
+                                   request.args.get("cursor")))
 
 
 @bp.patch("/alerts/<alert_id>")
@@ -213,12 +214,13 @@ def alert_update(alert_id: str):
 
 
 @bp.get("/access-log")
-@endpoint("audit:admin", "limit")
+@endpoint("audit:admin", "limit", "cursor")
 def access_log_index():
-    """Who read the trail: the newest access records (this read is recorded too)."""
+    """Who read the trail: access records, newest first, one page at a time (this read is
+    recorded too)."""
     limit = limit_param()
     with audited() as cur:
-        return jsonify({"entries": list_access(cur, limit)})
+        return jsonify(list_access(cur, limit, request.args.get("cursor")))
 
 
 def _page_bytes() -> int:

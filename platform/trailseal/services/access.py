@@ -6,6 +6,9 @@ from typing import Any
 
 import orjson
 
+from .chain import format_ts
+from .paging import decode_cursor, encode_cursor, seq_part
+
 
 def record_access(
     cur,
@@ -25,14 +28,27 @@ def record_access(
     )
 
 
-def list_access(cur, limit: int = 100) -> list[dict[str, Any]]:
+def list_access(cur, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+    """One page of the access log, newest first: ``{"entries": [...], "next_cursor"}``."""
+    params: list[Any] = []
+    where = ""
+    if cursor:
+        (before,) = decode_cursor(cursor, "access-log", {}, (seq_part,))
+        where = "WHERE id < %s"
+        params.append(before)
     cur.execute(
         "SELECT id, principal_type, principal_id, endpoint, method, query, remote_addr, accessed_at "
-        "FROM audit_access_log ORDER BY id DESC LIMIT %s",
-        (limit,),
+        f"FROM audit_access_log {where} ORDER BY id DESC LIMIT %s",
+        [*params, limit + 1],
     )
-    return [
+    rows = cur.fetchall()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor("access-log", {}, [rows[-1][0]])
+    entries = [
         {"id": r[0], "principal_type": r[1], "principal_id": r[2], "endpoint": r[3],
-         "method": r[4], "query": r[5], "remote_addr": r[6], "accessed_at": r[7].isoformat()}
-        for r in cur.fetchall()
+         "method": r[4], "query": r[5], "remote_addr": r[6], "accessed_at": format_ts(r[7])}
+        for r in rows
     ]
+    return {"entries": entries, "next_cursor": next_cursor}

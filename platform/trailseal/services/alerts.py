@@ -10,6 +10,8 @@ import orjson
 
 from ..errors import NotFound, ValidationFailed
 from ..types import Alert
+from .chain import format_ts
+from .paging import decode_cursor, encode_cursor, time_part, uuid_part
 
 log = logging.getLogger(__name__)
 STATUSES = ("open", "acknowledged", "resolved")
@@ -66,25 +68,39 @@ def record_alert(svc, tenant_id: uuid.UUID, **fields: Any) -> Alert | None:
 
 def _alert_dict(r: tuple) -> dict[str, Any]:
     return {"id": str(r[0]), "kind": r[1], "severity": r[2], "title": r[3], "details": r[4],
-            "status": r[5], "event_id": str(r[6]) if r[6] else None, "created_at": r[7].isoformat(),
-            "status_changed_by": r[8], "status_changed_at": r[9].isoformat() if r[9] else None}
+            "status": r[5], "event_id": str(r[6]) if r[6] else None, "created_at": format_ts(r[7]),
+            "status_changed_by": r[8], "status_changed_at": format_ts(r[9]) if r[9] else None}
 
 
 ALERT_COLUMNS = ("id, kind, severity, title, details, status, event_id, created_at, "
                  "status_changed_by, status_changed_at")
 
 
-def list_alerts(svc, cur, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
-    """Newest alerts first, optionally only those with ``status``."""
+def list_alerts(cur, limit: int = 50, status: str | None = None,
+                cursor: str | None = None) -> dict[str, Any]:
+    """One page of alerts, newest first, optionally only those with ``status``:
+    ``{"alerts": [...], "next_cursor": str | None}``."""
     if status is not None and status not in STATUSES:
         raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}")
-    where = "WHERE status = %s" if status else ""
-    params = (status, limit) if status else (limit,)
-    cur.execute(
-        f"SELECT {ALERT_COLUMNS} FROM audit_anomalies {where} ORDER BY created_at DESC LIMIT %s",
-        params,
-    )
-    return [_alert_dict(r) for r in cur.fetchall()]
+    filters = {"status": status}
+    where, params = [], []
+    if status:
+        where.append("status = %s")
+        params.append(status)
+    if cursor:
+        created_at, alert_id = decode_cursor(cursor, "alerts", filters, (time_part, uuid_part))
+        where.append("(created_at, id) < (%s, %s)")
+        params += [created_at, alert_id]
+    sql = f"SELECT {ALERT_COLUMNS} FROM audit_anomalies"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    cur.execute(sql + " ORDER BY created_at DESC, id DESC LIMIT %s", [*params, limit + 1])
+    rows = cur.fetchall()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor("alerts", filters, [format_ts(rows[-1][7]), str(rows[-1][0])])
+    return {"alerts": [_alert_dict(r) for r in rows], "next_cursor": next_cursor}
 
 
 def set_alert_status(cur, alert_id: str, status: str, changed_by: str) -> dict[str, Any]:

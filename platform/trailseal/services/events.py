@@ -10,10 +10,11 @@ from typing import Any
 
 import orjson
 
-from ..errors import BadRequest, NotFound
+from ..errors import NotFound
 from ..schemas import EventQuery
 from .chain import format_ts
 from .crypto import decrypt_field
+from .paging import decode_cursor, encode_cursor, seq_part, time_part
 
 SELECT_COLUMNS = """
   a.seq, a.occurred_at, a.record,
@@ -30,26 +31,18 @@ FROM = (
 )
 
 
-def encode_cursor(occurred_at: datetime, seq: int) -> str:
-    raw = orjson.dumps([format_ts(occurred_at), seq])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _filters(q: EventQuery) -> dict[str, Any]:
+    """The filters a cursor is bound to (everything but the cursor and the page size)."""
+    data = q.model_dump(exclude={"cursor", "limit"})
+    return {key: format_ts(value) if isinstance(value, datetime) else value
+            for key, value in data.items()}
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """The position a cursor names; 400 for anything ``encode_cursor`` did not make."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value = orjson.loads(raw)
-        # A forged cursor can hold any JSON: accept exactly [timestamp text, seq integer].
-        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
-                and type(value[1]) is int and 0 <= value[1] < 2**63):
-            raise ValueError("not a cursor")
-        moment = datetime.fromisoformat(value[0].replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            raise ValueError("not a cursor")
-        return moment, value[1]
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
-        raise BadRequest("cursor is not valid; pass next_cursor from a previous page") from exc
+def cursor_after(q: EventQuery, occurred_at: datetime, seq: int,
+                 chronological: bool = False) -> str:
+    """The ``next_cursor`` a page of ``q`` ending at (``occurred_at``, ``seq``) returns."""
+    scope = "timeline" if chronological else "events"
+    return encode_cursor(scope, _filters(q), [format_ts(occurred_at), seq])
 
 
 def build_filters(q: EventQuery) -> tuple[list[str], list[Any]]:
@@ -150,8 +143,9 @@ def list_events(svc, cur, tenant_id: uuid.UUID, q: EventQuery, chronological: bo
     memory it takes whatever the events hold.
     """
     where, params = build_filters(q)
+    scope = "timeline" if chronological else "events"
     if q.cursor:
-        ts, seq = decode_cursor(q.cursor)
+        ts, seq = decode_cursor(q.cursor, scope, _filters(q), (time_part, seq_part))
         where.append("(a.occurred_at, a.seq) > (%s, %s)" if chronological else "(a.occurred_at, a.seq) < (%s, %s)")
         params.extend([ts, seq])
     order = "a.occurred_at ASC, a.seq ASC" if chronological else "a.occurred_at DESC, a.seq DESC"
@@ -172,7 +166,9 @@ def list_events(svc, cur, tenant_id: uuid.UUID, q: EventQuery, chronological: bo
     fitting = [r for r in rows[: q.limit] if r[2] is not None]
     more = len(fitting) < len(rows)
     events = [row_to_event(svc, cur, tenant_id, r) for r in fitting]
-    next_cursor = encode_cursor(fitting[-1][1], fitting[-1][0]) if more and fitting else None
+    next_cursor = None
+    if more and fitting:
+        next_cursor = cursor_after(q, fitting[-1][1], fitting[-1][0], chronological)
     return {"events": events, "next_cursor": next_cursor}
 
 
