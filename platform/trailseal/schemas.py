@@ -269,3 +269,83 @@ class EventQuery(BaseModel):
     tag: list[Tag] = []
     limit: int = Field(default=50, ge=1, le=500)
     cursor: _text(200) | None = None
+
+
+# --- response bodies (documented in the OpenAPI document) ---------------------------------
+
+AlertStatus = Literal["open", "acknowledged", "resolved"]
+
+
+class AlertOut(BaseModel):
+    """An alert: a chain break, an anomaly, or one a plugin raised."""
+
+    id: str
+    kind: str = Field(description="`chain_broken`, `anomaly`, or a plugin's kind.")
+    severity: Severity
+    title: str
+    details: dict[str, Any]
+    status: AlertStatus
+    event_id: str | None = Field(description="The event it is about, when there is one.")
+    created_at: str = Field(description="RFC 3339, UTC (`Z`).")
+    status_changed_by: str | None = Field(
+        description="`api_key:<id>` or `user:<id>` of the last status change; null if none.")
+    status_changed_at: str | None = Field(description="When the status last changed (`Z`).")
+
+
+class AlertPage(BaseModel):
+    alerts: list[AlertOut]
+    next_cursor: str | None
+
+
+class AlertStatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: AlertStatus
+
+
+class AccessEntry(BaseModel):
+    """One read of the trail."""
+
+    id: int
+    principal_type: Literal["api_key", "user", "system"]
+    principal_id: str
+    endpoint: str = Field(description="The path read (cut at 512 characters).")
+    method: str
+    query: dict[str, Any] = Field(description="The query string (capped, see the API guide).")
+    remote_addr: str | None
+    accessed_at: str = Field(description="RFC 3339, UTC (`Z`).")
+
+
+class AccessLogPage(BaseModel):
+    entries: list[AccessEntry]
+    next_cursor: str | None
+
+
+class NamedCount(BaseModel):
+    name: str | None
+    count: int
+
+
+class WindowCounts(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    last_24h: int = Field(alias="24h")
+    last_7d: int = Field(alias="7d")
+    last_30d: int = Field(alias="30d")
+    total: int
+
+
+class DashboardStats(BaseModel):
+    """Counts per window ending at ``as_of``; rankings and breakdowns over 30 days."""
+
+    as_of: str
+    counts: WindowCounts
+    top_actors: list[NamedCount]
+    top_event_types: list[NamedCount]
+    severity_breakdown: dict[str, int]
+    category_breakdown: dict[str, int]
+    window: Literal["30d"]
+    cached: bool
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, str]

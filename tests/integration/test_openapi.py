@@ -17,13 +17,18 @@ def test_openapi_document(trailseal_client, trailseal_app):
     generated.pop("$defs", None)
     assert spec["components"]["schemas"]["EventIn"] == generated
     # every API rule on the app is documented, and nothing that is not there
-    documented = {re.sub(r"\{(\w+)\}", r"<\1>", p) for p in spec["paths"]}
+    documented = {re.sub(r"\{(\w+)\}", r"<\1>", p) for p in spec["paths"]
+                  if p.startswith("/api/v1")}
     routes = {r.rule for r in trailseal_app.url_map.iter_rules()
-              if r.rule.startswith("/api/v1") and r.rule != "/api/v1/openapi.json"}
+              if r.rule.startswith("/api/v1")}
     assert routes == documented
+    assert {"/healthz", "/metrics"} <= set(spec["paths"])
     for path, ops in spec["paths"].items():
         for op in ops.values():
-            assert "401" in op["responses"], path
+            # every authenticated operation documents 401; open ones (health, metrics, this
+            # document, the 405s) say they need no credentials
+            assert "401" in op["responses"] or op["security"] == [], path
+            assert op["tags"], path
     params = {p["name"] for p in spec["paths"]["/api/v1/events"]["get"]["parameters"]}
     assert {"start", "end", "event_type", "actor", "entity_type", "entity_id", "severity",
             "category", "risk_level", "tag", "limit", "cursor"} <= params
@@ -47,4 +52,102 @@ def test_refs_resolve(trailseal_client):
     walk(spec)
     assert refs
     for ref in refs:
-        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
+        section, _, name = ref.removeprefix("#/components/").partition("/")
+        assert ref.startswith("#/components/") and section in ("schemas", "headers"), ref
+        assert name in spec["components"][section], ref
+    assert any(ref.startswith("#/components/schemas/") for ref in refs)
+    assert set(schemas) >= {"AlertPage", "AccessLogPage", "DashboardStats", "AlertOut"}
+
+
+def test_document_is_valid_openapi_3_1(trailseal_client):
+    from openapi_spec_validator import validate
+
+    validate(trailseal_client.get("/api/v1/openapi.json").get_json())
+
+
+def test_every_method_a_path_lacks_is_a_documented_405(trailseal_client, tenant):
+    spec = trailseal_client.get("/api/v1/openapi.json").get_json()
+    checked = 0
+    for path, ops in spec["paths"].items():
+        if not path.startswith("/api/v1/") or path.endswith("openapi.json"):
+            continue
+        url = path.replace("{event_id}", "00000000-0000-4000-8000-000000000000").replace(
+            "{alert_id}", "00000000-0000-4000-8000-000000000000")
+        for method, op in ops.items():
+            if "405" not in op["responses"]:
+                continue
+            resp = trailseal_client.open(url, method=method.upper(), headers=tenant.headers)
+            assert resp.status_code == 405, (method, path)
+            assert resp.headers["Allow"], (method, path)
+            checked += 1
+    assert checked >= 15
+
+
+def test_real_responses_of_every_operation_match_the_document(trailseal_client,
+                                                              trailseal_services, tenant):
+    """Each documented operation called with valid input; its status, body and documented
+    headers checked against the document (JSON Schema 2020-12, as OpenAPI 3.1 says)."""
+    from jsonschema import Draft202012Validator
+
+    from tests.conftest import make_event
+    from trailseal.services.alerts import record_alert
+
+    spec = trailseal_client.get("/api/v1/openapi.json").get_json()
+    old_limit = trailseal_services.config["RATE_LIMIT"]
+    trailseal_services.config["RATE_LIMIT"] = "1000/60"  # so the rate headers are sent
+    try:
+        key = {**tenant.headers, "Idempotency-Key": "openapi-check"}
+        created = trailseal_client.post("/api/v1/events", json=make_event(), headers=key)
+        replay = trailseal_client.post("/api/v1/events", json=make_event(), headers=key)
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        event_id = created.get_json()["id"]
+        alert = record_alert(trailseal_services, tenant.id, kind="test", severity="low",
+                             title="t", details={}, event_id=event_id)
+        calls = {
+            ("post", "/api/v1/events"): (created, None),
+            ("post", "/api/v1/events/batch"): (trailseal_client.post(
+                "/api/v1/events/batch", json={"events": [make_event()]},
+                headers=tenant.headers), None),
+            ("get", "/api/v1/events"): (trailseal_client.get("/api/v1/events?limit=1",
+                                                             headers=tenant.headers), None),
+            ("get", "/api/v1/events/{event_id}"): (trailseal_client.get(
+                f"/api/v1/events/{event_id}", headers=tenant.headers), None),
+            ("get", "/api/v1/timeline"): (trailseal_client.get("/api/v1/timeline",
+                                                               headers=tenant.headers), None),
+            ("get", "/api/v1/dashboard/stats"): (trailseal_client.get(
+                "/api/v1/dashboard/stats", headers=tenant.headers), None),
+            ("get", "/api/v1/chain/verify"): (trailseal_client.get(
+                "/api/v1/chain/verify?full=true", headers=tenant.headers), None),
+            ("get", "/api/v1/alerts"): (trailseal_client.get("/api/v1/alerts?limit=1",
+                                                             headers=tenant.headers), None),
+            ("patch", "/api/v1/alerts/{alert_id}"): (trailseal_client.patch(
+                f"/api/v1/alerts/{alert.id}", json={"status": "acknowledged"},
+                headers=tenant.headers), None),
+            ("get", "/api/v1/access-log"): (trailseal_client.get("/api/v1/access-log?limit=2",
+                                                                 headers=tenant.headers), None),
+            ("get", "/healthz"): (trailseal_client.get("/healthz"), None),
+            ("get", "/metrics"): (trailseal_client.get("/metrics"), None),
+            ("get", "/api/v1/openapi.json"): (trailseal_client.get("/api/v1/openapi.json"),
+                                              None),
+        }
+    finally:
+        trailseal_services.config["RATE_LIMIT"] = old_limit
+    operations = {(m, p) for p, ops in spec["paths"].items() for m, op in ops.items()
+                  if "405" not in op["responses"]}
+    assert operations == set(calls), operations ^ set(calls)
+    for (method, path), (resp, _) in calls.items():
+        documented = spec["paths"][path][method]["responses"]
+        status = str(resp.status_code)
+        assert status in documented, (method, path, status, resp.get_data(as_text=True)[:200])
+        response = documented[status]
+        content = response.get("content", {})
+        if "application/json" in content:
+            schema = {**content["application/json"]["schema"], "components": spec["components"]}
+            errors = list(Draft202012Validator(schema).iter_errors(resp.get_json()))
+            assert not errors, (method, path, [e.message for e in errors[:3]])
+        else:
+            assert resp.mimetype in content, (method, path, resp.mimetype)
+        for name in response.get("headers", {}):
+            if name == "Idempotent-Replayed":
+                continue  # only on replays (checked above)
+            assert name in resp.headers, (method, path, name)

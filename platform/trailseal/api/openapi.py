@@ -2,33 +2,44 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from .. import __version__
 from ..schemas import (
+    AccessLogPage,
+    AlertOut,
+    AlertPage,
+    AlertStatusIn,
     BatchCreated,
     ChainVerification,
+    DashboardStats,
     ErrorResponse,
     EventCreated,
     EventIn,
     EventOut,
     EventPage,
     EventQuery,
+    Health,
 )
 
 bp = Blueprint("openapi", __name__)
 MODELS: list[type[BaseModel]] = [
     EventIn, EventCreated, BatchCreated, EventOut, EventPage, ChainVerification, ErrorResponse,
+    AlertOut, AlertPage, AlertStatusIn, AccessLogPage, DashboardStats, Health,
 ]
+METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def _components() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in MODELS:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}",
+                                         by_alias=True)
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub
         schemas[model.__name__] = schema
@@ -58,114 +69,219 @@ def _ref(name: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
 
 
-ERRORS = {str(code): {"description": desc, **_ref("ErrorResponse")} for code, desc in [
-    (400, "Malformed request"), (401, "Missing or invalid credentials"),
-    (403, "Credential lacks the permission"), (422, "Validation failed"),
-    (429, "Rate limited (see Retry-After)"),
-]}
+def _header(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+HEADERS = {
+    "X-RateLimit-Limit": {"description": "Requests allowed per window for this API key "
+                                         "(sent on API-key requests when limiting is on).",
+                          "schema": {"type": "integer"}},
+    "X-RateLimit-Remaining": {"description": "Requests left in the current window.",
+                              "schema": {"type": "integer"}},
+    "X-RateLimit-Reset": {"description": "Unix time at which the window ends.",
+                          "schema": {"type": "integer"}},
+    "Retry-After": {"description": "Seconds to wait before trying again.",
+                    "schema": {"type": "integer"}},
+    "Idempotent-Replayed": {"description": "`true` when this is the remembered answer to an "
+                                           "earlier request with the same Idempotency-Key.",
+                            "schema": {"type": "string", "enum": ["true"]}},
+    "Allow": {"description": "The methods this path has.", "schema": {"type": "string"}},
+}
+RATE_HEADERS = {name: _header(name) for name in
+                ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")}
+
+
+def _error(description: str, **headers: Any) -> dict[str, Any]:
+    response = {"description": description, **_ref("ErrorResponse")}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+ERRORS = {
+    "400": _error("Malformed request: bad JSON, bad cursor, control characters in the URL"),
+    "401": _error("Missing or invalid credentials"),
+    "403": _error("Credential lacks the permission"),
+    "422": _error("Validation failed, or an unknown query parameter"),
+    "429": _error("Rate limited", **{"Retry-After": _header("Retry-After")}),
+}
+BODY_ERRORS = {
+    "413": _error("Body over TRAILSEAL_MAX_CONTENT_LENGTH (1 MiB)"),
+    "415": _error("Body not application/json"),
+}
+
+
+def _ok(description: str, model: str | None = None, status: str = "200",
+        replayable: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description,
+                                "headers": dict(RATE_HEADERS)}
+    if model:
+        response.update(_ref(model))
+    if replayable:
+        response["headers"]["Idempotent-Replayed"] = _header("Idempotent-Replayed")
+    return {status: response}
+
+
+def _op(summary: str, operation_id: str, tag: str, permission: str, ok: dict[str, Any], *,
+        parameters: list | None = None, body: str | None = None,
+        errors: dict[str, Any] | None = None, description: str | None = None) -> dict:
+    op: dict[str, Any] = {"summary": summary, "operationId": operation_id, "tags": [tag],
+                          "parameters": parameters or [],
+                          "responses": {**ok, **ERRORS, **(errors or {})},
+                          "x-permission": permission}
+    if description:
+        op["description"] = description
+    if body:
+        op["requestBody"] = {"required": True, **_ref(body)}
+        op["responses"].update(BODY_ERRORS)
+    return op
+
+
+def _not_allowed(path: str, method: str, allowed: list[str]) -> dict[str, Any]:
+    why = " Audit events are append-only." if path.startswith("/api/v1/events") else ""
+    return {"summary": f"{method.upper()} is not allowed", "tags": ["meta"],
+            "operationId": f"notAllowed{method.title()}{''.join(x.title() for x in re.findall(r'[a-z]+', path))}",
+            "description": f"Answers 405 with `Allow: {', '.join(m.upper() for m in allowed)}`.{why}",
+            "security": [],
+            "responses": {"405": _error("Method not allowed here", Allow=_header("Allow")),
+                          "400": ERRORS["400"]}}
+
+
+def _answers_405(adapter, url: str, method: str) -> bool:
+    """Whether ``method url`` is a 405 (and not, say, another route's GET, as
+    ``GET /events/batch`` is ``GET /events/{event_id}``)."""
+    try:
+        adapter.match(url, method.upper())
+    except MethodNotAllowed:
+        return True
+    except NotFound:
+        return False
+    return False
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}}
+
+
+def _param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+LIMIT = _param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+               "Page size.")
+CURSOR = _param("cursor", {"type": "string"},
+                "`next_cursor` of the previous page (same endpoint and filters).")
+BOOLEAN = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]}
 
 
 def build_spec(app) -> dict[str, Any]:
     """The OpenAPI document for the routes registered on ``app``."""
     query = _query_parameters()
     idem = {"name": "Idempotency-Key", "in": "header", "required": False,
+            "description": "1–200 printable characters (UTF-8); see Idempotency.",
             "schema": {"type": "string", "maxLength": 200}}
+    conflict = {"409": _error("Idempotency-Key reused with another body")}
+    not_found = {"404": _error("No such item in this tenant")}
     paths: dict[str, Any] = {
         "/api/v1/events": {
-            "post": {"summary": "Append one event", "operationId": "createEvent",
-                     "parameters": [idem], "requestBody": {"required": True, **_ref("EventIn")},
-                     "responses": {"201": {"description": "Appended", **_ref("EventCreated")},
-                                   "409": {"description": "Idempotency-Key reused with another body", **_ref("ErrorResponse")},
-                                   "413": {"description": "Body over 1 MiB", **_ref("ErrorResponse")},
-                                   "415": {"description": "Not application/json", **_ref("ErrorResponse")},
-                                   **ERRORS},
-                     "x-permission": "audit:write"},
-            "get": {"summary": "List events (newest first)", "operationId": "listEvents",
-                    "parameters": query,
-                    "responses": {"200": {"description": "A page", **_ref("EventPage")}, **ERRORS},
-                    "x-permission": "audit:read"},
+            "post": _op("Append one event", "createEvent", "events", "audit:write",
+                        _ok("Appended", "EventCreated", "201", replayable=True),
+                        parameters=[idem], body="EventIn", errors=conflict),
+            "get": _op("List events (newest first)", "listEvents", "events", "audit:read",
+                       _ok("A page (cut early by size; page until next_cursor is null)",
+                           "EventPage"), parameters=query),
         },
         "/api/v1/events/batch": {
-            "post": {"summary": "Append up to 1000 events atomically", "operationId": "createEventsBatch",
-                     "parameters": [idem], "requestBody": {"required": True, **_ref("EventBatchIn")},
-                     "responses": {"201": {"description": "Appended", **_ref("BatchCreated")},
-                                   "409": {"description": "Idempotency-Key reused with another body", **_ref("ErrorResponse")},
-                                   "413": {"description": "Body over 1 MiB", **_ref("ErrorResponse")},
-                                   "415": {"description": "Not application/json", **_ref("ErrorResponse")},
-                                   **ERRORS},
-                     "x-permission": "audit:write"},
+            "post": _op("Append up to 1000 events atomically", "createEventsBatch", "events",
+                        "audit:write", _ok("Appended", "BatchCreated", "201", replayable=True),
+                        parameters=[idem], body="EventBatchIn", errors=conflict),
         },
         "/api/v1/events/{event_id}": {
-            "get": {"summary": "One event", "operationId": "getEvent",
-                    "parameters": [{"name": "event_id", "in": "path", "required": True,
-                                    "schema": {"type": "string", "format": "uuid"}}],
-                    "responses": {"200": {"description": "The event", **_ref("EventOut")},
-                                  "404": {"description": "No such event in this tenant", **_ref("ErrorResponse")},
-                                  **ERRORS},
-                    "x-permission": "audit:read"},
+            "get": _op("One event", "getEvent", "events", "audit:read",
+                       _ok("The event", "EventOut"),
+                       parameters=[_path_param("event_id", "The event's id (UUID).")],
+                       errors=not_found),
         },
         "/api/v1/timeline": {
-            "get": {"summary": "Events oldest first, with insights", "operationId": "timeline",
-                    "parameters": query,
-                    "responses": {"200": {"description": "A page", **_ref("EventPage")}, **ERRORS},
-                    "x-permission": "audit:read"},
+            "get": _op("Events oldest first, with insights", "timeline", "events", "audit:read",
+                       _ok("A page", "EventPage"), parameters=query),
         },
         "/api/v1/dashboard/stats": {
-            "get": {"summary": "Dashboard statistics (cached 30 s)", "operationId": "dashboardStats",
-                    "parameters": [{"name": "as_of", "in": "query", "required": False,
-                                    "schema": {"type": "string", "format": "date-time"}}],
-                    "responses": {"200": {"description": "Statistics", "content": {"application/json": {"schema": {"type": "object"}}}}, **ERRORS},
-                    "x-permission": "audit:read"},
+            "get": _op("Dashboard statistics (cached 30 s)", "dashboardStats", "statistics",
+                       "audit:read", _ok("Statistics", "DashboardStats"),
+                       parameters=[_param("as_of", {"type": "string", "format": "date-time"},
+                                          "End of the windows (RFC 3339, 1970–9998); "
+                                          "default now (then cached).")]),
         },
         "/api/v1/chain/verify": {
-            "get": {"summary": "Verify the tenant's hash chain", "operationId": "verifyChain",
-                    "parameters": [{"name": "full", "in": "query", "required": False,
-                                    "description": "Decode every record and compare it with its "
-                                                   "columns field by field (slower).",
-                                    "schema": {"type": "boolean", "default": False}}],
-                    "responses": {"200": {"description": "Verification report", **_ref("ChainVerification")}, **ERRORS},
-                    "x-permission": "audit:read"},
+            "get": _op("Verify the tenant's hash chain", "verifyChain", "integrity",
+                       "audit:read", _ok("Verification report", "ChainVerification"),
+                       parameters=[_param("full", BOOLEAN, "Decode every record and compare "
+                                          "it with its columns field by field (slower).")]),
         },
         "/api/v1/alerts": {
-            "get": {"summary": "Recent alerts", "operationId": "listAlerts",
-                    "parameters": [
-                        {"name": "limit", "in": "query", "required": False,
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                        {"name": "status", "in": "query", "required": False,
-                         "schema": {"enum": ["open", "acknowledged", "resolved"]}}],
-                    "responses": {"200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "object"}}}}, **ERRORS},
-                    "x-permission": "audit:read"},
+            "get": _op("Alerts, newest first", "listAlerts", "alerts", "audit:read",
+                       _ok("A page of alerts", "AlertPage"),
+                       parameters=[LIMIT, _param("status", {"enum": ["open", "acknowledged",
+                                                                     "resolved"]},
+                                                 "Only alerts with this status."), CURSOR]),
         },
         "/api/v1/alerts/{alert_id}": {
-            "patch": {"summary": "Acknowledge or resolve an alert", "operationId": "updateAlert",
-                      "parameters": [{"name": "alert_id", "in": "path", "required": True,
-                                      "schema": {"type": "string", "format": "uuid"}}],
-                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                          "type": "object", "additionalProperties": False, "required": ["status"],
-                          "properties": {"status": {"enum": ["open", "acknowledged", "resolved"]}}}}}},
-                      "responses": {"200": {"description": "The alert", "content": {"application/json": {"schema": {"type": "object"}}}},
-                                    "404": {"description": "No such alert in this tenant", **_ref("ErrorResponse")},
-                                    "415": {"description": "Not application/json", **_ref("ErrorResponse")},
-                                    **ERRORS},
-                      "x-permission": "audit:admin"},
+            "patch": _op("Acknowledge or resolve an alert", "updateAlert", "alerts",
+                         "audit:admin", _ok("The alert", "AlertOut"),
+                         parameters=[_path_param("alert_id", "The alert's id (UUID).")],
+                         body="AlertStatusIn", errors=not_found),
         },
         "/api/v1/access-log": {
-            "get": {"summary": "Access log of the trail", "operationId": "listAccessLog",
-                    "parameters": [{"name": "limit", "in": "query", "required": False,
-                                    "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
-                    "responses": {"200": {"description": "Entries", "content": {"application/json": {"schema": {"type": "object"}}}}, **ERRORS},
-                    "x-permission": "audit:admin"},
+            "get": _op("Access log of the trail, newest first", "listAccessLog", "access",
+                       "audit:admin", _ok("A page of entries", "AccessLogPage"),
+                       parameters=[LIMIT, CURSOR]),
         },
     }
+    adapter = app.url_map.bind("localhost")
+    for path, ops in paths.items():
+        allowed = [m for m in METHODS if m in ops]
+        path_params = [p for p in ops[allowed[0]]["parameters"] if p["in"] == "path"]
+        sample = re.sub(r"\{\w+\}", "00000000-0000-4000-8000-000000000000", path)
+        for method in METHODS:
+            if method not in ops and _answers_405(adapter, sample, method):
+                ops[method] = {**_not_allowed(path, method, allowed), "parameters": path_params}
+    paths["/healthz"] = {"get": {
+        "summary": "Health of the database and Redis", "operationId": "health", "tags": ["meta"],
+        "security": [],
+        "responses": {"200": {"description": "Both answer", **_ref("Health")},
+                      "503": {"description": "One does not answer", **_ref("Health")}}}}
+    paths["/metrics"] = {"get": {
+        "summary": "Prometheus metrics (queue depths; no tenant data)", "operationId": "metrics",
+        "tags": ["meta"], "security": [],
+        "responses": {"200": {"description": "Prometheus text format 0.0.4",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
+    paths["/api/v1/openapi.json"] = {"get": {
+        "summary": "This document", "operationId": "openapi", "tags": ["meta"], "security": [],
+        "responses": {"200": {"description": "OpenAPI 3.1",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Trailseal API", "version": __version__,
-                 "description": "Tamper-evident, multi-tenant audit trail. Events are append-only."},
+                 "description": "Tamper-evident, multi-tenant audit trail. Events are "
+                                "append-only. Every error has the shape of ErrorResponse."},
         "servers": [{"url": "/"}],
         "security": [{"apiKey": []}],
+        "tags": [
+            {"name": "events", "description": "Append and read the trail"},
+            {"name": "integrity", "description": "Hash-chain verification"},
+            {"name": "alerts", "description": "Chain breaks, anomalies and plugin alerts"},
+            {"name": "access", "description": "Who read the trail"},
+            {"name": "statistics", "description": "Dashboard figures"},
+            {"name": "meta", "description": "Health, metrics, this document, 405s"},
+        ],
         "paths": paths,
         "components": {
             "schemas": _components(),
+            "headers": HEADERS,
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
                                            "description": "API key: Authorization: Bearer tsk_…"}},
         },
