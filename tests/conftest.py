@@ -33,6 +33,25 @@ def ts(days_ago: float = 0, base: datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# Short names for this suite's own tests; plugin authors use the trailseal_* fixtures.
+@pytest.fixture
+def tenant(trailseal_tenant):
+    """``trailseal_tenant``."""
+    return trailseal_tenant
+
+
+@pytest.fixture
+def register_plugin(trailseal_register_plugin):
+    """``trailseal_register_plugin``."""
+    return trailseal_register_plugin
+
+
+@pytest.fixture
+def run_jobs(trailseal_run_jobs):
+    """``trailseal_run_jobs``."""
+    return trailseal_run_jobs
+
+
 @pytest.fixture
 def event_factory():
     return make_event

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .plugins import hookimpl
+from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
 __all__ = ["create_app", "hookimpl", "__version__"]

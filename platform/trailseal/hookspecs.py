@@ -1,42 +1,81 @@
 """Every plugin hook. Each docstring is the reference for plugin authors (docs/plugins.md).
 
+Both markers live here (``hookspec`` for these specifications, ``hookimpl`` for
+implementations, re-exported as ``trailseal.hookimpl``), so built-in plugins and third-party
+ones import the same thing and nothing here imports the plugin manager.
+
 Call hooks with keyword arguments. Implementations may accept fewer arguments than the
-spec; specs only ever gain arguments.
+spec; specs only ever gain arguments. Hooks that nothing in Trailseal calls yet are marked
+``RESERVED``: implementing one warns (``FutureWarning``) until the capability that calls it
+lands, so nobody mistakes it for a working extension point.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    import click
+    import flask
+
+    from .types import (
+        Alert,
+        Classifier,
+        Detector,
+        Exporter,
+        Importer,
+        JobSpec,
+        NotificationChannel,
+    )
+
 hookspec = pluggy.HookspecMarker("trailseal")
+hookimpl = pluggy.HookimplMarker("trailseal")
+
+
+def _reserved(capability: str) -> FutureWarning:
+    return FutureWarning(
+        f"nothing calls this hook yet: it is reserved for {capability}; an implementation is "
+        "registered but has no effect in this version"
+    )
+
+
+RESERVED = {
+    "register_dashboards": "the analyst dashboards",
+    "narrate": "summaries, explanations and answers",
+    "export_formats": "exports",
+    "notification_channels": "notifications",
+    "notify": "notifications",
+    "importers": "`trailseal import --format`",
+}
 
 # --- lifecycle -----------------------------------------------------------------------
 
 
 @hookspec
-def startup(app: Any) -> None:
+def startup(app: flask.Flask) -> None:
     """Called once when the Flask app has been created and its services are ready."""
 
 
 @hookspec
-def register_commands(cli: Any) -> None:
+def register_commands(cli: click.Group) -> None:
     """Add click commands to the ``trailseal`` command group ``cli``."""
 
 
 @hookspec
-def register_routes(app: Any) -> list[Any] | None:
-    """Return Flask blueprints to register on the app."""
+def register_routes(app: flask.Flask) -> list[flask.Blueprint] | None:
+    """Return Flask blueprints to register on the app (guard views with
+    ``trailseal.require_permission``)."""
+
+
+@hookspec(warn_on_impl=_reserved(RESERVED["register_dashboards"]))
+def register_dashboards(app: flask.Flask) -> list[Any] | None:
+    """Return dashboard page descriptions to mount under ``/dash/`` (reserved)."""
 
 
 @hookspec
-def register_dashboards(app: Any) -> list[Any] | None:
-    """Return dashboard page descriptions to mount under ``/dash/``."""
-
-
-@hookspec
-def register_jobs() -> list[Any] | None:
+def register_jobs() -> list[JobSpec] | None:
     """Return ``trailseal.types.JobSpec`` entries for the cron scheduler."""
 
 
@@ -44,46 +83,50 @@ def register_jobs() -> list[Any] | None:
 
 
 @hookspec
-def register_detectors() -> list[Any] | None:
-    """Return anomaly detectors: objects with ``name`` and ``score(events) -> list[Finding]``."""
+def register_detectors(tenant_id: str) -> list[Detector] | None:
+    """Return anomaly detectors (``trailseal.types.Detector``) for the events of
+    ``tenant_id``."""
 
 
 @hookspec
-def register_classifiers() -> list[Any] | None:
-    """Return classifiers: objects with ``name`` and ``classify(events) -> list[Classification]``."""
+def register_classifiers(tenant_id: str) -> list[Classifier] | None:
+    """Return classifiers (``trailseal.types.Classifier``) for the events of ``tenant_id``."""
 
 
 @hookspec(firstresult=True)
-def embed_texts(texts: list[str], model: str | None) -> dict[str, Any] | None:
+def embed_texts(texts: list[str], model: str | None, tenant_id: str) -> dict[str, Any] | None:
     """Embed ``texts``; return ``{"model": name, "vectors": [[float, ...], ...]}`` or None."""
 
 
-@hookspec(firstresult=True)
-def narrate(kind: str, context: dict[str, Any]) -> str | None:
-    """Write plain-language text of ``kind`` (summary, explanation, answer) from ``context``."""
+@hookspec(firstresult=True, warn_on_impl=_reserved(RESERVED["narrate"]))
+def narrate(kind: str, context: dict[str, Any], tenant_id: str) -> str | None:
+    """Write plain-language text of ``kind`` (summary, explanation, answer) from ``context``
+    (reserved)."""
 
 
 # --- outputs -------------------------------------------------------------------------
 
 
-@hookspec
-def export_formats() -> list[Any] | None:
-    """Return exporters: objects with ``name``, ``media_type`` and ``export(events, context)``."""
+@hookspec(warn_on_impl=_reserved(RESERVED["export_formats"]))
+def export_formats() -> list[Exporter] | None:
+    """Return exporters (``trailseal.types.Exporter``) (reserved)."""
 
 
-@hookspec
-def notification_channels() -> list[Any] | None:
-    """Return notification channel descriptions (``kind`` plus a config schema)."""
+@hookspec(warn_on_impl=_reserved(RESERVED["notification_channels"]))
+def notification_channels() -> list[NotificationChannel] | None:
+    """Return notification channels (``trailseal.types.NotificationChannel``) (reserved)."""
 
 
-@hookspec(firstresult=True)
-def notify(kind: str, config: dict[str, Any], message: dict[str, Any]) -> bool | None:
-    """Deliver ``message`` over channel ``kind``; return True when this plugin handled it."""
+@hookspec(firstresult=True, warn_on_impl=_reserved(RESERVED["notify"]))
+def notify(kind: str, config: dict[str, Any], message: dict[str, Any],
+           tenant_id: str) -> bool | None:
+    """Deliver ``message`` over channel ``kind``; return True when this plugin handled it
+    (reserved)."""
 
 
-@hookspec
-def importers() -> list[Any] | None:
-    """Return importers: objects with ``name`` and ``parse(stream) -> iterable of event dicts``."""
+@hookspec(warn_on_impl=_reserved(RESERVED["importers"]))
+def importers() -> list[Importer] | None:
+    """Return importers (``trailseal.types.Importer``) (reserved)."""
 
 
 # --- events --------------------------------------------------------------------------
@@ -95,5 +138,6 @@ def event_ingested(tenant_id: str, event_ids: list[str], first_seq: int, last_se
 
 
 @hookspec
-def anomaly_detected(alert: Any) -> None:
-    """Called with a ``trailseal.types.Alert`` when an alert is raised (chain break, anomaly)."""
+def anomaly_detected(alert: Alert) -> None:
+    """Called with a ``trailseal.types.Alert`` when an alert is raised (chain break, anomaly,
+    or one a plugin raised)."""

@@ -1,14 +1,16 @@
 """pytest fixtures for Trailseal and its plugin authors (loaded through ``pytest11``).
 
-Fixtures start nothing until a test asks for them. The services are real: an embedded
+Loading is harmless in any pytest run: this module imports nothing heavy, its fixtures all
+carry the ``trailseal_`` prefix (no clash with a project's own ``tenant`` or ``app``), and
+they start nothing until a test asks for one. The services are real: an embedded
 PostgreSQL + Valkey in a temporary instance folder (or ``TRAILSEAL_DATABASE_URL`` /
 ``TRAILSEAL_REDIS_URL`` when set), shared by the whole test session.
 
 - ``trailseal_app``: the Flask app (session-scoped); ``trailseal_services`` its facade.
 - ``trailseal_client``: a Flask test client.
-- ``tenant``: a fresh tenant with an all-permissions API key (``tenant.headers``).
-- ``register_plugin``: register a plugin object for one test; unregistered afterwards.
-- ``run_jobs``: run queued jobs with a real worker in burst mode.
+- ``trailseal_tenant``: a fresh tenant with an all-permissions API key (``.headers``).
+- ``trailseal_register_plugin``: register a plugin object for one test only.
+- ``trailseal_run_jobs``: run queued jobs with a real worker in burst mode.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -33,6 +36,8 @@ class TestTenant:
 
 @pytest.fixture(scope="session")
 def trailseal_instance_path(tmp_path_factory) -> str:
+    """Instance folder of the test session's embedded services (a fresh temporary folder, or
+    ``TRAILSEAL_TEST_INSTANCE_PATH`` to reuse one across runs)."""
     path = os.environ.get("TRAILSEAL_TEST_INSTANCE_PATH")
     if path:
         return path
@@ -42,6 +47,9 @@ def trailseal_instance_path(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def trailseal_app(trailseal_instance_path):
+    """The Trailseal Flask app on real services, shared by the session (API rate limiting
+    and the per-address sign-in budgets are off unless their ``TRAILSEAL_*`` variables are
+    set; every installed plugin is loaded, minus ``TRAILSEAL_DISABLE_PLUGINS``)."""
     from . import create_app
 
     app = create_app({
@@ -65,11 +73,13 @@ def trailseal_app(trailseal_instance_path):
 
 @pytest.fixture(scope="session")
 def trailseal_services(trailseal_app):
+    """The service facade of ``trailseal_app`` (``config``, ``db``, ``redis``, ``pm``)."""
     return trailseal_app.extensions["trailseal"]
 
 
 @pytest.fixture
 def trailseal_client(trailseal_app):
+    """A Flask test client of ``trailseal_app`` (new per test; cookies are its own)."""
     return trailseal_app.test_client()
 
 
@@ -85,29 +95,45 @@ def make_tenant(services, permissions=("audit:read", "audit:write", "audit:expor
 
 
 @pytest.fixture
-def tenant(trailseal_services) -> TestTenant:
+def trailseal_tenant(trailseal_services) -> TestTenant:
+    """A fresh tenant (unique slug) with an API key holding every permission; send
+    ``trailseal_tenant.headers`` with requests."""
     return make_tenant(trailseal_services)
 
 
 @pytest.fixture
-def register_plugin(trailseal_services):
-    """``register_plugin(obj, name=None)`` registers a plugin for the current test only."""
+def trailseal_register_plugin(trailseal_services):
+    """``trailseal_register_plugin(obj, name=None)`` registers a plugin object (a module,
+    class instance...) for the current test only; it is unregistered afterwards, whatever
+    the outcome."""
+    with plugins_registered(trailseal_services) as register:
+        yield register
+
+
+@contextmanager
+def plugins_registered(services):
+    """Inside the block, ``register(obj, name=None)`` registers a plugin on ``services``;
+    every plugin registered so is unregistered when the block ends, however it ends."""
     registered = []
 
-    def _register(plugin, name: str | None = None):
+    def register(plugin, name: str | None = None):
         name = name or f"test-plugin-{uuid.uuid4().hex[:8]}"
-        trailseal_services.pm.register(plugin, name=name)
+        services.pm.register(plugin, name=name)
         registered.append(plugin)
         return plugin
 
-    yield _register
-    for plugin in registered:
-        trailseal_services.pm.unregister(plugin)
+    try:
+        yield register
+    finally:
+        for plugin in registered:
+            if services.pm.is_registered(plugin):
+                services.pm.unregister(plugin)
 
 
 @pytest.fixture
-def run_jobs(trailseal_app):
-    """Run every queued job with a real RQ worker in burst mode."""
+def trailseal_run_jobs(trailseal_app):
+    """``trailseal_run_jobs()`` runs every queued job (enrichment, plugin jobs) with a real
+    RQ worker in burst mode, in this process, and returns when the queues are empty."""
     from .jobs.runtime import run_worker
 
     def _run():

@@ -1,9 +1,11 @@
-"""Public dataclasses passed through hooks. Plugins import these, never internals."""
+"""Public types passed through hooks: dataclasses Trailseal hands to plugins, and the
+Protocols the objects plugins return must satisfy. Plugins import these, never internals."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,12 @@ class Event:
 
 @dataclass(frozen=True)
 class Finding:
-    """A detector's verdict on one event."""
+    """A detector's verdict on one event.
+
+    A detector gives a finding only for events it scored. An event no detector gave a finding
+    for keeps ``anomaly_score`` and ``is_anomaly`` null in its insights: "not scored", which
+    is not the same as "scored and normal" (``is_anomaly`` false).
+    """
 
     event_id: str
     score: float
@@ -88,3 +95,94 @@ class JobSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     timeout: int = 600  # seconds a run may take before the worker stops it
+
+
+# --- what plugins return ------------------------------------------------------------------
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Scores events for anomalies (``register_detectors``)."""
+
+    name: str
+
+    def score(self, events: Sequence[Event]) -> Iterable[Finding]:
+        """Findings for the events it scored (none for an event means "not scored")."""
+        ...
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """Assigns categories, risk levels and tags (``register_classifiers``)."""
+
+    name: str
+
+    def classify(self, events: Sequence[Event]) -> Iterable[Classification]:
+        """Verdicts for the events it classified."""
+        ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into vectors (what an ``embed_texts`` implementation wraps)."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text, all of the same length."""
+        ...
+
+
+@runtime_checkable
+class Narrator(Protocol):
+    """Writes plain-language text from retrieved events (what ``narrate`` wraps)."""
+
+    name: str
+
+    def narrate(self, kind: str, context: dict[str, Any]) -> str:
+        """Text of ``kind`` (summary, explanation, answer) grounded in ``context``."""
+        ...
+
+
+@runtime_checkable
+class Exporter(Protocol):
+    """Writes events in a file format (``export_formats``)."""
+
+    name: str
+    media_type: str
+
+    def export(self, events: Iterable[dict[str, Any]], context: dict[str, Any],
+               out: IO[bytes]) -> None:
+        """Write the events (API event objects) to ``out``."""
+        ...
+
+
+@runtime_checkable
+class Importer(Protocol):
+    """Reads events of another format (``importers``)."""
+
+    name: str
+
+    def parse(self, stream: IO[bytes], source: str) -> Iterable[dict[str, Any]]:
+        """Event bodies (as ``POST /events`` takes them) read from ``stream``."""
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers alerts over one channel kind (what ``notify`` wraps)."""
+
+    kind: str
+
+    def send(self, config: dict[str, Any], message: dict[str, Any]) -> None:
+        """Deliver ``message``; raise to have the delivery retried."""
+        ...
+
+
+@dataclass(frozen=True)
+class NotificationChannel:
+    """A notification channel kind and the JSON Schema of its configuration."""
+
+    kind: str
+    config_schema: dict[str, Any] = field(default_factory=dict)
+    description: str = ""

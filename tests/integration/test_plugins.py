@@ -80,15 +80,33 @@ def test_misspelled_hook_fails_loudly():
         pm.check_pending()
 
 
-def test_register_plugin_fixture_is_per_test(trailseal_services, register_plugin):
+def test_registered_plugins_are_gone_after_their_test(trailseal_services):
+    """What ``trailseal_register_plugin`` does around each test, in one test (no reliance on
+    test order): a plugin registered inside is gone after, even when the test fails."""
+    import warnings
+
+    from trailseal.testing import plugins_registered
+
     class Marker:
         @hookimpl
+        def register_jobs(self):
+            return []
+
+    with pytest.raises(RuntimeError), plugins_registered(trailseal_services) as register:
+        marker = register(Marker())
+        assert trailseal_services.pm.is_registered(marker)
+        raise RuntimeError("the test failed")
+    assert not trailseal_services.pm.is_registered(marker)
+
+    class Reserved:
+        @hookimpl
         def narrate(self, kind, context):
-            return f"{kind}:{context['n']}"
+            return "x"
 
-    register_plugin(Marker())
-    assert trailseal_services.pm.hook.narrate(kind="summary", context={"n": 3}) == "summary:3"
-
-
-def test_previous_test_plugin_is_gone(trailseal_services):
-    assert trailseal_services.pm.hook.narrate(kind="summary", context={"n": 3}) is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with plugins_registered(trailseal_services) as register:
+            register(Reserved())
+    assert any(issubclass(w.category, FutureWarning) and "reserved" in str(w.message)
+               for w in caught)
+    assert trailseal_services.pm.hook.narrate(kind="x", context={}, tenant_id="t") is None

@@ -13,7 +13,7 @@ import orjson
 from ..services.alerts import announce_alert, insert_alert
 from ..services.chain import format_ts
 from ..services.events import FROM, SELECT_COLUMNS, row_to_event
-from ..types import Event
+from ..types import Classifier, Detector, Event
 from . import current_services
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,19 @@ RECONCILE_GRACE = timedelta(minutes=2)
 RECONCILE_CHUNK = 1000
 
 
-def _flatten(results) -> list:
-    return [item for group in results or [] if group for item in group]
+def _flatten(results, protocol, hook: str) -> list:
+    """The objects a ``register_*`` hook returned, without those that do not satisfy
+    ``protocol`` (logged once per call, naming the object, so one broken plugin does not
+    stop the others)."""
+    items = []
+    for group in results or []:
+        for item in group or []:
+            if isinstance(item, protocol):
+                items.append(item)
+            else:
+                log.error("%s returned %r, which is not a trailseal.types.%s; skipped", hook,
+                          item, protocol.__name__)
+    return items
 
 
 def load_events(svc, cur, tenant_id: uuid.UUID, first_seq: int, last_seq: int) -> list[Event]:
@@ -59,7 +70,8 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
                "tags": [], "ai_insights": {}, "model_versions": {}, "review_required": False}
         for e in events
     }
-    for classifier in _flatten(pm.hook.register_classifiers()):
+    for classifier in _flatten(pm.hook.register_classifiers(tenant_id=tenant_id), Classifier,
+                               "register_classifiers"):
         for c in classifier.classify(events) or []:
             row = insights.get(c.event_id)
             if row is None:
@@ -68,10 +80,11 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
             row["risk_level"] = c.risk_level or row["risk_level"]
             row["tags"] = sorted(set(row["tags"]) | set(c.tags))
             row["review_required"] = row["review_required"] or c.review_required
-            row["ai_insights"].setdefault("classification", {})[getattr(classifier, "name", "classifier")] = {
+            row["ai_insights"].setdefault("classification", {})[classifier.name] = {
                 "category": c.category, "risk_level": c.risk_level, "confidence": c.confidence}
-            row["model_versions"][getattr(classifier, "name", "classifier")] = c.model_version
-    for detector in _flatten(pm.hook.register_detectors()):
+            row["model_versions"][classifier.name] = c.model_version
+    for detector in _flatten(pm.hook.register_detectors(tenant_id=tenant_id), Detector,
+                             "register_detectors"):
         for f in detector.score(events) or []:
             row = insights.get(f.event_id)
             if row is None:
@@ -79,10 +92,11 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
             if row["anomaly_score"] is None or f.score > row["anomaly_score"]:
                 row["anomaly_score"] = f.score
             row["is_anomaly"] = bool(row["is_anomaly"]) or f.is_anomaly
-            row["ai_insights"].setdefault("anomaly", {})[getattr(detector, "name", "detector")] = {
+            row["ai_insights"].setdefault("anomaly", {})[detector.name] = {
                 "score": f.score, "is_anomaly": f.is_anomaly, "explanation": f.explanation}
-            row["model_versions"][getattr(detector, "name", "detector")] = f.model_version
-    embedded = pm.hook.embed_texts(texts=[e.text() for e in events], model=None)
+            row["model_versions"][detector.name] = f.model_version
+    embedded = pm.hook.embed_texts(texts=[e.text() for e in events], model=None,
+                                   tenant_id=tenant_id)
     with svc.db.cursor(tid) as cur:
         for e in events:
             row = insights[e.id]
