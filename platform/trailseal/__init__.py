@@ -1,6 +1,7 @@
 """Trailseal: a tamper-evident, multi-tenant audit trail.
 
-Public surface: ``create_app``, ``hookimpl`` and ``__version__``.
+Public surface: ``create_app``, ``hookimpl``, ``require_permission`` (for plugin routes)
+and ``__version__``; the types hooks pass and return are in ``trailseal.types``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from typing import Any
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
-__all__ = ["create_app", "hookimpl", "__version__"]
+__all__ = ["create_app", "hookimpl", "require_permission", "__version__"]
+
+
+def require_permission(permission: str, *, params: tuple[str, ...] | None = None):
+    """Guard a plugin route like the core's API (see ``api.plugin_routes``)."""
+    from .api.plugin_routes import require_permission as guard
+
+    return guard(permission, params=params)
 
 
 def create_app(config: dict[str, Any] | None = None, *, services=None):

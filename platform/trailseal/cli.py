@@ -52,11 +52,22 @@ def _tenant(svc, ref: str):
 class TrailsealGroup(click.Group):
     """Turns ``TrailsealError`` into a clean one-line error and exit code 1."""
 
+    plugin_error: TrailsealError | None = None  # why plugin commands could not be added
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TrailsealError as exc:
             raise click.ClickException(exc.message) from exc
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError:
+            # an unknown command may be a broken plugin's: say why it is missing
+            if self.plugin_error is not None:
+                raise click.ClickException(self.plugin_error.message) from None
+            raise
 
 
 @click.group(cls=TrailsealGroup)
@@ -398,7 +409,7 @@ def plugins() -> None:
     from .config import load_config
     from .plugins import describe_plugins, make_plugin_manager
 
-    pm = make_plugin_manager(load_config().get("DISABLE_PLUGINS"))
+    pm = make_plugin_manager(load_config().get("DISABLE_PLUGINS"))  # PluginError: one line
     for info in describe_plugins(pm):
         dist = f" [{info['distribution']}]" if info["distribution"] else ""
         click.echo(f"{info['name']}{dist}: {', '.join(info['hooks']) or '(no hooks)'}")
@@ -511,12 +522,14 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
 
 def _plugin_commands() -> None:
     from .config import load_config
-    from .plugins import make_plugin_manager
+    from .plugins import PluginError, make_plugin_manager
 
     try:
         pm = make_plugin_manager(load_config().get("DISABLE_PLUGINS"))
-    except Exception as exc:  # a broken plugin must not take the CLI down with it
-        logging.getLogger(__name__).warning("plugins not loaded: %s", exc)
+    except PluginError as exc:
+        # Core commands still work; the command that needs plugins (and `trailseal plugins`)
+        # reports the error as one line.
+        TrailsealGroup.plugin_error = exc
         return
     pm.hook.register_commands(cli=cli)
 

@@ -127,6 +127,17 @@ class Trailseal:
         )
         return True
 
+    # --- for plugins ----------------------------------------------------------------------
+    def raise_alert(self, tenant_id: uuid.UUID | str, *, kind: str, title: str, severity: str,
+                    event_id: str | None = None, details: dict[str, Any] | None = None,
+                    dedupe_key: str | None = None):
+        """Raise an alert for a tenant the way the built-ins do (dedupe, ``anomaly_detected``,
+        shown by ``GET /api/v1/alerts``); see ``services.alerts.raise_alert``."""
+        from .services.alerts import raise_alert
+
+        return raise_alert(self, tenant_id, kind=kind, title=title, severity=severity,
+                           event_id=event_id, details=details, dedupe_key=dedupe_key)
+
     def close(self) -> None:
         self.db.dispose()
         self.redis.close()

@@ -107,8 +107,12 @@ def reject_control_characters() -> None:
     """``before_request`` of the API: 400 for a NUL or another C0 control character in the
     path or the query string. No endpoint has a use for them, PostgreSQL text cannot hold
     NUL, and the access log must not record them."""
-    if not request.path.startswith("/api/"):
-        return
+    if request.path.startswith("/api/"):
+        check_control_characters()
+
+
+def check_control_characters() -> None:
+    """400 for a control character in this request's path or query string."""
     if _has_control(request.path):
         raise BadRequest("the URL path contains a control character")
     for key, value in request.args.items(multi=True):

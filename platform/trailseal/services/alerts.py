@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -64,6 +65,50 @@ def record_alert(svc, tenant_id: uuid.UUID, **fields: Any) -> Alert | None:
     if alert is not None:
         announce_alert(svc, alert)
     return alert
+
+
+ALERT_SEVERITIES = ("info", "low", "medium", "high", "critical")
+CORE_KINDS = ("chain_broken",)  # raised only by Trailseal itself
+KIND = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+
+
+def raise_alert(svc, tenant_id: uuid.UUID | str, *, kind: str, title: str, severity: str,
+                event_id: str | None = None, details: dict[str, Any] | None = None,
+                dedupe_key: str | None = None) -> Alert | None:
+    """Raise an alert for a tenant, as the built-in detectors do: stored in
+    ``audit_anomalies``, shown by ``GET /api/v1/alerts`` and announced once through
+    ``anomaly_detected``. Returns the alert, or None when one with the same ``kind`` and
+    ``dedupe_key`` exists already (an alert about an event dedupes on the event by default).
+    Raises ``ValidationFailed`` for a bad kind, title, severity or details, ``NotFound``
+    for an event the tenant does not have."""
+    tid = uuid.UUID(str(tenant_id))
+    if not isinstance(kind, str) or not KIND.fullmatch(kind) or kind in CORE_KINDS:
+        raise ValidationFailed("kind must be 1–64 of a-z 0-9 _ . - (starting with a letter) "
+                               f"and not one of Trailseal's own ({', '.join(CORE_KINDS)})")
+    if not isinstance(title, str) or not 1 <= len(title.strip()) <= 300 or "\x00" in title:
+        raise ValidationFailed("title must be 1–300 characters")
+    if severity not in ALERT_SEVERITIES:
+        raise ValidationFailed(f"severity must be one of {', '.join(ALERT_SEVERITIES)}")
+    details = {} if details is None else details
+    if not isinstance(details, dict):
+        raise ValidationFailed("details must be a JSON object (a dict)")
+    try:
+        orjson.dumps(details)
+    except TypeError as exc:
+        raise ValidationFailed(f"details must be JSON-serialisable: {exc}") from None
+    if event_id is not None:
+        try:
+            event_uuid = uuid.UUID(str(event_id))
+        except ValueError:
+            raise NotFound(f"no event {event_id!r}") from None
+        with svc.db.cursor(tid) as cur:
+            cur.execute("SELECT 1 FROM audit_logs WHERE id = %s", (event_uuid,))
+            if cur.fetchone() is None:
+                raise NotFound(f"no event {event_id!r} in this tenant")
+        event_id = str(event_uuid)
+        dedupe_key = dedupe_key or f"event:{event_id}"
+    return record_alert(svc, tid, kind=kind, severity=severity, title=title.strip(),
+                        details=details, event_id=event_id, dedupe_key=dedupe_key)
 
 
 def _alert_dict(r: tuple) -> dict[str, Any]:
