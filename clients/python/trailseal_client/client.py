@@ -32,8 +32,8 @@ class Client:
     ``url`` is the server's base URL (``https://audit.example.com``, or with a path prefix
     if the API is mounted under one). Requests that fail for transient reasons (no
     connection, timeout, 5xx, 429) are retried up to ``max_retries`` times with
-    exponential backoff from ``backoff`` seconds, capped at ``max_backoff``; see
-    ``Transport``. ``ssl_context`` overrides certificate checks (a private CA, say).
+    exponential backoff from ``backoff`` seconds, capped at ``max_backoff``; appends keep
+    one Idempotency-Key across their retries. ``ssl_context`` overrides certificate checks (a private CA, say).
     A client holds no connection between calls and may be shared by threads.
     """
 
