@@ -15,6 +15,7 @@ __all__ = ["create_app", "hookimpl", "__version__"]
 
 def create_app(config: dict[str, Any] | None = None, *, services=None):
     """Build the Flask app. Starts embedded services when no URLs are configured."""
+    import os
     import secrets
     from pathlib import Path
 
@@ -33,8 +34,14 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     if not secret:
         path = Path(svc.config["INSTANCE_PATH"]) / "secret.key"
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            # Created 0600 at once: whoever reads it can forge any user's session.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process of the instance was quicker
+                pass
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(48))
         secret = path.read_text().strip()
     app.config.update(
         SECRET_KEY=secret,
