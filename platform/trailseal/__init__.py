@@ -26,6 +26,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     from .api.v1 import bp as api_bp
     from .auth import login_manager, rate_limit_headers
     from .core import Trailseal
+    from .proxies import trust_proxies
     from .web.routes import bp as web_bp
 
     svc = services or Trailseal(config)
@@ -55,11 +56,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     )
     app.json.sort_keys = False
     app.extensions["trailseal"] = svc
-    proxies = int(svc.config["PROXY_COUNT"])
-    if proxies > 0:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+    app.wsgi_app = trust_proxies(app.wsgi_app, int(svc.config["PROXY_COUNT"]))
     login_manager.init_app(app)
     app.after_request(rate_limit_headers)
     register_error_handlers(app)

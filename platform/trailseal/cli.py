@@ -411,20 +411,13 @@ def _terminate(signum, frame):
 def _serve(app, host: str, port: int, threads: int) -> None:
     from waitress import serve as waitress_serve
 
-    # Waitress's own cap sits well above Flask's so that oversized bodies get the API's JSON
-    # 413 (Flask rejects them from Content-Length before reading the body).
-    proxies = int(app.extensions["trailseal"].config["PROXY_COUNT"])
-    proxy_options = {}
-    if proxies > 0:
-        # waitress strips X-Forwarded-* unless told to trust them; it then sets the client
-        # address itself (the app's ProxyFix serves other WSGI servers).
-        proxy_options = {"trusted_proxy": "*", "trusted_proxy_count": proxies,
-                         "trusted_proxy_headers": "x-forwarded-for x-forwarded-proto x-forwarded-host",
-                         "clear_untrusted_proxy_headers": True}
+    from .proxies import waitress_options
+
     # Waitress's own cap sits well above Flask's so that oversized bodies get the API's JSON
     # 413 (Flask rejects them from Content-Length before reading the body).
     waitress_serve(app, host=host, port=port, threads=threads, ident="trailseal",
-                   max_request_body_size=4 * app.config["MAX_CONTENT_LENGTH"], **proxy_options)
+                   max_request_body_size=4 * app.config["MAX_CONTENT_LENGTH"],
+                   **waitress_options())
 
 
 @cli.command()
