@@ -61,6 +61,56 @@ def _forget_dead_handles(server) -> None:
         log.debug("could not prune embedded PostgreSQL handles", exc_info=True)
 
 
+def stop_at_exit_if_unused(instance_path: str | Path) -> None:
+    """Run ``stop_if_unused`` when this process exits (after its own exit handlers that
+    release what it joined, as long as those are registered later than this)."""
+    # Imported now: at interpreter exit, importing them fails.
+    import redis  # noqa: F401
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver._commands  # noqa: F401
+        import pgserver.postgres_server  # noqa: F401
+        import pgserver.utils  # noqa: F401
+    atexit.register(stop_if_unused, instance_path)
+
+
+def stop_if_unused(instance_path: str | Path) -> None:
+    """Stop the instance's embedded servers when no live process uses them any more.
+
+    For a process whose parent started the servers and was killed before this process had
+    joined them (``trailseal demo`` killed while its worker was still starting): nobody
+    would be left to release them otherwise. A process that uses the servers itself
+    releases them at exit as usual; this runs after that and finds nothing to do.
+    """
+    instance = Path(instance_path).resolve()
+    if (instance / "valkey").is_dir():
+        with _instance_lock(instance):
+            if instance not in _registered and not _live_pids(instance) - {os.getpid()}:
+                if stop_valkey(instance):
+                    log.info("stopped the embedded Valkey of %s: no process uses it", instance)
+    pgdata = instance / "pgdata"
+    if (pgdata / "postmaster.pid").exists() and str(pgdata.resolve()) not in _pg_handles:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pgserver._commands import pg_ctl
+            from pgserver.postgres_server import PostgresServer
+            from pgserver.utils import DiskList
+        # The same lock and handle list as pgserver's own start and clean-up.
+        with PostgresServer._lock:
+            handles = DiskList(pgdata / ".handle_pids.json")
+            if not (pgdata / "postmaster.pid").exists() or [
+                    pid for pid in handles.get() if pid_alive(pid)]:
+                return  # stopped meanwhile by another process, or in use
+            handles.put([])
+            user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+            try:
+                pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
+                log.info("stopped the embedded PostgreSQL of %s: no process uses it", instance)
+            except subprocess.CalledProcessError:
+                pass  # it was not running after all
+
+
 def _socket_path(instance: Path) -> Path:
     candidate = instance / "valkey.sock"
     if len(str(candidate)) < 100:
