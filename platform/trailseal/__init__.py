@@ -23,6 +23,7 @@ def require_permission(permission: str, *, params: tuple[str, ...] | None = None
 
 def create_app(config: dict[str, Any] | None = None, *, services=None):
     """Build the Flask app. Starts embedded services when no URLs are configured."""
+    import os
     import secrets
     from pathlib import Path
 
@@ -34,6 +35,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     from .api.v1 import bp as api_bp
     from .auth import login_manager, rate_limit_headers
     from .core import Trailseal
+    from .proxies import trust_proxies
     from .web.routes import bp as web_bp
 
     svc = services or Trailseal(config)
@@ -42,8 +44,14 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     if not secret:
         path = Path(svc.config["INSTANCE_PATH"]) / "secret.key"
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            # Created 0600 at once: whoever reads it can forge any user's session.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process of the instance was quicker
+                pass
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(48))
         secret = path.read_text().strip()
     app.config.update(
         SECRET_KEY=secret,
@@ -57,11 +65,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     )
     app.json.sort_keys = False
     app.extensions["trailseal"] = svc
-    proxies = int(svc.config["PROXY_COUNT"])
-    if proxies > 0:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+    app.wsgi_app = trust_proxies(app.wsgi_app, int(svc.config["PROXY_COUNT"]))
     login_manager.init_app(app)
     app.before_request(reject_control_characters)
     app.after_request(rate_limit_headers)

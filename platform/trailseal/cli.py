@@ -436,20 +436,13 @@ def _terminate(signum, frame):
 def _serve(app, host: str, port: int, threads: int) -> None:
     from waitress import serve as waitress_serve
 
-    # Waitress's own cap sits well above Flask's so that oversized bodies get the API's JSON
-    # 413 (Flask rejects them from Content-Length before reading the body).
-    proxies = int(app.extensions["trailseal"].config["PROXY_COUNT"])
-    proxy_options = {}
-    if proxies > 0:
-        # waitress strips X-Forwarded-* unless told to trust them; it then sets the client
-        # address itself (the app's ProxyFix serves other WSGI servers).
-        proxy_options = {"trusted_proxy": "*", "trusted_proxy_count": proxies,
-                         "trusted_proxy_headers": "x-forwarded-for x-forwarded-proto x-forwarded-host",
-                         "clear_untrusted_proxy_headers": True}
+    from .proxies import waitress_options
+
     # Waitress's own cap sits well above Flask's so that oversized bodies get the API's JSON
     # 413 (Flask rejects them from Content-Length before reading the body).
     waitress_serve(app, host=host, port=port, threads=threads, ident="trailseal",
-                   max_request_body_size=4 * app.config["MAX_CONTENT_LENGTH"], **proxy_options)
+                   max_request_body_size=4 * app.config["MAX_CONTENT_LENGTH"],
+                   **waitress_options())
 
 
 @cli.command()
@@ -487,37 +480,93 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
 
     signal.signal(signal.SIGTERM, _terminate)
     env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=svc.config["INSTANCE_PATH"],
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", **{EXIT_WITH_PARENT: str(os.getpid())})
     # The worker and scheduler log to files so this console keeps the URL and logins.
     logs = Path(svc.config["INSTANCE_PATH"]) / "logs"
-    logs.mkdir(exist_ok=True)
-    children = []
-    for name in ("worker", "scheduler"):
-        with open(logs / f"{name}.log", "a") as log_file:
-            children.append(subprocess.Popen([sys.executable, "-m", "trailseal", name], env=env,
-                                             stdout=log_file, stderr=subprocess.STDOUT))
-    url = f"http://{host}:{port}"
-    click.echo("")
-    click.echo(f"Worker and scheduler logs: {logs}")
-    click.echo(f"Trailseal is running at {url}/login")
-    for line in summary["logins"]:
-        click.echo(f"  sign in: {line}")
-    click.echo(f"  API key ({summary['api_key_tenant']}): {summary['api_key']}")
-    click.echo(f"  try: curl -H 'Authorization: Bearer {summary['api_key']}' {url}/api/v1/chain/verify")
-    click.echo("Press Ctrl-C to stop.")
+    logs.mkdir(mode=0o700, exist_ok=True)
+    children: list[subprocess.Popen] = []
+    # Everything from the first child on is inside the try: an interrupt or an error at any
+    # point stops whatever was started (the children also die with this process when it is
+    # killed outright, see _exit_with_parent).
     try:
+        for name in ("worker", "scheduler"):
+            fd = os.open(logs / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a") as log_file:
+                children.append(subprocess.Popen(
+                    [sys.executable, "-m", "trailseal", name], env=env, stdout=log_file,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        url = f"http://{host}:{port}"
+        click.echo("")
+        click.echo(f"Worker and scheduler logs: {logs}")
+        click.echo(f"Trailseal is running at {url}/login")
+        for line in summary["logins"]:
+            click.echo(f"  sign in: {line}")
+        click.echo(f"  API key ({summary['api_key_tenant']}): {summary['api_key']}")
+        click.echo(f"  try: curl -H 'Authorization: Bearer {summary['api_key']}' {url}/api/v1/chain/verify")
+        click.echo("Press Ctrl-C to stop.")
         _serve(app, host, port, 8)
     except KeyboardInterrupt:
         pass
     finally:
-        for child in children:
+        _stop_children(children)
+
+
+def _stop_children(children: list[subprocess.Popen], grace: float = 10.0) -> None:
+    """SIGTERM the demo's children, SIGKILL those still running after ``grace`` seconds, and
+    reap them all: an unreaped child still counts as a live user of the embedded servers,
+    which this process would then leave running at exit."""
+    # A second Ctrl-C (or SIGTERM) must not cut the clean-up short and orphan a child.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for child in children:
+        if child.poll() is None:
             child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for child in children:
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
+    deadline = time.monotonic() + grace
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+# Set by `demo` for its children: the pid of the process they must not outlive.
+EXIT_WITH_PARENT = "TRAILSEAL_EXIT_WITH_PARENT"
+
+
+def _exit_with_parent() -> None:
+    """In a child of `trailseal demo`: get SIGTERM (handled as a normal stop) when the demo
+    process dies, however it dies, and stop the embedded servers on the way out if nobody
+    uses them any more."""
+    raw = os.environ.pop(EXIT_WITH_PARENT, "")  # not for this process's own children
+    if not raw.isdigit():
+        return
+    parent = int(raw)
+    from .config import load_config
+    from .embedded import stop_at_exit_if_unused
+
+    cfg = load_config()
+    if not (cfg.get("DATABASE_URL") and cfg.get("REDIS_URL")):
+        # Registered first, so it runs last: after this process released what it joined.
+        stop_at_exit_if_unused(cfg["INSTANCE_PATH"])
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        # The kernel signals us when the thread that started us (the demo's main thread,
+        # which lives as long as the demo) ends, kill -9 included.
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    else:
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="trailseal-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # it died before the kernel was told to tell us
+        raise SystemExit(128 + signal.SIGTERM)
 
 
 def _plugin_commands() -> None:
@@ -538,6 +587,7 @@ def main() -> None:
     # A process told to stop while it is still starting exits through SystemExit, so its
     # exit handlers release the embedded services (commands may install their own handler).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _exit_with_parent()
     _plugin_commands()
     cli()
 

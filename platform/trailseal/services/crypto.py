@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -21,6 +22,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import ConfigurationError, TrailsealError
+
+log = logging.getLogger(__name__)
 
 NONCE_BYTES = 12
 ACTIVE_KEY_TTL = 30.0  # seconds a process keeps using a cached active key after a rotation
@@ -52,8 +55,12 @@ def load_or_create_master_key(instance_path: str | Path) -> tuple[bytes, Path, b
     """
     path = Path(instance_path) / "master.key"
     if path.exists():
+        if path.stat().st_mode & 0o077:
+            # Copied or restored with a wider mode: whoever reads it can unwrap every data key.
+            log.warning("%s was readable by others; narrowing it to mode 0600", path)
+            path.chmod(0o600)
         return parse_master_key(path.read_text()), path, False
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = os.urandom(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -4,6 +4,11 @@ One pool per Trailseal process, started on first use and kept for later calls (b
 appends, long chain verifications), so only the first call pays for starting a Python
 interpreter. Helpers are spawned (never forked) and receive everything they need with each
 task; they hold no database connection of their own unless a task opens one.
+
+Helpers never outlive the process that started them: each watches a pipe whose writing end
+only that process holds, and exits when the pipe closes, which the kernel does however the
+process ends (kill -9 included). Result folders of processes that died are removed by the
+next Trailseal process to start.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import logging
 import multiprocessing
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -42,8 +49,39 @@ def multi_core() -> bool:
 
 
 def new_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` spawned helpers that exit when this process dies."""
     return ProcessPoolExecutor(max_workers=workers,
-                               mp_context=multiprocessing.get_context("spawn"))
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_watch_parent, initargs=(_lifeline(),))
+
+
+# The reading end goes to every helper; the writing end stays in this process, unused, until
+# the process ends and the kernel closes it. (PR_SET_PDEATHSIG is not used: it fires when the
+# *thread* that started a helper exits, and the pool starts helpers from whichever thread
+# submits work, such as a web request's.) The end is handed over only while a helper is
+# spawned, so no other process holds the writing end and keeps the pipe open.
+_lifeline_ends: tuple[Connection, Connection] | None = None
+_lifeline_lock = threading.Lock()  # not _lock: shared_pool holds that one while calling new_pool
+
+
+def _lifeline() -> Connection:
+    global _lifeline_ends
+    with _lifeline_lock:
+        if _lifeline_ends is None:
+            _lifeline_ends = multiprocessing.Pipe(duplex=False)
+        return _lifeline_ends[0]
+
+
+def _watch_parent(lifeline: Connection) -> None:
+    """In each helper, at start: exit as soon as the process that started it is gone."""
+    def watch() -> None:
+        try:
+            lifeline.recv_bytes()  # nothing is ever sent: this returns only at end of file
+        except (EOFError, OSError):
+            pass
+        os._exit(1)  # the parent is gone: nobody wants the result; skip the pool's shutdown
+
+    threading.Thread(target=watch, name="trailseal-parent-watch", daemon=True).start()
 
 
 def shared_pool() -> ProcessPoolExecutor:
@@ -79,14 +117,73 @@ _results_dir: str | None = None
 _counter = itertools.count()
 
 
+# A results folder is named trailseal-results-<pid namespace>-<owner pid>-<random>, so that
+# a later process can tell a dead owner's folder (removed at start-up) from a live one's.
+# Folders of other pid namespaces (another container sharing /dev/shm) are never judged.
+_RESULTS_PREFIX = "trailseal-results-"
+_RESULTS_NAME = re.compile(r"^trailseal-results-(\d+)-(\d+)-")
+
+
+def _results_base() -> str:
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return tempfile.gettempdir()
+
+
+def _pid_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux: one namespace
+        return 0
+
+
 def _result_path() -> str:
     global _results_dir
     with _lock:
         if _results_dir is None or not os.path.isdir(_results_dir):
-            base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-            _results_dir = tempfile.mkdtemp(prefix="trailseal-results-", dir=base)
+            remove_stale_result_folders()
+            _results_dir = tempfile.mkdtemp(
+                prefix=f"{_RESULTS_PREFIX}{_pid_namespace()}-{os.getpid()}-", dir=_results_base())
             atexit.register(shutil.rmtree, _results_dir, True)
         return os.path.join(_results_dir, f"{os.getpid()}-{next(_counter)}")
+
+
+def remove_stale_result_folders(base: str | None = None) -> list[str]:
+    """Remove the result folders whose owner process is dead (it was killed before its exit
+    handlers ran); return their paths. A live process's folder is never touched: a folder
+    is removed only when its owner pid, in this pid namespace, does not exist."""
+    base = base or _results_base()
+    namespace, removed = _pid_namespace(), []
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return removed
+    for name in names:
+        match = _RESULTS_NAME.match(name)
+        if not match or int(match.group(1)) != namespace:
+            continue
+        owner = int(match.group(2))
+        path = os.path.join(base, name)
+        try:
+            if owner == os.getpid() or _pid_exists(owner) or os.lstat(path).st_uid != os.geteuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    if removed:
+        log.info("removed result folders of helper pools whose process died: %s", removed)
+    return removed
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _run(fn: Callable[..., Any], args: tuple, path: str) -> bytes | None:
@@ -141,4 +238,4 @@ def abandon(future: Future) -> None:
 
 
 __all__ = ["BrokenProcessPool", "abandon", "discard_pool", "helper_count", "multi_core",
-           "new_pool", "result", "shared_pool", "submit"]
+           "new_pool", "remove_stale_result_folders", "result", "shared_pool", "submit"]
