@@ -57,11 +57,11 @@ TARGET_EVENTS_PER_S = 10_000
 
 def stream_pass(svc, instance: str, tenant_id, events: list[dict], batch: int) -> dict[str, float]:
     """``append_stream`` over every batch; seconds and CPU seconds per process."""
-    from trailseal.services import helpers
+    from trailseal.infra import helpers
     from trailseal.services.ingest import append_stream
 
     meter = CpuMeter(instance)
-    pids = list(helpers.shared_pool()._processes)  # the warm pool's helper processes
+    pids = helpers.helper_pids(helpers.shared_pool())  # the warm pool's helper processes
     before, helper_before = meter.sample(), sum(proc_cpu(pid) for pid in pids)
     t0 = time.perf_counter()
     result = append_stream(svc, tenant_id, chunked(events, batch))
@@ -126,6 +126,9 @@ def insert_diagnostics(svc, tenant_id, params: dict, repeat: int = 5) -> None:
     import uuid
 
     from psycopg import adapt
+
+    # psycopg has no public way to time parameter adaptation alone; its query converter is
+    # the one private name this diagnostic uses.
     from psycopg._queries import PostgresQuery
 
     from trailseal.services.ingest import INSERT_SQL

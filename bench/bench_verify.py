@@ -44,16 +44,16 @@ def fetch_only(svc, tenant_id, keep: int = 100_000) -> tuple[int, float, list[tu
 
     Returns the row count, seconds and up to ``keep`` rows for the in-memory tests.
     """
+    from trailseal.infra.copy_binary import chain_rows, copy_out
     from trailseal.services.chain import row_from_fields
-    from trailseal.services.copy_binary import chain_rows, copy_out
-    from trailseal.services.integrity import _copy_sql
+    from trailseal.services.integrity import verify_copy_sql
 
     kept: list[tuple] = []
     n = 0
     t0 = time.perf_counter()
     with svc.db.cursor(tenant_id) as cur:
         cur.execute("SET LOCAL enable_sort = off")
-        for row in chain_rows(copy_out(cur.connection.pgconn, _copy_sql(1, None)),
+        for row in chain_rows(copy_out(cur.connection.pgconn, verify_copy_sql(1, None)),
                               row_from_fields):
             n += 1
             if len(kept) < keep:
@@ -63,8 +63,8 @@ def fetch_only(svc, tenant_id, keep: int = 100_000) -> tuple[int, float, list[tu
 
 def in_memory_costs(rows: list[tuple]) -> None:
     """Per-row cost of ChainWalker.feed and of its parts, rows already in memory."""
+    from trailseal.infra.copy_binary import encode_tuple
     from trailseal.services.chain import GENESIS_HASH, ChainWalker, projection_of, ts_micros
-    from trailseal.services.copy_binary import encode_tuple
 
     n = len(rows)
 

@@ -35,7 +35,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     from .api.v1 import bp as api_bp
     from .auth import login_manager, rate_limit_headers
     from .core import Trailseal
-    from .proxies import trust_proxies
+    from .infra.proxies import trust_proxies
     from .web.routes import bp as web_bp
 
     svc = services or Trailseal(config)

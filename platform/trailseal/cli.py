@@ -436,7 +436,7 @@ def _terminate(signum, frame):
 def _serve(app, host: str, port: int, threads: int) -> None:
     from waitress import serve as waitress_serve
 
-    from .proxies import waitress_options
+    from .infra.proxies import waitress_options
 
     # Waitress's own cap sits well above Flask's so that oversized bodies get the API's JSON
     # 413 (Flask rejects them from Content-Length before reading the body).
@@ -543,7 +543,7 @@ def _exit_with_parent() -> None:
         return
     parent = int(raw)
     from .config import load_config
-    from .embedded import stop_at_exit_if_unused
+    from .infra.embedded import stop_at_exit_if_unused
 
     cfg = load_config()
     if not (cfg.get("DATABASE_URL") and cfg.get("REDIS_URL")):

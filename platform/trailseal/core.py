@@ -11,7 +11,6 @@ from typing import Any
 import redis
 from rq import Queue
 
-from . import embedded
 from .config import load_config
 from .db import (
     EMBEDDED_APP_USER,
@@ -23,8 +22,8 @@ from .db import (
     with_user_and_db,
 )
 from .errors import ConfigurationError
+from .infra import embedded, helpers
 from .plugins import make_plugin_manager
-from .services import helpers
 from .services.crypto import KeyRing, load_or_create_master_key, parse_master_key
 
 log = logging.getLogger(__name__)

@@ -66,7 +66,7 @@ def trailseal_app(trailseal_instance_path):
     svc = app.extensions["trailseal"]
     svc.close()
     if svc.config.get("EMBEDDED_REDIS") and not os.environ.get("TRAILSEAL_TEST_INSTANCE_PATH"):
-        from .embedded import stop_valkey
+        from .infra.embedded import stop_valkey
 
         stop_valkey(trailseal_instance_path)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trailseal.embedded import stop_if_unused
+from trailseal.infra.embedded import stop_if_unused
 
 
 def _free_port() -> int:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 HOLD = """
 import sys, time
-from trailseal.embedded import ensure_postgres
+from trailseal.infra.embedded import ensure_postgres
 ensure_postgres(sys.argv[1])
 print("ready", flush=True)
 time.sleep(120)
 """
 USE_AND_EXIT = """
 import sys
-from trailseal.embedded import ensure_postgres
+from trailseal.infra.embedded import ensure_postgres
 ensure_postgres(sys.argv[1])
 """
 

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.conftest import make_event
-from trailseal.services import helpers
+from trailseal.infra import helpers
 
 
 def _env(services) -> dict:
@@ -72,7 +72,7 @@ def test_helpers_exit_when_a_killed_import_leaves_them(trailseal_services, tenan
         [folder] = _folders_of(importer.pid)
         assert folder.exists()  # nobody removed it: its owner could not
 
-        mine = Path(helpers._result_path()).parent  # this live process's folder
+        mine = Path(helpers.results_folder())  # this live process's folder
         nxt = subprocess.run([sys.executable, "-m", "trailseal", "apikey", "list",
                               "--tenant", tenant.slug], env=_env(trailseal_services),
                              capture_output=True, text=True, timeout=180)

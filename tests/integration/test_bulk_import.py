@@ -4,6 +4,7 @@ chained like any other append; bad input stops cleanly with everything before it
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -155,15 +156,15 @@ def test_cli_import_unknown_tenant(trailseal_services, tmp_path):
 
 
 def test_a_helper_that_dies_loses_nothing(trailseal_services, tenant):
-    from trailseal.services import helpers
+    from trailseal.infra import helpers
 
     raw = _events(1000)
 
     def batches():
         for i in range(10):
             if i == 5:  # kill the helper while batches are in flight
-                for process in list(helpers.shared_pool()._processes.values()):
-                    process.kill()
+                for pid in helpers.helper_pids(helpers.shared_pool()):
+                    os.kill(pid, signal.SIGKILL)
             yield raw[i * 100:(i + 1) * 100]
 
     result = append_stream(trailseal_services, tenant.id, batches())

@@ -49,7 +49,7 @@ def test_key_rotation_keeps_old_rows_readable(trailseal_client, trailseal_servic
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     new_key = out.stdout.strip().rsplit(" ", 1)[-1]
-    trailseal_services.keyring._active.clear()  # this process picks up the rotation now
+    trailseal_services.keyring.forget_active_keys()  # this process picks up the rotation now
     second = trailseal_client.post("/api/v1/events", json=make_event(user_agent="new-key"),
                                    headers=tenant.headers).get_json()
     with trailseal_services.db.cursor(tenant.id) as cur:

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from trailseal import create_app
-from trailseal.proxies import FORWARDED_HEADERS, trust_proxies
+from trailseal.infra.proxies import FORWARDED_HEADERS, trust_proxies
 
 SPOOFED = "203.0.113.66"  # what a client claims for itself
 APPENDED = "198.51.100.7"  # what the proxy in front appended

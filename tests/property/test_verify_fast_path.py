@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.property.strategies import PROPERTY, events, safe_text
+from trailseal.infra.copy_binary import chain_rows, copy_out, encode_tuple
 from trailseal.services.chain import (
     FIELD_SEP,
     NULL_MARK,
@@ -20,9 +21,8 @@ from trailseal.services.chain import (
     row_from_fields,
     split_columns,
 )
-from trailseal.services.copy_binary import chain_rows, copy_out, encode_tuple
 from trailseal.services.ingest import append_events, validate_events
-from trailseal.services.integrity import _copy_sql
+from trailseal.services.integrity import verify_copy_sql
 from trailseal.testing import make_tenant
 
 # Projection fields (chain.PROJECTION_SQL order) an attacker could edit, and whether NULL fits.
@@ -86,7 +86,7 @@ def _walk(rows, head_seq, head_hash, fast: bool, messages: bool = False):
 def _stored_rows(services, tenant_id):
     url = services.config["ADMIN_DATABASE_URL"].replace("+psycopg", "")
     with psycopg.connect(url) as conn:
-        sql = _copy_sql(1, None).replace(" WHERE ", f" WHERE tenant_id = '{tenant_id}' AND ", 1)
+        sql = verify_copy_sql(1, None).replace(" WHERE ", f" WHERE tenant_id = '{tenant_id}' AND ", 1)
         return list(chain_rows(copy_out(conn.pgconn, sql), row_from_fields))
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from trailseal.infra.copy_binary import encode_tuple
 from trailseal.services.chain import (
     GENESIS_HASH,
     ChainWalker,
@@ -19,7 +20,6 @@ from trailseal.services.chain import (
     rehash_with_seq,
     ts_micros,
 )
-from trailseal.services.copy_binary import encode_tuple
 
 TENANT = uuid.UUID("00000000-0000-0000-0000-00000000000a")
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -221,7 +221,7 @@ def test_ts_micros_matches_postgres_binary_epoch():
 def test_binary_copy_reader_splits_tuples_across_blocks():
     import struct
 
-    from trailseal.services.copy_binary import SIGNATURE, split_tuples
+    from trailseal.infra.copy_binary import SIGNATURE, split_tuples
 
     def tup(*fields):
         out = struct.pack(">h", len(fields))

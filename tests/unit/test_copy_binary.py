@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.property.strategies import PROPERTY
+from trailseal.infra.copy_binary import SIGNATURE, chain_rows, encode_tuple, split_tuples
 from trailseal.services.chain import row_from_fields as _decode
-from trailseal.services.copy_binary import SIGNATURE, chain_rows, encode_tuple, split_tuples
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 

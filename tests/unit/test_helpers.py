@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from trailseal.services import helpers
+from trailseal.infra import helpers
 
 
 def big_result(size: int, marker: int) -> bytes:
@@ -25,8 +25,8 @@ def kill_self_after(seconds: float) -> bytes:
 
 
 def _result_files() -> list[str]:
-    folder = helpers._results_dir
-    return sorted(os.listdir(folder)) if folder and os.path.isdir(folder) else []
+    folder = helpers.results_folder()
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
 
 
 @pytest.fixture

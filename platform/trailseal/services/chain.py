@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from .copy_binary import CHAIN_RECORD_AT, chain_layout, encode_tuple, message_fields
+from ..infra.copy_binary import CHAIN_RECORD_AT, chain_layout, encode_tuple, message_fields
 
 GENESIS_HASH = "0" * 64
 CANONICAL_VERSION = 2

@@ -106,6 +106,12 @@ class KeyRing:
         self._active: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
+    def forget_active_keys(self) -> None:
+        """Forget which data key is active for each tenant, so the next append reads it
+        again at once (a rotation is otherwise picked up within the cache's lifetime)."""
+        with self._lock:
+            self._active.clear()
+
     # wrapping ------------------------------------------------------------------
     def _wrap(self, tenant_id: uuid.UUID, key_id: str, dek: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)

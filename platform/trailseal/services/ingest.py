@@ -23,8 +23,8 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from ..errors import Conflict, NotFound, ValidationFailed
+from ..infra import helpers
 from ..schemas import TEXT_PATTERN, EventIn
-from . import helpers
 from .chain import CANONICAL_VERSION, PG_EPOCH, TAG_SEP, format_ts
 from .crypto import NONCE_BYTES
 

