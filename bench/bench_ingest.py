@@ -9,7 +9,7 @@
    passes), decoded by the helper.
 2. Per batch, one process: ``validate_events`` + ``append_events`` per batch (what
    ``POST /api/v1/events/batch`` runs); events/s.
-3. Phase breakdown of (2): timing wrappers around validation, ``_prepare``, ``_link``, each
+3. Phase breakdown of (2): timing wrappers around validation, ``prepare_batch``, ``link_batch``, each
    SQL statement, the commit and the post-commit enqueue; plus the client-side adaptation
    and server time of one INSERT.
 4. Baseline: the rows the service stored (every column, incl. ``record``), read back and
@@ -58,7 +58,7 @@ TARGET_EVENTS_PER_S = 10_000
 def stream_pass(svc, instance: str, tenant_id, events: list[dict], batch: int) -> dict[str, float]:
     """``append_stream`` over every batch; seconds and CPU seconds per process."""
     from trailseal.infra import helpers
-    from trailseal.services.ingest import append_stream
+    from trailseal.services.bulk import append_stream
 
     meter = CpuMeter(instance)
     pids = helpers.helper_pids(helpers.shared_pool())  # the warm pool's helper processes

@@ -207,7 +207,7 @@ def chunked(items: list, size: int) -> Iterator[list]:
 def append_all(svc, tenant_id: uuid.UUID, events: list[dict], batch: int = BATCH) -> float:
     """Append ``events`` in batches through the service layer's bulk path (``append_stream``);
     return seconds."""
-    from trailseal.services.ingest import append_stream
+    from trailseal.services.bulk import append_stream
 
     t0 = time.perf_counter()
     append_stream(svc, tenant_id, chunked(events, batch))
@@ -302,8 +302,8 @@ def patched(module, name: str, timers: dict[str, float], label: str):
 
 # Functions of the ingest path timed by ``instrumented`` (as ``ingest`` imported them).
 INGEST_FUNCTIONS = (
-    ("_prepare", "_prepare (ids, AES-GCM x3, canonical JSON, joined columns)"),
-    ("_link", "_link (seqs, previous_hash, sha256)"),
+    ("prepare_batch", "prepare_batch (ids, AES-GCM x3, canonical JSON, joined columns)"),
+    ("link_batch", "link_batch (seqs, previous_hash, sha256)"),
 )
 
 

@@ -285,7 +285,8 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
     Each batch is atomic. On the first bad line nothing of its batch is written; the
     batches before it stay committed, and the message says how to resume with --skip.
     """
-    from .services.ingest import append_stream, parse_documents, validate_events
+    from .services.bulk import append_stream, parse_documents
+    from .services.ingest import validate_events
 
     svc = _services()
     tid = _tenant(svc, tenant_ref)

@@ -52,6 +52,18 @@ def with_user_and_db(url: str, user: str, dbname: str, password: str | None = No
     return urlunsplit((parts.scheme, netloc, f"/{dbname}", parts.query, ""))
 
 
+def snapshot_statements(snapshot: str | bool) -> list[str]:
+    """The statements that open a read-only REPEATABLE READ transaction, seeing exactly the
+    exported ``snapshot`` when it is an id (from ``pg_export_snapshot()``)."""
+    statements = ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"]
+    if isinstance(snapshot, str):
+        # The id is interpolated (SET TRANSACTION SNAPSHOT takes no parameter): check it.
+        if not re.fullmatch(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?", snapshot):
+            raise ValueError(f"not a snapshot id: {snapshot!r}")
+        statements.append(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+    return statements
+
+
 class Database:
     """The app's connection pool plus tenant-scoped transactions."""
 
@@ -76,11 +88,8 @@ class Database:
         """
         with self.engine.begin() as conn:
             if snapshot:
-                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                if isinstance(snapshot, str):
-                    if not re.fullmatch(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?", snapshot):
-                        raise ValueError(f"not a snapshot id: {snapshot!r}")
-                    conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                for statement in snapshot_statements(snapshot):
+                    conn.exec_driver_sql(statement)
             if tenant_id is not None:
                 conn.exec_driver_sql(
                     "SELECT set_config('trailseal.tenant_id', %s, true)", (str(tenant_id),)

@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import make_event
 from trailseal.errors import ValidationFailed
-from trailseal.services.ingest import append_events, append_stream, validate_events
+from trailseal.services.bulk import append_stream
+from trailseal.services.ingest import append_events, validate_events
 from trailseal.services.integrity import verify_chain
 
 

@@ -63,7 +63,8 @@ PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # binary timestamptz counts µs fro
 _ONE_US = timedelta(microseconds=1)
 _NAIVE_EPOCH = datetime(2000, 1, 1)
 _sha256 = hashlib.sha256
-_PACK3 = struct.Struct(">qqq").pack
+# seq, occurred_at and received_at (µs since 2000) as columns_hash covers them
+pack_seq_times = struct.Struct(">qqq").pack
 _UNPACK3 = struct.Struct(">qqq").unpack_from
 _INT8 = struct.Struct(">q").pack
 _COLUMNS_HASH_AT = b'"columns_hash":"'
@@ -83,7 +84,7 @@ def columns_digest(projection: str | bytes, seq: int, occurred_us: int, received
     verification reads them) and its binary seq and timestamps."""
     if isinstance(projection, str):
         projection = projection.encode()
-    return _sha256(projection + _PACK3(seq, occurred_us, received_us)).hexdigest()
+    return _sha256(projection + pack_seq_times(seq, occurred_us, received_us)).hexdigest()
 
 
 def build_record(fields: dict[str, Any]) -> bytes:

@@ -72,24 +72,28 @@ def master_key_id(master_key: bytes) -> str:
     return hashlib.sha256(b"trailseal-master:" + master_key).hexdigest()[:12]
 
 
-def _aad(tenant_id: uuid.UUID | str, event_id: uuid.UUID | str, field: str) -> bytes:
-    # UUIDs and their canonical text give the same bytes.
+def field_aad(tenant_id: uuid.UUID | str, event_id: uuid.UUID | str, field: str) -> bytes:
+    """The associated data that binds a field's ciphertext to its tenant, event and field
+    name (UUIDs and their canonical text give the same bytes)."""
     return f"{tenant_id}|{event_id}|{field}".encode()
 
 
 def encrypt_field(
     dek: AESGCM, tenant_id: uuid.UUID | str, event_id: uuid.UUID | str, field: str,
-    plaintext: bytes,
+    plaintext: bytes, nonce: bytes | None = None,
 ) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + dek.encrypt(nonce, plaintext, _aad(tenant_id, event_id, field))
+    """A field's stored ciphertext: the nonce (fresh unless given: callers that encrypt many
+    fields draw them all from one ``os.urandom`` call), then AES-GCM bound by ``field_aad``."""
+    if nonce is None:
+        nonce = os.urandom(NONCE_BYTES)
+    return nonce + dek.encrypt(nonce, plaintext, field_aad(tenant_id, event_id, field))
 
 
 def decrypt_field(
     dek: AESGCM, tenant_id: uuid.UUID, event_id: uuid.UUID, field: str, blob: bytes
 ) -> bytes:
     try:
-        return dek.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _aad(tenant_id, event_id, field))
+        return dek.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], field_aad(tenant_id, event_id, field))
     except InvalidTag as exc:
         raise DecryptionFailed(
             f"{field} of event {event_id} does not decrypt (wrong key or altered ciphertext)"

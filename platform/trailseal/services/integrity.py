@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 
+from ..db import snapshot_statements
 from ..errors import NotFound
 from ..infra import helpers
 from ..infra.copy_binary import copy_out, feed_stream
@@ -111,11 +111,10 @@ def verify_range(url: str, tenant_id: str, snapshot: str, first_seq: int, last_s
     helper process runs)."""
     import psycopg
 
-    if not re.fullmatch(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?", snapshot):
-        raise ValueError(f"not a snapshot id: {snapshot!r}")
+    statements = snapshot_statements(snapshot)
     with psycopg.connect(url) as conn:
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        for statement in statements:
+            conn.execute(statement)
         conn.execute("SELECT set_config('trailseal.tenant_id', %s, true)", (tenant_id,))
         _session(conn.execute)
         return _check_range(conn.pgconn, tenant_id, first_seq, last_seq, head_seq, head_hash,
