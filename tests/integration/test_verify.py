@@ -208,7 +208,7 @@ def test_an_intact_chain_is_settled_by_the_ranges_alone(trailseal_client, trails
 @pytest.mark.parametrize("damage", ["delete 5", "delete 12", "past head", "head hash", "relink 7"])
 def test_ranged_verification_catches_breaks_at_seams(trailseal_client, trailseal_services,
                                                      tenant, owner, damage):
-    from trailseal.services.chain import rehash_with_seq
+    from tests.records import rehash_with_seq
     from trailseal.services.integrity import verify_chain
 
     _fill(trailseal_client, tenant, 12)

@@ -9,15 +9,14 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from tests.records import build_record, rehash_with_seq
 from trailseal.infra.copy_binary import encode_tuple
 from trailseal.services.chain import (
     GENESIS_HASH,
     ChainWalker,
-    build_record,
     format_ts,
     projection_of,
     record_hash,
-    rehash_with_seq,
     ts_micros,
 )
 

@@ -87,17 +87,6 @@ def columns_digest(projection: str | bytes, seq: int, occurred_us: int, received
     return _sha256(projection + pack_seq_times(seq, occurred_us, received_us)).hexdigest()
 
 
-def build_record(fields: dict[str, Any]) -> bytes:
-    """The canonical bytes of an event (current format). ``fields`` holds every stored
-    field, with timestamps already formatted and ciphertexts base64-encoded (or None);
-    ``columns_hash`` is computed from them."""
-    rec = {**fields, "v": CANONICAL_VERSION}
-    rec[COLUMNS_HASH] = columns_digest(projection_of(rec), rec["seq"],
-                                       ts_micros(rec["occurred_at"]),
-                                       ts_micros(rec["received_at"]))
-    return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
-
-
 def record_hash(record: bytes) -> str:
     """SHA-256 (hex) of a canonical record."""
     return hashlib.sha256(record).hexdigest()
@@ -149,17 +138,6 @@ def ts_micros(text: str) -> int:
         except (TypeError, ValueError):
             pass
     return (datetime.fromisoformat(text) - PG_EPOCH) // _ONE_US
-
-
-def rehash_with_seq(record: bytes, seq: int) -> tuple[bytes, str]:
-    """The record and hash an event would have at another ``seq`` (used by tests/tools)."""
-    rec = orjson.loads(record)
-    rec["seq"] = seq
-    if COLUMNS_HASH in rec:
-        rec[COLUMNS_HASH] = columns_digest(projection_of(rec), seq, ts_micros(rec["occurred_at"]),
-                                           ts_micros(rec["received_at"]))
-    raw = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
-    return raw, record_hash(raw)
 
 
 @dataclass
