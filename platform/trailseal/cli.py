@@ -588,6 +588,10 @@ def main() -> None:
     # A process told to stop while it is still starting exits through SystemExit, so its
     # exit handlers release the embedded services (commands may install their own handler).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # A shell without job control starts background commands (`trailseal demo &`, CI steps,
+    # test runners started that way) with SIGINT ignored, and Python then leaves it ignored:
+    # Ctrl-C or `kill -INT` would do nothing and `demo` would never stop its children.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _exit_with_parent()
     _plugin_commands()
     cli()

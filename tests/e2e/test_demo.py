@@ -38,6 +38,7 @@ class Demo:
         self.instance = instance
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILSEAL_")}
         env["TRAILSEAL_INSTANCE_PATH"] = str(instance)
+        env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT prints every thread's stack (see stop)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "trailseal", "demo", "--port", str(port), "--days", "7"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -73,6 +74,18 @@ class Demo:
             assert self.proc.poll() is None, f"the demo exited while waiting for {what}:\n{self.output}"
             assert time.monotonic() < deadline, f"no {what} after {seconds} s:\n{self.output}"
             time.sleep(0.05)
+
+    def stop(self, seconds: float) -> int:
+        """Ctrl-C; the exit status. If it does not exit in time, it is made to print where
+        each of its threads waits (and dies), and the test fails with that."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            time.sleep(5)
+            raise AssertionError(f"the demo did not stop within {seconds} s of Ctrl-C; its "
+                                 f"output and threads:\n{self.output}") from None
 
     def cleanup(self) -> None:
         """Whatever happened: nothing of this demo keeps running after the test."""
@@ -151,8 +164,7 @@ def test_demo_starts_everything_and_stops_cleanly():
         children = demo.remember_descendants()
         assert len(children) >= 2  # the worker and the scheduler
 
-        demo.proc.send_signal(signal.SIGINT)
-        assert demo.proc.wait(120) == 0
+        assert demo.stop(120) == 0
         gone, alive = psutil.wait_procs(children, timeout=30)
         assert alive == []
         # the embedded Valkey and PostgreSQL are gone with the demo
