@@ -39,7 +39,7 @@ def ensure_postgres(instance_path: str | Path) -> str:
     key = str(pgdata.resolve())
     server = _pg_handles.get(key)
     if server is None:
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = _join_pgserver(pgserver, pgdata)
         _pg_handles[key] = server
         # Runs before pgserver's own exit handler (atexit is last-in, first-out).
         atexit.register(_forget_dead_handles, server)
@@ -61,9 +61,26 @@ def _forget_dead_handles(server) -> None:
         log.debug("could not prune embedded PostgreSQL handles", exc_info=True)
 
 
+def _join_pgserver(pgserver, pgdata: Path, wait: float = 60.0):
+    """``pgserver.get_server``, waiting out a server of this folder that is still shutting
+    down: the previous command stops it at exit, and pgserver, finding it running but not
+    ready, gives up (AssertionError) instead of waiting. Seen with commands run back to back
+    on a loaded machine."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return pgserver.get_server(pgdata, cleanup_mode="stop")
+        except AssertionError:
+            forget_failed_pgserver(pgdata)
+            if time.monotonic() > deadline:
+                raise
+            log.info("embedded PostgreSQL of %s is still stopping; waiting", pgdata)
+            time.sleep(0.5)
+
+
 # pgserver has no public API for its cross-process handle list (the pids that use a data
-# folder; the last one to exit stops the server) nor for pg_ctl. These two functions are the
-# only places that reach into its internals; pin pgserver's version range if they change.
+# folder; the last one to exit stops the server), its handle cache, nor pg_ctl. The three
+# functions below are the only places that reach into its internals.
 @contextmanager
 def pgserver_handles(pgdata: Path):
     """pgserver's handle list of ``pgdata`` (``get()``/``put(pids)``), under the same
@@ -74,6 +91,15 @@ def pgserver_handles(pgdata: Path):
         from pgserver.utils import DiskList
     with PostgresServer._lock:
         yield DiskList(Path(pgdata) / ".handle_pids.json")
+
+
+def forget_failed_pgserver(pgdata: Path) -> None:
+    """Drop pgserver's cached handle of ``pgdata`` after it failed to start (pgserver caches
+    the handle before starting, and would hand the failed one out again)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import PostgresServer
+    PostgresServer._instances.pop(Path(pgdata).expanduser().resolve(), None)
 
 
 def pg_ctl_stop(pgdata: Path) -> None:
