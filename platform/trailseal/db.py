@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
+import orjson
 import psycopg
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
@@ -52,6 +53,10 @@ def with_user_and_db(url: str, user: str, dbname: str, password: str | None = No
     return urlunsplit((parts.scheme, netloc, f"/{dbname}", parts.query, ""))
 
 
+def _json_text(value) -> str:
+    return orjson.dumps(value).decode()
+
+
 class Database:
     """The app's connection pool plus tenant-scoped transactions."""
 
@@ -63,6 +68,9 @@ class Database:
             max_overflow=pool_size,
             pool_pre_ping=True,
             pool_recycle=1800,
+            # JSON columns written through SQLAlchemy (alert details, access-log queries)
+            # serialise exactly as the raw-SQL paths do.
+            json_serializer=_json_text,
         )
 
     @contextmanager
