@@ -53,6 +53,14 @@ def with_user_and_db(url: str, user: str, dbname: str, password: str | None = No
     return urlunsplit((parts.scheme, netloc, f"/{dbname}", parts.query, ""))
 
 
+@contextmanager
+def driver_cursor(conn: Connection) -> Iterator[psycopg.Cursor]:
+    """A psycopg cursor on the connection of a ``Database.transaction`` (same transaction),
+    for code that speaks psycopg, such as the keyring."""
+    with conn.connection.driver_connection.cursor() as cur:
+        yield cur
+
+
 def _json_text(value) -> str:
     return orjson.dumps(value).decode()
 
@@ -100,10 +108,8 @@ class Database:
         self, tenant_id: uuid.UUID | str | None = None, *, snapshot: str | bool = False
     ) -> Iterator[psycopg.Cursor]:
         """A raw psycopg cursor inside a tenant transaction (hot paths: ingest, verify)."""
-        with self.transaction(tenant_id, snapshot=snapshot) as conn:
-            raw = conn.connection.driver_connection
-            with raw.cursor() as cur:
-                yield cur
+        with self.transaction(tenant_id, snapshot=snapshot) as conn, driver_cursor(conn) as cur:
+            yield cur
 
     def check_role(self) -> None:
         """Refuse to run as a role that could bypass row-level security or the append-only rules."""

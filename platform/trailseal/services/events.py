@@ -10,8 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import Text
 
+from ..db import driver_cursor
 from ..errors import NotFound
 from ..schemas import EventQuery
 from ..tables import audit_logs, event_insights
@@ -97,14 +97,6 @@ def _decrypt(svc, cur, tenant_id, event_id, key_id, field, text: str | None) -> 
         return None
     key = svc.keyring.key(cur, tenant_id, key_id)
     return decrypt_field(key, tenant_id, event_id, field, base64.b64decode(text))
-
-
-@contextmanager
-def _key_cursor(conn: Connection) -> Iterator[Any]:
-    # The keyring reads wrapped data keys through a psycopg cursor (on a miss of its cache),
-    # in the same transaction.
-    with conn.connection.driver_connection.cursor() as cur:
-        yield cur
 
 
 def row_to_event(svc, cur, tenant_id: uuid.UUID, r: Mapping[str, Any]) -> dict[str, Any]:
@@ -200,7 +192,7 @@ def list_events(svc, conn: Connection, tenant_id: uuid.UUID, q: EventQuery,
     rows = conn.execute(page_statement(q, chronological, max_bytes)).mappings().all()
     fitting = [r for r in rows[: q.limit] if r["record"] is not None]
     more = len(fitting) < len(rows)
-    with _key_cursor(conn) as cur:
+    with driver_cursor(conn) as cur:
         events = [row_to_event(svc, cur, tenant_id, r) for r in fitting]
     next_cursor = None
     if more and fitting:
@@ -227,7 +219,7 @@ def get_event(svc, conn: Connection, tenant_id: uuid.UUID, event_id: str) -> dic
     row = conn.execute(stmt).mappings().first()
     if row is None:
         raise NotFound(f"no event {event_id!r}")
-    with _key_cursor(conn) as cur:
+    with driver_cursor(conn) as cur:
         return row_to_event(svc, cur, tenant_id, row)
 
 
@@ -245,5 +237,5 @@ def events_in_range(svc, conn: Connection, tenant_id: uuid.UUID, first_seq: int,
     stmt = (select(*EVENT_COLUMNS).select_from(EVENTS_WITH_INSIGHTS)
             .where(a.c.seq.between(first_seq, last_seq)).order_by(a.c.seq))
     rows = conn.execute(stmt).mappings().all()
-    with _key_cursor(conn) as cur:
+    with driver_cursor(conn) as cur:
         return [row_to_event(svc, cur, tenant_id, r) for r in rows]
