@@ -61,7 +61,6 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SECURE=bool(svc.config["SESSION_COOKIE_SECURE"]),
         SESSION_COOKIE_SAMESITE="Lax",
-        JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
     app.extensions["trailseal"] = svc

@@ -1,5 +1,6 @@
 """The service facade: configuration, database, Redis, keys, plugins and queues in one
-object (``app.extensions["trailseal"]``). Jobs, the CLI and plugins reach services here."""
+object (``app.extensions["trailseal"]``). The API, web pages, jobs, the CLI and plugins
+reach it through ``current_services()``."""
 
 from __future__ import annotations
 
@@ -143,3 +144,11 @@ class Trailseal:
     def close(self) -> None:
         self.db.dispose()
         self.redis.close()
+
+
+def current_services() -> Trailseal:
+    """The ``Trailseal`` facade of the current Flask app: in a request, a job (the worker runs
+    each job in the app context) or a CLI command."""
+    from flask import current_app
+
+    return current_app.extensions["trailseal"]

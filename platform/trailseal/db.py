@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
+import orjson
 import psycopg
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
@@ -64,6 +65,18 @@ def snapshot_statements(snapshot: str | bool) -> list[str]:
     return statements
 
 
+@contextmanager
+def driver_cursor(conn: Connection) -> Iterator[psycopg.Cursor]:
+    """A psycopg cursor on the connection of a ``Database.transaction`` (same transaction),
+    for code that speaks psycopg, such as the keyring."""
+    with conn.connection.driver_connection.cursor() as cur:
+        yield cur
+
+
+def _json_text(value) -> str:
+    return orjson.dumps(value).decode()
+
+
 class Database:
     """The app's connection pool plus tenant-scoped transactions."""
 
@@ -75,6 +88,9 @@ class Database:
             max_overflow=pool_size,
             pool_pre_ping=True,
             pool_recycle=1800,
+            # JSON columns written through SQLAlchemy (alert details, access-log queries)
+            # serialise exactly as the raw-SQL paths do.
+            json_serializer=_json_text,
         )
 
     @contextmanager
@@ -101,10 +117,8 @@ class Database:
         self, tenant_id: uuid.UUID | str | None = None, *, snapshot: str | bool = False
     ) -> Iterator[psycopg.Cursor]:
         """A raw psycopg cursor inside a tenant transaction (hot paths: ingest, verify)."""
-        with self.transaction(tenant_id, snapshot=snapshot) as conn:
-            raw = conn.connection.driver_connection
-            with raw.cursor() as cur:
-                yield cur
+        with self.transaction(tenant_id, snapshot=snapshot) as conn, driver_cursor(conn) as cur:
+            yield cur
 
     def check_role(self) -> None:
         """Refuse to run as a role that could bypass row-level security or the append-only rules."""

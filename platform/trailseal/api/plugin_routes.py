@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import functools
 
-from flask import current_app, request
+from flask import request
 
 from ..auth import current_principal
+from ..core import current_services
 from ..errors import Forbidden
-from ..services.access import record_access
-from .requests import (
-    check_control_characters,
-    check_query_params,
-    path_for_log,
-    query_for_log,
-)
+from ..services.access import record_read
+from .requests import access_record, check_control_characters, check_query_params
 
 __all__ = ["require_permission"]
 
@@ -48,11 +44,7 @@ def require_permission(permission: str, *, params: tuple[str, ...] | None = None
             if params is not None:
                 check_query_params(params)
             if reading:
-                svc = current_app.extensions["trailseal"]
-                with svc.db.cursor(principal.tenant_id) as cur:
-                    record_access(cur, principal, endpoint=path_for_log(),
-                                  method=request.method, query=query_for_log(),
-                                  remote_addr=request.remote_addr)
+                record_read(current_services(), principal, access_record())
             return view(*args, tenant_id=str(principal.tenant_id), **kwargs)
 
         inner.required_permission = permission

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from ..auth import require
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..schemas import json_depth
+from ..services.access import AccessRecord
 
 REPEATABLE = {"event_type", "severity", "tag"}
 LONG_NUMBER = re.compile(rb"\d{19,}")
@@ -199,3 +200,9 @@ def path_for_log() -> str:
     """The request path as recorded in the access log, capped."""
     path = request.path
     return path if len(path) <= LOG_PATH_MAX else path[:LOG_PATH_MAX] + "…"
+
+
+def access_record() -> AccessRecord:
+    """This request as the access log records it (path, method, query, caller's address)."""
+    return AccessRecord(endpoint=path_for_log(), method=request.method,
+                        query=query_for_log(), remote_addr=request.remote_addr)

@@ -1,38 +1,27 @@
-"""REST API v1 endpoints. The ledger is append-only: there are no update or delete routes."""
+"""REST API v1 endpoints. The ledger is append-only: there are no update or delete routes.
+
+Views parse and validate the request and shape the response; the services they call own
+the transactions (every read is recorded in the access log by the service that reads).
+"""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
-import orjson
-import redis
 from flask import Blueprint, current_app, g, jsonify, request
 
-from ..errors import BadRequest, NotFound, ValidationFailed
+from ..core import current_services
+from ..errors import BadRequest, ValidationFailed
 from ..schemas import EventQuery
-from ..services import stats as stats_service
-from ..services.access import list_access, record_access
-from ..services.alerts import list_alerts, set_alert_status
-from ..services.events import get_event, list_events
+from ..services.access import read_access_log, verify_chain_recorded
+from ..services.alerts import read_alerts_page, set_alert_status
+from ..services.events import read_event, read_events_page
 from ..services.ingest import append_events, request_fingerprint, validate_events
-from ..services.integrity import verify_chain
-from .requests import (
-    bool_param,
-    endpoint,
-    json_body,
-    limit_param,
-    parse_query,
-    path_for_log,
-    query_for_log,
-)
+from ..services.stats import read_dashboard_stats
+from .requests import access_record, bool_param, endpoint, json_body, limit_param, parse_query
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 IDEMPOTENCY_KEY_MAX = 200
-
-
-def _svc():
-    return current_app.extensions["trailseal"]
 
 
 def _idempotency_key() -> str | None:
@@ -51,26 +40,6 @@ def _idempotency_key() -> str | None:
     return key
 
 
-@contextmanager
-def audited():
-    """A tenant transaction whose first statement records this read in the access log.
-
-    A read that finds nothing (404) is still recorded: probing for ids is worth auditing.
-    """
-    not_found = None
-    with _svc().db.cursor(g.principal.tenant_id) as cur:
-        record_access(
-            cur, g.principal, endpoint=path_for_log(), method=request.method,
-            query=query_for_log(), remote_addr=request.remote_addr,
-        )
-        try:
-            yield cur
-        except NotFound as exc:
-            not_found = exc  # leave the block normally so the access record commits
-    if not_found is not None:
-        raise not_found
-
-
 @bp.post("/events")
 @endpoint("audit:write", allow_session=False)
 def create_event():
@@ -79,7 +48,7 @@ def create_event():
     events = validate_events([body])
     key = _idempotency_key()
     result = append_events(
-        _svc(), g.principal.tenant_id, events, idempotency_key=key,
+        current_services(), g.principal.tenant_id, events, idempotency_key=key,
         request_hash=request_fingerprint(body) if key else None,
     )
     resp = jsonify({"id": result.ids[0], "seq": result.seqs[0], "hash": result.hashes[0]})
@@ -104,7 +73,7 @@ def create_events_batch():
     events = validate_events(raw)
     key = _idempotency_key()
     result = append_events(
-        _svc(), g.principal.tenant_id, events, idempotency_key=key,
+        current_services(), g.principal.tenant_id, events, idempotency_key=key,
         request_hash=request_fingerprint(body) if key else None,
     )
     resp = jsonify({"ids": result.ids, "first_seq": result.first_seq, "last_seq": result.last_seq})
@@ -119,17 +88,15 @@ def create_events_batch():
 def events_index():
     """Filtered, paginated events, newest first."""
     q = parse_query(EventQuery)
-    with audited() as cur:
-        return jsonify(list_events(_svc(), cur, g.principal.tenant_id, q,
-                                   max_bytes=_page_bytes()))
+    return jsonify(read_events_page(current_services(), g.principal, q, access_record(),
+                                    max_bytes=_page_bytes()))
 
 
 @bp.get("/events/<event_id>")
 @endpoint("audit:read")
 def event_show(event_id: str):
     """One event; another tenant's id answers 404."""
-    with audited() as cur:
-        return jsonify(get_event(_svc(), cur, g.principal.tenant_id, event_id))
+    return jsonify(read_event(current_services(), g.principal, event_id, access_record()))
 
 
 @bp.get("/timeline")
@@ -137,45 +104,18 @@ def event_show(event_id: str):
 def timeline():
     """Events oldest first, with AI insights when present."""
     q = parse_query(EventQuery)
-    with audited() as cur:
-        return jsonify(list_events(_svc(), cur, g.principal.tenant_id, q, chronological=True,
-                                   max_bytes=_page_bytes()))
+    return jsonify(read_events_page(current_services(), g.principal, q, access_record(),
+                                    chronological=True, max_bytes=_page_bytes()))
 
 
 @bp.get("/dashboard/stats")
 @endpoint("audit:read", "as_of")
 def dashboard_stats():
     """Counts for 24h/7d/30d, top actors and event types, category and severity breakdowns."""
-    svc = _svc()
     as_of_raw = request.args.get("as_of")
     as_of = _as_of(as_of_raw) if as_of_raw else None
-    cache_key = f"trailseal:stats:{g.principal.tenant_id}"
-    with audited() as cur:
-        if as_of is None:
-            cached = _cache_get(svc, cache_key)
-            if cached is not None:
-                data = orjson.loads(cached)
-                data["cached"] = True
-                return jsonify(data)
-        data = stats_service.compute_stats(cur, g.principal.tenant_id, as_of or datetime.now(UTC))
-    if as_of is None:
-        _cache_set(svc, cache_key, orjson.dumps(data), int(svc.config["STATS_CACHE_SECONDS"]))
-    data["cached"] = False
-    return jsonify(data)
-
-
-def _cache_get(svc, key: str) -> bytes | None:
-    try:
-        return svc.redis.get(key)
-    except redis.RedisError:
-        return None  # the cache is an optimisation: compute instead
-
-
-def _cache_set(svc, key: str, value: bytes, ttl: int) -> None:
-    try:
-        svc.redis.set(key, value, ex=ttl)
-    except redis.RedisError:
-        pass
+    return jsonify(read_dashboard_stats(current_services(), g.principal, as_of,
+                                        access_record()))
 
 
 @bp.get("/chain/verify")
@@ -184,9 +124,8 @@ def chain_verify():
     """Walk the tenant's chain and name the first broken event (``full=true``: decode every
     record instead of trusting matching ``columns_hash`` values)."""
     full = bool_param("full")
-    with audited():
-        pass
-    report = verify_chain(_svc(), g.principal.tenant_id, full=full)
+    report = verify_chain_recorded(current_services(), g.principal, access_record(),
+                                   full=full)
     return jsonify(report.to_dict())
 
 
@@ -196,9 +135,9 @@ def alerts_index():
     """Alerts (chain breaks, anomalies), newest first, one page at a time; ``status``
     filters."""
     limit = limit_param()
-    with audited() as cur:
-        return jsonify(list_alerts(cur, limit, request.args.get("status"),
-                                   request.args.get("cursor")))
+    return jsonify(read_alerts_page(current_services(), g.principal, access_record(),
+                                    limit=limit, status=request.args.get("status"),
+                                    cursor=request.args.get("cursor")))
 
 
 @bp.patch("/alerts/<alert_id>")
@@ -208,9 +147,9 @@ def alert_update(alert_id: str):
     body = json_body()
     if not isinstance(body, dict) or set(body) != {"status"}:
         raise ValidationFailed('body must be {"status": "open"|"acknowledged"|"resolved"}')
-    with _svc().db.cursor(g.principal.tenant_id) as cur:
-        changed_by = f"{g.principal.kind}:{g.principal.id}"
-        return jsonify(set_alert_status(cur, alert_id, body["status"], changed_by))
+    changed_by = f"{g.principal.kind}:{g.principal.id}"
+    return jsonify(set_alert_status(current_services(), g.principal.tenant_id, alert_id,
+                                    body["status"], changed_by))
 
 
 @bp.get("/access-log")
@@ -219,12 +158,12 @@ def access_log_index():
     """Who read the trail: access records, newest first, one page at a time (this read is
     recorded too)."""
     limit = limit_param()
-    with audited() as cur:
-        return jsonify(list_access(cur, limit, request.args.get("cursor")))
+    return jsonify(read_access_log(current_services(), g.principal, access_record(),
+                                   limit=limit, cursor=request.args.get("cursor")))
 
 
 def _page_bytes() -> int:
-    return int(_svc().config["PAGE_MAX_BYTES"])
+    return int(current_services().config["PAGE_MAX_BYTES"])
 
 
 def _as_of(raw: str) -> datetime:

@@ -10,10 +10,11 @@ import uuid
 from contextlib import contextmanager
 
 import redis
-from flask import current_app, g, request
+from flask import g, request
 from flask_login import LoginManager, UserMixin, current_user
 
 from ..config import parse_rate_limit
+from ..core import current_services
 from ..errors import Forbidden, RateLimited, Unauthorized
 from ..services.tenancy import Principal, authenticate_api_key, session_user
 
@@ -41,7 +42,7 @@ def _load_user(cookie_id: str):
     if len(parts) != 3:
         return None
     tenant, user_id, session_id = parts
-    svc = current_app.extensions["trailseal"]
+    svc = current_services()
     try:
         principal = session_user(svc, uuid.UUID(tenant), user_id, session_id,
                                  float(svc.config["SESSION_MAX_HOURS"]))
@@ -55,7 +56,7 @@ def current_principal(allow_session: bool) -> Principal:
     cached = g.get("principal")
     if cached is not None:
         return cached
-    svc = current_app.extensions["trailseal"]
+    svc = current_services()
     header = request.headers.get("Authorization", "")
     principal = None
     if header:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
+from ..core import current_services
 
-def current_services():
-    """The ``Trailseal`` facade of the app whose context the job runs in."""
-    from flask import current_app
-
-    return current_app.extensions["trailseal"]
+__all__ = ["current_services"]

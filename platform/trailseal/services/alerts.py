@@ -8,18 +8,25 @@ import uuid
 from typing import Any
 
 import orjson
+from sqlalchemy import func, literal, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, RowMapping
 
 from ..errors import NotFound, ValidationFailed
+from ..tables import audit_anomalies as anomalies
+from ..tables import audit_logs
 from ..types import Alert
+from .access import AccessRecord, audited_read
 from .chain import format_ts
 from .paging import decode_cursor, encode_cursor, time_part, uuid_part
+from .tenancy import Principal
 
 log = logging.getLogger(__name__)
 STATUSES = ("open", "acknowledged", "resolved")
 
 
 def insert_alert(
-    cur,
+    conn: Connection,
     tenant_id: uuid.UUID,
     *,
     kind: str,
@@ -35,17 +42,17 @@ def insert_alert(
     linked = None
     if event_id:
         # A deleted event cannot be referenced; its id stays in the details.
-        cur.execute("SELECT id FROM audit_logs WHERE id = %s", (uuid.UUID(event_id),))
-        found = cur.fetchone()
-        linked = found[0] if found else None
-    cur.execute(
-        "INSERT INTO audit_anomalies (id, tenant_id, event_id, kind, severity, title, details, "
-        "dedupe_key) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s) "
-        "ON CONFLICT (tenant_id, kind, dedupe_key) DO NOTHING RETURNING id",
-        (alert_id, tenant_id, linked, kind, severity, title, orjson.dumps(details).decode(),
-         dedupe_key),
+        linked = conn.execute(
+            select(audit_logs.c.id).where(audit_logs.c.id == uuid.UUID(event_id))
+        ).scalar_one_or_none()
+    stmt = (
+        pg_insert(anomalies)
+        .values(id=alert_id, tenant_id=tenant_id, event_id=linked, kind=kind,
+                severity=severity, title=title, details=details, dedupe_key=dedupe_key)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "kind", "dedupe_key"])
+        .returning(anomalies.c.id)
     )
-    if cur.fetchone() is None:
+    if conn.execute(stmt).first() is None:
         return None
     return Alert(str(alert_id), str(tenant_id), kind, severity, title, details, event_id)
 
@@ -60,8 +67,8 @@ def announce_alert(svc, alert: Alert) -> None:
 
 def record_alert(svc, tenant_id: uuid.UUID, **fields: Any) -> Alert | None:
     """Store an alert in its own transaction, then announce it (see ``insert_alert``)."""
-    with svc.db.cursor(tenant_id) as cur:
-        alert = insert_alert(cur, tenant_id, **fields)
+    with svc.db.transaction(tenant_id) as conn:
+        alert = insert_alert(conn, tenant_id, **fields)
     if alert is not None:
         announce_alert(svc, alert)
     return alert
@@ -101,68 +108,85 @@ def raise_alert(svc, tenant_id: uuid.UUID | str, *, kind: str, title: str, sever
             event_uuid = uuid.UUID(str(event_id))
         except ValueError:
             raise NotFound(f"no event {event_id!r}") from None
-        with svc.db.cursor(tid) as cur:
-            cur.execute("SELECT 1 FROM audit_logs WHERE id = %s", (event_uuid,))
-            if cur.fetchone() is None:
-                raise NotFound(f"no event {event_id!r} in this tenant")
+        with svc.db.transaction(tid) as conn:
+            found = conn.execute(
+                select(audit_logs.c.id).where(audit_logs.c.id == event_uuid)
+            ).first()
+        if found is None:
+            raise NotFound(f"no event {event_id!r} in this tenant")
         event_id = str(event_uuid)
         dedupe_key = dedupe_key or f"event:{event_id}"
     return record_alert(svc, tid, kind=kind, severity=severity, title=title.strip(),
                         details=details, event_id=event_id, dedupe_key=dedupe_key)
 
 
-def _alert_dict(r: tuple) -> dict[str, Any]:
-    return {"id": str(r[0]), "kind": r[1], "severity": r[2], "title": r[3], "details": r[4],
-            "status": r[5], "event_id": str(r[6]) if r[6] else None, "created_at": format_ts(r[7]),
-            "status_changed_by": r[8], "status_changed_at": format_ts(r[9]) if r[9] else None}
+ALERT_COLUMNS = (anomalies.c.id, anomalies.c.kind, anomalies.c.severity, anomalies.c.title,
+                 anomalies.c.details, anomalies.c.status, anomalies.c.event_id,
+                 anomalies.c.created_at, anomalies.c.status_changed_by,
+                 anomalies.c.status_changed_at)
 
 
-ALERT_COLUMNS = ("id, kind, severity, title, details, status, event_id, created_at, "
-                 "status_changed_by, status_changed_at")
+def _alert_dict(r: RowMapping) -> dict[str, Any]:
+    return {"id": str(r["id"]), "kind": r["kind"], "severity": r["severity"],
+            "title": r["title"], "details": r["details"], "status": r["status"],
+            "event_id": str(r["event_id"]) if r["event_id"] else None,
+            "created_at": format_ts(r["created_at"]),
+            "status_changed_by": r["status_changed_by"],
+            "status_changed_at": format_ts(r["status_changed_at"]) if r["status_changed_at"]
+            else None}
 
 
-def list_alerts(cur, limit: int = 50, status: str | None = None,
+def list_alerts(conn: Connection, limit: int = 50, status: str | None = None,
                 cursor: str | None = None) -> dict[str, Any]:
     """One page of alerts, newest first, optionally only those with ``status``:
     ``{"alerts": [...], "next_cursor": str | None}``."""
     if status is not None and status not in STATUSES:
         raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}")
     filters = {"status": status}
-    where, params = [], []
+    stmt = select(*ALERT_COLUMNS)
     if status:
-        where.append("status = %s")
-        params.append(status)
+        stmt = stmt.where(anomalies.c.status == status)
     if cursor:
         created_at, alert_id = decode_cursor(cursor, "alerts", filters, (time_part, uuid_part))
-        where.append("(created_at, id) < (%s, %s)")
-        params += [created_at, alert_id]
-    sql = f"SELECT {ALERT_COLUMNS} FROM audit_anomalies"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    cur.execute(sql + " ORDER BY created_at DESC, id DESC LIMIT %s", [*params, limit + 1])
-    rows = cur.fetchall()
+        stmt = stmt.where(tuple_(anomalies.c.created_at, anomalies.c.id)
+                          < tuple_(literal(created_at), literal(alert_id)))
+    stmt = stmt.order_by(anomalies.c.created_at.desc(), anomalies.c.id.desc()).limit(limit + 1)
+    rows = conn.execute(stmt).mappings().all()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor("alerts", filters, [format_ts(rows[-1][7]), str(rows[-1][0])])
+        last = rows[-1]
+        next_cursor = encode_cursor("alerts", filters,
+                                    [format_ts(last["created_at"]), str(last["id"])])
     return {"alerts": [_alert_dict(r) for r in rows], "next_cursor": next_cursor}
 
 
-def set_alert_status(cur, alert_id: str, status: str, changed_by: str) -> dict[str, Any]:
-    """Acknowledge or resolve an alert, recording who did it and when (alerts, like the
-    trail, are never deleted)."""
+def read_alerts_page(svc, principal: Principal, access: AccessRecord, *, limit: int = 50,
+                     status: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+    """``list_alerts`` for the caller's tenant, recorded in the access log in the same
+    transaction."""
+    with audited_read(svc, principal, access) as conn:
+        return list_alerts(conn, limit, status, cursor)
+
+
+def set_alert_status(svc, tenant_id: uuid.UUID, alert_id: str, status: str,
+                     changed_by: str) -> dict[str, Any]:
+    """Acknowledge, resolve or reopen an alert in a transaction of its own, recording who
+    did it and when (alerts, like the trail, are never deleted)."""
     if status not in STATUSES:
         raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}")
     try:
         aid = uuid.UUID(alert_id)
     except ValueError:
         raise NotFound(f"no alert {alert_id!r}") from None
-    cur.execute(
-        "UPDATE audit_anomalies SET status = %s, status_changed_by = %s, "
-        f"status_changed_at = now() WHERE id = %s RETURNING {ALERT_COLUMNS}",
-        (status, changed_by, aid),
+    stmt = (
+        update(anomalies)
+        .where(anomalies.c.id == aid)
+        .values(status=status, status_changed_by=changed_by, status_changed_at=func.now())
+        .returning(*ALERT_COLUMNS)
     )
-    row = cur.fetchone()
+    with svc.db.transaction(tenant_id) as conn:
+        row = conn.execute(stmt).mappings().first()
     if row is None:
         raise NotFound(f"no alert {alert_id!r}")
     return _alert_dict(row)

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
-    current_app,
     jsonify,
     redirect,
     render_template_string,
@@ -20,7 +19,9 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..auth import SessionUser, password_check_slot, sign_in_budget
+from ..core import current_services
 from ..errors import RateLimited
+from ..services.health import check_health, queue_depths
 from ..services.tenancy import authenticate_user, get_tenant, open_session, revoke_session
 
 bp = Blueprint("web", __name__)
@@ -96,7 +97,7 @@ def _page(title: str, body: str, **ctx) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    svc = current_app.extensions["trailseal"]
+    svc = current_services()
     error, email = None, ""
     next_url = request.values.get("next", "")
     if request.method == "POST":
@@ -132,7 +133,7 @@ def _too_many(wait: int, email: str, next_url: str):
 def logout():
     if _csrf_ok():
         if current_user.is_authenticated:
-            revoke_session(current_app.extensions["trailseal"], current_user.principal.tenant_id,
+            revoke_session(current_services(), current_user.principal.tenant_id,
                            current_user.session_id)
         logout_user()
         session.clear()
@@ -142,7 +143,7 @@ def logout():
 @bp.get("/")
 @login_required
 def home():
-    svc = current_app.extensions["trailseal"]
+    svc = current_services()
     principal = current_user.principal
     tenant = get_tenant(svc, principal.tenant_id)
     return _page("Home", HOME, user=principal, tenant=tenant,
@@ -151,34 +152,18 @@ def home():
 
 @bp.get("/healthz")
 def healthz():
-    svc = current_app.extensions["trailseal"]
-    checks = {}
-    try:
-        with svc.db.cursor() as cur:
-            cur.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:  # report, don't raise: this is the health probe
-        checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        svc.redis.ping()
-        checks["redis"] = "ok"
-    except Exception as exc:
-        checks["redis"] = f"error: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    return jsonify({"status": "ok" if ok else "degraded", "checks": checks}), (200 if ok else 503)
+    """Health probe: 200 when the database and Redis answer, 503 (``degraded``) otherwise."""
+    report = check_health(current_services())
+    return jsonify(report), (200 if report["status"] == "ok" else 503)
 
 
 @bp.get("/metrics")
 def metrics():
     """Prometheus text: queue depths (no tenant data)."""
-    svc = current_app.extensions["trailseal"]
+    depths = queue_depths(current_services())
     lines = ["# HELP trailseal_queue_jobs Jobs waiting per RQ queue", "# TYPE trailseal_queue_jobs gauge"]
-    try:
-        for name, queue in svc.queues.items():
-            lines.append(f'trailseal_queue_jobs{{queue="{name}"}} {queue.count}')
-        up = 1
-    except Exception:  # Redis down: say so in the metrics rather than failing the scrape
-        up = 0
+    for name, count in (depths or {}).items():
+        lines.append(f'trailseal_queue_jobs{{queue="{name}"}} {count}')
     lines += ["# HELP trailseal_redis_up Whether Redis answered", "# TYPE trailseal_redis_up gauge",
-              f"trailseal_redis_up {up}"]
+              f"trailseal_redis_up {0 if depths is None else 1}"]
     return "\n".join(lines) + "\n", 200, {"Content-Type": "text/plain; version=0.0.4"}

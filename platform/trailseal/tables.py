@@ -1,0 +1,182 @@
+"""SQLAlchemy Core definitions of the tables the cold paths query with ``select()``,
+``insert()`` and ``update()``.
+
+The schema itself is owned by the migrations (``migrations/versions/0001_core_ledger.py``,
+``0002_user_sessions.py``); these definitions mirror the columns the services use and are
+never used to create or alter tables. Row-level security, triggers and grants live only in
+the migrations.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    cast,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.types import UserDefinedType
+
+metadata = MetaData()
+
+
+class Vector(UserDefinedType):
+    """pgvector's ``vector``: written from a list of floats as its text form."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "vector"
+
+    def bind_processor(self, dialect):
+        def process(value):
+            return None if value is None else "[" + ",".join(map(str, value)) + "]"
+        return process
+
+    def bind_expression(self, bindvalue):
+        return cast(bindvalue, self)
+
+
+def _uuid(name: str, **kw) -> Column:
+    return Column(name, UUID(as_uuid=True), **kw)
+
+
+def _ts(name: str, **kw) -> Column:
+    return Column(name, DateTime(timezone=True), **kw)
+
+
+tenants = Table(
+    "tenants", metadata,
+    _uuid("id", primary_key=True),
+    Column("slug", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    _uuid("id", primary_key=True),
+    _uuid("tenant_id", nullable=False),
+    Column("email", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    _uuid("id", primary_key=True),
+    _uuid("tenant_id", nullable=False),
+    Column("name", Text, nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("key_hash", LargeBinary, nullable=False),
+    Column("permissions", ARRAY(Text), nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("revoked_at"),
+)
+
+chain_heads = Table(
+    "chain_heads", metadata,
+    _uuid("tenant_id", primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_hash", Text, nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+audit_logs = Table(
+    "audit_logs", metadata,
+    _uuid("id", primary_key=True),
+    _uuid("tenant_id", primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    _ts("occurred_at", nullable=False),
+    _ts("received_at", nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("actor_id", Text, nullable=False),
+    Column("actor_type", Text, nullable=False),
+    Column("actor_role", Text),
+    Column("actor_department", Text),
+    Column("entity_type", Text, nullable=False),
+    Column("entity_id", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("source", Text),
+    Column("tags", ARRAY(Text), nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("idempotency_key", Text),
+    Column("previous_hash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("record", LargeBinary, nullable=False),
+)
+
+event_insights = Table(
+    "event_insights", metadata,
+    _uuid("event_id", primary_key=True),
+    _uuid("tenant_id", primary_key=True),
+    Column("anomaly_score", Float),
+    Column("is_anomaly", Boolean),
+    Column("category", Text),
+    Column("risk_level", Text),
+    Column("tags", ARRAY(Text), nullable=False),
+    Column("ai_insights", JSONB, nullable=False),
+    Column("model_versions", JSONB, nullable=False),
+    Column("review_required", Boolean, nullable=False),
+    _ts("enriched_at", nullable=False),
+)
+
+audit_embeddings = Table(
+    "audit_embeddings", metadata,
+    _uuid("event_id", primary_key=True),
+    _uuid("tenant_id", primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("dims", Integer, nullable=False),
+    Column("embedding", Vector, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+audit_anomalies = Table(
+    "audit_anomalies", metadata,
+    _uuid("id", primary_key=True),
+    _uuid("tenant_id", primary_key=True),
+    _uuid("event_id"),
+    Column("kind", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("details", JSONB, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("dedupe_key", Text),
+    Column("status_changed_by", Text),
+    _ts("status_changed_at"),
+    _ts("created_at", nullable=False),
+)
+
+audit_access_log = Table(
+    "audit_access_log", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _uuid("tenant_id", primary_key=True),
+    Column("principal_type", Text, nullable=False),
+    Column("principal_id", Text, nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("query", JSONB, nullable=False),
+    Column("remote_addr", Text),
+    _ts("accessed_at", nullable=False),
+)
+
+user_sessions = Table(
+    "user_sessions", metadata,
+    _uuid("id", primary_key=True),
+    _uuid("tenant_id", primary_key=True),
+    _uuid("user_id", nullable=False),
+    _ts("created_at", nullable=False),
+    Column("remote_addr", Text),
+    _ts("revoked_at"),
+    Column("revoked_reason", Text),
+)
