@@ -67,7 +67,7 @@ def docker_wheel(tmp_path_factory) -> Path:
 
 def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
     names = set(zipfile.ZipFile(docker_wheel).namelist())
-    for name in ("trailseal/__init__.py", "trailseal/cli.py",
+    for name in ("trailseal/__init__.py", "trailseal/cli/__init__.py", "trailseal/cli/runtime.py",
                  "trailseal/migrations/env.py", "trailseal/migrations/alembic.ini",
                  "trailseal/migrations/script.py.mako",
                  "trailseal/migrations/versions/0001_core_ledger.py",
@@ -94,8 +94,9 @@ def wheel_venv(docker_wheel, tmp_path_factory) -> Path:
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
          "--no-index", str(docker_wheel)], capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True).stdout.strip()
     ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (Path(site) / "_trailseal_test_deps.pth").write_text("\n".join(sorted(ours)) + "\n")
     return venv
