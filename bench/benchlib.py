@@ -186,7 +186,7 @@ def demo_events(n: int, profile: str = "acme", *, end: dt.datetime | None = None
     ``profile`` is one of the demo tenants' profiles (acme, globex, initech); every event
     carries ip_address, user_agent and action_details, so all three get encrypted.
     """
-    from trailseal.demo_data import generate_events
+    from trailseal_plugins.demo.data import generate_events
 
     if n <= 0:
         return []

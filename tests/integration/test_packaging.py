@@ -72,13 +72,15 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal/migrations/script.py.mako",
                  "trailseal/migrations/versions/0001_core_ledger.py",
                  "trailseal/migrations/versions/0002_user_sessions.py",
-                 "trailseal_plugins/__init__.py",
+                 "trailseal_plugins/demo/__init__.py", "trailseal_plugins/demo/command.py",
+                 "trailseal_plugins/demo/loader.py", "trailseal_plugins/demo/data.py",
                  "trailseal_dashboards/__init__.py"):
         assert name in names, name
     assert not any(n.startswith(("migrations/", "platform/", "tests/")) for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(docker_wheel).read(entry_points).decode()
     assert "trailseal = trailseal.cli:main" in text
+    assert "demo = trailseal_plugins.demo" in text
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +140,7 @@ def test_wheel_installed_in_a_fresh_venv_runs_migrate(wheel_venv, trailseal_serv
     with psycopg.connect(with_user_and_db(admin_server, "postgres", dbname)) as conn:
         assert conn.execute("SELECT to_regclass('audit_logs')").fetchone()[0] == "audit_logs"
 
+    helped = subprocess.run([str(wheel_venv / "bin" / "trailseal"), "--help"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0, helped.stderr
+    assert " demo " in helped.stdout  # the first-party plugin, found through its entry point

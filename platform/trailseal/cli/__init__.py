@@ -10,7 +10,6 @@ import signal
 import click
 
 from .admin import apikey, keys, migrate, tenant, user
-from .demo import demo
 from .helpers import TrailsealGroup
 from .ledger import import_events, verify
 from .plugins import add_plugin_commands, plugins
@@ -30,7 +29,7 @@ def cli(verbose: bool) -> None:
 
 
 for _command in (migrate, tenant, user, apikey, keys, verify, import_events, plugins, serve,
-                 worker, scheduler, demo):
+                 worker, scheduler):
     cli.add_command(_command)
 
 

@@ -1,4 +1,7 @@
-"""``trailseal demo``: everything on the embedded services with a demo data set."""
+"""``trailseal demo``: the web server here, a worker and a scheduler as children, all on the
+embedded services, after loading the demo data set. The children die with this process
+however it ends (``trailseal.cli.runtime.exit_with_parent``, run by every ``trailseal``
+process started with ``EXIT_WITH_PARENT`` set) and are stopped and reaped on every exit."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from .helpers import make_app
-from .runtime import EXIT_WITH_PARENT, serve_app, stop_children, stop_on_sigterm
+from trailseal.cli.helpers import make_app
+from trailseal.cli.runtime import EXIT_WITH_PARENT, serve_app, stop_children, stop_on_sigterm
 
 __all__ = ["demo"]
 
@@ -23,7 +26,7 @@ __all__ = ["demo"]
 @click.option("--load-only", is_flag=True, help="Load the demo data and exit.")
 def demo(host: str, port: int, days: int, load_only: bool) -> None:
     """Start everything on the embedded services with a realistic demo data set."""
-    from ..demo import load_demo
+    from .loader import load_demo
 
     app = make_app()
     svc = app.extensions["trailseal"]
@@ -41,7 +44,7 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
     children: list[subprocess.Popen] = []
     # Everything from the first child on is inside the try: an interrupt or an error at any
     # point stops whatever was started (the children also die with this process when it is
-    # killed outright, see runtime.exit_with_parent).
+    # killed outright, see trailseal.cli.runtime.exit_with_parent).
     try:
         for name in ("worker", "scheduler"):
             fd = os.open(logs / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
