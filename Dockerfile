@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY platform ./platform
 COPY plugins ./plugins
 COPY dashboards ./dashboards
+COPY migrations ./migrations
 RUN pip install --no-cache-dir . \
     && useradd --system --home /app trailseal
 USER trailseal

@@ -1,6 +1,6 @@
 """Single-event ``POST /api/v1/events`` latency over real HTTP (waitress, keep-alive).
 
-The app runs under ``trailseal.cli._serve`` (waitress, 8 threads) in a subprocess on
+The app runs under ``trailseal.cli.runtime.serve_app`` (waitress, 8 threads) in a subprocess on
 127.0.0.1; clients are ``http.client`` keep-alive connections in this process, one event per
 request (realistic demo_data events with ip_address, user_agent and action_details).
 

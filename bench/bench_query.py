@@ -8,8 +8,8 @@ events each) make sure other tenants' rows share the table and its indexes. Afte
 Every event also gets the ``event_insights`` row the enrichment worker writes when no AI
 plugin is installed (defaults), bulk-inserted as the owner, since no worker runs here.
 
-Requests go over real HTTP to the app under waitress (``trailseal.cli._serve``, 8 threads,
-subprocess on 127.0.0.1) from one keep-alive ``http.client`` connection, one at a time; each
+Requests go over real HTTP to the app under waitress (``trailseal.cli.runtime.serve_app``, 8
+threads, subprocess on 127.0.0.1) from one keep-alive ``http.client`` connection, one at a time; each
 is a full page (limit 50) decrypted and serialised by the API, and each read also appends
 to the access log (one fsync'd commit per request). Target: p95 <= 50 ms for filtered pages.
 

@@ -186,7 +186,7 @@ def demo_events(n: int, profile: str = "acme", *, end: dt.datetime | None = None
     ``profile`` is one of the demo tenants' profiles (acme, globex, initech); every event
     carries ip_address, user_agent and action_details, so all three get encrypted.
     """
-    from trailseal.demo_data import generate_events
+    from trailseal_plugins.demo.data import generate_events
 
     if n <= 0:
         return []
@@ -435,10 +435,10 @@ import sys
 sys.path.insert(0, sys.argv[4])
 from benchlib import app_config
 from trailseal import create_app
-from trailseal.cli import _serve
+from trailseal.cli.runtime import serve_app
 app = create_app(app_config(sys.argv[1]))
 try:
-    _serve(app, "127.0.0.1", int(sys.argv[2]), int(sys.argv[3]))
+    serve_app(app, "127.0.0.1", int(sys.argv[2]), int(sys.argv[3]))
 except KeyboardInterrupt:
     pass
 """
@@ -451,7 +451,8 @@ def free_port() -> int:
 
 
 class Server:
-    """``trailseal.cli._serve`` (waitress) in a subprocess on 127.0.0.1 and a free port."""
+    """``trailseal.cli.runtime.serve_app`` (waitress) in a subprocess on 127.0.0.1 and a free
+    port."""
 
     def __init__(self, instance: str, threads: int = SERVER_THREADS):
         self.instance = instance

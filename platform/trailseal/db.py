@@ -13,7 +13,6 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 import orjson
@@ -158,14 +157,18 @@ class Database:
 
 def run_migrations(admin_url: str, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` as the database owner."""
+    from importlib.resources import as_file, files
+
     from alembic import command
     from alembic.config import Config
 
-    here = Path(__file__).parent / "migrations"
-    cfg = Config(str(here / "alembic.ini"))
-    cfg.set_main_option("script_location", str(here))
-    cfg.attributes["admin_url"] = sqlalchemy_url(admin_url)
-    command.upgrade(cfg, revision)
+    # The scripts are the package ``trailseal.migrations`` (top-level ``migrations/`` in the
+    # source tree, mapped by package-dir), so editable and wheel installs both find them.
+    with as_file(files("trailseal.migrations")) as here:
+        cfg = Config(str(here / "alembic.ini"))
+        cfg.set_main_option("script_location", str(here))
+        cfg.attributes["admin_url"] = sqlalchemy_url(admin_url)
+        command.upgrade(cfg, revision)
 
 
 def current_revision(admin_url: str) -> str | None:

@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from trailseal.demo_data import (
+from trailseal.schemas import EventIn
+from trailseal_plugins.demo.data import (
     DemoTenant,
     PlantedIncident,
     demo_tenants,
     generate_events,
     planted_incidents,
 )
-from trailseal.schemas import EventIn
 
 END = datetime(2024, 11, 18, 9, 30, tzinfo=UTC)
 SLUGS = ("acme", "globex", "initech")

@@ -31,3 +31,22 @@ def test_stdlib_platform_module_is_the_real_one():
     import platform
 
     assert hasattr(platform, "python_version")
+
+
+def test_top_level_is_the_design_card_s():
+    for name in ("platform", "plugins", "dashboards", "migrations", "tests", "setup.cfg",
+                 "pyproject.toml", "docker-compose.yml", "README.md"):
+        assert (ROOT / name).exists(), name
+    # the Alembic scripts live only at the top (shipped as the package trailseal.migrations)
+    assert (ROOT / "migrations" / "env.py").exists()
+    assert not (ROOT / "platform" / "trailseal" / "migrations").exists()
+
+
+def test_setup_cfg_holds_only_tool_settings():
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    # metadata and options belong in pyproject.toml
+    assert not {"metadata", "options"} & {s.split(".")[0] for s in cfg.sections()}
+    assert cfg["flake8"]["max-line-length"] == "100"

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .services.ingest import append_events, validate_events
-from .services.integrity import verify_chain
-from .services.tenancy import create_api_key, create_tenant, create_user, resolve_tenant
+from trailseal.services.ingest import append_events, validate_events
+from trailseal.services.integrity import verify_chain
+from trailseal.services.tenancy import create_api_key, create_tenant, create_user, resolve_tenant
 
 BATCH = 1000
 
 
 def load_demo(svc, *, days: int = 28, echo: Callable[[str], None] = print) -> dict:
     """Create the demo tenants (once) and return logins and a fresh API key to print."""
-    from .demo_data import demo_tenants, generate_events, planted_incidents
+    from .data import demo_tenants, generate_events, planted_incidents
 
     logins: list[str] = []
     first_tid = None

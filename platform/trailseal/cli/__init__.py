@@ -1,0 +1,51 @@
+"""The ``trailseal`` command: the group and ``main``. Commands live in modules by subject:
+``admin`` (schema, tenants, users, API keys, data keys), ``ledger`` (verify, import),
+``runtime`` (serve, worker, scheduler), ``plugins``; ``helpers`` holds what they share."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import click
+
+from .admin import apikey, keys, migrate, tenant, user
+from .helpers import TrailsealGroup
+from .ledger import import_events, verify
+from .plugins import add_plugin_commands, plugins
+from .runtime import exit_with_parent, scheduler, serve, worker
+
+__all__ = ["cli", "main"]
+
+
+@click.group(cls=TrailsealGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def cli(verbose: bool) -> None:
+    """Trailseal: a tamper-evident, multi-tenant audit trail."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+for _command in (migrate, tenant, user, apikey, keys, verify, import_events, plugins, serve,
+                 worker, scheduler):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Entry point of the ``trailseal`` script and ``python -m trailseal``."""
+    # A process told to stop while it is still starting exits through SystemExit, so its
+    # exit handlers release the embedded services (commands may install their own handler).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # A shell without job control starts background commands (`trailseal demo &`, CI steps,
+    # test runners started that way) with SIGINT ignored, and Python then leaves it ignored:
+    # Ctrl-C or `kill -INT` would do nothing and `demo` would never stop its children.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    exit_with_parent()
+    add_plugin_commands(cli)
+    cli()
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)

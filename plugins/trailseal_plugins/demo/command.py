@@ -1,0 +1,68 @@
+"""``trailseal demo``: the web server here, a worker and a scheduler as children, all on the
+embedded services, after loading the demo data set. The children die with this process
+however it ends (``trailseal.cli.runtime.exit_with_parent``, run by every ``trailseal``
+process started with ``EXIT_WITH_PARENT`` set) and are stopped and reaped on every exit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from trailseal.cli.helpers import make_app
+from trailseal.cli.runtime import EXIT_WITH_PARENT, serve_app, stop_children, stop_on_sigterm
+
+__all__ = ["demo"]
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--days", default=28, show_default=True, type=int, help="Days of demo activity.")
+@click.option("--load-only", is_flag=True, help="Load the demo data and exit.")
+def demo(host: str, port: int, days: int, load_only: bool) -> None:
+    """Start everything on the embedded services with a realistic demo data set."""
+    from .loader import load_demo
+
+    app = make_app()
+    svc = app.extensions["trailseal"]
+    summary = load_demo(svc, days=days, echo=click.echo)
+    if load_only:
+        click.echo(f"API key ({summary['api_key_tenant']}): {summary['api_key']}")
+        return
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=svc.config["INSTANCE_PATH"],
+               PYTHONUNBUFFERED="1", **{EXIT_WITH_PARENT: str(os.getpid())})
+    # The worker and scheduler log to files so this console keeps the URL and logins.
+    logs = Path(svc.config["INSTANCE_PATH"]) / "logs"
+    logs.mkdir(mode=0o700, exist_ok=True)
+    children: list[subprocess.Popen] = []
+    # Everything from the first child on is inside the try: an interrupt or an error at any
+    # point stops whatever was started (the children also die with this process when it is
+    # killed outright, see trailseal.cli.runtime.exit_with_parent).
+    try:
+        for name in ("worker", "scheduler"):
+            fd = os.open(logs / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a") as log_file:
+                children.append(subprocess.Popen(
+                    [sys.executable, "-m", "trailseal", name], env=env, stdout=log_file,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        url = f"http://{host}:{port}"
+        click.echo("")
+        click.echo(f"Worker and scheduler logs: {logs}")
+        click.echo(f"Trailseal is running at {url}/login")
+        for line in summary["logins"]:
+            click.echo(f"  sign in: {line}")
+        click.echo(f"  API key ({summary['api_key_tenant']}): {summary['api_key']}")
+        click.echo(f"  try: curl -H 'Authorization: Bearer {summary['api_key']}' {url}/api/v1/chain/verify")
+        click.echo("Press Ctrl-C to stop.")
+        serve_app(app, host, port, 8)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_children(children)
