@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .hookspecs import hookimpl
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["create_app", "hookimpl", "require_permission", "__version__"]
 
 

@@ -29,6 +29,8 @@ from .services.crypto import KeyRing, load_or_create_master_key, parse_master_ke
 
 log = logging.getLogger(__name__)
 QUEUE_NAMES = ("high", "default", "low")
+# By name: the job module sits above this one (jobs use the facade, not the reverse).
+ENRICH_JOB = "trailseal.jobs.enrichment.enrich_events"
 
 
 def resolve_service_urls(
@@ -115,8 +117,6 @@ class Trailseal:
         from rq.exceptions import NoSuchJobError
         from rq.job import Job, JobStatus
 
-        from .jobs.enrichment import enrich_events
-
         job_id = f"enrich-{tenant_id}-{first_seq}-{last_seq}"
         try:
             status = Job.fetch(job_id, connection=self.redis).get_status()
@@ -125,7 +125,7 @@ class Trailseal:
         if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
             return False
         self.queues["default"].enqueue(
-            enrich_events, str(tenant_id), first_seq, last_seq, job_id=job_id,
+            ENRICH_JOB, str(tenant_id), first_seq, last_seq, job_id=job_id,
             job_timeout=600, failure_ttl=7 * 86400, result_ttl=3600,
         )
         return True

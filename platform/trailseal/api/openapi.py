@@ -9,7 +9,6 @@ from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from .. import __version__
 from ..schemas import (
     AccessLogPage,
     AlertOut,
@@ -26,6 +25,7 @@ from ..schemas import (
     EventQuery,
     Health,
 )
+from ..version import __version__
 
 bp = Blueprint("openapi", __name__)
 MODELS: list[type[BaseModel]] = [

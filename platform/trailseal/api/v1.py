@@ -13,10 +13,11 @@ from flask import Blueprint, current_app, g, jsonify, request
 from ..core import current_services
 from ..errors import BadRequest, ValidationFailed
 from ..schemas import EventQuery
-from ..services.access import read_access_log, verify_chain_recorded
+from ..services.access import read_access_log
 from ..services.alerts import read_alerts_page, set_alert_status
 from ..services.events import read_event, read_events_page
 from ..services.ingest import append_events, request_fingerprint, validate_events
+from ..services.integrity import verify_chain_recorded
 from ..services.stats import read_dashboard_stats
 from .requests import access_record, bool_param, endpoint, json_body, limit_param, parse_query
 
@@ -46,16 +47,9 @@ def create_event():
     """Append one event. 201 `{id, seq, hash}`."""
     body = json_body()
     events = validate_events([body])
-    key = _idempotency_key()
-    result = append_events(
-        current_services(), g.principal.tenant_id, events, idempotency_key=key,
-        request_hash=request_fingerprint(body) if key else None,
-    )
-    resp = jsonify({"id": result.ids[0], "seq": result.seqs[0], "hash": result.hashes[0]})
-    resp.status_code = 201
-    if result.replayed:
-        resp.headers["Idempotent-Replayed"] = "true"
-    return resp
+    result = _append(body, events)
+    return _created({"id": result.ids[0], "seq": result.seqs[0], "hash": result.hashes[0]},
+                    result.replayed)
 
 
 @bp.post("/events/batch")
@@ -70,15 +64,25 @@ def create_events_batch():
     if not 1 <= len(raw) <= limit:
         raise ValidationFailed(f"a batch holds 1–{limit} events, got {len(raw)}",
                                {"count": len(raw), "max": limit})
-    events = validate_events(raw)
+    result = _append(body, validate_events(raw))
+    return _created({"ids": result.ids, "first_seq": result.first_seq,
+                     "last_seq": result.last_seq}, result.replayed)
+
+
+def _append(body, events):
+    """Append validated events for the caller, under the request's Idempotency-Key."""
     key = _idempotency_key()
-    result = append_events(
+    return append_events(
         current_services(), g.principal.tenant_id, events, idempotency_key=key,
         request_hash=request_fingerprint(body) if key else None,
     )
-    resp = jsonify({"ids": result.ids, "first_seq": result.first_seq, "last_seq": result.last_seq})
+
+
+def _created(payload: dict, replayed: bool):
+    """201 with the append's answer; a remembered answer says so in Idempotent-Replayed."""
+    resp = jsonify(payload)
     resp.status_code = 201
-    if result.replayed:
+    if replayed:
         resp.headers["Idempotent-Replayed"] = "true"
     return resp
 

@@ -9,13 +9,13 @@ import time
 import uuid
 from contextlib import contextmanager
 
-import redis
 from flask import g, request
 from flask_login import LoginManager, UserMixin, current_user
 
 from ..config import parse_rate_limit
 from ..core import current_services
 from ..errors import Forbidden, RateLimited, Unauthorized
+from ..services.limits import hit_window
 from ..services.tenancy import Principal, authenticate_api_key, session_user
 
 log = logging.getLogger(__name__)
@@ -73,22 +73,6 @@ def current_principal(allow_session: bool) -> Principal:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <api key>'")
     g.principal = principal
     return principal
-
-
-def hit_window(svc, name: str, window: int, bucket: int | None = None) -> int | None:
-    """Count one hit in a fixed window of ``name`` (the current one unless ``bucket`` is
-    given); None when Redis is down."""
-    if bucket is None:
-        bucket = int(time.time() // window)
-    key = f"trailseal:{name}:{bucket}"
-    try:
-        pipe = svc.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, window + 1)
-        return int(pipe.execute()[0])
-    except redis.RedisError:
-        log.warning("rate limiter unavailable (Redis error); request not limited")
-        return None
 
 
 def rate_limit_headers(response):

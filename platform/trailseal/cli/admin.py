@@ -166,11 +166,10 @@ def keys() -> None:
 @click.option("--tenant", "tenant_ref", help="Only this tenant (default: every tenant).")
 def keys_rotate(tenant_ref: str | None) -> None:
     """Give tenants a new data key; rows encrypted with older keys stay readable."""
-    from ..services.tenancy import tenant_ids
+    from ..services.tenancy import rotate_data_key, tenant_ids
 
     svc = make_services()
     targets = [resolve_tenant_option(svc, tenant_ref)] if tenant_ref else tenant_ids(svc)
     for tid in targets:
-        with svc.db.cursor(tid) as cur:
-            key_id = svc.keyring.create_data_key(cur, tid)
+        key_id = rotate_data_key(svc, tid)
         click.echo(f"tenant {tid}: new data key {key_id}")

@@ -106,11 +106,14 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
         lines.pop(committed["batches"], None)  # batches commit in order
         committed["batches"] += 1
 
-    def resume_hint() -> str:
+    def committed_so_far(what: str) -> str:
         done = committed["events"]
-        return (f"{done} event(s) of this run were committed"
-                + (f" (up to seq {committed['last_seq']})" if done else "")
-                + f"; re-run with --skip {skip + done}")
+        return (f"{done} event(s) {what} committed"
+                + (f" (up to seq {committed['last_seq']})" if done else ""))
+
+    def resume_hint() -> str:
+        return (f"{committed_so_far('of this run were')}; "
+                f"re-run with --skip {skip + committed['events']}")
 
     started = time.perf_counter()
     try:
@@ -133,11 +136,9 @@ def import_events(tenant_ref: str, batch_size: int, skip: int, dry_run: bool,
                 raise BadLine(lines[details["batch"]][details["index"]],
                               _first_error(details)) from None
     except BadLine as exc:
-        done = committed["events"]
         hint = "" if dry_run else (
-            f"; {done} event(s) before it were committed"
-            + (f" (up to seq {committed['last_seq']})" if done else "")
-            + f"; fix it and re-run with --skip {skip + done}")
+            f"; {committed_so_far('before it were')}; "
+            f"fix it and re-run with --skip {skip + committed['events']}")
         raise click.ClickException(f"line {exc.lineno}: {exc.reason}{hint}") from None
     except KeyboardInterrupt:
         if dry_run:

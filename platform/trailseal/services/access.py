@@ -63,16 +63,6 @@ def record_read(svc, principal: Principal, access: AccessRecord) -> None:
         record_access(conn, principal, access)
 
 
-def verify_chain_recorded(svc, principal: Principal, access: AccessRecord, *,
-                          full: bool = False):
-    """Record the read, then walk the tenant's chain (``integrity.verify_chain``); the
-    record commits first so a verification that fails half-way was still logged."""
-    from .integrity import verify_chain
-
-    record_read(svc, principal, access)
-    return verify_chain(svc, principal.tenant_id, full=full)
-
-
 def list_access(conn: Connection, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
     """One page of the access log, newest first: ``{"entries": [...], "next_cursor"}``."""
     stmt = select(

@@ -9,6 +9,7 @@ from ..db import snapshot_statements
 from ..errors import NotFound
 from ..infra import helpers
 from ..infra.copy_binary import copy_out, feed_stream
+from .access import AccessRecord, record_read
 from .alerts import record_alert
 from .chain import (
     GENESIS_HASH,
@@ -18,6 +19,7 @@ from .chain import (
     ChainWalker,
     row_from_fields,
 )
+from .tenancy import Principal
 
 PARALLEL_MIN = 150_000  # below this, a second process costs more than it saves
 log = logging.getLogger(__name__)
@@ -226,3 +228,11 @@ def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,
         return None
     return ChainReport(tenant_id=tid, intact=True, events_checked=head_seq,
                        head_seq=head_seq, head_hash=head_hash)
+
+
+def verify_chain_recorded(svc, principal: Principal, access: AccessRecord, *,
+                          full: bool = False):
+    """Record the read, then walk the tenant's chain (``integrity.verify_chain``); the
+    record commits first so a verification that fails half-way was still logged."""
+    record_read(svc, principal, access)
+    return verify_chain(svc, principal.tenant_id, full=full)

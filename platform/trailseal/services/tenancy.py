@@ -265,3 +265,9 @@ def authenticate_api_key(svc, token: str) -> Principal | None:
         return None
     return Principal("api_key", str(row["id"]), row["tenant_id"],
                      frozenset(row["permissions"]), row["name"])
+
+
+def rotate_data_key(svc, tenant_id: uuid.UUID) -> str:
+    """Give a tenant a new data key for new events (older ones stay readable); its id."""
+    with svc.db.cursor(tenant_id) as cur:
+        return svc.keyring.create_data_key(cur, tenant_id)
