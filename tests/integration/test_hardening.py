@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import redis
 
@@ -91,6 +92,9 @@ def test_login_is_throttled(trailseal_app, trailseal_services, tenant):
     create_user(trailseal_services, tenant.id, email, "correct horse battery", "viewer")
     client = trailseal_app.test_client()
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    left = 60 - time.time() % 60  # the budget counts in fixed 60 s windows: stay in one
+    if left < 20:
+        time.sleep(left + 0.2)
     codes = [client.post("/login", data={"email": email, "password": "nope nope nope",
                                          "csrf_token": token}).status_code for _ in range(11)]
     assert codes[:10] == [401] * 10 and codes[10] == 429

@@ -121,7 +121,8 @@ def test_property_21_sensitive_field_encryption(trailseal_app, trailseal_service
     rec = orjson.loads(record)
     stored = b"".join(base64.b64decode(rec[f]) for f in ("ip_address", "user_agent", "action_details"))
     assert ("UA:" + ua).encode() not in stored and ("UA:" + ua).encode() not in bytes(record)
-    assert str(ip).encode() not in stored
+    if len(str(ip)) >= 6:  # "::" can turn up in random ciphertext by chance (~1 in 500)
+        assert str(ip).encode() not in stored
 
 
 @PROPERTY
