@@ -21,325 +21,32 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from random import Random
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .cast import (
+    DEPARTMENTS,
+    DESKTOP_UAS,
+    FIRST_NAMES,
+    HEADLESS_UA,
+    LAST_NAMES,
+    Cast,
+    Person,
+    build_cast,
+)
+from .profiles import (
+    DemoTenant,
+    PlantedIncident,
+    Profile,
+    demo_tenants,
+    stable_hash,
+    tenant_profile,
+)
+
 __all__ = ["DemoTenant", "PlantedIncident", "demo_tenants", "generate_events", "planted_incidents"]
-
-
-# --------------------------------------------------------------------------------------------
-# Public data classes
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DemoTenant:
-    """A tenant of the data set and the dashboard users to create for it."""
-
-    name: str
-    slug: str
-    users: list[dict] = field(hash=False)
-
-
-@dataclass(frozen=True)
-class PlantedIncident:
-    """A suspicious episode hidden in one tenant's events."""
-
-    tenant_slug: str
-    name: str
-    description: str
-    event_indices: list[int] = field(hash=False)
-
-
-# --------------------------------------------------------------------------------------------
-# Tenant profiles
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Profile:
-    slug: str
-    name: str
-    tz: str
-    domain: str
-    currency: str
-    country: str
-    city: str
-    office_net: str  # first three octets of the office egress addresses
-    home_octets: tuple[int, ...]  # first octets of residential ISP ranges
-    mobile_prefix: str  # IPv6 prefix of the local mobile carrier
-    cast_size: int
-    incidents: tuple[str, ...]
-
-
-_PROFILES: dict[str, _Profile] = {
-    p.slug: p
-    for p in (
-        _Profile(
-            slug="acme",
-            name="Acme Corp",
-            tz="America/New_York",
-            domain="acme.example",
-            currency="USD",
-            country="US",
-            city="New York",
-            office_net="198.51.100",
-            home_octets=(24, 67, 71, 73, 98, 174),
-            mobile_prefix="2600:380",
-            cast_size=30,
-            incidents=("invoice_purge", "login_burst_mfa_off", "refund_abuse"),
-        ),
-        _Profile(
-            slug="globex",
-            name="Globex Corporation",
-            tz="Europe/Berlin",
-            domain="globex.example",
-            currency="EUR",
-            country="DE",
-            city="Berlin",
-            office_net="203.0.113",
-            home_octets=(77, 79, 84, 87, 91, 93),
-            mobile_prefix="2a02:3030",
-            cast_size=36,
-            incidents=("self_escalation_export", "api_key_night_burst", "impossible_travel"),
-        ),
-        _Profile(
-            slug="initech",
-            name="Initech",
-            tz="America/Chicago",
-            domain="initech.example",
-            currency="USD",
-            country="US",
-            city="Austin",
-            office_net="192.0.2",
-            home_octets=(24, 50, 66, 70, 72, 99),
-            mobile_prefix="2600:1700",
-            cast_size=22,
-            incidents=("controls_weakened", "departure_exfiltration", "dormant_admin_backdoor"),
-        ),
-    )
-}
-
-
-def demo_tenants() -> list[DemoTenant]:
-    """The three tenants of the data set (Acme Corp, Globex Corporation, Initech).
-
-    Each comes with an admin, an analyst and a viewer account for the dashboard; passwords
-    are at least 10 characters long. A fresh list is returned on every call.
-    """
-    tenants = []
-    for p in _PROFILES.values():
-        cap = p.slug.capitalize()
-        users = [
-            {"email": f"admin@{p.domain}", "role": "admin", "password": f"{cap}-Admin-2024!"},
-            {"email": f"analyst@{p.domain}", "role": "analyst", "password": f"{cap}-Analyst-2024!"},
-            {"email": f"viewer@{p.domain}", "role": "viewer", "password": f"{cap}-Viewer-2024!"},
-        ]
-        tenants.append(DemoTenant(name=p.name, slug=p.slug, users=users))
-    return tenants
-
-
-def _profile(slug: str) -> _Profile:
-    try:
-        return _PROFILES[slug]
-    except KeyError:
-        known = ", ".join(_PROFILES)
-        raise ValueError(f"unknown tenant {slug!r}; choose one of {known}") from None
-
-
-def _stable_hash(text: str) -> int:
-    """A process-independent 32-bit hash (``hash()`` is salted per process)."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
-
-
-# --------------------------------------------------------------------------------------------
-# The cast
-# --------------------------------------------------------------------------------------------
-
-_FIRST = (
-    "Maria", "James", "Aisha", "Chen", "Olivia", "Lukas", "Priya", "Daniel", "Sofia", "Mateo",
-    "Hannah", "Kenji", "Fatima", "Noah", "Elena", "Marcus", "Ingrid", "Omar", "Grace", "Tomas",
-    "Zoe", "Ravi", "Claire", "Jonas", "Amara", "Peter", "Leila", "Samuel", "Nina", "Diego",
-    "Yuki", "Ethan", "Freya", "Andre", "Mei", "Victor", "Julia", "Kwame", "Anna", "Felix",
-)
-_LAST = (
-    "Garcia", "Smith", "Okafor", "Wei", "Brown", "Schmidt", "Patel", "Kim", "Rossi", "Lopez",
-    "Fischer", "Tanaka", "Haddad", "Johnson", "Novak", "Reed", "Larsen", "Farouk", "Murphy",
-    "Silva", "Meyer", "Nguyen", "Dubois", "Weber", "Mensah", "Kowalski", "Cohen", "Hughes",
-    "Bauer", "Ortiz", "Sato", "Walsh", "Lindqvist", "Costa", "Huang", "Petrov", "Keller",
-    "Adeyemi", "Moreau", "Becker",
-)
-
-_DEPARTMENTS = ("sales", "support", "engineering", "finance", "security", "hr")
-_DEPT_SHARE = (0.24, 0.22, 0.22, 0.16, 0.08, 0.08)
-_ROLES = {
-    "sales": (("account_executive", 5), ("sales_manager", 1)),
-    "support": (("support_agent", 5), ("support_lead", 1)),
-    "engineering": (("developer", 5), ("sre", 2), ("workspace_admin", 1)),
-    "finance": (("accountant", 3), ("billing_admin", 2), ("finance_manager", 1)),
-    "security": (("security_analyst", 2), ("security_admin", 1)),
-    "hr": (("hr_partner", 2), ("people_ops_admin", 1)),
-}
-
-_DESKTOP_UAS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4_1) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.4.1 Safari/605.1.15",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0",
-    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
-)
-_MOBILE_UAS = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.6367.113 Mobile Safari/537.36",
-)
-_CLI_UAS = ("python-requests/2.31.0", "curl/8.6.0", "PostmanRuntime/7.37.3")
-_HEADLESS_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "HeadlessChrome/122.0.0.0 Safari/537.36"
-)
-
-
-@dataclass
-class _Person:
-    id: str
-    name: str
-    department: str
-    role: str
-    devices: list[tuple[str, str, str]]  # (ip, user agent, source)
-    device_cum: list[float]
-    login_method: str
-    activity: float
-
-    def actor(self) -> dict[str, str]:
-        return {"id": self.id, "type": "user", "role": self.role, "department": self.department}
-
-
-@dataclass
-class _Service:
-    actor: dict[str, str]
-    ip: str
-    user_agent: str
-    source: str
-    events: tuple[tuple[str, float], ...]
-
-
-@dataclass
-class _Cast:
-    profile: _Profile
-    people: list[_Person]
-    people_cum: list[float]
-    dormant: _Person
-    services: list[_Service]
-    service_cum: list[float]
-    customers: list[str]
-    geo: dict[str, str]
-
-
-def _public_ip(rng: Random, first_octets: tuple[int, ...]) -> str:
-    return (
-        f"{rng.choice(first_octets)}.{rng.randint(1, 254)}."
-        f"{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-    )
-
-
-def _build_cast(profile: _Profile) -> _Cast:
-    """The people and service accounts of a tenant; depends on the tenant only, not the seed."""
-    rng = Random(_stable_hash("cast:" + profile.slug))
-    n = profile.cast_size
-    depts: list[str] = ["finance", "finance", "security", "hr", "engineering", "support", "sales"]
-    while len(depts) < n:
-        depts.append(rng.choices(_DEPARTMENTS, weights=_DEPT_SHARE)[0])
-    rng.shuffle(depts)
-    net = profile.office_net
-    office = [f"{net}.{rng.randint(10, 60)}", f"{net}.{rng.randint(61, 120)}"]
-    names = [(f, la) for f in _FIRST for la in _LAST]
-    rng.shuffle(names)
-    people: list[_Person] = []
-    seen: set[str] = set()
-    for dept, (first, last) in zip(depts, names, strict=False):
-        handle = f"{first}.{last}".lower()
-        if handle in seen:
-            continue
-        seen.add(handle)
-        roles, weights = zip(*_ROLES[dept], strict=True)
-        role = rng.choices(roles, weights=weights)[0]
-        desktop = rng.choice(_DESKTOP_UAS)
-        home = _public_ip(rng, profile.home_octets)
-        devices = [(rng.choice(office), desktop, "web"), (home, desktop, "web")]
-        dev_w = [0.62, 0.22]
-        if rng.random() < 0.55:
-            mobile_ip = (
-                f"{profile.mobile_prefix}:{rng.randint(0x1000, 0xFFFF):x}"
-                f"::{rng.randint(1, 0xFFFF):x}"
-            )
-            devices.append((mobile_ip, rng.choice(_MOBILE_UAS), "mobile"))
-            dev_w.append(0.12)
-        if dept == "engineering":
-            devices.append((devices[0][0], rng.choice(_CLI_UAS), "api"))
-            dev_w.append(0.14)
-        people.append(
-            _Person(
-                id=f"{handle}@{profile.domain}",
-                name=f"{first} {last}",
-                department=dept,
-                role=role,
-                devices=devices,
-                device_cum=list(itertools.accumulate(dev_w)),
-                login_method=rng.choice(("sso", "sso", "password")),
-                activity=rng.lognormvariate(0, 0.5),
-            )
-        )
-    # One admin account that has been idle for months: it never shows up in daily work.
-    dormant = next(p for p in people if p.department == "engineering")
-    dormant.role = "workspace_admin"
-    active = [p for p in people if p is not dormant]
-
-    internal = f"10.{rng.randint(10, 40)}.{rng.randint(0, 255)}"
-    key_id = f"key_live_{rng.getrandbits(64):016x}"
-    services = [
-        _Service(
-            {"id": "billing-service", "type": "service", "role": "system"},
-            f"{internal}.11", "billing-service/3.8.2", "billing-service",
-            (("invoice.created", 4), ("payment.captured", 6), ("payment.failed", 1),
-             ("subscription.renewed", 2), ("invoice.sent", 3)),
-        ),
-        _Service(
-            {"id": "crm-sync", "type": "service", "role": "system"},
-            f"{internal}.24", "crm-sync/1.12.0 (+httpx/0.27.0)", "crm-sync",
-            (("customer.updated", 5), ("customer.created", 1)),
-        ),
-        _Service(
-            {"id": "report-scheduler", "type": "service", "role": "system"},
-            f"{internal}.37", "scheduler/2.4.1", "scheduler",
-            (("report.generated", 1),),
-        ),
-        _Service(
-            {"id": key_id, "type": "api_key", "role": "integration"},
-            _public_ip(rng, (34, 35, 52, 54)), "erp-connector/5.2 (Java/17.0.9)", "api",
-            (("order.created", 4), ("customer.updated", 2), ("invoice.updated", 1)),
-        ),
-    ]
-    customers = [f"cus_{rng.getrandbits(48):012x}" for _ in range(220)]
-    return _Cast(
-        profile=profile,
-        people=active,
-        people_cum=list(itertools.accumulate(p.activity for p in active)),
-        dormant=dormant,
-        services=services,
-        service_cum=list(itertools.accumulate((5.0, 3.0, 0.6, 2.5))),
-        customers=customers,
-        geo={"country": profile.country, "city": profile.city},
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,7 +93,7 @@ _DATASETS = ("invoices", "customers", "tickets", "pipeline", "payments")
 @dataclass
 class _Ctx:
     rng: Random
-    cast: _Cast
+    cast: Cast
 
     def customer(self) -> str:
         return self.rng.choice(self.cast.customers)
@@ -398,74 +105,74 @@ class _Ctx:
     def amount(self, mu: float = 6.9, sigma: float = 0.8, cap: float = 60000.0) -> float:
         return round(min(self.rng.lognormvariate(mu, sigma), cap), 2)
 
-    def colleague(self) -> _Person:
+    def colleague(self) -> Person:
         return self.rng.choice(self.cast.people)
 
 
 Built = tuple[dict[str, str], str, dict[str, Any], list[str]]  # entity, severity, details, tags
 
 
-def _b_login(c: _Ctx, who: _Person | None) -> Built:
+def _b_login(c: _Ctx, who: Person | None) -> Built:
     method = who.login_method if who else "password"
     return ({"type": "user", "id": who.id if who else "unknown"}, "info",
             {"method": method, "mfa": "webauthn" if method == "sso" else "totp",
              "geo": dict(c.cast.geo)}, ["auth"])
 
 
-def _b_logout(c: _Ctx, who: _Person | None) -> Built:
+def _b_logout(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "user", "id": who.id if who else "unknown"}, "info",
             {"session_minutes": c.rng.randint(3, 240)}, ["auth"])
 
 
-def _b_login_failed(c: _Ctx, who: _Person | None) -> Built:
+def _b_login_failed(c: _Ctx, who: Person | None) -> Built:
     reason = c.rng.choice(("invalid_password", "invalid_password", "expired_mfa_code"))
     return ({"type": "user", "id": who.id if who else "unknown"}, "low",
             {"reason": reason, "attempt": 1, "geo": dict(c.cast.geo)}, ["auth", "failed-login"])
 
 
-def _b_password(c: _Ctx, who: _Person | None) -> Built:
+def _b_password(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "user", "id": who.id if who else "unknown"}, "low",
             {"initiated_by": "user", "sessions_revoked": c.rng.randint(0, 3)}, ["auth"])
 
 
-def _b_password_reset(c: _Ctx, who: _Person | None) -> Built:
+def _b_password_reset(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "user", "id": f"u_{c.rng.getrandbits(40):010x}"}, "low",
             {"delivery": "email", "requested_via": "support_ticket",
              "ticket": f"TCK-{c.rng.randint(20000, 48000)}"}, ["auth", "support"])
 
 
-def _b_customer_viewed(c: _Ctx, who: _Person | None) -> Built:
+def _b_customer_viewed(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "customer", "id": c.customer()}, "info",
             {"tab": c.rng.choice(("overview", "billing", "contacts", "activity"))}, ["crm"])
 
 
-def _b_customer_updated(c: _Ctx, who: _Person | None) -> Built:
+def _b_customer_updated(c: _Ctx, who: Person | None) -> Built:
     changed = sorted(c.rng.sample(_CUSTOMER_FIELDS, c.rng.randint(1, 3)))
     tags = ["crm", "pii"] if _PII_FIELDS.intersection(changed) else ["crm"]
     return ({"type": "customer", "id": c.customer()}, "info", {"changed_fields": changed}, tags)
 
 
-def _b_customer_created(c: _Ctx, who: _Person | None) -> Built:
+def _b_customer_created(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "customer", "id": f"cus_{c.rng.getrandbits(48):012x}"}, "info",
             {"plan": c.rng.choice(("starter", "business", "business", "enterprise")),
              "seats": c.rng.choice((3, 5, 10, 25, 50, 120)),
              "country": c.rng.choice(("US", "DE", "GB", "FR", "CA", "NL", "AU"))}, ["crm"])
 
 
-def _b_report_viewed(c: _Ctx, who: _Person | None) -> Built:
+def _b_report_viewed(c: _Ctx, who: Person | None) -> Built:
     report = c.rng.choice(("mrr", "churn", "ar_aging", "pipeline", "ticket_sla", "headcount"))
     return ({"type": "report", "id": report}, "info",
             {"range_days": c.rng.choice((7, 30, 90))}, ["analytics"])
 
 
-def _b_report_generated(c: _Ctx, who: _Person | None) -> Built:
+def _b_report_generated(c: _Ctx, who: Person | None) -> Built:
     report = c.rng.choice(("mrr", "churn", "ar_aging", "usage"))
     return ({"type": "report", "id": report}, "info",
             {"schedule": "daily", "rows": c.rng.randint(40, 4000),
              "duration_ms": c.rng.randint(300, 9000)}, ["analytics"])
 
 
-def _b_export(c: _Ctx, who: _Person | None) -> Built:
+def _b_export(c: _Ctx, who: Person | None) -> Built:
     dataset = c.rng.choice(_DATASETS)
     rows = int(min(c.rng.lognormvariate(5.5, 1.0), 6000)) + 1
     tags = ["export", "pii"] if dataset == "customers" else ["export"]
@@ -474,7 +181,7 @@ def _b_export(c: _Ctx, who: _Person | None) -> Built:
              "size_kb": rows // 6 + 3}, tags)
 
 
-def _b_settings(c: _Ctx, who: _Person | None) -> Built:
+def _b_settings(c: _Ctx, who: Person | None) -> Built:
     setting, old, new = c.rng.choice(_SETTINGS)
     if c.rng.random() < 0.5:
         old, new = new, old
@@ -482,21 +189,21 @@ def _b_settings(c: _Ctx, who: _Person | None) -> Built:
             {"setting": setting, "old": old, "new": new}, ["settings"])
 
 
-def _b_opportunity(c: _Ctx, who: _Person | None) -> Built:
+def _b_opportunity(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "opportunity", "id": f"opp_{c.rng.getrandbits(40):010x}"}, "info",
             {"stage": c.rng.choice(("qualified", "discovery_call", "proposal", "negotiation",
                                     "closed_won", "closed_lost")),
              "amount": c.amount(8.5, 0.9), "currency": c.cast.profile.currency}, ["sales"])
 
 
-def _b_ticket(c: _Ctx, who: _Person | None, status: str | None = None) -> Built:
+def _b_ticket(c: _Ctx, who: Person | None, status: str | None = None) -> Built:
     return ({"type": "ticket", "id": f"TCK-{c.rng.randint(20000, 48000)}"}, "info",
             {"status": status or c.rng.choice(("open", "pending", "waiting_on_customer")),
              "priority": c.rng.choice(("low", "normal", "normal", "high")),
              "customer_id": c.customer()}, ["support"])
 
 
-def _b_invoice_created(c: _Ctx, who: _Person | None) -> Built:
+def _b_invoice_created(c: _Ctx, who: Person | None) -> Built:
     entity, number = c.invoice()
     return (entity, "info",
             {"invoice_number": number, "customer_id": c.customer(), "amount": c.amount(),
@@ -504,7 +211,7 @@ def _b_invoice_created(c: _Ctx, who: _Person | None) -> Built:
              "due_in_days": c.rng.choice((14, 30, 30, 45))}, ["billing"])
 
 
-def _b_invoice_updated(c: _Ctx, who: _Person | None) -> Built:
+def _b_invoice_updated(c: _Ctx, who: Person | None) -> Built:
     entity, number = c.invoice()
     changed = sorted(c.rng.sample(("due_date", "line_items", "notes", "discount", "po_number"),
                                   c.rng.randint(1, 2)))
@@ -513,14 +220,14 @@ def _b_invoice_updated(c: _Ctx, who: _Person | None) -> Built:
             ["billing"])
 
 
-def _b_invoice_sent(c: _Ctx, who: _Person | None) -> Built:
+def _b_invoice_sent(c: _Ctx, who: Person | None) -> Built:
     entity, number = c.invoice()
     return (entity, "info",
             {"invoice_number": number, "customer_id": c.customer(), "channel": "email"},
             ["billing"])
 
 
-def _b_invoice_deleted(c: _Ctx, who: _Person | None) -> Built:
+def _b_invoice_deleted(c: _Ctx, who: Person | None) -> Built:
     entity, number = c.invoice()
     return (entity, "medium",
             {"invoice_number": number, "amount": c.amount(), "status": "draft",
@@ -528,7 +235,7 @@ def _b_invoice_deleted(c: _Ctx, who: _Person | None) -> Built:
             ["billing", "deletion"])
 
 
-def _b_refund(c: _Ctx, who: _Person | None) -> Built:
+def _b_refund(c: _Ctx, who: Person | None) -> Built:
     amount = round(min(c.rng.lognormvariate(4.6, 0.9), 1500.0), 2)
     return ({"type": "payment", "id": f"pay_{c.rng.getrandbits(48):012x}"},
             "medium" if amount > 750 else "low",
@@ -537,14 +244,14 @@ def _b_refund(c: _Ctx, who: _Person | None) -> Built:
             ["billing", "refund"])
 
 
-def _b_payment(c: _Ctx, who: _Person | None) -> Built:
+def _b_payment(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "payment", "id": f"pay_{c.rng.getrandbits(48):012x}"}, "info",
             {"amount": c.amount(), "currency": c.cast.profile.currency,
              "customer_id": c.customer(), "method": c.rng.choice(("card", "card", "sepa", "ach"))},
             ["billing"])
 
 
-def _b_payment_failed(c: _Ctx, who: _Person | None) -> Built:
+def _b_payment_failed(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "payment", "id": f"pay_{c.rng.getrandbits(48):012x}"}, "low",
             {"amount": c.amount(), "currency": c.cast.profile.currency,
              "customer_id": c.customer(),
@@ -552,20 +259,20 @@ def _b_payment_failed(c: _Ctx, who: _Person | None) -> Built:
             ["billing"])
 
 
-def _b_subscription(c: _Ctx, who: _Person | None) -> Built:
+def _b_subscription(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "subscription", "id": f"sub_{c.rng.getrandbits(40):010x}"}, "info",
             {"plan": c.rng.choice(("starter", "business", "enterprise")),
              "amount": c.amount(6.2, 0.7), "currency": c.cast.profile.currency,
              "interval": c.rng.choice(("month", "month", "year"))}, ["billing"])
 
 
-def _b_order(c: _Ctx, who: _Person | None) -> Built:
+def _b_order(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "order", "id": f"ord_{c.rng.getrandbits(48):012x}"}, "info",
             {"customer_id": c.customer(), "amount": c.amount(6.5, 0.9),
              "currency": c.cast.profile.currency, "items": c.rng.randint(1, 12)}, ["orders"])
 
 
-def _b_api_key_created(c: _Ctx, who: _Person | None) -> Built:
+def _b_api_key_created(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "api_key", "id": f"key_live_{c.rng.getrandbits(64):016x}"}, "medium",
             {"name": c.rng.choice(("ci-deploy", "metrics-export", "staging-sync", "zapier")),
              "scopes": sorted(c.rng.sample(("read:invoices", "read:customers", "write:orders",
@@ -573,32 +280,32 @@ def _b_api_key_created(c: _Ctx, who: _Person | None) -> Built:
              "expires_in_days": c.rng.choice((30, 90, 180))}, ["api-keys"])
 
 
-def _b_api_key_revoked(c: _Ctx, who: _Person | None) -> Built:
+def _b_api_key_revoked(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "api_key", "id": f"key_live_{c.rng.getrandbits(64):016x}"}, "low",
             {"reason": c.rng.choice(("rotation", "unused", "owner_left"))}, ["api-keys"])
 
 
-def _b_webhook(c: _Ctx, who: _Person | None) -> Built:
+def _b_webhook(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "webhook", "id": f"wh_{c.rng.getrandbits(32):08x}"}, "low",
             {"changed_fields": [c.rng.choice(("url", "events", "secret", "enabled"))]},
             ["integrations"])
 
 
-def _b_integration(c: _Ctx, who: _Person | None) -> Built:
+def _b_integration(c: _Ctx, who: Person | None) -> Built:
     name = c.rng.choice(("slack", "salesforce", "quickbooks", "github", "zendesk"))
     return ({"type": "integration", "id": name}, "low",
             {"changed_fields": [c.rng.choice(("channel", "mapping", "sync_interval"))]},
             ["integrations"])
 
 
-def _b_deployment(c: _Ctx, who: _Person | None) -> Built:
+def _b_deployment(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "deployment", "id": f"dep_{c.rng.getrandbits(32):08x}"}, "info",
             {"environment": c.rng.choice(("staging", "staging", "production")),
              "version": f"2.{c.rng.randint(10, 40)}.{c.rng.randint(0, 9)}",
              "duration_s": c.rng.randint(40, 600)}, ["engineering"])
 
 
-def _b_role_granted(c: _Ctx, who: _Person | None) -> Built:
+def _b_role_granted(c: _Ctx, who: Person | None) -> Built:
     target = c.colleague()
     return ({"type": "user", "id": target.id}, "medium",
             {"role": c.rng.choice(("member", "billing_admin", "support_lead", "report_viewer")),
@@ -606,7 +313,7 @@ def _b_role_granted(c: _Ctx, who: _Person | None) -> Built:
             ["access"])
 
 
-def _b_role_revoked(c: _Ctx, who: _Person | None) -> Built:
+def _b_role_revoked(c: _Ctx, who: Person | None) -> Built:
     target = c.colleague()
     return ({"type": "user", "id": target.id}, "medium",
             {"role": c.rng.choice(("billing_admin", "support_lead", "report_viewer")),
@@ -614,41 +321,41 @@ def _b_role_revoked(c: _Ctx, who: _Person | None) -> Built:
             ["access"])
 
 
-def _b_alert_ack(c: _Ctx, who: _Person | None) -> Built:
+def _b_alert_ack(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "alert", "id": f"alr_{c.rng.getrandbits(32):08x}"}, "info",
             {"rule": c.rng.choice(("new_country_login", "many_failed_logins", "large_export")),
              "resolution": c.rng.choice(("benign", "benign", "expected_activity"))}, ["security"])
 
 
-def _b_mfa_reset(c: _Ctx, who: _Person | None) -> Built:
+def _b_mfa_reset(c: _Ctx, who: Person | None) -> Built:
     target = c.colleague()
     return ({"type": "user", "id": target.id}, "medium",
             {"reason": "lost_device", "ticket": f"IT-{c.rng.randint(1000, 9999)}"},
             ["auth", "security"])
 
 
-def _b_user_invited(c: _Ctx, who: _Person | None) -> Built:
-    first, last = c.rng.choice(_FIRST), c.rng.choice(_LAST)
+def _b_user_invited(c: _Ctx, who: Person | None) -> Built:
+    first, last = c.rng.choice(FIRST_NAMES), c.rng.choice(LAST_NAMES)
     email = f"{first}.{last}@{c.cast.profile.domain}".lower()
     return ({"type": "user", "id": email}, "low",
-            {"role": "member", "department": c.rng.choice(_DEPARTMENTS), "expires_in_days": 7},
+            {"role": "member", "department": c.rng.choice(DEPARTMENTS), "expires_in_days": 7},
             ["access"])
 
 
-def _b_user_deactivated(c: _Ctx, who: _Person | None) -> Built:
+def _b_user_deactivated(c: _Ctx, who: Person | None) -> Built:
     return ({"type": "user", "id": f"u_{c.rng.getrandbits(40):010x}"}, "medium",
             {"reason": c.rng.choice(("offboarding", "contract_ended")), "sessions_revoked": 1},
             ["access"])
 
 
-def _b_user_updated(c: _Ctx, who: _Person | None) -> Built:
+def _b_user_updated(c: _Ctx, who: Person | None) -> Built:
     target = c.colleague()
     return ({"type": "user", "id": target.id}, "info",
             {"changed_fields": [c.rng.choice(("title", "manager", "department", "location"))]},
             ["hr"])
 
 
-_BUILDERS: dict[str, Callable[[_Ctx, _Person | None], Built]] = {
+_BUILDERS: dict[str, Callable[[_Ctx, Person | None], Built]] = {
     "user.login": _b_login,
     "user.logout": _b_logout,
     "user.login_failed": _b_login_failed,
@@ -731,7 +438,7 @@ def _request_id(rng: Random) -> str:
 
 
 def _slot_weights(
-    profile: _Profile, start: datetime, hours: int
+    profile: Profile, start: datetime, hours: int
 ) -> tuple[list[float], list[float]]:
     """Cumulative weights of each hour of the window for people and for background jobs."""
     tz = ZoneInfo(profile.tz)
@@ -890,7 +597,7 @@ class _Planter:
         self.out.append((moment, ev))
 
 
-def _pick(cast: _Cast, rng: Random, department: str, role: str | None = None) -> _Person:
+def _pick(cast: Cast, rng: Random, department: str, role: str | None = None) -> Person:
     in_dept = [p for p in cast.people if p.department == department]
     pool = [p for p in in_dept if role is None or p.role == role] or in_dept or cast.people
     return rng.choice(pool)
@@ -899,7 +606,7 @@ def _pick(cast: _Cast, rng: Random, department: str, role: str | None = None) ->
 def _i_invoice_purge(pl: _Planter) -> None:
     c, rng = pl.ctx, pl.rng
     who = _pick(c.cast, rng, "finance")
-    ip, ua = pl.attacker_ip(), _DESKTOP_UAS[5]
+    ip, ua = pl.attacker_ip(), DESKTOP_UAS[5]
     login = _b_login(c, who)
     login[2].update(new_device=True, geo={"country": "NL", "city": "Amsterdam"})
     pl.emit((0, 60), "user.login", who.actor(), (login[0], "medium", login[2], login[3]),
@@ -926,7 +633,7 @@ def _i_login_burst(pl: _Planter) -> None:
                 ({"type": "user", "id": who.id}, sev,
                  {"reason": "invalid_password", "attempt": n, "geo": geo},
                  ["auth", "failed-login"]), "web", rng.choice(ips), "python-requests/2.31.0")
-    ip, ua = ips[0], _HEADLESS_UA
+    ip, ua = ips[0], HEADLESS_UA
     pl.emit((20, 90), "user.login", who.actor(),
             ({"type": "user", "id": who.id}, "high",
              {"method": "password", "mfa": "totp", "geo": geo, "new_device": True},
@@ -1016,8 +723,8 @@ def _i_impossible_travel(pl: _Planter) -> None:
             ({"type": "user", "id": who.id}, "high",
              {"method": "password", "mfa": "totp", "geo": {"country": "BR", "city": "Sao Paulo"},
               "previous_geo": dict(c.cast.geo), "minutes_since_previous": minutes,
-              "distance_km": 9800}, ["auth", "geo-anomaly"]), "web", ip, _DESKTOP_UAS[0])
-    ua = _DESKTOP_UAS[0]
+              "distance_km": 9800}, ["auth", "geo-anomaly"]), "web", ip, DESKTOP_UAS[0])
+    ua = DESKTOP_UAS[0]
     pl.emit((60, 240), "settings.changed", actor,
             ({"type": "settings", "id": "payouts"}, "critical",
              {"setting": "payout.bank_account", "old": "DE89 **** 3000",
@@ -1074,7 +781,7 @@ def _i_backdoor(pl: _Planter) -> None:
     c, rng = pl.ctx, pl.rng
     who = c.cast.dormant
     actor = who.actor()
-    ip, ua = pl.attacker_ip(), _DESKTOP_UAS[4]
+    ip, ua = pl.attacker_ip(), DESKTOP_UAS[4]
     pl.emit((0, 60), "user.login", actor,
             ({"type": "user", "id": who.id}, "high",
              {"method": "password", "mfa": None, "geo": {"country": "SG", "city": "Singapore"},
@@ -1168,7 +875,7 @@ def generate_events(
     output is a pure function of the arguments; each event is a fresh dict that passes
     :class:`trailseal.schemas.EventIn` validation.
     """
-    profile = _profile(tenant_slug)
+    profile = tenant_profile(tenant_slug)
     if days < 1:
         raise ValueError("days must be at least 1")
     if events_per_day < 0:
@@ -1181,7 +888,7 @@ def generate_events(
         end = end.astimezone(UTC)
     start = end - timedelta(days=days)
 
-    ctx = _Ctx(rng=Random(seed + _stable_hash(profile.slug)), cast=_build_cast(profile))
+    ctx = _Ctx(rng=Random(seed + stable_hash(profile.slug)), cast=build_cast(profile))
     planted = _plant(ctx, start, end, days)
     remaining = max(0, days * events_per_day - len(planted))
     service_target = round(remaining * 0.12)
@@ -1197,7 +904,7 @@ def planted_incidents(tenant_slug: str, events: list[dict]) -> list[PlantedIncid
     from the event itself, so the indices returned point into ``events`` whatever arguments
     produced it. Incidents with no event in ``events`` are left out.
     """
-    profile = _profile(tenant_slug)
+    profile = tenant_profile(tenant_slug)
     tz = ZoneInfo(profile.tz)
     found: dict[str, list[int]] = {kind: [] for kind in profile.incidents}
     for index, event in enumerate(events):
