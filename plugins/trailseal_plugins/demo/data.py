@@ -18,25 +18,22 @@ touches the global random generator and never uses Python's salted ``hash()``.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from random import Random
-from typing import Any
 from zoneinfo import ZoneInfo
 
+from .builders import BUILDERS, Built, Ctx
 from .cast import (
-    DEPARTMENTS,
     DESKTOP_UAS,
-    FIRST_NAMES,
     HEADLESS_UA,
-    LAST_NAMES,
     Cast,
     Person,
     build_cast,
 )
+from .events import Raw, make_event, marker, random_request_id
 from .profiles import (
     DemoTenant,
     PlantedIncident,
@@ -77,365 +74,6 @@ _CATALOG = {
     for dept, extra in _BY_DEPT.items()
 }
 
-_CUSTOMER_FIELDS = ("billing_email", "phone", "address", "plan", "seats", "tax_id", "owner",
-                    "notes", "company_name")
-_PII_FIELDS = {"billing_email", "phone", "address", "tax_id"}
-_SETTINGS = (
-    ("notifications.digest", "daily", "weekly"),
-    ("branding.logo", "logo-v1.png", "logo-v2.png"),
-    ("invoices.default_terms_days", 30, 45),
-    ("locale.date_format", "MM/DD/YYYY", "YYYY-MM-DD"),
-    ("session.timeout_minutes", 60, 30),
-)
-_DATASETS = ("invoices", "customers", "tickets", "pipeline", "payments")
-
-
-@dataclass
-class _Ctx:
-    rng: Random
-    cast: Cast
-
-    def customer(self) -> str:
-        return self.rng.choice(self.cast.customers)
-
-    def invoice(self) -> tuple[dict[str, str], str]:
-        number = f"INV-{self.rng.randint(18000, 48999)}"
-        return {"type": "invoice", "id": f"inv_{self.rng.getrandbits(48):012x}"}, number
-
-    def amount(self, mu: float = 6.9, sigma: float = 0.8, cap: float = 60000.0) -> float:
-        return round(min(self.rng.lognormvariate(mu, sigma), cap), 2)
-
-    def colleague(self) -> Person:
-        return self.rng.choice(self.cast.people)
-
-
-Built = tuple[dict[str, str], str, dict[str, Any], list[str]]  # entity, severity, details, tags
-
-
-def _b_login(c: _Ctx, who: Person | None) -> Built:
-    method = who.login_method if who else "password"
-    return ({"type": "user", "id": who.id if who else "unknown"}, "info",
-            {"method": method, "mfa": "webauthn" if method == "sso" else "totp",
-             "geo": dict(c.cast.geo)}, ["auth"])
-
-
-def _b_logout(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "user", "id": who.id if who else "unknown"}, "info",
-            {"session_minutes": c.rng.randint(3, 240)}, ["auth"])
-
-
-def _b_login_failed(c: _Ctx, who: Person | None) -> Built:
-    reason = c.rng.choice(("invalid_password", "invalid_password", "expired_mfa_code"))
-    return ({"type": "user", "id": who.id if who else "unknown"}, "low",
-            {"reason": reason, "attempt": 1, "geo": dict(c.cast.geo)}, ["auth", "failed-login"])
-
-
-def _b_password(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "user", "id": who.id if who else "unknown"}, "low",
-            {"initiated_by": "user", "sessions_revoked": c.rng.randint(0, 3)}, ["auth"])
-
-
-def _b_password_reset(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "user", "id": f"u_{c.rng.getrandbits(40):010x}"}, "low",
-            {"delivery": "email", "requested_via": "support_ticket",
-             "ticket": f"TCK-{c.rng.randint(20000, 48000)}"}, ["auth", "support"])
-
-
-def _b_customer_viewed(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "customer", "id": c.customer()}, "info",
-            {"tab": c.rng.choice(("overview", "billing", "contacts", "activity"))}, ["crm"])
-
-
-def _b_customer_updated(c: _Ctx, who: Person | None) -> Built:
-    changed = sorted(c.rng.sample(_CUSTOMER_FIELDS, c.rng.randint(1, 3)))
-    tags = ["crm", "pii"] if _PII_FIELDS.intersection(changed) else ["crm"]
-    return ({"type": "customer", "id": c.customer()}, "info", {"changed_fields": changed}, tags)
-
-
-def _b_customer_created(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "customer", "id": f"cus_{c.rng.getrandbits(48):012x}"}, "info",
-            {"plan": c.rng.choice(("starter", "business", "business", "enterprise")),
-             "seats": c.rng.choice((3, 5, 10, 25, 50, 120)),
-             "country": c.rng.choice(("US", "DE", "GB", "FR", "CA", "NL", "AU"))}, ["crm"])
-
-
-def _b_report_viewed(c: _Ctx, who: Person | None) -> Built:
-    report = c.rng.choice(("mrr", "churn", "ar_aging", "pipeline", "ticket_sla", "headcount"))
-    return ({"type": "report", "id": report}, "info",
-            {"range_days": c.rng.choice((7, 30, 90))}, ["analytics"])
-
-
-def _b_report_generated(c: _Ctx, who: Person | None) -> Built:
-    report = c.rng.choice(("mrr", "churn", "ar_aging", "usage"))
-    return ({"type": "report", "id": report}, "info",
-            {"schedule": "daily", "rows": c.rng.randint(40, 4000),
-             "duration_ms": c.rng.randint(300, 9000)}, ["analytics"])
-
-
-def _b_export(c: _Ctx, who: Person | None) -> Built:
-    dataset = c.rng.choice(_DATASETS)
-    rows = int(min(c.rng.lognormvariate(5.5, 1.0), 6000)) + 1
-    tags = ["export", "pii"] if dataset == "customers" else ["export"]
-    return ({"type": "export", "id": f"exp_{c.rng.getrandbits(40):010x}"}, "low",
-            {"dataset": dataset, "rows": rows, "format": c.rng.choice(("csv", "csv", "xlsx")),
-             "size_kb": rows // 6 + 3}, tags)
-
-
-def _b_settings(c: _Ctx, who: Person | None) -> Built:
-    setting, old, new = c.rng.choice(_SETTINGS)
-    if c.rng.random() < 0.5:
-        old, new = new, old
-    return ({"type": "settings", "id": "workspace"}, "low",
-            {"setting": setting, "old": old, "new": new}, ["settings"])
-
-
-def _b_opportunity(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "opportunity", "id": f"opp_{c.rng.getrandbits(40):010x}"}, "info",
-            {"stage": c.rng.choice(("qualified", "discovery_call", "proposal", "negotiation",
-                                    "closed_won", "closed_lost")),
-             "amount": c.amount(8.5, 0.9), "currency": c.cast.profile.currency}, ["sales"])
-
-
-def _b_ticket(c: _Ctx, who: Person | None, status: str | None = None) -> Built:
-    return ({"type": "ticket", "id": f"TCK-{c.rng.randint(20000, 48000)}"}, "info",
-            {"status": status or c.rng.choice(("open", "pending", "waiting_on_customer")),
-             "priority": c.rng.choice(("low", "normal", "normal", "high")),
-             "customer_id": c.customer()}, ["support"])
-
-
-def _b_invoice_created(c: _Ctx, who: Person | None) -> Built:
-    entity, number = c.invoice()
-    return (entity, "info",
-            {"invoice_number": number, "customer_id": c.customer(), "amount": c.amount(),
-             "currency": c.cast.profile.currency, "line_items": c.rng.randint(1, 9),
-             "due_in_days": c.rng.choice((14, 30, 30, 45))}, ["billing"])
-
-
-def _b_invoice_updated(c: _Ctx, who: Person | None) -> Built:
-    entity, number = c.invoice()
-    changed = sorted(c.rng.sample(("due_date", "line_items", "notes", "discount", "po_number"),
-                                  c.rng.randint(1, 2)))
-    return (entity, "info",
-            {"invoice_number": number, "changed_fields": changed, "amount": c.amount()},
-            ["billing"])
-
-
-def _b_invoice_sent(c: _Ctx, who: Person | None) -> Built:
-    entity, number = c.invoice()
-    return (entity, "info",
-            {"invoice_number": number, "customer_id": c.customer(), "channel": "email"},
-            ["billing"])
-
-
-def _b_invoice_deleted(c: _Ctx, who: Person | None) -> Built:
-    entity, number = c.invoice()
-    return (entity, "medium",
-            {"invoice_number": number, "amount": c.amount(), "status": "draft",
-             "reason": c.rng.choice(("duplicate", "created_in_error", "customer_cancelled"))},
-            ["billing", "deletion"])
-
-
-def _b_refund(c: _Ctx, who: Person | None) -> Built:
-    amount = round(min(c.rng.lognormvariate(4.6, 0.9), 1500.0), 2)
-    return ({"type": "payment", "id": f"pay_{c.rng.getrandbits(48):012x}"},
-            "medium" if amount > 750 else "low",
-            {"amount": amount, "currency": c.cast.profile.currency, "customer_id": c.customer(),
-             "reason": c.rng.choice(("customer_request", "duplicate_charge", "service_issue"))},
-            ["billing", "refund"])
-
-
-def _b_payment(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "payment", "id": f"pay_{c.rng.getrandbits(48):012x}"}, "info",
-            {"amount": c.amount(), "currency": c.cast.profile.currency,
-             "customer_id": c.customer(), "method": c.rng.choice(("card", "card", "sepa", "ach"))},
-            ["billing"])
-
-
-def _b_payment_failed(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "payment", "id": f"pay_{c.rng.getrandbits(48):012x}"}, "low",
-            {"amount": c.amount(), "currency": c.cast.profile.currency,
-             "customer_id": c.customer(),
-             "decline_code": c.rng.choice(("insufficient_funds", "expired_card", "do_not_honor"))},
-            ["billing"])
-
-
-def _b_subscription(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "subscription", "id": f"sub_{c.rng.getrandbits(40):010x}"}, "info",
-            {"plan": c.rng.choice(("starter", "business", "enterprise")),
-             "amount": c.amount(6.2, 0.7), "currency": c.cast.profile.currency,
-             "interval": c.rng.choice(("month", "month", "year"))}, ["billing"])
-
-
-def _b_order(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "order", "id": f"ord_{c.rng.getrandbits(48):012x}"}, "info",
-            {"customer_id": c.customer(), "amount": c.amount(6.5, 0.9),
-             "currency": c.cast.profile.currency, "items": c.rng.randint(1, 12)}, ["orders"])
-
-
-def _b_api_key_created(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "api_key", "id": f"key_live_{c.rng.getrandbits(64):016x}"}, "medium",
-            {"name": c.rng.choice(("ci-deploy", "metrics-export", "staging-sync", "zapier")),
-             "scopes": sorted(c.rng.sample(("read:invoices", "read:customers", "write:orders",
-                                            "read:reports"), 2)),
-             "expires_in_days": c.rng.choice((30, 90, 180))}, ["api-keys"])
-
-
-def _b_api_key_revoked(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "api_key", "id": f"key_live_{c.rng.getrandbits(64):016x}"}, "low",
-            {"reason": c.rng.choice(("rotation", "unused", "owner_left"))}, ["api-keys"])
-
-
-def _b_webhook(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "webhook", "id": f"wh_{c.rng.getrandbits(32):08x}"}, "low",
-            {"changed_fields": [c.rng.choice(("url", "events", "secret", "enabled"))]},
-            ["integrations"])
-
-
-def _b_integration(c: _Ctx, who: Person | None) -> Built:
-    name = c.rng.choice(("slack", "salesforce", "quickbooks", "github", "zendesk"))
-    return ({"type": "integration", "id": name}, "low",
-            {"changed_fields": [c.rng.choice(("channel", "mapping", "sync_interval"))]},
-            ["integrations"])
-
-
-def _b_deployment(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "deployment", "id": f"dep_{c.rng.getrandbits(32):08x}"}, "info",
-            {"environment": c.rng.choice(("staging", "staging", "production")),
-             "version": f"2.{c.rng.randint(10, 40)}.{c.rng.randint(0, 9)}",
-             "duration_s": c.rng.randint(40, 600)}, ["engineering"])
-
-
-def _b_role_granted(c: _Ctx, who: Person | None) -> Built:
-    target = c.colleague()
-    return ({"type": "user", "id": target.id}, "medium",
-            {"role": c.rng.choice(("member", "billing_admin", "support_lead", "report_viewer")),
-             "granted_to": target.id, "ticket": f"IT-{c.rng.randint(1000, 9999)}"},
-            ["access"])
-
-
-def _b_role_revoked(c: _Ctx, who: Person | None) -> Built:
-    target = c.colleague()
-    return ({"type": "user", "id": target.id}, "medium",
-            {"role": c.rng.choice(("billing_admin", "support_lead", "report_viewer")),
-             "revoked_from": target.id, "ticket": f"IT-{c.rng.randint(1000, 9999)}"},
-            ["access"])
-
-
-def _b_alert_ack(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "alert", "id": f"alr_{c.rng.getrandbits(32):08x}"}, "info",
-            {"rule": c.rng.choice(("new_country_login", "many_failed_logins", "large_export")),
-             "resolution": c.rng.choice(("benign", "benign", "expected_activity"))}, ["security"])
-
-
-def _b_mfa_reset(c: _Ctx, who: Person | None) -> Built:
-    target = c.colleague()
-    return ({"type": "user", "id": target.id}, "medium",
-            {"reason": "lost_device", "ticket": f"IT-{c.rng.randint(1000, 9999)}"},
-            ["auth", "security"])
-
-
-def _b_user_invited(c: _Ctx, who: Person | None) -> Built:
-    first, last = c.rng.choice(FIRST_NAMES), c.rng.choice(LAST_NAMES)
-    email = f"{first}.{last}@{c.cast.profile.domain}".lower()
-    return ({"type": "user", "id": email}, "low",
-            {"role": "member", "department": c.rng.choice(DEPARTMENTS), "expires_in_days": 7},
-            ["access"])
-
-
-def _b_user_deactivated(c: _Ctx, who: Person | None) -> Built:
-    return ({"type": "user", "id": f"u_{c.rng.getrandbits(40):010x}"}, "medium",
-            {"reason": c.rng.choice(("offboarding", "contract_ended")), "sessions_revoked": 1},
-            ["access"])
-
-
-def _b_user_updated(c: _Ctx, who: Person | None) -> Built:
-    target = c.colleague()
-    return ({"type": "user", "id": target.id}, "info",
-            {"changed_fields": [c.rng.choice(("title", "manager", "department", "location"))]},
-            ["hr"])
-
-
-_BUILDERS: dict[str, Callable[[_Ctx, Person | None], Built]] = {
-    "user.login": _b_login,
-    "user.logout": _b_logout,
-    "user.login_failed": _b_login_failed,
-    "user.password_changed": _b_password,
-    "user.password_reset": _b_password_reset,
-    "customer.viewed": _b_customer_viewed,
-    "customer.updated": _b_customer_updated,
-    "customer.created": _b_customer_created,
-    "report.viewed": _b_report_viewed,
-    "report.generated": _b_report_generated,
-    "export.downloaded": _b_export,
-    "settings.changed": _b_settings,
-    "opportunity.updated": _b_opportunity,
-    "ticket.updated": _b_ticket,
-    "ticket.closed": lambda c, w: _b_ticket(c, w, "closed"),
-    "invoice.created": _b_invoice_created,
-    "invoice.updated": _b_invoice_updated,
-    "invoice.sent": _b_invoice_sent,
-    "invoice.deleted": _b_invoice_deleted,
-    "payment.refunded": _b_refund,
-    "payment.captured": _b_payment,
-    "payment.failed": _b_payment_failed,
-    "subscription.renewed": _b_subscription,
-    "order.created": _b_order,
-    "api_key.created": _b_api_key_created,
-    "api_key.revoked": _b_api_key_revoked,
-    "webhook.updated": _b_webhook,
-    "integration.updated": _b_integration,
-    "deployment.created": _b_deployment,
-    "role.granted": _b_role_granted,
-    "role.revoked": _b_role_revoked,
-    "alert.acknowledged": _b_alert_ack,
-    "mfa.reset": _b_mfa_reset,
-    "user.invited": _b_user_invited,
-    "user.deactivated": _b_user_deactivated,
-    "user.updated": _b_user_updated,
-}
-
-
-# --------------------------------------------------------------------------------------------
-# Event assembly
-# --------------------------------------------------------------------------------------------
-
-_Raw = tuple[datetime, dict[str, Any]]
-
-
-def _ts(moment: datetime) -> str:
-    # ``moment`` is always UTC-aware: "...T12:34:56.789+00:00" -> "...T12:34:56.789Z".
-    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-def _event(
-    moment: datetime, event_type: str, actor: dict[str, str], built: Built,
-    source: str, ip: str, user_agent: str, request_id: str,
-) -> _Raw:
-    entity, severity, details, tags = built
-    details["request_id"] = request_id
-    return moment, {
-        "event_type": event_type,
-        "occurred_at": _ts(moment),
-        "actor": dict(actor),
-        "entity": entity,
-        "severity": severity,
-        "source": source,
-        "ip_address": ip,
-        "user_agent": user_agent,
-        "action_details": details,
-        "tags": tags,
-    }
-
-
-def _marker(slug: str, kind: str, event: dict[str, Any]) -> str:
-    """The ``request_id`` of an incident event: recomputable from the event itself."""
-    basis = f"{slug}|{kind}|{event['occurred_at']}|{event['event_type']}|{event['actor']['id']}"
-    return "req_" + hashlib.sha256(basis.encode()).hexdigest()[:24]
-
-
-def _request_id(rng: Random) -> str:
-    return f"req_{rng.getrandbits(96):024x}"
-
 
 def _slot_weights(
     profile: Profile, start: datetime, hours: int
@@ -464,13 +102,13 @@ def _slot_weights(
 
 
 def _baseline(
-    ctx: _Ctx, start: datetime, end: datetime, human_target: int, service_target: int,
-) -> list[_Raw]:
+    ctx: Ctx, start: datetime, end: datetime, human_target: int, service_target: int,
+) -> list[Raw]:
     rng, cast = ctx.rng, ctx.cast
     hours = max(1, int((end - start).total_seconds() // 3600))
     human_cum, service_cum = _slot_weights(cast.profile, start, hours)
     slots = range(hours)
-    out: list[_Raw] = []
+    out: list[Raw] = []
 
     # Background jobs and integrations.
     for k in rng.choices(slots, cum_weights=service_cum, k=service_target):
@@ -480,9 +118,9 @@ def _baseline(
         svc = rng.choices(cast.services, cum_weights=cast.service_cum)[0]
         types, weights = zip(*svc.events, strict=True)
         event_type = rng.choices(types, weights=weights)[0]
-        built = _BUILDERS[event_type](ctx, None)
-        out.append(_event(moment, event_type, svc.actor, built, svc.source, svc.ip,
-                          svc.user_agent, _request_id(rng)))
+        built = BUILDERS[event_type](ctx, None)
+        out.append(make_event(moment, event_type, svc.actor, built, svc.source, svc.ip,
+                              svc.user_agent, random_request_id(rng)))
 
     # People work in sessions: sign in, do a handful of things, sometimes sign out.
     produced = 0
@@ -505,9 +143,9 @@ def _baseline(
         for event_type in plan:
             if moment >= end or produced >= human_target:
                 break
-            built = _BUILDERS[event_type](ctx, who)
-            out.append(_event(moment, event_type, actor, built, source, ip, ua,
-                              _request_id(rng)))
+            built = BUILDERS[event_type](ctx, who)
+            out.append(make_event(moment, event_type, actor, built, source, ip, ua,
+                                  random_request_id(rng)))
             produced += 1
             moment += timedelta(seconds=rng.uniform(8, 420))
     return out
@@ -574,9 +212,9 @@ _ATTACKER_NETS = ("185.220.101", "45.155.205", "193.32.162", "89.248.165", "194.
 class _Planter:
     """Builds one incident's events; every event's ``request_id`` is its marker."""
 
-    def __init__(self, ctx: _Ctx, kind: str, t0: datetime) -> None:
+    def __init__(self, ctx: Ctx, kind: str, t0: datetime) -> None:
         self.ctx, self.rng, self.kind, self.t = ctx, ctx.rng, kind, t0
-        self.out: list[_Raw] = []
+        self.out: list[Raw] = []
 
     def attacker_ip(self) -> str:
         return f"{self.rng.choice(_ATTACKER_NETS)}.{self.rng.randint(2, 250)}"
@@ -589,10 +227,10 @@ class _Planter:
         anomaly): it gets a random request id and is not part of the incident.
         """
         self.t += timedelta(seconds=self.rng.uniform(*gap))
-        moment, ev = _event(self.t, event_type, actor, built, source, ip, ua, "")
+        moment, ev = make_event(self.t, event_type, actor, built, source, ip, ua, "")
         ev["action_details"]["request_id"] = (
-            _marker(self.ctx.cast.profile.slug, self.kind, ev) if marked
-            else _request_id(self.rng)
+            marker(self.ctx.cast.profile.slug, self.kind, ev) if marked
+            else random_request_id(self.rng)
         )
         self.out.append((moment, ev))
 
@@ -607,7 +245,7 @@ def _i_invoice_purge(pl: _Planter) -> None:
     c, rng = pl.ctx, pl.rng
     who = _pick(c.cast, rng, "finance")
     ip, ua = pl.attacker_ip(), DESKTOP_UAS[5]
-    login = _b_login(c, who)
+    login = BUILDERS["user.login"](c, who)
     login[2].update(new_device=True, geo={"country": "NL", "city": "Amsterdam"})
     pl.emit((0, 60), "user.login", who.actor(), (login[0], "medium", login[2], login[3]),
             "web", ip, ua)
@@ -618,7 +256,8 @@ def _i_invoice_purge(pl: _Planter) -> None:
                    "reason": "created_in_error"}
         pl.emit((6, 40), "invoice.deleted", who.actor(),
                 (entity, "high", details, ["billing", "deletion"]), "web", ip, ua)
-    pl.emit((20, 90), "user.logout", who.actor(), _b_logout(c, who), "web", ip, ua)
+    logout = BUILDERS["user.logout"](c, who)
+    pl.emit((20, 90), "user.logout", who.actor(), logout, "web", ip, ua)
 
 
 def _i_login_burst(pl: _Planter) -> None:
@@ -699,7 +338,7 @@ def _i_api_key_burst(pl: _Planter) -> None:
     ip = pl.attacker_ip()
     burst = rng.randint(45, 60)
     for n in range(burst):
-        built = _b_customer_created(c, None)
+        built = BUILDERS["customer.created"](c, None)
         built[2]["import_batch"] = None
         sev = "medium" if n < 30 else "high"
         pl.emit((2, 12), "customer.created", key.actor, (built[0], sev, built[2], ["crm"]),
@@ -716,8 +355,8 @@ def _i_impossible_travel(pl: _Planter) -> None:
     actor = who.actor()
     ip = f"177.{rng.randint(32, 63)}.{rng.randint(0, 255)}.{rng.randint(2, 250)}"
     office_ip, office_ua, _ = who.devices[0]
-    pl.emit((0, 60), "user.login", actor, _b_login(c, who), "web", office_ip, office_ua,
-            marked=False)
+    login = BUILDERS["user.login"](c, who)
+    pl.emit((0, 60), "user.login", actor, login, "web", office_ip, office_ua, marked=False)
     minutes = rng.randint(14, 25)
     pl.emit((minutes * 60, minutes * 60 + 30), "user.login", actor,
             ({"type": "user", "id": who.id}, "high",
@@ -823,13 +462,13 @@ def _local_day(tz: ZoneInfo, start: datetime, day: int) -> date:
     return (start + timedelta(days=day, hours=12)).astimezone(tz).date()
 
 
-def _plant(ctx: _Ctx, start: datetime, end: datetime, days: int) -> list[_Raw]:
+def _plant(ctx: Ctx, start: datetime, end: datetime, days: int) -> list[Raw]:
     """Place each of the tenant's incidents on its own day (when the window allows)."""
     profile, rng = ctx.cast.profile, ctx.rng
     tz = ZoneInfo(profile.tz)
     interior = list(range(1, days - 1)) if days >= 4 else list(range(days))
     used: set[int] = set()
-    out: list[_Raw] = []
+    out: list[Raw] = []
     for kind_name in profile.incidents:
         kind = _KINDS[kind_name]
         free = [d for d in interior if d not in used] or interior
@@ -888,7 +527,7 @@ def generate_events(
         end = end.astimezone(UTC)
     start = end - timedelta(days=days)
 
-    ctx = _Ctx(rng=Random(seed + stable_hash(profile.slug)), cast=build_cast(profile))
+    ctx = Ctx(rng=Random(seed + stable_hash(profile.slug)), cast=build_cast(profile))
     planted = _plant(ctx, start, end, days)
     remaining = max(0, days * events_per_day - len(planted))
     service_target = round(remaining * 0.12)
@@ -913,7 +552,7 @@ def planted_incidents(tenant_slug: str, events: list[dict]) -> list[PlantedIncid
         if not isinstance(request_id, str):
             continue
         for kind in profile.incidents:
-            if request_id == _marker(profile.slug, kind, event):
+            if request_id == marker(profile.slug, kind, event):
                 found[kind].append(index)
                 break
     incidents = []
