@@ -22,6 +22,8 @@ from pathlib import Path
 
 import fasteners
 
+from .processes import pid_alive
+
 log = logging.getLogger(__name__)
 
 _pg_handles: dict[str, object] = {}
@@ -326,10 +328,3 @@ def stop_valkey(instance_path: str | Path) -> bool:
         pidfile.unlink(missing_ok=True)
     return True
 
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True

@@ -29,6 +29,8 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Any
 
+from .processes import pid_alive
+
 log = logging.getLogger(__name__)
 
 _pool: ProcessPoolExecutor | None = None
@@ -168,7 +170,7 @@ def remove_stale_result_folders(base: str | None = None) -> list[str]:
         owner = int(match.group(2))
         path = os.path.join(base, name)
         try:
-            if owner == os.getpid() or _pid_exists(owner) or os.lstat(path).st_uid != os.geteuid():
+            if owner == os.getpid() or pid_alive(owner) or os.lstat(path).st_uid != os.geteuid():
                 continue
         except OSError:
             continue
@@ -178,15 +180,6 @@ def remove_stale_result_folders(base: str | None = None) -> list[str]:
         log.info("removed result folders of helper pools whose process died: %s", removed)
     return removed
 
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def _run(fn: Callable[..., Any], args: tuple, path: str) -> bytes | None:
