@@ -47,7 +47,6 @@ RESERVED = {
     "export_formats": "exports",
     "notification_channels": "notifications",
     "notify": "notifications",
-    "importers": "`trailseal import --format`",
 }
 
 # --- lifecycle -----------------------------------------------------------------------
@@ -124,9 +123,10 @@ def notify(kind: str, config: dict[str, Any], message: dict[str, Any],
     (reserved)."""
 
 
-@hookspec(warn_on_impl=_reserved(RESERVED["importers"]))
+@hookspec
 def importers() -> list[Importer] | None:
-    """Return importers (``trailseal.types.Importer``) (reserved)."""
+    """Return importers (``trailseal.types.Importer``): the formats of
+    ``trailseal import --format``."""
 
 
 # --- events --------------------------------------------------------------------------

@@ -157,14 +157,39 @@ class Exporter(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ImportedEvent:
+    """An event body an importer read, and where in its source it was (e.g. ``record 3``,
+    ``line 12``), so that a body failing validation is reported by its position."""
+
+    body: dict[str, Any]
+    position: str
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """A record an importer skipped: the source (file path, ``-`` for standard input), the
+    position in it (``record 3``, ``line 12``, or ``file`` for the whole file) and why."""
+
+    source: str
+    position: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.position}: {self.message}"
+
+
 @runtime_checkable
 class Importer(Protocol):
-    """Reads events of another format (``importers``)."""
+    """Reads events of another format (``importers``; ``trailseal import --format <name>``)."""
 
     name: str
 
-    def parse(self, stream: IO[bytes], source: str) -> Iterable[dict[str, Any]]:
-        """Event bodies (as ``POST /events`` takes them) read from ``stream``."""
+    def parse(self, stream: IO[bytes], source: str
+              ) -> Iterable[ImportedEvent | ImportProblem | dict[str, Any]]:
+        """Read ``stream`` (the file named ``source``): yield each event body (as
+        ``POST /events`` takes it), best wrapped in an ``ImportedEvent`` naming its position,
+        and an ``ImportProblem`` for each record it skips. Never raise for bad input."""
         ...
 
 
