@@ -18,7 +18,9 @@ from tests.conftest import make_event
 from trailseal.services.integrity import verify_chain
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cloudtrail"
-DETONATIONS = Path("/work/shared/datasets/stratus-cloudtrail/detonation-logs")
+# shared/ lies beside the repository (in CI too, beside the clone)
+DETONATIONS = (Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+               / "stratus-cloudtrail" / "detonation-logs")
 
 
 def _cli(services, *args, stdin: bytes | None = None):
