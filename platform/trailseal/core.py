@@ -141,6 +141,50 @@ class Trailseal:
         return raise_alert(self, tenant_id, kind=kind, title=title, severity=severity,
                            event_id=event_id, details=details, dedupe_key=dedupe_key)
 
+    def resolve_tenant(self, ref: str, *, missing_ok: bool = False) -> uuid.UUID | None:
+        """A tenant's id from its slug or id (None with ``missing_ok`` when there is none)."""
+        from .services.tenancy import resolve_tenant
+
+        return resolve_tenant(self, ref, missing_ok=missing_ok)
+
+    def create_tenant(self, name: str, slug: str | None = None) -> dict[str, Any]:
+        """Create a tenant with its data key and an empty chain: ``{id, slug, name, key_id}``."""
+        from .services.tenancy import create_tenant
+
+        return create_tenant(self, name, slug)
+
+    def create_user(self, tenant_id: uuid.UUID | str, email: str, password: str,
+                    role: str) -> dict[str, Any]:
+        """Create a web user of a tenant (roles: viewer, analyst, writer, admin)."""
+        from .services.tenancy import create_user
+
+        return create_user(self, uuid.UUID(str(tenant_id)), email, password, role)
+
+    def create_api_key(self, tenant_id: uuid.UUID | str, permissions: list[str],
+                       name: str = "") -> dict[str, Any]:
+        """Create an API key; its ``token`` is in the answer, once."""
+        from .services.tenancy import create_api_key
+
+        return create_api_key(self, uuid.UUID(str(tenant_id)), permissions, name)
+
+    def append_events(self, tenant_id: uuid.UUID | str, events: list[dict[str, Any]]) -> int:
+        """Validate and append event bodies (as ``POST /events`` takes them) to a tenant's
+        chain, in atomic batches of ``BATCH_MAX_EVENTS``; how many were appended. An invalid
+        event raises ``ValidationFailed`` before anything is written."""
+        from .services.ingest import append_events, validate_events
+
+        validated = validate_events(events)
+        size = int(self.config["BATCH_MAX_EVENTS"])
+        for start in range(0, len(validated), size):
+            append_events(self, uuid.UUID(str(tenant_id)), validated[start:start + size])
+        return len(validated)
+
+    def verify_chain(self, tenant_id: uuid.UUID | str):
+        """Verify a tenant's chain (``ChainReport``: ``intact``, ``broken_seq``, …)."""
+        from .services.integrity import verify_chain
+
+        return verify_chain(self, uuid.UUID(str(tenant_id)))
+
     def close(self) -> None:
         self.db.dispose()
         self.redis.close()

@@ -116,3 +116,34 @@ def test_the_core_never_imports_plugins_or_dashboards():
         text = path.read_text()
         assert "trailseal_plugins" not in text.replace("# trailseal_plugins", ""), path
         assert "import trailseal_dashboards" not in text, path
+
+
+# What plugins may import from the core: its documented public surface (docs/plugins.md).
+PUBLIC = {
+    "trailseal": {"hookimpl", "require_permission", "create_app"},
+    "trailseal.types": None,  # every name
+    "trailseal.errors": None,
+    "trailseal.jobs": {"current_services"},
+    "trailseal.cli": {"make_app", "serve_app", "EXIT_WITH_PARENT", "stop_on_sigterm",
+                      "stop_children"},
+}
+
+
+def test_plugins_use_only_the_public_surface():
+    roots = [CORE.parents[1] / "plugins", *(CORE.parents[2] / "examples").glob("*/*_plugin")]
+    reaching = []
+    for root in roots:
+        for path in root.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trailseal"):
+                    if node.module.startswith("trailseal_"):
+                        continue  # the plugin's own package
+                    allowed = PUBLIC.get(node.module, set())
+                    names = {a.name for a in node.names}
+                    if allowed is not None and not names <= allowed:
+                        reaching.append(f"{path.name}: from {node.module} import "
+                                        f"{', '.join(sorted(names - allowed))}")
+                elif isinstance(node, ast.Import):
+                    reaching += [f"{path.name}: import {a.name}" for a in node.names
+                                 if a.name.startswith("trailseal.")]
+    assert reaching == []

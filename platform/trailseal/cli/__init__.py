@@ -1,6 +1,11 @@
 """The ``trailseal`` command: the group and ``main``. Commands live in modules by subject:
 ``admin`` (schema, tenants, users, API keys, data keys), ``ledger`` (verify, import),
-``runtime`` (serve, worker, scheduler), ``plugins``; ``helpers`` holds what they share."""
+``runtime`` (serve, worker, scheduler), ``plugins``; ``helpers`` holds what they share.
+
+For plugins that add commands (``register_commands``), this package's public surface is
+``make_app`` (the app, with one-line errors), ``serve_app`` (serve it as ``trailseal serve``
+does), and for commands that supervise child processes ``EXIT_WITH_PARENT``,
+``stop_on_sigterm`` and ``stop_children``."""
 
 from __future__ import annotations
 
@@ -10,12 +15,22 @@ import signal
 import click
 
 from .admin import apikey, keys, migrate, tenant, user
-from .helpers import TrailsealGroup
+from .helpers import TrailsealGroup, make_app
 from .ledger import import_events, verify
 from .plugins import add_plugin_commands, plugins
-from .runtime import exit_with_parent, scheduler, serve, worker
+from .runtime import (
+    EXIT_WITH_PARENT,
+    exit_with_parent,
+    scheduler,
+    serve,
+    serve_app,
+    stop_children,
+    stop_on_sigterm,
+    worker,
+)
 
-__all__ = ["cli", "main"]
+__all__ = ["EXIT_WITH_PARENT", "cli", "main", "make_app", "serve_app", "stop_children",
+           "stop_on_sigterm"]
 
 
 @click.group(cls=TrailsealGroup)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .helpers import TrailsealGroup
-
 __all__ = ["add_plugin_commands", "plugins"]
 
 
@@ -31,6 +29,6 @@ def add_plugin_commands(group: click.Group) -> None:
     try:
         pm = make_plugin_manager(load_config().get("DISABLE_PLUGINS"))
     except PluginError as exc:
-        TrailsealGroup.plugin_error = exc
+        group.plugin_error = exc
         return
     pm.hook.register_commands(cli=group)

@@ -37,17 +37,22 @@ _pool: ProcessPoolExecutor | None = None
 _lock = threading.Lock()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which a container may narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def helper_count() -> int:
     """Helpers in the shared pool: one fewer than the CPUs this process may use (at least 1)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus - 1)
+    return max(1, usable_cpus() - 1)
 
 
 def multi_core() -> bool:
-    return (os.cpu_count() or 1) > 1
+    """Whether helpers can run beside this process (more than one usable CPU)."""
+    return usable_cpus() > 1
 
 
 def new_pool(workers: int) -> ProcessPoolExecutor:

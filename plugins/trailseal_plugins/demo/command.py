@@ -13,8 +13,7 @@ from pathlib import Path
 
 import click
 
-from trailseal.cli.helpers import make_app
-from trailseal.cli.runtime import EXIT_WITH_PARENT, serve_app, stop_children, stop_on_sigterm
+from trailseal.cli import EXIT_WITH_PARENT, make_app, serve_app, stop_children, stop_on_sigterm
 
 __all__ = ["demo"]
 
