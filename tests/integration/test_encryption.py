@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 
 from tests.conftest import make_event
 
@@ -60,3 +61,18 @@ def test_key_rotation_keeps_old_rows_readable(trailseal_client, trailseal_servic
     b = trailseal_client.get(f"/api/v1/events/{second['id']}", headers=tenant.headers).get_json()
     assert (a["user_agent"], b["user_agent"]) == ("old-key", "new-key")
     assert trailseal_client.get("/api/v1/chain/verify", headers=tenant.headers).get_json()["intact"]
+
+
+def test_a_key_created_in_a_rolled_back_transaction_is_never_used(trailseal_client,
+                                                                  trailseal_services, tenant):
+    with pytest.raises(RuntimeError):
+        with trailseal_services.db.cursor(tenant.id) as cur:
+            trailseal_services.keyring.create_data_key(cur, tenant.id)
+            raise RuntimeError("the transaction rolls back")
+    created = trailseal_client.post("/api/v1/events", json=make_event(),
+                                    headers=tenant.headers).get_json()
+    with trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("SELECT count(*) FROM audit_logs a JOIN tenant_keys k "
+                    "ON k.tenant_id = a.tenant_id AND k.key_id = a.key_id WHERE a.id = %s",
+                    (created["id"],))
+        assert cur.fetchone()[0] == 1  # encrypted with a key that was stored

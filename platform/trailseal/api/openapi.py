@@ -291,4 +291,8 @@ def build_spec(app) -> dict[str, Any]:
 @bp.get("/api/v1/openapi.json")
 def openapi_json():
     """The OpenAPI 3.1 document (no authentication needed)."""
-    return jsonify(build_spec(current_app))
+    # Built once per app: the routes and schemas do not change while it runs.
+    spec = current_app.extensions.get("trailseal.openapi")
+    if spec is None:
+        spec = current_app.extensions["trailseal.openapi"] = build_spec(current_app)
+    return jsonify(spec)

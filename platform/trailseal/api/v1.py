@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, g, jsonify, request
+from pydantic import TypeAdapter, ValidationError
 
 from ..core import current_services
 from ..errors import BadRequest, ValidationFailed
-from ..schemas import EventQuery
+from ..schemas import EventQuery, Timestamp
 from ..services.access import read_access_log
 from ..services.alerts import read_alerts_page, set_alert_status
 from ..services.events import read_event, read_events_page
@@ -170,15 +171,16 @@ def _page_bytes() -> int:
     return int(current_services().config["PAGE_MAX_BYTES"])
 
 
+_TIMESTAMP = TypeAdapter(Timestamp)
+
+
 def _as_of(raw: str) -> datetime:
     """``as_of``: an RFC 3339 timestamp between 1970 and 9998 (the windows reach 30 days
     back from it, so the far ends of the calendar cannot be computed)."""
-    try:
-        as_of = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValidationFailed("as_of must be an RFC 3339 timestamp") from None
-    if as_of.tzinfo is None:
-        raise ValidationFailed("as_of needs a UTC offset")
+    try:  # the same rules as every other timestamp of the API
+        as_of = _TIMESTAMP.validate_python(raw)
+    except ValidationError as exc:
+        raise ValidationFailed(f"as_of: {exc.errors()[0]['msg']}") from None
     try:
         as_of = as_of.astimezone(UTC)
     except OverflowError:

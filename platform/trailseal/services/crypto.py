@@ -145,8 +145,11 @@ class KeyRing:
             (tenant_id, key_id, self._wrap(tenant_id, key_id, dek)),
         )
         with self._lock:
+            # Not marked active here: if the caller's transaction rolls back, the key was
+            # never stored, and later appends must not encrypt with it. The next
+            # ``active_key`` reads the committed newest key.
             self._keys[(str(tenant_id), key_id)] = AESGCM(dek)
-            self._active[str(tenant_id)] = (key_id, time.monotonic())
+            self._active.pop(str(tenant_id), None)
         return key_id
 
     def active_key(self, cur, tenant_id: uuid.UUID) -> tuple[str, AESGCM]:

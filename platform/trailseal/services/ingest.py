@@ -8,7 +8,6 @@ INSERT. The bulk path (``bulk.append_stream``) reuses ``lock_head`` and ``write_
 from __future__ import annotations
 
 import hashlib
-import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +65,6 @@ class AppendResult:
         return self.seqs[-1]
 
 
-log = logging.getLogger(__name__)
 _EVENT_LIST = TypeAdapter(list[EventIn])
 
 

@@ -18,12 +18,21 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from ..schemas import EventIn
-from .chain import CANONICAL_VERSION, PG_EPOCH, TAG_SEP, format_ts, pack_seq_times
+from .chain import (
+    CANONICAL_VERSION,
+    FIELD_SEP,
+    NULL_MARK,
+    PG_EPOCH,
+    TAG_SEP,
+    format_ts,
+    pack_seq_times,
+)
 from .crypto import NONCE_BYTES, encrypt_field
 
 # Values of one column travel joined by U+001F (validated text never contains U+001C..U+001F;
 # canonical JSON escapes every control character), NULL as U+001E.
-FIELD_JOIN, NULL_JOIN = "\x1f", "\x1e"
+# The same separators as the projection string verification reads (chain.FIELD_SEP/NULL_MARK).
+FIELD_JOIN, NULL_JOIN = FIELD_SEP, NULL_MARK
 _ONE_US = timedelta(microseconds=1)
 
 
