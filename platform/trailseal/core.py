@@ -185,6 +185,49 @@ class Trailseal:
 
         return verify_chain(self, uuid.UUID(str(tenant_id)))
 
+    def iter_events(self, tenant_id: uuid.UUID | str, *, after_seq: int = 0,
+                    last_seq: int | None = None, start=None, end=None, batch: int = 2000):
+        """A tenant's events (``trailseal.types.Event``, decrypted) in seq order, as lists of
+        up to ``batch``: those after ``after_seq`` up to ``last_seq``, occurred in
+        ``[start, end)`` when given (datetimes). Memory stays bounded whatever the size."""
+        from .services.insights import iter_events
+
+        return iter_events(self, uuid.UUID(str(tenant_id)), after_seq=after_seq,
+                           last_seq=last_seq, start=start, end=end, batch=batch)
+
+    def save_model(self, tenant_id: uuid.UUID | str, **fields: Any) -> dict[str, Any]:
+        """Store a model version in ``audit_ml_models`` (see ``services.models.save_model``)
+        and, by default, make it the active one of its type. Its summary."""
+        from .services.models import save_model
+
+        return save_model(self, tenant_id, **fields)
+
+    def active_model(self, tenant_id: uuid.UUID | str, model_type: str) -> dict[str, Any] | None:
+        """The tenant's active model of ``model_type`` with its verified ``artifact`` bytes."""
+        from .services.models import active_model
+
+        return active_model(self, tenant_id, model_type)
+
+    def list_models(self, tenant_id: uuid.UUID | str, model_type: str | None = None,
+                    limit: int = 50) -> list[dict[str, Any]]:
+        """The tenant's model versions, newest first (no artifacts)."""
+        from .services.models import list_models
+
+        return list_models(self, tenant_id, model_type, limit)
+
+    def get_setting(self, tenant_id: uuid.UUID | str, key: str) -> Any:
+        """A tenant setting (``anomaly.threshold`` …), or its default."""
+        from .services.settings import get_setting
+
+        return get_setting(self, tenant_id, key)
+
+    def set_setting(self, tenant_id: uuid.UUID | str, key: str, value: Any,
+                    updated_by: str) -> Any:
+        """Validate and store a tenant setting; raises ``ValueError`` for a bad value."""
+        from .services.settings import set_setting
+
+        return set_setting(self, tenant_id, key, value, updated_by)
+
     def close(self) -> None:
         self.db.dispose()
         self.redis.close()

@@ -2,7 +2,7 @@
 ``insert()`` and ``update()``.
 
 The schema itself is owned by the migrations (``migrations/versions/0001_core_ledger.py``,
-``0002_user_sessions.py``); these definitions mirror the columns the services use and are
+``0002_user_sessions.py``, ``0003_anomaly_detection.py``); these definitions mirror the columns the services use and are
 never used to create or alter tables. Row-level security, triggers and grants live only in
 the migrations.
 """
@@ -179,4 +179,90 @@ user_sessions = Table(
     Column("remote_addr", Text),
     _ts("revoked_at"),
     Column("revoked_reason", Text),
+)
+
+audit_ml_models = Table(
+    "audit_ml_models", metadata,
+    _uuid("id", primary_key=True),
+    _uuid("tenant_id", primary_key=True),
+    Column("model_type", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    _ts("trained_from"),
+    _ts("trained_to"),
+    Column("training_events", Integer, nullable=False),
+    Column("features", JSONB, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("metrics", JSONB, nullable=False),
+    Column("artifact", LargeBinary, nullable=False),
+    Column("artifact_format", Text, nullable=False),
+    Column("artifact_sha256", Text, nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    Column("created_by", Text, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+ai_predictions = Table(
+    "ai_predictions", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _uuid("tenant_id", primary_key=True),
+    _uuid("event_id", nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("producer", Text, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("score", Float),
+    Column("label", Text),
+    Column("confidence", Float),
+    Column("review_required", Boolean, nullable=False),
+    Column("features", JSONB, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+anomaly_feedback = Table(
+    "anomaly_feedback", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _uuid("tenant_id", primary_key=True),
+    _uuid("alert_id", nullable=False),
+    _uuid("event_id"),
+    Column("is_false_positive", Boolean, nullable=False),
+    Column("notes", Text, nullable=False),
+    Column("given_by", Text, nullable=False),
+    _ts("given_at", nullable=False),
+)
+
+bias_metrics = Table(
+    "bias_metrics", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _uuid("tenant_id", primary_key=True),
+    _uuid("run_id", nullable=False),
+    Column("model_version", Text, nullable=False),
+    _ts("window_start", nullable=False),
+    _ts("window_end", nullable=False),
+    Column("dimension", Text, nullable=False),
+    Column("grp", Text, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("flagged", Integer, nullable=False),
+    Column("rate", Float, nullable=False),
+    Column("overall_rate", Float, nullable=False),
+    Column("ci_low", Float, nullable=False),
+    Column("ci_high", Float, nullable=False),
+    Column("status", Text, nullable=False),
+    _ts("computed_at", nullable=False),
+)
+
+detector_profiles = Table(
+    "detector_profiles", metadata,
+    _uuid("tenant_id", primary_key=True),
+    Column("detector", Text, primary_key=True),
+    Column("through_seq", BigInteger, nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+tenant_settings = Table(
+    "tenant_settings", metadata,
+    _uuid("tenant_id", primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("value", JSONB, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    _ts("updated_at", nullable=False),
 )

@@ -41,6 +41,10 @@ class Event:
         )
 
 
+#: Confidence below which a prediction is flagged for review (``review_required``).
+REVIEW_BELOW = 0.6
+
+
 @dataclass(frozen=True)
 class Finding:
     """A detector's verdict on one event.
@@ -48,6 +52,11 @@ class Finding:
     A detector gives a finding only for events it scored. An event no detector gave a finding
     for keeps ``anomaly_score`` and ``is_anomaly`` null in its insights: "not scored", which
     is not the same as "scored and normal" (``is_anomaly`` false).
+
+    ``explanation`` is shown with the event and copied into the alert of a flagged event.
+    Keys Trailseal understands: ``summary`` (one plain-language sentence), ``contributions``
+    (``[{"feature", "label", "value", "contribution"}]``, strongest first),
+    ``affected_entities`` (``[{"type", "id"}]``) and ``suggested_actions`` (sentences).
     """
 
     event_id: str
@@ -55,6 +64,14 @@ class Finding:
     is_anomaly: bool
     explanation: dict[str, Any] = field(default_factory=dict)
     model_version: str = ""
+    #: How sure the detector is of its verdict, 0–1 (None: it does not say). Below
+    #: ``REVIEW_BELOW`` the event's insights get ``review_required``.
+    confidence: float | None = None
+    #: The feature values the verdict used, by name (logged in ``ai_predictions``).
+    features: dict[str, float] = field(default_factory=dict)
+    #: The alert severity the detector proposes for a flagged event (low, medium, high,
+    #: critical); None lets Trailseal choose from the event's own severity.
+    severity: str | None = None
 
 
 @dataclass(frozen=True)

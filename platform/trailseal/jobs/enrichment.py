@@ -12,7 +12,7 @@ from ..core import current_services
 from ..services.alerts import announce_alert
 from ..services.chain import format_ts
 from ..services.insights import find_unenriched, load_events, store_insights
-from ..types import Classifier, Detector
+from ..types import REVIEW_BELOW, Classifier, Detector, Finding
 
 log = logging.getLogger(__name__)
 RECONCILE_GRACE = timedelta(minutes=2)
@@ -46,6 +46,7 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
                "tags": [], "ai_insights": {}, "model_versions": {}, "review_required": False}
         for e in events
     }
+    predictions: list[dict] = []
     for classifier in _flatten(pm.hook.register_classifiers(tenant_id=tenant_id), Classifier,
                                "register_classifiers"):
         for c in classifier.classify(events) or []:
@@ -55,10 +56,17 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
             row["category"] = c.category or row["category"]
             row["risk_level"] = c.risk_level or row["risk_level"]
             row["tags"] = sorted(set(row["tags"]) | set(c.tags))
-            row["review_required"] = row["review_required"] or c.review_required
+            review = c.review_required or c.confidence < REVIEW_BELOW
+            row["review_required"] = row["review_required"] or review
             row["ai_insights"].setdefault("classification", {})[classifier.name] = {
                 "category": c.category, "risk_level": c.risk_level, "confidence": c.confidence}
             row["model_versions"][classifier.name] = c.model_version
+            predictions.append({
+                "event_id": c.event_id, "kind": "classification", "producer": classifier.name,
+                "model_version": c.model_version, "score": None,
+                "label": "/".join(str(x) for x in (c.category, c.risk_level) if x) or None,
+                "confidence": c.confidence, "review_required": review, "features": {}})
+    leading: dict[str, tuple[str, Finding]] = {}
     for detector in _flatten(pm.hook.register_detectors(tenant_id=tenant_id), Detector,
                              "register_detectors"):
         for f in detector.score(events) or []:
@@ -68,12 +76,24 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
             if row["anomaly_score"] is None or f.score > row["anomaly_score"]:
                 row["anomaly_score"] = f.score
             row["is_anomaly"] = bool(row["is_anomaly"]) or f.is_anomaly
+            if f.is_anomaly and (f.event_id not in leading
+                                 or f.score > leading[f.event_id][1].score):
+                leading[f.event_id] = (detector.name, f)
+            review = f.confidence is not None and f.confidence < REVIEW_BELOW
+            row["review_required"] = row["review_required"] or review
             row["ai_insights"].setdefault("anomaly", {})[detector.name] = {
-                "score": f.score, "is_anomaly": f.is_anomaly, "explanation": f.explanation}
+                "score": f.score, "is_anomaly": f.is_anomaly, "confidence": f.confidence,
+                "explanation": f.explanation}
             row["model_versions"][detector.name] = f.model_version
+            predictions.append({
+                "event_id": f.event_id, "kind": "anomaly", "producer": detector.name,
+                "model_version": f.model_version, "score": f.score,
+                "label": "anomaly" if f.is_anomaly else "normal", "confidence": f.confidence,
+                "review_required": review, "features": f.features})
     embedded = pm.hook.embed_texts(texts=[e.text() for e in events], model=None,
                                    tenant_id=tenant_id)
-    raised = store_insights(svc, tid, events, insights, embedded)
+    raised = store_insights(svc, tid, events, insights, embedded,
+                            predictions=predictions, leading=leading)
     for alert in raised:
         announce_alert(svc, alert)
     return len(events)

@@ -1,0 +1,66 @@
+"""Per-tenant settings (``tenant_settings``): small JSON values by key, such as the anomaly
+threshold, with who changed them and when."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from ..tables import tenant_settings
+
+# Known settings: key -> (default, validator returning the clean value or raising ValueError)
+ANOMALY_THRESHOLD = "anomaly.threshold"
+DEFAULT_ANOMALY_THRESHOLD = 0.62
+
+
+def _threshold(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("threshold must be a number")
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise ValueError("threshold must be greater than 0 and less than 1")
+    return value
+
+
+SETTINGS = {ANOMALY_THRESHOLD: (DEFAULT_ANOMALY_THRESHOLD, _threshold)}
+
+
+def get_setting(svc, tenant_id: uuid.UUID | str, key: str) -> Any:
+    """The tenant's value of ``key``, or its default."""
+    default, _ = SETTINGS[key]
+    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
+        value = conn.execute(select(tenant_settings.c.value)
+                             .where(tenant_settings.c.key == key)).scalar_one_or_none()
+    return default if value is None else value
+
+
+def describe_setting(svc, tenant_id: uuid.UUID | str, key: str) -> dict[str, Any]:
+    """``{key, value, default, updated_by, updated_at}`` (the last two null when unset)."""
+    from .chain import format_ts
+
+    default, _ = SETTINGS[key]
+    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
+        row = conn.execute(select(tenant_settings).where(tenant_settings.c.key == key)
+                           ).mappings().first()
+    return {"key": key, "value": default if row is None else row["value"], "default": default,
+            "updated_by": row["updated_by"] if row else None,
+            "updated_at": format_ts(row["updated_at"]) if row else None}
+
+
+def set_setting(svc, tenant_id: uuid.UUID | str, key: str, value: Any, updated_by: str) -> Any:
+    """Validate and store ``value`` for ``key``; the clean value. Raises ``ValueError`` with
+    the reason for a bad value, ``KeyError`` for an unknown key."""
+    _, validate = SETTINGS[key]
+    clean = validate(value)
+    stmt = pg_insert(tenant_settings).values(tenant_id=uuid.UUID(str(tenant_id)), key=key,
+                                              value=clean, updated_by=updated_by)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "key"],
+        set_={"value": stmt.excluded.value, "updated_by": stmt.excluded.updated_by,
+              "updated_at": func.now()})
+    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
+        conn.execute(stmt)
+    return clean
