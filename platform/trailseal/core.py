@@ -185,6 +185,12 @@ class Trailseal:
 
         return verify_chain(self, uuid.UUID(str(tenant_id)))
 
+    def tenant_ids(self) -> list[uuid.UUID]:
+        """Every tenant's id, oldest first (for jobs that visit each tenant)."""
+        from .services.tenancy import tenant_ids
+
+        return list(tenant_ids(self))
+
     def iter_events(self, tenant_id: uuid.UUID | str, *, after_seq: int = 0,
                     last_seq: int | None = None, start=None, end=None, batch: int = 2000):
         """A tenant's events (``trailseal.types.Event``, decrypted) in seq order, as lists of

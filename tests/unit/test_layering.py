@@ -123,7 +123,7 @@ PUBLIC = {
     "trailseal": {"hookimpl", "require_permission", "create_app"},
     "trailseal.types": None,  # every name
     "trailseal.errors": None,
-    "trailseal.jobs": {"current_services"},
+    "trailseal.jobs": {"current_services", "enrich_events"},
     "trailseal.cli": {"make_app", "serve_app", "EXIT_WITH_PARENT", "stop_on_sigterm",
                       "stop_children"},
 }

@@ -54,6 +54,10 @@ FEATURES: tuple[Feature, ...] = (
             "log2 of the last hour's events over the actor's usual events per active hour; "
             "0 until the actor has 10 events"),
     Feature("actor_history", "Actor's past events", "log10(1 + events the actor did before)"),
+    Feature("new_actor", "A new actor in a known trail",
+            "for an actor's first event, log10(1 + events the tenant had before): a "
+            "newcomer after months of stable activity scores high, the first actors of a "
+            "new trail do not; 0 for known actors"),
     Feature("new_action_for_actor", "Rarity of this event type for the actor",
             "-log2((times the actor did this event type + ½) / (actor's events + 1)): about "
             "1 for a new actor, high for a first-time action of a long-known actor"),
@@ -78,13 +82,25 @@ FEATURES: tuple[Feature, ...] = (
             "the actor's role, policy, grant, permission and credential changes in the last "
             "hour"),
     Feature("failure_ratio_1h", "Failure ratio in the last hour",
-            "share of the actor's events in the last hour that failed or were denied"),
-    Feature("failed", "Failed or denied", "1 when this event failed or was denied"),
+            "the actor's failed or denied events in the last hour over their events in it "
+            "(counted as at least 3, so one failure alone is not a high ratio)"),
+    Feature("failures_1h", "Failures in the last hour",
+            "the actor's failed or denied events in the last hour, this one included"),
     Feature("privileged", "Privilege-sensitive action",
             "1 for event types that change permissions or credentials or touch security "
             "controls (audit logging, keys, secrets)"),
     Feature("severity_level", "Event severity", "0 info, 1 warning/low, 2 error/high, "
             "3 critical, as the event states it"),
+    Feature("days_since_actor_last_seen", "Days the actor was away",
+            "days since the actor's previous event, any type (capped at 365): a dormant "
+            "account waking up"),
+    Feature("new_country_for_actor", "Rarity of this country for the actor",
+            "the rarity measure for (actor, country) when the event's details name a country "
+            "(geo.country, country, sourceCountry); 0 otherwise"),
+    Feature("amount_deviation", "Unusual amount for this event type",
+            "how many standard deviations the event's largest amount (amount, total, rows, "
+            "records, count, size, bytes in its details; log10 scale) is above that event "
+            "type's usual amounts; 0 until the type has 5 amounts"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -149,6 +165,38 @@ def failed(event: Event) -> bool:
     return False
 
 
+AMOUNT_KEYS = ("amount", "total", "rows", "records", "count", "size_kb", "size", "bytes",
+               "quantity", "value", "bytestransferredout")
+COUNTRY_KEYS = ("country", "sourcecountry", "country_code", "countrycode")
+
+
+def amount_of(details: object) -> float | None:
+    """log10(1 + the largest amount-like number) in an event's details (top level and one
+    level down), or None."""
+    if not isinstance(details, dict):
+        return None
+    best = None
+    for scope in (details, *(v for v in details.values() if isinstance(v, dict))):
+        for key, value in scope.items():
+            if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and key.lower() in AMOUNT_KEYS and math.isfinite(value)):
+                m = math.log10(1.0 + abs(value))
+                best = m if best is None else max(best, m)
+    return best
+
+
+def country_of(details: object) -> str | None:
+    """The country an event's details name (``geo.country``, ``country`` …), or None."""
+    if not isinstance(details, dict):
+        return None
+    for scope in (details.get("geo"), details):
+        if isinstance(scope, dict):
+            for key, value in scope.items():
+                if key.lower() in COUNTRY_KEYS and isinstance(value, str) and value:
+                    return value[:64].upper()
+    return None
+
+
 def flags_of(event: Event) -> int:
     t = event.event_type
     return ((F_EXPORT if EXPORT.search(t) else 0) | (F_DELETE if DELETE.search(t) else 0)
@@ -180,7 +228,10 @@ class Profile:
         self.total = 0
         self.types: dict[str, int] = {}
         # actor -> [events, first_ts, last_ts, hours[24], active_hours, last_hour_bucket,
-        #           recent [[ts, flags], ...] within the last WINDOW of the actor's newest]
+        #           recent [[ts, flags], ...] within the last WINDOW of the actor's newest,
+        #           last seen, the last seen before that]
+        # event type -> [amounts seen, their mean, sum of squared deviations] (log10 scale)
+        self.amounts: dict[str, list] = {}
         self.actors: dict[str, list] = {}
         # "kind\x1factor\x1fvalue" -> count; kind "t" (event type) keeps [count, last_ts]
         self.pairs: dict[str, object] = {}
@@ -189,7 +240,8 @@ class Profile:
     def to_bytes(self) -> bytes:
         return zlib.compress(orjson.dumps({
             "v": self.VERSION, "through_seq": self.through_seq, "total": self.total,
-            "types": self.types, "actors": self.actors, "pairs": self.pairs}), 3)
+            "types": self.types, "actors": self.actors, "pairs": self.pairs,
+            "amounts": self.amounts}), 3)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Profile:
@@ -202,6 +254,7 @@ class Profile:
         p.types = data["types"]
         p.actors = data["actors"]
         p.pairs = data["pairs"]
+        p.amounts = data["amounts"]
         return p
 
     # --- reading ------------------------------------------------------------------------
@@ -250,7 +303,10 @@ class Profile:
                 deletions -= bool(flags & F_DELETE)
                 perms -= bool(flags & F_PERMISSION)
                 failures -= bool(flags & F_FAILED)
-        recent_n += 1
+        # (re-scoring: the event may have left the actor's recent list; never below itself)
+        recent_n = max(0, recent_n) + 1
+        exports, deletions = max(0, exports), max(0, deletions)
+        perms, failures = max(0, perms), max(0, failures)
         exports += bool(flags & F_EXPORT)
         deletions += bool(flags & F_DELETE)
         perms += bool(flags & F_PERMISSION)
@@ -260,27 +316,47 @@ class Profile:
             norm = max(1.0, n_actor / max(1, actor[4]))
             x[6] = math.log2(recent_n / norm)
         x[7] = math.log10(1 + n_actor)
+        if n_actor == 0:
+            x[INDEX["new_actor"]] = math.log10(1 + max(0, self.total - me))
         pair = self.pairs.get(f"t{SEP}{event.actor_id}{SEP}{event.event_type}")
         n_pair = (pair[0] - me) if pair else 0
-        x[8] = _rarity(n_pair, n_actor)
-        x[9] = _rarity(self._count("e", event.actor_id, event.entity_type) - me, n_actor)
+        x[9] = _rarity(n_pair, n_actor)
+        x[10] = _rarity(self._count("e", event.actor_id, event.entity_type) - me, n_actor)
         if event.ip_address:
-            x[10] = _rarity(self._count("i", event.actor_id, event.ip_address) - me, n_actor)
-            x[11] = _rarity(self._count("n", event.actor_id, network_of(event.ip_address)) - me,
+            x[11] = _rarity(self._count("i", event.actor_id, event.ip_address) - me, n_actor)
+            x[12] = _rarity(self._count("n", event.actor_id, network_of(event.ip_address)) - me,
                             n_actor)
         if event.user_agent:
-            x[12] = _rarity(self._count("u", event.actor_id, event.user_agent[:200]) - me,
+            x[13] = _rarity(self._count("u", event.actor_id, event.user_agent[:200]) - me,
                             n_actor)
-        x[13] = _rarity(self.types.get(event.event_type, 0) - me, self.total - me)
+        x[14] = _rarity(self.types.get(event.event_type, 0) - me, self.total - me)
         if n_pair > 0 and pair[1] is not None and not exclude_self:
-            x[14] = min(MAX_DAYS, max(0.0, ts - pair[1]) / DAY)
+            x[15] = min(MAX_DAYS, max(0.0, ts - pair[1]) / DAY)
         elif actor and n_actor > 0:
-            x[14] = min(MAX_DAYS, max(0.0, ts - actor[1]) / DAY)
-        x[15], x[16], x[17] = exports, deletions, perms
-        x[18] = failures / recent_n
-        x[19] = 1.0 if flags & F_FAILED else 0.0
-        x[20] = 1.0 if privileged(event.event_type) else 0.0
-        x[21] = SEVERITY.get(event.severity.lower(), 1)
+            x[15] = min(MAX_DAYS, max(0.0, ts - actor[1]) / DAY)
+        x[16], x[17], x[18] = exports, deletions, perms
+        x[19] = failures / max(3, recent_n)
+        x[20] = failures
+        x[21] = 1.0 if privileged(event.event_type) else 0.0
+        x[22] = SEVERITY.get(event.severity.lower(), 1)
+        if actor and n_actor > 0:
+            last_seen = actor[7] if not exclude_self else actor[8]
+            if last_seen is not None:
+                x[23] = min(MAX_DAYS, max(0.0, ts - last_seen) / DAY)
+        country = country_of(event.action_details)
+        if country:
+            x[24] = _rarity(self._count("c", event.actor_id, country) - me, n_actor)
+        amount = amount_of(event.action_details)
+        stats = self.amounts.get(event.event_type)
+        if amount is not None and stats is not None:
+            n, mean, m2 = stats
+            if exclude_self and n > 1:  # take this event's own amount back out
+                old_mean = (mean * n - amount) / (n - 1)
+                m2 = max(0.0, m2 - (amount - old_mean) * (amount - mean))
+                n, mean = n - 1, old_mean
+            if n >= 5:
+                std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+                x[25] = max(-10.0, min(10.0, (amount - mean) / max(std, 0.1)))
         return x
 
     # --- writing ------------------------------------------------------------------------
@@ -293,8 +369,10 @@ class Profile:
         self.types[event.event_type] = self.types.get(event.event_type, 0) + 1
         actor = self.actors.get(event.actor_id)
         if actor is None:
-            actor = self.actors[event.actor_id] = [0, ts, ts, [0] * 24, 0, None, []]
+            actor = self.actors[event.actor_id] = [0, ts, ts, [0] * 24, 0, None, [], None, None]
         actor[0] += 1
+        actor[8] = actor[7]  # the previous "last seen", for re-scoring this event
+        actor[7] = ts if actor[7] is None else max(actor[7], ts)
         actor[1] = min(actor[1], ts)
         actor[2] = max(actor[2], ts)
         actor[3][hour_of(ts)] += 1
@@ -314,7 +392,16 @@ class Profile:
         else:
             pair[0] += 1
             pair[1] = ts if pair[1] is None else max(pair[1], ts)
-        for kind, value in (("e", event.entity_type), ("i", event.ip_address),
+        amount = amount_of(event.action_details)
+        if amount is not None:  # Welford's running mean and variance per event type
+            n, mean, m2 = self.amounts.get(event.event_type, (0, 0.0, 0.0))
+            n += 1
+            delta = amount - mean
+            mean += delta / n
+            m2 += delta * (amount - mean)
+            self.amounts[event.event_type] = [n, mean, m2]
+        for kind, value in (("c", country_of(event.action_details)),
+                            ("e", event.entity_type), ("i", event.ip_address),
                             ("n", network_of(event.ip_address)),
                             ("u", event.user_agent[:200] if event.user_agent else None)):
             if value is not None:

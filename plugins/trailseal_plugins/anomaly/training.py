@@ -1,0 +1,176 @@
+"""Training a tenant's own forest on its last 30 days, with the analysts' feedback.
+
+- The window's events are featurised the way they were scored: in seq order, each against
+  the history before it (a profile warmed up on the 30 days before the window).
+- Feedback: events whose alert an analyst confirmed are left out (an attack is not
+  "normal"); events marked false positive are added again, as the features they were scored
+  with, until each pattern makes up ``FP_SHARE`` of the training set, so that the forest can
+  no longer isolate it and the pattern stops alerting.
+- Where events carry categories (from classifiers), the set is balanced across them: no
+  category contributes more than an equal share (``balanced_indices``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+
+from .features import FEATURE_NAMES, Profile, featurize, parse_time
+from .forest import ARTIFACT_FORMAT, train_forest
+
+WINDOW_DAYS = 30
+TRAIN_MAX = 50_000  # rows fitted at most (each tree sees 256 of them anyway)
+FP_SHARE = 0.03  # share of the training set each false-positive pattern is given
+FP_MAX_SHARE = 0.3  # all false-positive patterns together
+MIN_EVENTS = 2
+SEED = 7
+
+
+def balanced_indices(labels: list[str | None], limit: int, seed: int = SEED) -> np.ndarray:
+    """Indices of a training set of at most ``limit`` rows balanced across ``labels``
+    (None is a group of its own): every group gets an equal share
+    ``ceil(limit / groups)``; a smaller group gives all it has and leaves its unused share
+    to the others, repeatedly, so no group exceeds any other's count unless that other ran
+    out. With one group this is a plain random sample."""
+    rng = np.random.default_rng(seed)
+    groups: dict[str | None, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    remaining = {k: len(v) for k, v in groups.items()}
+    take = dict.fromkeys(groups, 0)
+    budget = min(limit, len(labels))
+    open_groups = [k for k in groups if remaining[k] > 0]
+    while budget > 0 and open_groups:
+        share = max(1, budget // len(open_groups))
+        for k in list(open_groups):
+            n = min(share, remaining[k], budget)
+            take[k] += n
+            remaining[k] -= n
+            budget -= n
+            if remaining[k] == 0:
+                open_groups.remove(k)
+            if budget == 0:
+                break
+    chosen = []
+    for k, idx in groups.items():
+        if take[k]:
+            chosen.extend(rng.choice(idx, size=take[k], replace=False).tolist())
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def _feedback(conn, model_names: tuple[str, ...] = ("isolation_forest",)
+              ) -> tuple[list[np.ndarray], set[str]]:
+    """(feature rows of false-positive events, ids of confirmed events): the latest verdict
+    per alert counts."""
+    rows = conn.execute(text(
+        "SELECT DISTINCT ON (alert_id) alert_id, event_id, is_false_positive "
+        "FROM anomaly_feedback ORDER BY alert_id, given_at DESC, id DESC")).all()
+    fp_events = [str(r.event_id) for r in rows if r.is_false_positive and r.event_id]
+    confirmed = {str(r.event_id) for r in rows if not r.is_false_positive and r.event_id}
+    patterns = []
+    if fp_events:
+        found = conn.execute(text(
+            "SELECT DISTINCT ON (event_id) event_id, features FROM ai_predictions "
+            "WHERE producer = ANY(:p) AND event_id = ANY(CAST(:ids AS uuid[])) "
+            "ORDER BY event_id, created_at DESC, id DESC"),
+            {"p": list(model_names), "ids": fp_events}).all()
+        for r in found:
+            feats = r.features or {}
+            if set(feats) == set(FEATURE_NAMES):
+                patterns.append(np.array([float(feats[n]) for n in FEATURE_NAMES]))
+    return patterns, confirmed
+
+
+def _categories(conn, start: datetime, end: datetime) -> dict[str, str]:
+    rows = conn.execute(text(
+        "SELECT a.id, i.category FROM audit_logs a JOIN event_insights i "
+        "ON i.tenant_id = a.tenant_id AND i.event_id = a.id "
+        "WHERE a.occurred_at >= :s AND a.occurred_at < :e AND i.category IS NOT NULL"),
+        {"s": start, "e": end}).all()
+    return {str(r[0]): r[1] for r in rows}
+
+
+def training_set(svc, tenant_id: str, start: datetime, end: datetime
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The feature rows to fit and what went into them (see the module docstring)."""
+    tid = uuid.UUID(str(tenant_id))
+    profile = Profile()
+    rows, ids = [], []
+    since = start.timestamp()
+    for batch in svc.iter_events(tid, start=start - timedelta(days=WINDOW_DAYS), end=end,
+                                 batch=5000):
+        X, profile = featurize(batch, profile)
+        for e, x in zip(batch, X, strict=True):
+            if parse_time(e.occurred_at) >= since:
+                rows.append(x)
+                ids.append(e.id)
+    with svc.db.transaction(tid) as conn:
+        patterns, confirmed = _feedback(conn)
+        categories = _categories(conn, start, end) if ids else {}
+    keep = [i for i, event_id in enumerate(ids) if event_id not in confirmed]
+    info: dict[str, Any] = {"window_events": len(ids),
+                            "confirmed_left_out": len(ids) - len(keep),
+                            "false_positive_patterns": len(patterns)}
+    labels = [categories.get(ids[i]) for i in keep]
+    if len(set(labels)) > 1:
+        picked = balanced_indices(labels, TRAIN_MAX)
+        info["balanced_categories"] = {str(k): int(sum(1 for j in picked if labels[j] == k))
+                                       for k in sorted(set(labels), key=str)}
+    elif len(keep) > TRAIN_MAX:
+        picked = np.sort(np.random.default_rng(SEED).choice(len(keep), TRAIN_MAX, replace=False))
+    else:
+        picked = np.arange(len(keep))
+    X = np.array([rows[keep[j]] for j in picked]).reshape(-1, len(FEATURE_NAMES))
+    if patterns and len(X):
+        copies = max(1, int(round(FP_SHARE * len(X))))
+        copies = min(copies, max(1, int(FP_MAX_SHARE * len(X) / len(patterns))))
+        X = np.vstack([X] + [np.tile(p, (copies, 1)) for p in patterns])
+        info["false_positive_copies_each"] = copies
+    info["training_rows"] = int(len(X))
+    return X, info
+
+
+def train_tenant(svc, tenant_id: str, *, created_by: str, days: int = WINDOW_DAYS,
+                 end: datetime | None = None) -> dict[str, Any]:
+    """Train and activate a new model of the tenant on its last ``days`` days; its registry
+    summary plus ``seconds``. Raises ``ValueError`` (nothing saved, the previous model stays
+    active) when the window holds fewer than ``MIN_EVENTS`` events."""
+    from .detector import MODEL_TYPE, THRESHOLD_KEY
+
+    started = time.perf_counter()
+    end = end or datetime.now(UTC)
+    start = end - timedelta(days=days)
+    X, info = training_set(svc, tenant_id, start, end)
+    if len(X) < MIN_EVENTS:
+        raise ValueError(f"the last {days} days hold {info['window_events']} events usable for "
+                         f"training; at least {MIN_EVENTS} are needed (the previous model stays "
+                         "active)")
+    forest = train_forest(X, seed=SEED)
+    threshold = float(svc.get_setting(uuid.UUID(str(tenant_id)), THRESHOLD_KEY))
+    scores, _ = forest.score(X, threshold)
+    artifact = forest.to_bytes()
+    version = (f"if-{end.strftime('%Y%m%d%H%M%S')}-"
+               f"{hashlib.sha256(artifact).hexdigest()[:8]}")
+    metrics = {
+        **info,
+        "score_p50": round(float(np.percentile(scores, 50)), 4),
+        "score_p90": round(float(np.percentile(scores, 90)), 4),
+        "score_p99": round(float(np.percentile(scores, 99)), 4),
+        "training_flag_rate": round(float((scores >= threshold).mean()), 5),
+        "threshold": threshold,
+        "training_seconds": round(time.perf_counter() - started, 3),
+    }
+    summary = svc.save_model(
+        tenant_id, model_type=MODEL_TYPE, version=version, artifact=artifact,
+        artifact_format=ARTIFACT_FORMAT, features=list(FEATURE_NAMES),
+        training_events=len(X), created_by=created_by, metrics=metrics,
+        params={"n_trees": forest.n_trees, "max_samples": forest.max_samples, "seed": SEED},
+        trained_from=start, trained_to=end)
+    summary["seconds"] = metrics["training_seconds"]
+    return summary
