@@ -59,8 +59,10 @@ FEATURES: tuple[Feature, ...] = (
             "newcomer after months of stable activity scores high, the first actors of a "
             "new trail do not; 0 for known actors"),
     Feature("new_action_for_actor", "Rarity of this event type for the actor",
-            "-log2((times the actor did this event type + ½) / (actor's events + 1)): about "
-            "1 for a new actor, high for a first-time action of a long-known actor"),
+            "-log2((times the actor did this event type + 4·p) / (actor's events + 4)), p "
+            "the type's share of the tenant's events: for an actor nobody knows yet, the "
+            "type's rarity in the tenant; high for a first-time action of a long-known "
+            "actor"),
     Feature("new_entity_type_for_actor", "Rarity of this entity type for the actor",
             "the same measure for (actor, entity type)"),
     Feature("new_source_ip_for_actor", "Rarity of this source address for the actor",
@@ -100,16 +102,29 @@ FEATURES: tuple[Feature, ...] = (
     Feature("amount_deviation", "Unusual amount for this event type",
             "how many standard deviations the event's largest amount (amount, total, rows, "
             "records, count, size, bytes in its details; log10 scale) is above that event "
-            "type's usual amounts; 0 until the type has 5 amounts"),
+            "type's usual amounts; 0 until the type has 3 amounts (extreme amounts enter the "
+            "norm clipped, so a run of them does not become normal)"),
+    Feature("novelty_total", "Novelty for the actor, all together",
+            "the sum, over event type, entity type, address, network, user agent and "
+            "country, of how far each rarity is above 1 (its value for an actor nobody "
+            "knows yet): many new things at once by a known actor"),
+    Feature("privileged_newcomer", "Privileged action by a little-known actor",
+            "for a privilege-sensitive event, 2 − log10(1 + the actor's past events), at "
+            "least 0: 2 for an actor never seen, 0 from 99 past events on"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+NOVELTY = ("new_action_for_actor", "new_entity_type_for_actor", "new_source_ip_for_actor",
+           "new_network_for_actor", "new_user_agent_for_actor", "new_country_for_actor")
+PRIOR = 4.0  # weight, in events, of the tenant-wide share in an actor's rarities
+MIN_AMOUNTS = 3  # amounts of an event type before its norm is trusted
+AMOUNT_CLIP = 3.0  # standard deviations: larger amounts enter the norm clipped to this
 
 EXPORT = re.compile(r"export|download|dump|backup|getobject|copyobject|copysnapshot|"
                     r"snapshotattribute|imageattribute|createexporttask|sharesnapshot", re.I)
 DELETE = re.compile(r"delete|remove|destroy|terminate|purge|drop|wipe|erase", re.I)
 PERMISSION = re.compile(r"permission|role|polic|grant|revoke|privilege|acl|attach|detach|"
-                        r"accesskey|loginprofile|password|credential|mfa|membership|"
+                        r"accesskey|api_?key|loginprofile|password|credential|mfa|membership|"
                         r"addusertogroup|sharing|trust", re.I)
 SECURITY = re.compile(r"stoplogging|deletetrail|updatetrail|eventselector|guardduty|"
                       r"securityhub|detector|flowlog|kms|secret|disable|deactivate|"
@@ -212,6 +227,17 @@ def _rarity(pair_count: float, total: float) -> float:
     return -math.log2((pair_count + 0.5) / (total + 1.0))
 
 
+def _actor_rarity(pair_count: float, actor_total: float, tenant_count: float,
+                  tenant_total: float) -> float:
+    """How rare a value is for an actor, shrunk towards how common it is in the tenant:
+    ``-log2((times the actor did it + K·p) / (actor's events + K))`` with ``p`` the value's
+    smoothed share of the tenant's events. An actor nobody knows yet gets the tenant-wide
+    rarity (a newcomer doing common things is not unusual; doing something the tenant
+    never does is); a long-known actor's own habits dominate."""
+    p = (max(0.0, tenant_count) + 0.5) / (max(0.0, tenant_total) + 1.0)
+    return -math.log2((max(0.0, pair_count) + PRIOR * p) / (max(0.0, actor_total) + PRIOR))
+
+
 def _hour_distance(a: int, b: int) -> int:
     d = abs(a - b) % 24
     return min(d, 24 - d)
@@ -232,6 +258,9 @@ class Profile:
         #           last seen, the last seen before that]
         # event type -> [amounts seen, their mean, sum of squared deviations] (log10 scale)
         self.amounts: dict[str, list] = {}
+        # "kind\x1fvalue" -> events of the tenant with that entity type, address, network,
+        # user agent or country
+        self.seen: dict[str, int] = {}
         self.actors: dict[str, list] = {}
         # "kind\x1factor\x1fvalue" -> count; kind "t" (event type) keeps [count, last_ts]
         self.pairs: dict[str, object] = {}
@@ -241,7 +270,7 @@ class Profile:
         return zlib.compress(orjson.dumps({
             "v": self.VERSION, "through_seq": self.through_seq, "total": self.total,
             "types": self.types, "actors": self.actors, "pairs": self.pairs,
-            "amounts": self.amounts}), 3)
+            "amounts": self.amounts, "seen": self.seen}), 3)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Profile:
@@ -255,6 +284,7 @@ class Profile:
         p.actors = data["actors"]
         p.pairs = data["pairs"]
         p.amounts = data["amounts"]
+        p.seen = data["seen"]
         return p
 
     # --- reading ------------------------------------------------------------------------
@@ -320,15 +350,14 @@ class Profile:
             x[INDEX["new_actor"]] = math.log10(1 + max(0, self.total - me))
         pair = self.pairs.get(f"t{SEP}{event.actor_id}{SEP}{event.event_type}")
         n_pair = (pair[0] - me) if pair else 0
-        x[9] = _rarity(n_pair, n_actor)
-        x[10] = _rarity(self._count("e", event.actor_id, event.entity_type) - me, n_actor)
-        if event.ip_address:
-            x[11] = _rarity(self._count("i", event.actor_id, event.ip_address) - me, n_actor)
-            x[12] = _rarity(self._count("n", event.actor_id, network_of(event.ip_address)) - me,
-                            n_actor)
-        if event.user_agent:
-            x[13] = _rarity(self._count("u", event.actor_id, event.user_agent[:200]) - me,
-                            n_actor)
+        total = self.total - me
+        x[9] = _actor_rarity(n_pair, n_actor, self.types.get(event.event_type, 0) - me, total)
+        for col, kind, value in ((10, "e", event.entity_type), (11, "i", event.ip_address),
+                                 (12, "n", network_of(event.ip_address)),
+                                 (13, "u", event.user_agent[:200] if event.user_agent else None)):
+            if value is not None:
+                x[col] = _actor_rarity(self._count(kind, event.actor_id, value) - me, n_actor,
+                                       self.seen.get(f"{kind}{SEP}{value}", 0) - me, total)
         x[14] = _rarity(self.types.get(event.event_type, 0) - me, self.total - me)
         if n_pair > 0 and pair[1] is not None and not exclude_self:
             x[15] = min(MAX_DAYS, max(0.0, ts - pair[1]) / DAY)
@@ -345,7 +374,8 @@ class Profile:
                 x[23] = min(MAX_DAYS, max(0.0, ts - last_seen) / DAY)
         country = country_of(event.action_details)
         if country:
-            x[24] = _rarity(self._count("c", event.actor_id, country) - me, n_actor)
+            x[24] = _actor_rarity(self._count("c", event.actor_id, country) - me, n_actor,
+                                  self.seen.get(f"c{SEP}{country}", 0) - me, total)
         amount = amount_of(event.action_details)
         stats = self.amounts.get(event.event_type)
         if amount is not None and stats is not None:
@@ -354,9 +384,12 @@ class Profile:
                 old_mean = (mean * n - amount) / (n - 1)
                 m2 = max(0.0, m2 - (amount - old_mean) * (amount - mean))
                 n, mean = n - 1, old_mean
-            if n >= 5:
+            if n >= MIN_AMOUNTS:
                 std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
                 x[25] = max(-10.0, min(10.0, (amount - mean) / max(std, 0.1)))
+        x[INDEX["novelty_total"]] = sum(max(0.0, x[INDEX[name]] - 1.0) for name in NOVELTY)
+        if x[INDEX["privileged"]]:
+            x[INDEX["privileged_newcomer"]] = max(0.0, 2.0 - math.log10(1 + n_actor))
         return x
 
     # --- writing ------------------------------------------------------------------------
@@ -395,6 +428,9 @@ class Profile:
         amount = amount_of(event.action_details)
         if amount is not None:  # Welford's running mean and variance per event type
             n, mean, m2 = self.amounts.get(event.event_type, (0, 0.0, 0.0))
+            if n >= MIN_AMOUNTS:  # clip extremes so that a run of them stays unusual
+                std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+                amount = min(amount, mean + AMOUNT_CLIP * max(std, 0.1))
             n += 1
             delta = amount - mean
             mean += delta / n
@@ -407,6 +443,8 @@ class Profile:
             if value is not None:
                 k = f"{kind}{SEP}{event.actor_id}{SEP}{value}"
                 self.pairs[k] = self.pairs.get(k, 0) + 1
+                k = f"{kind}{SEP}{value}"
+                self.seen[k] = self.seen.get(k, 0) + 1
 
 
 def featurize(events: Iterable[Event], profile: Profile | None = None
