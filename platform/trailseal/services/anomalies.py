@@ -131,13 +131,12 @@ def _related(svc, conn: Connection, tenant_id: uuid.UUID, event_id: uuid.UUID,
 def _latest_feedback(conn: Connection, alert_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
     if not alert_ids:
         return {}
-    rows = conn.execute(
-        select(feedback.c.alert_id, feedback.c.is_false_positive, feedback.c.notes,
-               feedback.c.given_by, feedback.c.given_at)
-        .where(feedback.c.alert_id.in_(alert_ids))
-        .distinct(feedback.c.alert_id)
-        .order_by(feedback.c.alert_id, feedback.c.given_at.desc(), feedback.c.id.desc())
-    ).mappings().all()
+    rank = func.row_number().over(partition_by=feedback.c.alert_id,
+                                  order_by=(feedback.c.given_at.desc(), feedback.c.id.desc()))
+    ranked = (select(feedback.c.alert_id, feedback.c.is_false_positive, feedback.c.notes,
+                     feedback.c.given_by, feedback.c.given_at, rank.label("rank"))
+              .where(feedback.c.alert_id.in_(alert_ids)).subquery("f"))
+    rows = conn.execute(select(ranked).where(ranked.c.rank == 1)).mappings().all()
     return {row["alert_id"]: _feedback_dict(row) for row in rows}
 
 
