@@ -176,6 +176,8 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
     """The request's JSON body (``json_body``) validated against ``model``: 422 naming the
     first problem, with every one in ``details.errors``."""
     body = json_body()
+    if not isinstance(body, dict):
+        raise ValidationFailed("body must be a JSON object")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
