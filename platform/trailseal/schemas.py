@@ -349,3 +349,145 @@ class DashboardStats(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     checks: dict[str, str]
+
+
+# --- anomalies ----------------------------------------------------------------------------
+
+AnomalySeverity = Literal["low", "medium", "high", "critical"]
+Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class AnomalyQuery(BaseModel):
+    """Filters of `GET /api/v1/anomalies` (query string)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: Timestamp | None = Field(default=None, description="Detected at or after (RFC 3339).")
+    end: Timestamp | None = Field(default=None, description="Detected before (RFC 3339).")
+    min_score: Score | None = Field(default=None, description="Anomaly score at least this (0–1).")
+    status: AlertStatus | None = Field(default=None, description="Only alerts with this status.")
+    severity: list[AnomalySeverity] = Field(
+        default=[], description="Alert severity; several values match any of them.")
+    limit: int = Field(default=50, ge=1, le=100, description="Page size.")
+    cursor: _text(200) | None = Field(
+        default=None, description="`next_cursor` of the previous page (same filters).")
+
+
+class ModelQuery(BaseModel):
+    """Filters of `GET /api/v1/models` (query string)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model_type: _text(64) | None = Field(default=None, description="Only models of this type.")
+    limit: int = Field(default=50, ge=1, le=100, description="How many, newest first.")
+
+
+class BiasMetricQuery(BaseModel):
+    """Filters of `GET /api/v1/bias-metrics` (query string)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dimension: _text(64) | None = Field(
+        default=None, description="Only this dimension (e.g. `actor_role`, `overall`).")
+    limit: int = Field(default=100, ge=1, le=500, description="How many, newest first.")
+
+
+class FeedbackIn(BaseModel):
+    """An analyst's verdict on an anomaly alert."""
+
+    model_config = ConfigDict(extra="forbid")
+    is_false_positive: bool = Field(strict=True, description="`true`: not an anomaly; "
+                                    "`false`: confirmed.")
+    notes: _text(2000, 0) = Field(default="", description="Free text, at most 2000 characters.")
+
+
+class ThresholdIn(BaseModel):
+    """The tenant's anomaly threshold."""
+
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(strict=True, gt=0.0, lt=1.0, allow_inf_nan=False,
+                             description="Scores at or above it flag an event (0 < t < 1).")
+
+
+class FeedbackOut(BaseModel):
+    is_false_positive: bool
+    notes: str
+    given_by: str = Field(description="`api_key:<id>` or `user:<id>`.")
+    given_at: str = Field(description="RFC 3339, UTC (`Z`).")
+
+
+class FeedbackResult(BaseModel):
+    alert: AlertOut
+    feedback: FeedbackOut
+
+
+class AnomalyOut(AlertOut):
+    """An anomaly alert with its event, the events around it and the latest verdict."""
+
+    score: float | None = Field(description="`details.anomaly_score`.")
+    event: EventOut | None = Field(description="The event (null once it is gone).")
+    related_events: list[EventOut] = Field(
+        description="Up to 20 events by the same actor or on the same entity within an hour "
+                    "either side, oldest first.")
+    explanation: dict[str, Any] | None
+    affected_entities: list[dict[str, Any]]
+    suggested_actions: list[str]
+    model_version: str | None
+    detected_at: str | None
+    feedback: FeedbackOut | None = Field(description="The latest verdict, or null.")
+
+
+class AnomalyPage(BaseModel):
+    anomalies: list[AnomalyOut]
+    next_cursor: str | None
+
+
+class ThresholdOut(BaseModel):
+    threshold: float
+    default: float
+    updated_by: str | None
+    updated_at: str | None
+
+
+class ModelOut(BaseModel):
+    """A model version of the registry (its artifact is not shown)."""
+
+    id: str
+    model_type: str
+    version: str
+    trained_from: str | None
+    trained_to: str | None
+    training_events: int
+    features: list[Any]
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    artifact_format: str
+    artifact_sha256: str
+    is_active: bool
+    created_by: str
+    created_at: str
+
+
+class ModelList(BaseModel):
+    models: list[ModelOut]
+
+
+class BiasMetricOut(BaseModel):
+    """Detection rate of one group in one detection run."""
+
+    id: int
+    run_id: str
+    model_version: str
+    window_start: str
+    window_end: str
+    dimension: str
+    group: str
+    events: int
+    flagged: int
+    rate: float
+    overall_rate: float
+    ci_low: float
+    ci_high: float
+    status: Literal["ok", "too_small", "alert"]
+    computed_at: str
+
+
+class BiasMetricList(BaseModel):
+    metrics: list[BiasMetricOut]

@@ -160,6 +160,8 @@ def test_every_api_route_is_covered(trailseal_app):
     known = {"/api/v1/events", "/api/v1/events/batch", "/api/v1/events/<event_id>",
              "/api/v1/timeline", "/api/v1/dashboard/stats", "/api/v1/chain/verify",
              "/api/v1/alerts", "/api/v1/alerts/<alert_id>", "/api/v1/access-log",
+             "/api/v1/anomalies", "/api/v1/anomalies/<alert_id>/feedback",
+             "/api/v1/anomalies/settings", "/api/v1/models", "/api/v1/bias-metrics",
              "/api/v1/openapi.json"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
@@ -172,6 +174,10 @@ def _valid_body(rule: str, method: str) -> dict | None:
         return {"events": [make_event()]}
     if method == "PATCH":
         return {"status": "acknowledged"}
+    if method == "POST" and rule == "/api/v1/anomalies/<alert_id>/feedback":
+        return {"is_false_positive": False, "notes": "expected"}
+    if method == "PUT" and rule == "/api/v1/anomalies/settings":
+        return {"threshold": 0.7}
     return None
 
 

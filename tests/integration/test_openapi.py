@@ -103,6 +103,9 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
         event_id = created.get_json()["id"]
         alert = record_alert(trailseal_services, tenant.id, kind="test", severity="low",
                              title="t", details={}, event_id=event_id)
+        anomaly = record_alert(trailseal_services, tenant.id, kind="anomaly", severity="high",
+                               title="a", details={"anomaly_score": 0.9}, event_id=event_id,
+                               dedupe_key=f"event:{event_id}")
         calls = {
             ("post", "/api/v1/events"): (created, None),
             ("post", "/api/v1/events/batch"): (trailseal_client.post(
@@ -123,6 +126,20 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
             ("patch", "/api/v1/alerts/{alert_id}"): (trailseal_client.patch(
                 f"/api/v1/alerts/{alert.id}", json={"status": "acknowledged"},
                 headers=tenant.headers), None),
+            ("get", "/api/v1/anomalies"): (trailseal_client.get(
+                "/api/v1/anomalies?min_score=0.5", headers=tenant.headers), None),
+            ("post", "/api/v1/anomalies/{alert_id}/feedback"): (trailseal_client.post(
+                f"/api/v1/anomalies/{anomaly.id}/feedback", json={"is_false_positive": True},
+                headers=tenant.headers), None),
+            ("get", "/api/v1/anomalies/settings"): (trailseal_client.get(
+                "/api/v1/anomalies/settings", headers=tenant.headers), None),
+            ("put", "/api/v1/anomalies/settings"): (trailseal_client.put(
+                "/api/v1/anomalies/settings", json={"threshold": 0.7},
+                headers=tenant.headers), None),
+            ("get", "/api/v1/models"): (trailseal_client.get("/api/v1/models",
+                                                             headers=tenant.headers), None),
+            ("get", "/api/v1/bias-metrics"): (trailseal_client.get(
+                "/api/v1/bias-metrics", headers=tenant.headers), None),
             ("get", "/api/v1/access-log"): (trailseal_client.get("/api/v1/access-log?limit=2",
                                                                  headers=tenant.headers), None),
             ("get", "/healthz"): (trailseal_client.get("/healthz"), None),

@@ -14,7 +14,11 @@ from ..schemas import (
     AlertOut,
     AlertPage,
     AlertStatusIn,
+    AnomalyPage,
+    AnomalyQuery,
     BatchCreated,
+    BiasMetricList,
+    BiasMetricQuery,
     ChainVerification,
     DashboardStats,
     ErrorResponse,
@@ -23,7 +27,13 @@ from ..schemas import (
     EventOut,
     EventPage,
     EventQuery,
+    FeedbackIn,
+    FeedbackResult,
     Health,
+    ModelList,
+    ModelQuery,
+    ThresholdIn,
+    ThresholdOut,
 )
 from ..version import __version__
 
@@ -31,6 +41,8 @@ bp = Blueprint("openapi", __name__)
 MODELS: list[type[BaseModel]] = [
     EventIn, EventCreated, BatchCreated, EventOut, EventPage, ChainVerification, ErrorResponse,
     AlertOut, AlertPage, AlertStatusIn, AccessLogPage, DashboardStats, Health,
+    AnomalyPage, FeedbackIn, FeedbackResult, ThresholdIn, ThresholdOut, ModelList,
+    BiasMetricList,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -51,13 +63,17 @@ def _components() -> dict[str, Any]:
     return schemas
 
 
-def _query_parameters() -> list[dict[str, Any]]:
-    schema = EventQuery.model_json_schema()
+def _query_parameters(model: type[BaseModel] = EventQuery) -> list[dict[str, Any]]:
+    """The query parameters of a query model (repeatable ones exploded, as forms send them)."""
+    schema = model.model_json_schema()
     params = []
     for name, prop in schema["properties"].items():
         prop = dict(prop)
         prop.pop("title", None)
+        description = prop.pop("description", None)
         param = {"name": name, "in": "query", "required": False, "schema": prop}
+        if description:
+            param["description"] = description
         if prop.get("type") == "array":
             param["explode"] = True
             param["style"] = "form"
@@ -235,6 +251,38 @@ def build_spec(app) -> dict[str, Any]:
                          parameters=[_path_param("alert_id", "The alert's id (UUID).")],
                          body="AlertStatusIn", errors=not_found),
         },
+        "/api/v1/anomalies": {
+            "get": _op("Anomaly alerts with their events, newest detection first",
+                       "listAnomalies", "anomalies", "audit:read",
+                       _ok("A page (cut early by size; page until next_cursor is null)",
+                           "AnomalyPage"), parameters=_query_parameters(AnomalyQuery)),
+        },
+        "/api/v1/anomalies/{alert_id}/feedback": {
+            "post": _op("Mark an anomaly a false positive, or confirm it", "giveAnomalyFeedback",
+                        "anomalies", "audit:export", _ok("Recorded", "FeedbackResult", "201"),
+                        parameters=[_path_param("alert_id", "The anomaly alert's id (UUID).")],
+                        body="FeedbackIn",
+                        errors={"404": _error("No anomaly alert with this id in this tenant")},
+                        description="API keys only. A false positive resolves the alert; a "
+                                    "confirmation acknowledges it while it is open."),
+        },
+        "/api/v1/anomalies/settings": {
+            "get": _op("The anomaly threshold", "getAnomalySettings", "anomalies", "audit:read",
+                       _ok("The threshold", "ThresholdOut")),
+            "put": _op("Set the anomaly threshold", "putAnomalySettings", "anomalies",
+                       "audit:admin", _ok("The threshold", "ThresholdOut"), body="ThresholdIn",
+                       description="API keys only."),
+        },
+        "/api/v1/models": {
+            "get": _op("Model versions, newest first (no artifacts)", "listModels", "anomalies",
+                       "audit:read", _ok("The models", "ModelList"),
+                       parameters=_query_parameters(ModelQuery)),
+        },
+        "/api/v1/bias-metrics": {
+            "get": _op("Detection rates per group, newest first", "listBiasMetrics",
+                       "anomalies", "audit:read", _ok("The figures", "BiasMetricList"),
+                       parameters=_query_parameters(BiasMetricQuery)),
+        },
         "/api/v1/access-log": {
             "get": _op("Access log of the trail, newest first", "listAccessLog", "access",
                        "audit:admin", _ok("A page of entries", "AccessLogPage"),
@@ -274,6 +322,8 @@ def build_spec(app) -> dict[str, Any]:
             {"name": "events", "description": "Append and read the trail"},
             {"name": "integrity", "description": "Hash-chain verification"},
             {"name": "alerts", "description": "Chain breaks, anomalies and plugin alerts"},
+            {"name": "anomalies", "description": "Anomaly alerts, analyst verdicts, the "
+                                                 "threshold, models and fairness figures"},
             {"name": "access", "description": "Who read the trail"},
             {"name": "statistics", "description": "Dashboard figures"},
             {"name": "meta", "description": "Health, metrics, this document, 405s"},

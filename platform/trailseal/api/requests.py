@@ -172,6 +172,24 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
         ) from None
 
 
+def parse_body(model: type[BaseModel]) -> BaseModel:
+    """The request's JSON body (``json_body``) validated against ``model``: 422 naming the
+    first problem, with every one in ``details.errors``."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ValidationFailed("body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = pydantic_errors(exc)
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValidationFailed(
+            f"invalid body{' at ' + where if where else ''}: {first['msg']}",
+            {"errors": errors},
+        ) from None
+
+
 LOG_VALUE_MAX = 256  # characters of one query value kept in the access log
 LOG_VALUES_MAX = 20  # values of a repeatable parameter kept in the access log
 LOG_PATH_MAX = 512  # characters of the path kept in the access log

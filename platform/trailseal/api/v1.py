@@ -13,14 +13,38 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..core import current_services
 from ..errors import BadRequest, ValidationFailed
-from ..schemas import EventQuery, Timestamp
+from ..schemas import (
+    AnomalyQuery,
+    BiasMetricQuery,
+    EventQuery,
+    FeedbackIn,
+    ModelQuery,
+    ThresholdIn,
+    Timestamp,
+)
 from ..services.access import read_access_log
 from ..services.alerts import read_alerts_page, set_alert_status
+from ..services.anomalies import (
+    give_feedback,
+    read_anomalies_page,
+    read_bias_metrics,
+    read_models,
+    read_threshold,
+    write_threshold,
+)
 from ..services.events import read_event, read_events_page
 from ..services.ingest import append_events, request_fingerprint, validate_events
 from ..services.integrity import verify_chain_recorded
 from ..services.stats import read_dashboard_stats
-from .requests import access_record, bool_param, endpoint, json_body, limit_param, parse_query
+from .requests import (
+    access_record,
+    bool_param,
+    endpoint,
+    json_body,
+    limit_param,
+    parse_body,
+    parse_query,
+)
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 IDEMPOTENCY_KEY_MAX = 200
@@ -165,6 +189,69 @@ def access_log_index():
     limit = limit_param()
     return jsonify(read_access_log(current_services(), g.principal, access_record(),
                                    limit=limit, cursor=request.args.get("cursor")))
+
+
+@bp.get("/anomalies")
+@endpoint("audit:read", *AnomalyQuery.model_fields)
+def anomalies_index():
+    """Anomaly alerts, newest detection first, each with its event, the events around it,
+    the explanation and the latest verdict; filtered by detection time, score, status and
+    severity."""
+    q = parse_query(AnomalyQuery)
+    return jsonify(read_anomalies_page(
+        current_services(), g.principal, access_record(), start=q.start, end=q.end,
+        min_score=q.min_score, status=q.status, severity=q.severity, limit=q.limit,
+        cursor=q.cursor, max_bytes=_page_bytes()))
+
+
+@bp.post("/anomalies/<alert_id>/feedback")
+@endpoint("audit:export", allow_session=False)
+def anomaly_feedback(alert_id: str):
+    """An analyst's verdict on an anomaly: body ``{"is_false_positive": bool, "notes": str}``.
+    A false positive resolves the alert; a confirmation acknowledges it while open. 201."""
+    body = parse_body(FeedbackIn)
+    given_by = f"{g.principal.kind}:{g.principal.id}"
+    result = give_feedback(current_services(), g.principal.tenant_id, alert_id,
+                           is_false_positive=body.is_false_positive, notes=body.notes,
+                           given_by=given_by)
+    resp = jsonify(result)
+    resp.status_code = 201
+    return resp
+
+
+@bp.get("/anomalies/settings")
+@endpoint("audit:read")
+def anomaly_settings():
+    """The tenant's anomaly threshold, its default, and who set it when."""
+    return jsonify(read_threshold(current_services(), g.principal, access_record()))
+
+
+@bp.put("/anomalies/settings")
+@endpoint("audit:admin", allow_session=False)
+def anomaly_settings_update():
+    """Set the anomaly threshold: body ``{"threshold": 0 < number < 1}``."""
+    body = parse_body(ThresholdIn)
+    updated_by = f"{g.principal.kind}:{g.principal.id}"
+    return jsonify(write_threshold(current_services(), g.principal.tenant_id, body.threshold,
+                                   updated_by))
+
+
+@bp.get("/models")
+@endpoint("audit:read", *ModelQuery.model_fields)
+def models_index():
+    """Model versions of the registry, newest first (no artifacts)."""
+    q = parse_query(ModelQuery)
+    return jsonify(read_models(current_services(), g.principal, access_record(),
+                               model_type=q.model_type, limit=q.limit))
+
+
+@bp.get("/bias-metrics")
+@endpoint("audit:read", *BiasMetricQuery.model_fields)
+def bias_metrics_index():
+    """Detection rates per group and overall, newest first."""
+    q = parse_query(BiasMetricQuery)
+    return jsonify(read_bias_metrics(current_services(), g.principal, access_record(),
+                                     dimension=q.dimension, limit=q.limit))
 
 
 def _page_bytes() -> int:

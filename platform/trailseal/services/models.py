@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
 
 from ..errors import ConfigurationError
 from ..tables import audit_ml_models as models
@@ -83,8 +84,15 @@ def active_model(svc, tenant_id: uuid.UUID | str, model_type: str) -> dict[str, 
 def list_models(svc, tenant_id: uuid.UUID | str, model_type: str | None = None,
                 limit: int = 50) -> list[dict[str, Any]]:
     """Model versions of a tenant, newest first, without artifacts."""
-    stmt = select(*SUMMARY_COLUMNS).order_by(models.c.created_at.desc()).limit(limit)
+    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
+        return select_models(conn, model_type, limit)
+
+
+def select_models(conn: Connection, model_type: str | None = None,
+                  limit: int = 50) -> list[dict[str, Any]]:
+    """``list_models`` in the caller's transaction (of the tenant)."""
+    stmt = (select(*SUMMARY_COLUMNS)
+            .order_by(models.c.created_at.desc(), models.c.id.desc()).limit(limit))
     if model_type:
         stmt = stmt.where(models.c.model_type == model_type)
-    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
-        return [_summary(r) for r in conn.execute(stmt).mappings()]
+    return [_summary(r) for r in conn.execute(stmt).mappings()]

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
 
 from ..tables import tenant_settings
 
@@ -39,12 +40,17 @@ def get_setting(svc, tenant_id: uuid.UUID | str, key: str) -> Any:
 
 def describe_setting(svc, tenant_id: uuid.UUID | str, key: str) -> dict[str, Any]:
     """``{key, value, default, updated_by, updated_at}`` (the last two null when unset)."""
+    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
+        return read_setting(conn, key)
+
+
+def read_setting(conn: Connection, key: str) -> dict[str, Any]:
+    """``describe_setting`` in the caller's transaction (of the tenant)."""
     from .chain import format_ts
 
     default, _ = SETTINGS[key]
-    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
-        row = conn.execute(select(tenant_settings).where(tenant_settings.c.key == key)
-                           ).mappings().first()
+    row = conn.execute(select(tenant_settings).where(tenant_settings.c.key == key)
+                       ).mappings().first()
     return {"key": key, "value": default if row is None else row["value"], "default": default,
             "updated_by": row["updated_by"] if row else None,
             "updated_at": format_ts(row["updated_at"]) if row else None}
