@@ -126,6 +126,11 @@ CREATE TABLE tenant_settings (
 CREATE INDEX event_insights_anomaly_idx ON event_insights (tenant_id, anomaly_score DESC)
   WHERE is_anomaly;
 
+-- Judging anomalies (analyst feedback) is a permission of its own, held by analysts and
+-- admins.
+UPDATE roles SET permissions = array_append(permissions, 'audit:review')
+  WHERE name IN ('analyst', 'admin') AND NOT 'audit:review' = ANY(permissions);
+
 GRANT SELECT, INSERT ON audit_ml_models, ai_predictions, anomaly_feedback, bias_metrics
   TO trailseal_app;
 GRANT UPDATE (is_active) ON audit_ml_models TO trailseal_app;
@@ -151,5 +156,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("UPDATE roles SET permissions = array_remove(permissions, 'audit:review')")
     op.execute("DROP INDEX IF EXISTS event_insights_anomaly_idx")
     op.execute(f"DROP TABLE IF EXISTS {', '.join(reversed(TABLES))}")

@@ -312,7 +312,7 @@ def test_a_false_positive_is_stored_and_resolves_the_alert(trailseal_client,
                                                             trailseal_services, tenant):
     event_id = ingest(trailseal_client, tenant, [make_event()])["ids"][0]
     alert_id = _anomaly(trailseal_services, tenant.id, event_id)
-    key_id, headers = _key(trailseal_services, tenant, ["audit:read", "audit:export"])
+    key_id, headers = _key(trailseal_services, tenant, ["audit:read", "audit:review"])
     before = datetime.now(UTC)
     resp = trailseal_client.post(f"/api/v1/anomalies/{alert_id}/feedback", headers=headers,
                                  json={"is_false_positive": True, "notes": "month-end close"})
@@ -389,7 +389,7 @@ def test_feedback_needs_the_analyst_permission_and_an_api_key(trailseal_app, tra
     _, viewer = _key(trailseal_services, tenant, ["audit:read"])
     resp = trailseal_client.post(url, json={"is_false_positive": True}, headers=viewer)
     assert resp.status_code == 403
-    assert resp.get_json()["error"]["details"] == {"required": "audit:export"}
+    assert resp.get_json()["error"]["details"] == {"required": "audit:review"}
     _, writer = _key(trailseal_services, tenant, ["audit:write"])
     assert trailseal_client.post(url, json={"is_false_positive": True},
                                  headers=writer).status_code == 403
@@ -477,7 +477,7 @@ def test_bad_thresholds_are_422(trailseal_client, trailseal_services, tenant, bo
 
 
 def test_only_admins_set_the_threshold(trailseal_client, trailseal_services, tenant):
-    for permissions in (["audit:read"], ["audit:read", "audit:export"], ["audit:write"]):
+    for permissions in (["audit:read"], ["audit:read", "audit:review"], ["audit:write"]):
         _, headers = _key(trailseal_services, tenant, permissions)
         resp = trailseal_client.put("/api/v1/anomalies/settings", json={"threshold": 0.7},
                                     headers=headers)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -241,10 +240,28 @@ def test_bias_metrics_recorded_per_group(trailseal_app, trailseal_services, tena
                                     if r["status"] == "alert"})
 
 
-def test_models_survive_restart_and_are_tenant_scoped(trailseal_services, tenant):
-    other = uuid.uuid4()
-    assert trailseal_services.active_model(tenant.id, MODEL_TYPE) is None
-    with pytest.raises(Exception):
-        trailseal_services.save_model(other, model_type=MODEL_TYPE, version="x",
-                                      artifact=b"x", artifact_format="f", features=[],
-                                      training_events=0, created_by="t")
+def test_models_are_tenant_scoped_and_checked(trailseal_services, tenant):
+    """A tenant never sees another's models; a damaged artifact is refused when loaded,
+    never used."""
+    import psycopg
+
+    from trailseal.errors import ConfigurationError
+    from trailseal.testing import make_tenant
+    from trailseal_plugins.anomaly.forest import Forest
+
+    other = make_tenant(trailseal_services)
+    trailseal_services.save_model(tenant.id, model_type="test.model", version="v1",
+                                  artifact=b"\x00arrays", artifact_format="f", features=["a"],
+                                  training_events=1, created_by="t")
+    assert trailseal_services.active_model(tenant.id, "test.model")["artifact"] == b"\x00arrays"
+    assert trailseal_services.active_model(other.id, "test.model") is None
+    assert trailseal_services.list_models(other.id) == []
+    with pytest.raises(ValueError):
+        Forest.from_bytes(b"not an npz archive")
+    # the application role cannot rewrite an artifact: damage it as the schema owner
+    admin = trailseal_services.config["ADMIN_DATABASE_URL"].replace("+psycopg", "")
+    with psycopg.connect(admin) as conn:
+        conn.execute("UPDATE audit_ml_models SET artifact = 'damaged' "
+                     "WHERE tenant_id = %s AND model_type = 'test.model'", (tenant.id,))
+    with pytest.raises(ConfigurationError, match="does not match its recorded SHA-256"):
+        trailseal_services.active_model(tenant.id, "test.model")

@@ -259,7 +259,7 @@ def build_spec(app) -> dict[str, Any]:
         },
         "/api/v1/anomalies/{alert_id}/feedback": {
             "post": _op("Mark an anomaly a false positive, or confirm it", "giveAnomalyFeedback",
-                        "anomalies", "audit:export", _ok("Recorded", "FeedbackResult", "201"),
+                        "anomalies", "audit:review", _ok("Recorded", "FeedbackResult", "201"),
                         parameters=[_path_param("alert_id", "The anomaly alert's id (UUID).")],
                         body="FeedbackIn",
                         errors={"404": _error("No anomaly alert with this id in this tenant")},

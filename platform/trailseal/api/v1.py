@@ -205,7 +205,7 @@ def anomalies_index():
 
 
 @bp.post("/anomalies/<alert_id>/feedback")
-@endpoint("audit:export", allow_session=False)
+@endpoint("audit:review", allow_session=False)
 def anomaly_feedback(alert_id: str):
     """An analyst's verdict on an anomaly: body ``{"is_false_positive": bool, "notes": str}``.
     A false positive resolves the alert; a confirmation acknowledges it while open. 201."""

@@ -108,7 +108,8 @@ def apikey() -> None:
 @apikey.command("create")
 @click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
 @click.option("--permissions", required=True,
-              help="Comma-separated: audit:read, audit:write, audit:export, audit:admin.")
+              help="Comma-separated: audit:read, audit:write, audit:export, audit:review, "
+                   "audit:admin.")
 @click.option("--name", default="", help="A label for the key.")
 def apikey_create(tenant_ref: str, permissions: str, name: str) -> None:
     """Create an API key. The key is printed once; only its hash is stored."""

@@ -23,10 +23,10 @@ from ..errors import Conflict, NotFound, ValidationFailed
 from ..tables import api_keys, chain_heads, tenants, user_sessions, users
 from .chain import GENESIS_HASH
 
-PERMISSIONS = ("audit:read", "audit:export", "audit:write", "audit:admin")
+PERMISSIONS = ("audit:read", "audit:export", "audit:review", "audit:write", "audit:admin")
 ROLES = {
     "viewer": ("audit:read",),
-    "analyst": ("audit:read", "audit:export"),
+    "analyst": ("audit:read", "audit:export", "audit:review"),
     "writer": ("audit:write",),
     "admin": PERMISSIONS,
 }

@@ -102,8 +102,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("amount_deviation", "Unusual amount for this event type",
             "how many standard deviations the event's largest amount (amount, total, rows, "
             "records, count, size, bytes in its details; log10 scale) is above that event "
-            "type's usual amounts; 0 until the type has 3 amounts (extreme amounts enter the "
-            "norm clipped, so a run of them does not become normal)"),
+            "type's usual amounts; 0 until the type has 3 amounts (amounts more than 3 "
+            "deviations above the norm stay out of it, so a run of them does not become "
+            "normal, unless they grow to a quarter of the type's amounts)"),
     Feature("novelty_total", "Novelty for the actor, all together",
             "the sum, over event type, entity type, address, network, user agent and "
             "country, of how far each rarity is above 1 (its value for an actor nobody "
@@ -118,7 +119,8 @@ NOVELTY = ("new_action_for_actor", "new_entity_type_for_actor", "new_source_ip_f
            "new_network_for_actor", "new_user_agent_for_actor", "new_country_for_actor")
 PRIOR = 4.0  # weight, in events, of the tenant-wide share in an actor's rarities
 MIN_AMOUNTS = 3  # amounts of an event type before its norm is trusted
-AMOUNT_CLIP = 3.0  # standard deviations: larger amounts enter the norm clipped to this
+AMOUNT_CLIP = 3.0  # standard deviations above the norm from which an amount is extreme
+HOLD_SHARE = 0.25  # extremes kept out of the norm while fewer than this share of it
 
 EXPORT = re.compile(r"export|download|dump|backup|getobject|copyobject|copysnapshot|"
                     r"snapshotattribute|imageattribute|createexporttask|sharesnapshot", re.I)
@@ -379,7 +381,7 @@ class Profile:
         amount = amount_of(event.action_details)
         stats = self.amounts.get(event.event_type)
         if amount is not None and stats is not None:
-            n, mean, m2 = stats
+            n, mean, m2 = stats[:3]
             if exclude_self and n > 1:  # take this event's own amount back out
                 old_mean = (mean * n - amount) / (n - 1)
                 m2 = max(0.0, m2 - (amount - old_mean) * (amount - mean))
@@ -427,15 +429,21 @@ class Profile:
             pair[1] = ts if pair[1] is None else max(pair[1], ts)
         amount = amount_of(event.action_details)
         if amount is not None:  # Welford's running mean and variance per event type
-            n, mean, m2 = self.amounts.get(event.event_type, (0, 0.0, 0.0))
-            if n >= MIN_AMOUNTS:  # clip extremes so that a run of them stays unusual
+            n, mean, m2, *rest = self.amounts.get(event.event_type, (0, 0.0, 0.0))
+            held = rest[0] if rest else 0  # extreme amounts kept out of the norm so far
+            if n >= MIN_AMOUNTS:
                 std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
-                amount = min(amount, mean + AMOUNT_CLIP * max(std, 0.1))
-            n += 1
-            delta = amount - mean
-            mean += delta / n
-            m2 += delta * (amount - mean)
-            self.amounts[event.event_type] = [n, mean, m2]
+                if amount > mean + AMOUNT_CLIP * max(std, 0.1) and held < n * HOLD_SHARE:
+                    # an extreme amount stays unusual: it does not join the norm, unless
+                    # extremes become a real share of the type (the norm has moved)
+                    self.amounts[event.event_type] = [n, mean, m2, held + 1]
+                    amount = None
+            if amount is not None:
+                n += 1
+                delta = amount - mean
+                mean += delta / n
+                m2 += delta * (amount - mean)
+                self.amounts[event.event_type] = [n, mean, m2, held]
         for kind, value in (("c", country_of(event.action_details)),
                             ("e", event.entity_type), ("i", event.ip_address),
                             ("n", network_of(event.ip_address)),

@@ -181,7 +181,7 @@ class Forest:
                    max_samples, n_features)
 
 
-def train_forest(X: np.ndarray, *, n_trees: int = 100, max_samples: int = 256,
+def train_forest(X: np.ndarray, *, n_trees: int = 100, max_samples: int = 1024,
                  seed: int = 0) -> Forest:
     """Fit scikit-learn's IsolationForest on ``X`` and keep its trees as arrays."""
     from sklearn.ensemble import IsolationForest
