@@ -229,30 +229,3 @@ def read_event(svc, principal: Principal, event_id: str, access: AccessRecord) -
     with audited_read(svc, principal, access) as conn:
         return get_event(svc, conn, principal.tenant_id, event_id)
 
-
-def events_in_range(svc, conn: Connection, tenant_id: uuid.UUID, first_seq: int,
-                    last_seq: int) -> list[dict[str, Any]]:
-    """Events ``first_seq..last_seq`` of the tenant in seq order, as ``row_to_event``
-    shows them (enrichment reads its input here)."""
-    stmt = (select(*EVENT_COLUMNS).select_from(EVENTS_WITH_INSIGHTS)
-            .where(a.c.seq.between(first_seq, last_seq)).order_by(a.c.seq))
-    rows = conn.execute(stmt).mappings().all()
-    with driver_cursor(conn) as cur:
-        return [row_to_event(svc, cur, tenant_id, r) for r in rows]
-
-
-def events_after(svc, conn: Connection, tenant_id: uuid.UUID, after_seq: int, limit: int, *,
-                 last_seq: int | None = None, start: datetime | None = None,
-                 end: datetime | None = None) -> list[dict[str, Any]]:
-    """Up to ``limit`` events with seq above ``after_seq`` (and at most ``last_seq``), in seq
-    order, occurred in ``[start, end)`` when given, as ``row_to_event`` shows them."""
-    stmt = select(*EVENT_COLUMNS).select_from(EVENTS_WITH_INSIGHTS).where(a.c.seq > after_seq)
-    if last_seq is not None:
-        stmt = stmt.where(a.c.seq <= last_seq)
-    if start is not None:
-        stmt = stmt.where(a.c.occurred_at >= start)
-    if end is not None:
-        stmt = stmt.where(a.c.occurred_at < end)
-    rows = conn.execute(stmt.order_by(a.c.seq).limit(limit)).mappings().all()
-    with driver_cursor(conn) as cur:
-        return [row_to_event(svc, cur, tenant_id, r) for r in rows]

@@ -3,42 +3,33 @@ transaction per range (re-running a range overwrites the same rows)."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import exists, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from ..db import driver_cursor
 from ..tables import ai_predictions, audit_embeddings, audit_logs, event_insights
 from ..types import Alert, Event, Finding
 from .alerts import insert_alert
 from .chain import format_ts
-from .events import events_after, events_in_range
+from .crypto import decrypt_field
 
 RECONCILE_CHUNK = 1000  # longest seq range the reconciler enqueues as one job
 INSIGHT_FIELDS = ("anomaly_score", "is_anomaly", "category", "risk_level", "tags",
                   "ai_insights", "model_versions", "review_required")
 
 
-def _as_event(tenant_id: uuid.UUID, d: dict[str, Any]) -> Event:
-    return Event(
-        id=d["id"], tenant_id=str(tenant_id), seq=d["seq"], occurred_at=d["occurred_at"],
-        event_type=d["event_type"], actor_id=d["actor"]["id"], actor_type=d["actor"]["type"],
-        actor_role=d["actor"]["role"], actor_department=d["actor"]["department"],
-        entity_type=d["entity"]["type"], entity_id=d["entity"]["id"],
-        severity=d["severity"], source=d["source"], tags=tuple(d["tags"]),
-        ip_address=d["ip_address"], user_agent=d["user_agent"],
-        action_details=d["action_details"],
-    )
-
-
 def load_events(svc, tenant_id: uuid.UUID, first_seq: int, last_seq: int) -> list[Event]:
     """Events ``first_seq..last_seq`` of a tenant, decrypted, as plugins receive them."""
-    with svc.db.transaction(tenant_id) as conn:
-        shown = events_in_range(svc, conn, tenant_id, first_seq, last_seq)
-    return [_as_event(tenant_id, d) for d in shown]
+    return [e for batch in iter_events(svc, tenant_id, after_seq=first_seq - 1,
+                                       last_seq=last_seq, batch=max(1, last_seq - first_seq + 1))
+            for e in batch]
 
 
 def iter_events(svc, tenant_id: uuid.UUID, *, after_seq: int = 0, last_seq: int | None = None,
@@ -46,17 +37,55 @@ def iter_events(svc, tenant_id: uuid.UUID, *, after_seq: int = 0, last_seq: int 
                 batch: int = 2000) -> Iterator[list[Event]]:
     """A tenant's events in seq order, decrypted, ``batch`` at a time: those after
     ``after_seq`` up to ``last_seq``, occurred in ``[start, end)`` when given. Each batch is
-    read in a transaction of its own (keyset paging on seq, so memory stays bounded)."""
+    read in a transaction of its own (keyset paging on seq, so memory stays bounded). Reads
+    only the stored records (no insights, no hashes): the fast path of detectors."""
     while True:
+        stmt = select(audit_logs.c.seq, audit_logs.c.record).where(audit_logs.c.seq > after_seq)
+        if last_seq is not None:
+            stmt = stmt.where(audit_logs.c.seq <= last_seq)
+        if start is not None:
+            stmt = stmt.where(audit_logs.c.occurred_at >= start)
+        if end is not None:
+            stmt = stmt.where(audit_logs.c.occurred_at < end)
+        stmt = stmt.order_by(audit_logs.c.seq).limit(batch)
         with svc.db.transaction(tenant_id) as conn:
-            shown = events_after(svc, conn, tenant_id, after_seq, batch, last_seq=last_seq,
-                                 start=start, end=end)
-        if not shown:
+            rows = conn.execute(stmt).all()
+            with driver_cursor(conn) as cur:
+                events = [_record_event(svc, cur, tenant_id, record) for _, record in rows]
+        if not events:
             return
-        yield [_as_event(tenant_id, d) for d in shown]
-        after_seq = shown[-1]["seq"]
-        if len(shown) < batch:
+        yield events
+        after_seq = rows[-1][0]
+        if len(rows) < batch:
             return
+
+
+def _record_event(svc, cur, tenant_id: uuid.UUID, record: bytes) -> Event:
+    """A stored record as plugins see the event (decrypted), read straight from its
+    JSON (the same fields ``row_to_event`` shows)."""
+    rec = orjson.loads(record)
+    event_id = uuid.UUID(rec["id"])
+    key = None
+    values = []
+    for name in ("ip_address", "user_agent", "action_details"):
+        blob = rec[name]
+        if blob is None:
+            values.append(None)
+            continue
+        if key is None:
+            key = svc.keyring.key(cur, tenant_id, rec["key_id"])
+        values.append(decrypt_field(key, tenant_id, event_id, name, base64.b64decode(blob)))
+    ip, agent, details = values
+    return Event(
+        id=rec["id"], tenant_id=str(tenant_id), seq=rec["seq"], occurred_at=rec["occurred_at"],
+        event_type=rec["event_type"], actor_id=rec["actor_id"], actor_type=rec["actor_type"],
+        actor_role=rec["actor_role"], actor_department=rec["actor_department"],
+        entity_type=rec["entity_type"], entity_id=rec["entity_id"], severity=rec["severity"],
+        source=rec["source"], tags=tuple(rec["tags"]),
+        ip_address=ip.decode() if ip is not None else None,
+        user_agent=agent.decode() if agent is not None else None,
+        action_details=orjson.loads(details) if details is not None else None,
+    )
 
 
 ALERT_SEVERITY_ORDER = ("low", "medium", "high", "critical")

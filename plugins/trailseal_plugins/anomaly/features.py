@@ -19,6 +19,8 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import orjson
@@ -115,6 +117,12 @@ FEATURES: tuple[Feature, ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+N_FEATURES = len(FEATURES)
+HOUR_SIN = [math.sin(2 * math.pi * h / 24) for h in range(24)]
+HOUR_COS = [math.cos(2 * math.pi * h / 24) for h in range(24)]
+DAY_SIN = [math.sin(2 * math.pi * d / 7) for d in range(7)]
+DAY_COS = [math.cos(2 * math.pi * d / 7) for d in range(7)]
+RECENT_MAX = 5000  # an actor's last-hour entries kept at most
 NOVELTY = ("new_action_for_actor", "new_entity_type_for_actor", "new_source_ip_for_actor",
            "new_network_for_actor", "new_user_agent_for_actor", "new_country_for_actor")
 PRIOR = 4.0  # weight, in events, of the tenant-wide share in an actor's rarities
@@ -139,6 +147,7 @@ SEVERITY = {"info": 0, "debug": 0, "notice": 0, "low": 1, "warning": 1, "medium"
             "error": 2, "high": 2, "critical": 3}
 F_EXPORT, F_DELETE, F_PERMISSION, F_FAILED = 1, 2, 4, 8
 SEP = "\x1f"
+NOVELTY_COLUMNS = tuple(INDEX[name] for name in NOVELTY)
 
 
 def parse_time(value: str) -> float:
@@ -151,7 +160,9 @@ def hour_of(ts: float) -> int:
     return int(ts // 3600) % 24
 
 
+@lru_cache(maxsize=65536)
 def network_of(ip: str | None) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address, or None."""
     if not ip:
         return None
     try:
@@ -215,13 +226,13 @@ def country_of(details: object) -> str | None:
 
 
 def flags_of(event: Event) -> int:
-    t = event.event_type
-    return ((F_EXPORT if EXPORT.search(t) else 0) | (F_DELETE if DELETE.search(t) else 0)
-            | (F_PERMISSION if PERMISSION.search(t) else 0)
-            | (F_FAILED if failed(event) else 0))
+    """Export, deletion, permission and failure flags of an event (bits)."""
+    return _type_traits(event.event_type)[0] | (F_FAILED if failed(event) else 0)
 
 
 def privileged(event_type: str) -> bool:
+    """Whether an event type changes permissions or credentials or touches security
+    controls."""
     return bool(PERMISSION.search(event_type) or SECURITY.search(event_type))
 
 
@@ -249,7 +260,7 @@ class Profile:
     """A tenant's behaviour so far (see the module docstring). ``through_seq`` is the last
     event folded in."""
 
-    VERSION = 1
+    VERSION = 2
 
     def __init__(self) -> None:
         self.through_seq = 0
@@ -257,7 +268,8 @@ class Profile:
         self.types: dict[str, int] = {}
         # actor -> [events, first_ts, last_ts, hours[24], active_hours, last_hour_bucket,
         #           recent [[ts, flags], ...] within the last WINDOW of the actor's newest,
-        #           last seen, the last seen before that]
+        #           last seen, the last seen before that, the recent list's counts
+        #           [events, exports, deletions, permission changes, failures]]
         # event type -> [amounts seen, their mean, sum of squared deviations] (log10 scale)
         self.amounts: dict[str, list] = {}
         # "kind\x1fvalue" -> events of the tenant with that entity type, address, network,
@@ -303,64 +315,86 @@ class Profile:
         """The feature vector of ``event`` against what the profile has seen before it.
         With ``exclude_self`` the event is already folded in and its own contribution is
         left out of the counts (re-scoring)."""
-        ts = parse_time(event.occurred_at) if ts is None else ts
-        flags = flags_of(event) if flags is None else flags
+        return np.array(self._describe(_context(event, ts, flags), exclude_self))
+
+    def _describe(self, c: _Ctx, exclude_self: bool = False) -> list[float]:
+        e, ts, flags = c.event, c.ts, c.flags
         me = 1 if exclude_self else 0
-        hour, weekday = hour_of(ts), (int(ts // DAY) + 3) % 7  # 1970-01-01 was a Thursday
-        actor = self.actors.get(event.actor_id)
+        hour = int(ts // 3600) % 24
+        weekday = (int(ts // DAY) + 3) % 7  # 1970-01-01 was a Thursday
+        actor = self.actors.get(e.actor_id)
         n_actor = (actor[0] - me) if actor else 0
-        x = np.zeros(len(FEATURES), dtype=np.float64)
-        x[0] = math.sin(2 * math.pi * hour / 24)
-        x[1] = math.cos(2 * math.pi * hour / 24)
-        x[2] = math.sin(2 * math.pi * weekday / 7)
-        x[3] = math.cos(2 * math.pi * weekday / 7)
+        x = [0.0] * N_FEATURES
+        x[0], x[1] = HOUR_SIN[hour], HOUR_COS[hour]
+        x[2], x[3] = DAY_SIN[weekday], DAY_COS[weekday]
+        # the actor's last hour: counts kept with the recent list, older entries taken off
         recent_n = exports = deletions = perms = failures = 0
-        if actor and n_actor >= KNOWN_AFTER:
-            hours = list(actor[3])
-            if exclude_self:
-                hours[hour] -= 1
-            usual = [h for h in range(24) if hours[h] >= USUAL_SHARE * n_actor]
-            x[4] = min((_hour_distance(hour, h) for h in usual), default=12)
         if actor:
-            for rts, rflags in actor[6]:
-                if ts - WINDOW < rts <= ts:
-                    recent_n += 1
-                    exports += bool(rflags & F_EXPORT)
-                    deletions += bool(rflags & F_DELETE)
-                    perms += bool(rflags & F_PERMISSION)
-                    failures += bool(rflags & F_FAILED)
-            if exclude_self:  # the event itself is among the recent ones
-                recent_n -= 1
-                exports -= bool(flags & F_EXPORT)
-                deletions -= bool(flags & F_DELETE)
-                perms -= bool(flags & F_PERMISSION)
-                failures -= bool(flags & F_FAILED)
+            recent = actor[6]
+            if ts >= actor[2] and not exclude_self:
+                recent_n, exports, deletions, perms, failures = actor[9]
+                cutoff = ts - WINDOW
+                for rts, rflags in recent:
+                    if rts > cutoff:
+                        break
+                    recent_n -= 1
+                    exports -= rflags & F_EXPORT and 1
+                    deletions -= rflags & F_DELETE and 1
+                    perms -= rflags & F_PERMISSION and 1
+                    failures -= rflags & F_FAILED and 1
+            else:  # an event older than the actor's newest, or re-scoring: count it out
+                for rts, rflags in recent:
+                    if ts - WINDOW < rts <= ts:
+                        recent_n += 1
+                        exports += rflags & F_EXPORT and 1
+                        deletions += rflags & F_DELETE and 1
+                        perms += rflags & F_PERMISSION and 1
+                        failures += rflags & F_FAILED and 1
+                if exclude_self:  # the event itself is among the recent ones
+                    recent_n -= 1
+                    exports -= flags & F_EXPORT and 1
+                    deletions -= flags & F_DELETE and 1
+                    perms -= flags & F_PERMISSION and 1
+                    failures -= flags & F_FAILED and 1
+            if n_actor >= KNOWN_AFTER:
+                hours = actor[3]
+                need = USUAL_SHARE * n_actor
+                best = 12
+                for h in range(24):
+                    count = hours[h] - (me if h == hour else 0)
+                    if count >= need:
+                        d = abs(hour - h)
+                        d = min(d, 24 - d)
+                        if d < best:
+                            best = d
+                x[4] = best
         # (re-scoring: the event may have left the actor's recent list; never below itself)
         recent_n = max(0, recent_n) + 1
-        exports, deletions = max(0, exports), max(0, deletions)
-        perms, failures = max(0, perms), max(0, failures)
-        exports += bool(flags & F_EXPORT)
-        deletions += bool(flags & F_DELETE)
-        perms += bool(flags & F_PERMISSION)
-        failures += bool(flags & F_FAILED)
+        exports = max(0, exports) + (flags & F_EXPORT and 1)
+        deletions = max(0, deletions) + (flags & F_DELETE and 1)
+        perms = max(0, perms) + (flags & F_PERMISSION and 1)
+        failures = max(0, failures) + (flags & F_FAILED and 1)
         x[5] = recent_n
         if actor and n_actor >= KNOWN_AFTER:
             norm = max(1.0, n_actor / max(1, actor[4]))
             x[6] = math.log2(recent_n / norm)
         x[7] = math.log10(1 + n_actor)
-        if n_actor == 0:
-            x[INDEX["new_actor"]] = math.log10(1 + max(0, self.total - me))
-        pair = self.pairs.get(f"t{SEP}{event.actor_id}{SEP}{event.event_type}")
-        n_pair = (pair[0] - me) if pair else 0
         total = self.total - me
-        x[9] = _actor_rarity(n_pair, n_actor, self.types.get(event.event_type, 0) - me, total)
-        for col, kind, value in ((10, "e", event.entity_type), (11, "i", event.ip_address),
-                                 (12, "n", network_of(event.ip_address)),
-                                 (13, "u", event.user_agent[:200] if event.user_agent else None)):
+        if n_actor == 0:
+            x[8] = math.log10(1 + max(0, total))
+        etype, who = e.event_type, e.actor_id
+        pair = self.pairs.get(f"t{SEP}{who}{SEP}{etype}")
+        n_pair = (pair[0] - me) if pair else 0
+        type_count = self.types.get(etype, 0) - me
+        x[9] = _actor_rarity(n_pair, n_actor, type_count, total)
+        pairs, seen = self.pairs, self.seen
+        for col, kind, value in ((10, "e", e.entity_type), (11, "i", e.ip_address),
+                                 (12, "n", c.network), (13, "u", c.agent),
+                                 (24, "c", c.country)):
             if value is not None:
-                x[col] = _actor_rarity(self._count(kind, event.actor_id, value) - me, n_actor,
-                                       self.seen.get(f"{kind}{SEP}{value}", 0) - me, total)
-        x[14] = _rarity(self.types.get(event.event_type, 0) - me, self.total - me)
+                x[col] = _actor_rarity(pairs.get(f"{kind}{SEP}{who}{SEP}{value}", 0) - me,
+                                       n_actor, seen.get(f"{kind}{SEP}{value}", 0) - me, total)
+        x[14] = _rarity(type_count, total)
         if n_pair > 0 and pair[1] is not None and not exclude_self:
             x[15] = min(MAX_DAYS, max(0.0, ts - pair[1]) / DAY)
         elif actor and n_actor > 0:
@@ -368,18 +402,14 @@ class Profile:
         x[16], x[17], x[18] = exports, deletions, perms
         x[19] = failures / max(3, recent_n)
         x[20] = failures
-        x[21] = 1.0 if privileged(event.event_type) else 0.0
-        x[22] = SEVERITY.get(event.severity.lower(), 1)
+        x[21] = 1.0 if c.privileged else 0.0
+        x[22] = SEVERITY.get(e.severity.lower(), 1)
         if actor and n_actor > 0:
             last_seen = actor[7] if not exclude_self else actor[8]
             if last_seen is not None:
                 x[23] = min(MAX_DAYS, max(0.0, ts - last_seen) / DAY)
-        country = country_of(event.action_details)
-        if country:
-            x[24] = _actor_rarity(self._count("c", event.actor_id, country) - me, n_actor,
-                                  self.seen.get(f"c{SEP}{country}", 0) - me, total)
-        amount = amount_of(event.action_details)
-        stats = self.amounts.get(event.event_type)
+        amount = c.amount
+        stats = self.amounts.get(etype)
         if amount is not None and stats is not None:
             n, mean, m2 = stats[:3]
             if exclude_self and n > 1:  # take this event's own amount back out
@@ -389,70 +419,119 @@ class Profile:
             if n >= MIN_AMOUNTS:
                 std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
                 x[25] = max(-10.0, min(10.0, (amount - mean) / max(std, 0.1)))
-        x[INDEX["novelty_total"]] = sum(max(0.0, x[INDEX[name]] - 1.0) for name in NOVELTY)
-        if x[INDEX["privileged"]]:
-            x[INDEX["privileged_newcomer"]] = max(0.0, 2.0 - math.log10(1 + n_actor))
+        x[26] = sum(max(0.0, x[i] - 1.0) for i in NOVELTY_COLUMNS)
+        if c.privileged:
+            x[27] = max(0.0, 2.0 - x[7])
         return x
 
     # --- writing ------------------------------------------------------------------------
     def observe(self, event: Event, ts: float | None = None, flags: int | None = None) -> None:
         """Fold ``event`` into the profile."""
-        ts = parse_time(event.occurred_at) if ts is None else ts
-        flags = flags_of(event) if flags is None else flags
+        self._observe(_context(event, ts, flags))
+
+    def _observe(self, c: _Ctx) -> None:
+        e, ts, flags = c.event, c.ts, c.flags
         self.total += 1
-        self.through_seq = max(self.through_seq, event.seq)
-        self.types[event.event_type] = self.types.get(event.event_type, 0) + 1
-        actor = self.actors.get(event.actor_id)
+        if e.seq > self.through_seq:
+            self.through_seq = e.seq
+        etype, who = e.event_type, e.actor_id
+        self.types[etype] = self.types.get(etype, 0) + 1
+        actor = self.actors.get(who)
         if actor is None:
-            actor = self.actors[event.actor_id] = [0, ts, ts, [0] * 24, 0, None, [], None, None]
+            actor = self.actors[who] = [0, ts, ts, [0] * 24, 0, None, [], None, None,
+                                        [0, 0, 0, 0, 0]]
         actor[0] += 1
         actor[8] = actor[7]  # the previous "last seen", for re-scoring this event
         actor[7] = ts if actor[7] is None else max(actor[7], ts)
         actor[1] = min(actor[1], ts)
         actor[2] = max(actor[2], ts)
-        actor[3][hour_of(ts)] += 1
+        actor[3][int(ts // 3600) % 24] += 1
         bucket = int(ts // 3600)
         if bucket != actor[5]:
             actor[4] += 1
             actor[5] = bucket
-        recent = actor[6]
+        recent, counts = actor[6], actor[9]
         recent.append([ts, flags])
-        newest = actor[2]
-        if len(recent) > 64 or recent[0][0] <= newest - WINDOW:
-            actor[6] = [r for r in recent if r[0] > newest - WINDOW][-5000:]
-        key = f"t{SEP}{event.actor_id}{SEP}{event.event_type}"
+        counts[0] += 1
+        counts[1] += flags & F_EXPORT and 1
+        counts[2] += flags & F_DELETE and 1
+        counts[3] += flags & F_PERMISSION and 1
+        counts[4] += flags & F_FAILED and 1
+        cutoff = actor[2] - WINDOW
+        drop = 0
+        for rts, rflags in recent:  # entries leave in arrival order once out of the window
+            if rts > cutoff and len(recent) - drop <= RECENT_MAX:
+                break
+            drop += 1
+            counts[0] -= 1
+            counts[1] -= rflags & F_EXPORT and 1
+            counts[2] -= rflags & F_DELETE and 1
+            counts[3] -= rflags & F_PERMISSION and 1
+            counts[4] -= rflags & F_FAILED and 1
+        if drop:
+            del recent[:drop]
+        key = f"t{SEP}{who}{SEP}{etype}"
         pair = self.pairs.get(key)
         if pair is None:
             self.pairs[key] = [1, ts]
         else:
             pair[0] += 1
             pair[1] = ts if pair[1] is None else max(pair[1], ts)
-        amount = amount_of(event.action_details)
+        amount = c.amount
         if amount is not None:  # Welford's running mean and variance per event type
-            n, mean, m2, *rest = self.amounts.get(event.event_type, (0, 0.0, 0.0))
+            n, mean, m2, *rest = self.amounts.get(etype, (0, 0.0, 0.0))
             held = rest[0] if rest else 0  # extreme amounts kept out of the norm so far
             if n >= MIN_AMOUNTS:
                 std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
                 if amount > mean + AMOUNT_CLIP * max(std, 0.1) and held < n * HOLD_SHARE:
                     # an extreme amount stays unusual: it does not join the norm, unless
                     # extremes become a real share of the type (the norm has moved)
-                    self.amounts[event.event_type] = [n, mean, m2, held + 1]
+                    self.amounts[etype] = [n, mean, m2, held + 1]
                     amount = None
             if amount is not None:
                 n += 1
                 delta = amount - mean
                 mean += delta / n
                 m2 += delta * (amount - mean)
-                self.amounts[event.event_type] = [n, mean, m2, held]
-        for kind, value in (("c", country_of(event.action_details)),
-                            ("e", event.entity_type), ("i", event.ip_address),
-                            ("n", network_of(event.ip_address)),
-                            ("u", event.user_agent[:200] if event.user_agent else None)):
+                self.amounts[etype] = [n, mean, m2, held]
+        pairs, seen = self.pairs, self.seen
+        for kind, value in (("c", c.country), ("e", e.entity_type), ("i", e.ip_address),
+                            ("n", c.network), ("u", c.agent)):
             if value is not None:
-                k = f"{kind}{SEP}{event.actor_id}{SEP}{value}"
-                self.pairs[k] = self.pairs.get(k, 0) + 1
+                k = f"{kind}{SEP}{who}{SEP}{value}"
+                pairs[k] = pairs.get(k, 0) + 1
                 k = f"{kind}{SEP}{value}"
-                self.seen[k] = self.seen.get(k, 0) + 1
+                seen[k] = seen.get(k, 0) + 1
+
+
+class _Ctx(NamedTuple):
+    """What an event's features need, computed once per event."""
+
+    event: Event
+    ts: float
+    flags: int
+    network: str | None
+    agent: str | None
+    country: str | None
+    amount: float | None
+    privileged: bool
+
+
+@lru_cache(maxsize=4096)
+def _type_traits(event_type: str) -> tuple[int, bool]:
+    flags = ((F_EXPORT if EXPORT.search(event_type) else 0)
+             | (F_DELETE if DELETE.search(event_type) else 0)
+             | (F_PERMISSION if PERMISSION.search(event_type) else 0))
+    return flags, privileged(event_type)
+
+
+def _context(e: Event, ts: float | None = None, flags: int | None = None) -> _Ctx:
+    type_flags, is_privileged = _type_traits(e.event_type)
+    if flags is None:
+        flags = type_flags | (F_FAILED if failed(e) else 0)
+    return _Ctx(e, parse_time(e.occurred_at) if ts is None else ts, flags,
+                network_of(e.ip_address), e.user_agent[:200] if e.user_agent else None,
+                country_of(e.action_details), amount_of(e.action_details), is_privileged)
 
 
 def featurize(events: Iterable[Event], profile: Profile | None = None
@@ -464,16 +543,15 @@ def featurize(events: Iterable[Event], profile: Profile | None = None
     profile = profile if profile is not None else Profile()
     rows = []
     for e in events:
-        ts = parse_time(e.occurred_at)
-        flags = flags_of(e)
+        c = _context(e)
         if e.seq and e.seq <= profile.through_seq:
-            rows.append(profile.features(e, ts, flags, exclude_self=True))
+            rows.append(profile._describe(c, exclude_self=True))
         else:
-            rows.append(profile.features(e, ts, flags))
-            profile.observe(e, ts, flags)
+            rows.append(profile._describe(c))
+            profile._observe(c)
     if not rows:
-        return np.zeros((0, len(FEATURES))), profile
-    return np.vstack(rows), profile
+        return np.zeros((0, N_FEATURES)), profile
+    return np.array(rows, dtype=np.float64), profile
 
 
 def as_dict(row: Sequence[float]) -> dict[str, float]:
