@@ -265,3 +265,23 @@ def test_models_are_tenant_scoped_and_checked(trailseal_services, tenant):
                      "WHERE tenant_id = %s AND model_type = 'test.model'", (tenant.id,))
     with pytest.raises(ConfigurationError, match="does not match its recorded SHA-256"):
         trailseal_services.active_model(tenant.id, "test.model")
+
+
+def test_the_1000_event_line(trailseal_services, tenant, run_jobs):
+    """1,000 events: scored by the shared baseline, no model of its own; the 1,001st event
+    is scored by a model the tenant got for itself."""
+    events, _ = _demo_trail(days=8, per_day=140, slug="globex", seed=21)
+    trailseal_services.append_events(tenant.id, events[:1000])
+    run_jobs()
+    assert trailseal_services.active_model(tenant.id, MODEL_TYPE) is None
+    scopes = {r["ai_insights"]["anomaly"][NAME]["explanation"]["model_scope"]
+              for r in _insights(trailseal_services, tenant.id).values()}
+    assert scopes == {"baseline"}
+    trailseal_services.append_events(tenant.id, events[1000:1001])
+    run_jobs()
+    model = trailseal_services.active_model(tenant.id, MODEL_TYPE)
+    assert model is not None and model["training_events"] == 1001
+    last = [r for r in _insights(trailseal_services, tenant.id).values() if r["seq"] == 1001]
+    insight = last[0]["ai_insights"]["anomaly"][NAME]
+    assert insight["explanation"]["model_scope"] == "tenant"
+    assert last[0]["model_versions"][NAME] == model["version"]

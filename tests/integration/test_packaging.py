@@ -72,6 +72,9 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal/migrations/script.py.mako",
                  "trailseal/migrations/versions/0001_core_ledger.py",
                  "trailseal/migrations/versions/0002_user_sessions.py",
+                 "trailseal/migrations/versions/0003_anomaly_detection.py",
+                 "trailseal_plugins/anomaly/__init__.py", "trailseal_plugins/anomaly/forest.py",
+                 "trailseal_plugins/anomaly/baseline_features.csv.gz",
                  "trailseal_plugins/demo/__init__.py", "trailseal_plugins/demo/command.py",
                  "trailseal_plugins/demo/loader.py", "trailseal_plugins/demo/data.py",
                  "trailseal_dashboards/__init__.py"):

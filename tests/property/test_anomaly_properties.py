@@ -1,7 +1,7 @@
 """Invariants of the anomaly plugin (hypothesis, at least 100 examples each): the flag is
 exactly "score at or above the threshold"; the 1,000-event line between the baseline and a
 tenant's own model; the bias rule; balanced training sets; the review flag; every flagged
-event explained; and the forest artifact round-trip."""
+event explained; prediction logging; and the forest artifact round-trip."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trailseal.jobs.enrichment import Verdicts
 from trailseal.services.insights import alert_severity as core_alert_severity
-from trailseal.types import REVIEW_BELOW, Event
+from trailseal.types import REVIEW_BELOW, Event, Finding
 from trailseal_plugins.anomaly.detector import OWN_MODEL_AFTER, uses_own_model
 from trailseal_plugins.anomaly.explain import alert_severity, explain_event
 from trailseal_plugins.anomaly.features import FEATURE_NAMES, featurize
@@ -104,12 +105,46 @@ def test_alert_severity_rises_with_score_and_never_below_the_event(score, thresh
     assert order.index(final) >= order.index(proposed)
 
 
+findings = st.lists(st.tuples(st.integers(0, 4), st.sampled_from(["a", "b"]),
+                               st.floats(0, 1), st.booleans(),
+                               st.none() | st.floats(0, 1)), max_size=25)
+
+
 @EXAMPLES
-@given(st.floats(0, 1, allow_nan=False))
-def test_review_flag_below_confidence_line(confidence):
-    # the rule enrichment applies to every prediction it logs
-    review = confidence < REVIEW_BELOW
-    assert review == (confidence < 0.6)
+@given(findings)
+def test_predictions_logged_and_low_confidence_flagged_for_review(raw):
+    """Every finding is logged once with its confidence; an event needs review exactly when
+    some finding about it has a confidence below 0.6; its score is the highest and its flag
+    any detector's; the leading finding of a flagged event is its highest flagging one."""
+    ids = [f"e{i}" for i in range(5)]
+    verdicts = Verdicts(ids)
+    given_findings = []
+    for idx, detector, score, flag, confidence in raw:
+        f = Finding(ids[idx], score=score, is_anomaly=flag, confidence=confidence,
+                    model_version=f"{detector}-1", features={"x": score})
+        verdicts.add_finding(detector, f)
+        given_findings.append((detector, f))
+    verdicts.add_finding("a", Finding("not-in-range", score=1.0, is_anomaly=True))
+    assert len(verdicts.predictions) == len(given_findings)
+    for p, (detector, f) in zip(verdicts.predictions, given_findings, strict=True):
+        assert (p["producer"], p["event_id"], p["score"], p["confidence"]) == (
+            detector, f.event_id, f.score, f.confidence)
+        assert p["review_required"] == (f.confidence is not None and f.confidence < REVIEW_BELOW)
+    for eid in ids:
+        mine = [f for _, f in given_findings if f.event_id == eid]
+        row = verdicts.insights[eid]
+        assert row["review_required"] == any(
+            f.confidence is not None and f.confidence < 0.6 for f in mine)
+        if not mine:
+            assert row["anomaly_score"] is None and row["is_anomaly"] is None
+            continue
+        assert row["anomaly_score"] == max(f.score for f in mine)
+        assert row["is_anomaly"] == any(f.is_anomaly for f in mine)
+        flagged = [f for f in mine if f.is_anomaly]
+        if flagged:
+            assert verdicts.leading[eid][1].score == max(f.score for f in flagged)
+        else:
+            assert eid not in verdicts.leading
 
 
 def _event(i: int, actor: str, etype: str, hour: int, ip: str) -> Event:

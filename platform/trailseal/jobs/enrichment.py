@@ -12,7 +12,7 @@ from ..core import current_services
 from ..services.alerts import announce_alert
 from ..services.chain import format_ts
 from ..services.insights import find_unenriched, load_events, store_insights
-from ..types import REVIEW_BELOW, Classifier, Detector, Finding
+from ..types import REVIEW_BELOW, Classification, Classifier, Detector, Finding
 
 log = logging.getLogger(__name__)
 RECONCILE_GRACE = timedelta(minutes=2)
@@ -33,6 +33,62 @@ def _flatten(results, protocol, hook: str) -> list:
     return items
 
 
+class Verdicts:
+    """What the classifiers and detectors said about a range of events: the insights rows,
+    the prediction log and, per flagged event, the detector whose finding explains it.
+    Pure bookkeeping (no I/O), so its rules can be checked on their own."""
+
+    def __init__(self, event_ids: list[str]):
+        self.insights: dict[str, dict] = {
+            eid: {"anomaly_score": None, "is_anomaly": None, "category": None,
+                  "risk_level": None, "tags": [], "ai_insights": {}, "model_versions": {},
+                  "review_required": False}
+            for eid in event_ids
+        }
+        self.predictions: list[dict] = []
+        self.leading: dict[str, tuple[str, Finding]] = {}
+
+    def add_classification(self, name: str, c: Classification) -> None:
+        row = self.insights.get(c.event_id)
+        if row is None:  # not an event of this range
+            return
+        row["category"] = c.category or row["category"]
+        row["risk_level"] = c.risk_level or row["risk_level"]
+        row["tags"] = sorted(set(row["tags"]) | set(c.tags))
+        review = c.review_required or c.confidence < REVIEW_BELOW
+        row["review_required"] = row["review_required"] or review
+        row["ai_insights"].setdefault("classification", {})[name] = {
+            "category": c.category, "risk_level": c.risk_level, "confidence": c.confidence}
+        row["model_versions"][name] = c.model_version
+        self.predictions.append({
+            "event_id": c.event_id, "kind": "classification", "producer": name,
+            "model_version": c.model_version, "score": None,
+            "label": "/".join(str(x) for x in (c.category, c.risk_level) if x) or None,
+            "confidence": c.confidence, "review_required": review, "features": {}})
+
+    def add_finding(self, name: str, f: Finding) -> None:
+        row = self.insights.get(f.event_id)
+        if row is None:
+            return
+        if row["anomaly_score"] is None or f.score > row["anomaly_score"]:
+            row["anomaly_score"] = f.score
+        row["is_anomaly"] = bool(row["is_anomaly"]) or f.is_anomaly
+        if f.is_anomaly and (f.event_id not in self.leading
+                             or f.score > self.leading[f.event_id][1].score):
+            self.leading[f.event_id] = (name, f)
+        review = f.confidence is not None and f.confidence < REVIEW_BELOW
+        row["review_required"] = row["review_required"] or review
+        row["ai_insights"].setdefault("anomaly", {})[name] = {
+            "score": f.score, "is_anomaly": f.is_anomaly, "confidence": f.confidence,
+            "explanation": f.explanation}
+        row["model_versions"][name] = f.model_version
+        self.predictions.append({
+            "event_id": f.event_id, "kind": "anomaly", "producer": name,
+            "model_version": f.model_version, "score": f.score,
+            "label": "anomaly" if f.is_anomaly else "normal", "confidence": f.confidence,
+            "review_required": review, "features": f.features})
+
+
 def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
     """Enrich events ``first_seq..last_seq`` of a tenant; return how many were written."""
     svc = current_services()
@@ -41,59 +97,19 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
     events = load_events(svc, tid, first_seq, last_seq)
     if not events:
         return 0
-    insights: dict[str, dict] = {
-        e.id: {"anomaly_score": None, "is_anomaly": None, "category": None, "risk_level": None,
-               "tags": [], "ai_insights": {}, "model_versions": {}, "review_required": False}
-        for e in events
-    }
-    predictions: list[dict] = []
+    verdicts = Verdicts([e.id for e in events])
     for classifier in _flatten(pm.hook.register_classifiers(tenant_id=tenant_id), Classifier,
                                "register_classifiers"):
         for c in classifier.classify(events) or []:
-            row = insights.get(c.event_id)
-            if row is None:
-                continue
-            row["category"] = c.category or row["category"]
-            row["risk_level"] = c.risk_level or row["risk_level"]
-            row["tags"] = sorted(set(row["tags"]) | set(c.tags))
-            review = c.review_required or c.confidence < REVIEW_BELOW
-            row["review_required"] = row["review_required"] or review
-            row["ai_insights"].setdefault("classification", {})[classifier.name] = {
-                "category": c.category, "risk_level": c.risk_level, "confidence": c.confidence}
-            row["model_versions"][classifier.name] = c.model_version
-            predictions.append({
-                "event_id": c.event_id, "kind": "classification", "producer": classifier.name,
-                "model_version": c.model_version, "score": None,
-                "label": "/".join(str(x) for x in (c.category, c.risk_level) if x) or None,
-                "confidence": c.confidence, "review_required": review, "features": {}})
-    leading: dict[str, tuple[str, Finding]] = {}
+            verdicts.add_classification(classifier.name, c)
     for detector in _flatten(pm.hook.register_detectors(tenant_id=tenant_id), Detector,
                              "register_detectors"):
         for f in detector.score(events) or []:
-            row = insights.get(f.event_id)
-            if row is None:
-                continue
-            if row["anomaly_score"] is None or f.score > row["anomaly_score"]:
-                row["anomaly_score"] = f.score
-            row["is_anomaly"] = bool(row["is_anomaly"]) or f.is_anomaly
-            if f.is_anomaly and (f.event_id not in leading
-                                 or f.score > leading[f.event_id][1].score):
-                leading[f.event_id] = (detector.name, f)
-            review = f.confidence is not None and f.confidence < REVIEW_BELOW
-            row["review_required"] = row["review_required"] or review
-            row["ai_insights"].setdefault("anomaly", {})[detector.name] = {
-                "score": f.score, "is_anomaly": f.is_anomaly, "confidence": f.confidence,
-                "explanation": f.explanation}
-            row["model_versions"][detector.name] = f.model_version
-            predictions.append({
-                "event_id": f.event_id, "kind": "anomaly", "producer": detector.name,
-                "model_version": f.model_version, "score": f.score,
-                "label": "anomaly" if f.is_anomaly else "normal", "confidence": f.confidence,
-                "review_required": review, "features": f.features})
+            verdicts.add_finding(detector.name, f)
     embedded = pm.hook.embed_texts(texts=[e.text() for e in events], model=None,
                                    tenant_id=tenant_id)
-    raised = store_insights(svc, tid, events, insights, embedded,
-                            predictions=predictions, leading=leading)
+    raised = store_insights(svc, tid, events, verdicts.insights, embedded,
+                            predictions=verdicts.predictions, leading=verdicts.leading)
     for alert in raised:
         announce_alert(svc, alert)
     return len(events)

@@ -71,15 +71,17 @@ def _phrase(name: str, x: np.ndarray, e: Event) -> str | None:
     if name == "rare_event_type":
         return f"{e.event_type} is rare in this trail"
     if name == "exports_1h":
-        return f"{v:.0f} exports in an hour"
+        return f"{v:.0f} exports in an hour" if v >= 2 else "an export"
     if name == "deletions_1h":
-        return f"{v:.0f} deletions in an hour"
+        return f"{v:.0f} deletions in an hour" if v >= 2 else "a deletion"
     if name == "permission_changes_1h":
-        return f"{v:.0f} permission changes in an hour"
+        return f"{v:.0f} permission changes in an hour" if v >= 2 else "a permission change"
     if name == "failure_ratio_1h":
         return f"{v:.0%} of their events in the last hour failed"
     if name == "failures_1h":
-        return f"{v:.0f} failed or denied attempts in an hour" if v else None
+        if v >= 2:
+            return f"{v:.0f} failed or denied attempts in an hour"
+        return "a failed or denied attempt" if v else None
     if name == "days_since_actor_last_seen":
         return f"{e.actor_id} was inactive for {v:.0f} days" if v >= 1 else None
     if name == "new_country_for_actor":

@@ -25,11 +25,14 @@ __all__ = ["demo"]
 @click.option("--load-only", is_flag=True, help="Load the demo data and exit.")
 def demo(host: str, port: int, days: int, load_only: bool) -> None:
     """Start everything on the embedded services with a realistic demo data set."""
-    from .loader import load_demo
+    from .loader import analyse_loaded, load_demo
 
     app = make_app()
     svc = app.extensions["trailseal"]
     summary = load_demo(svc, days=days, echo=click.echo)
+    if summary["loaded"]:
+        with app.app_context():
+            analyse_loaded(svc, summary["loaded"], echo=click.echo)
     if load_only:
         click.echo(f"API key ({summary['api_key_tenant']}): {summary['api_key']}")
         return

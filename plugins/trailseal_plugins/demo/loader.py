@@ -10,6 +10,7 @@ def load_demo(svc, *, days: int = 28, echo: Callable[[str], None] = print) -> di
     from .data import demo_tenants, generate_events, planted_incidents
 
     logins: list[str] = []
+    loaded: list[tuple[str, str, int]] = []
     first_tid = None
     for tenant in demo_tenants():
         tid = svc.resolve_tenant(tenant.slug, missing_ok=True)
@@ -19,6 +20,7 @@ def load_demo(svc, *, days: int = 28, echo: Callable[[str], None] = print) -> di
                 svc.create_user(tid, u["email"], u["password"], u["role"])
             events = generate_events(tenant.slug, days=days)
             svc.append_events(tid, events)
+            loaded.append((str(tid), tenant.name, len(events)))
             incidents = planted_incidents(tenant.slug, events)
             echo(f"loaded {tenant.name}: {len(events)} events over {days} days, "
                  f"{len(incidents)} incidents planted")
@@ -30,5 +32,31 @@ def load_demo(svc, *, days: int = 28, echo: Callable[[str], None] = print) -> di
         admin = next(u for u in tenant.users if u["role"] == "admin")
         logins.append(f"{admin['email']} / {admin['password']}  ({tenant.name}, admin)")
         first_tid = first_tid or (tid, tenant.name)
-    key = svc.create_api_key(first_tid[0], ["audit:read", "audit:write", "audit:export"], "demo")
-    return {"logins": logins, "api_key": key["token"], "api_key_tenant": first_tid[1]}
+    key = svc.create_api_key(first_tid[0], ["audit:read", "audit:write", "audit:export",
+                                            "audit:review"], "demo")
+    return {"logins": logins, "api_key": key["token"], "api_key_tenant": first_tid[1],
+            "loaded": loaded}
+
+
+def analyse_loaded(svc, loaded: list[tuple[str, str, int]],
+                   echo: Callable[[str], None] = print) -> None:
+    """Run the enrichment pipeline (every installed detector and classifier) over the
+    tenants just loaded, now, and show what the detectors flagged (inside an app context).
+    The worker later finds the same results (enrichment is idempotent)."""
+    from sqlalchemy import text
+
+    from trailseal.jobs import enrich_events
+
+    for tid, name, count in loaded:
+        for first in range(1, count + 1, 1000):
+            enrich_events(tid, first, min(count, first + 999))
+        with svc.db.transaction(tid) as conn:
+            rows = conn.execute(text(
+                "SELECT severity, details->'explanation'->>'summary' AS summary "
+                "FROM audit_anomalies WHERE kind = 'anomaly' ORDER BY "
+                "(details->>'anomaly_score')::float DESC NULLS LAST LIMIT 3")).all()
+            total = conn.execute(text(
+                "SELECT count(*) FROM audit_anomalies WHERE kind = 'anomaly'")).scalar()
+        echo(f"{name}: {total} anomaly alerts" + (", the strongest:" if rows else ""))
+        for severity, summary in rows:
+            echo(f"  - [{severity}] {summary or '(no explanation)'}")
