@@ -68,6 +68,7 @@ CREATE TABLE ai_predictions (
   FOREIGN KEY (tenant_id, event_id) REFERENCES audit_logs (tenant_id, id)
 );
 CREATE INDEX ai_predictions_event_idx ON ai_predictions (tenant_id, event_id, created_at DESC);
+CREATE INDEX ai_predictions_producer_idx ON ai_predictions (tenant_id, producer, created_at DESC);
 
 CREATE TABLE anomaly_feedback (
   id bigserial NOT NULL,

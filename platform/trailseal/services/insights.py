@@ -39,6 +39,15 @@ def iter_events(svc, tenant_id: uuid.UUID, *, after_seq: int = 0, last_seq: int 
     ``after_seq`` up to ``last_seq``, occurred in ``[start, end)`` when given. Each batch is
     read in a transaction of its own (keyset paging on seq, so memory stays bounded). Reads
     only the stored records (no insights, no hashes): the fast path of detectors."""
+    if start is not None:
+        # jump to the window (the time index finds its first seq) instead of filtering
+        # every older event on the way there
+        with svc.db.transaction(tenant_id) as conn:
+            first = conn.execute(select(func.min(audit_logs.c.seq))
+                                 .where(audit_logs.c.occurred_at >= start)).scalar()
+        if first is None:
+            return
+        after_seq = max(after_seq, first - 1)
     while True:
         stmt = select(audit_logs.c.seq, audit_logs.c.record).where(audit_logs.c.seq > after_seq)
         if last_seq is not None:

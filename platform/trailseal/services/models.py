@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..errors import ConfigurationError
@@ -53,6 +53,12 @@ def save_model(svc, tenant_id: uuid.UUID | str, *, model_type: str, version: str
         "created_by": created_by,
     }
     with svc.db.transaction(tid) as conn:
+        # one registration per tenant and type at a time (two trainings finishing together)
+        conn.execute(select(func.pg_advisory_xact_lock(
+            func.hashtext(f"trailseal-model:{tid}:{model_type}"))))
+        if conn.execute(select(models.c.id).where(models.c.model_type == model_type,
+                                                  models.c.version == version)).first():
+            row["version"] = version = f"{version}-{row['id'].hex[:6]}"
         if activate:
             conn.execute(update(models).where(models.c.model_type == model_type,
                                               models.c.is_active).values(is_active=False))

@@ -2,15 +2,25 @@
 own model when the tenant has more than ``OWN_MODEL_AFTER`` events, else with the shared
 baseline, against the tenant's incremental profile.
 
-Scoring a seq range locks the tenant's profile row (``detector_profiles``), so ranges of one
-tenant are scored one after another in seq order; a range that starts after events the
-profile has not seen first folds those in (reading them in batches).
+- **Profile.** Scoring a range locks the tenant's profile row (``detector_profiles``) for
+  the few milliseconds it takes to describe the range and fold it in. Events the profile
+  has not seen before the range are folded in first, in chunks, each saved in a short
+  transaction of its own (a large backlog makes progress even if a job is stopped).
+- **Scoring again** (an event the profile already holds: ``trailseal detect --rescore``, a
+  repeated enrichment job, a range enriched after a later one) reuses the features logged
+  when the event was first scored (``ai_predictions``), so an event keeps its description
+  and only the model or threshold can change its verdict. An event never scored before but
+  already folded in is described against the profile with its own contribution left out.
+- **Models.** A tenant past the line without a model of its own gets one trained before its
+  range is scored, outside the profile lock; a failed training is not retried for an hour.
+  A model that cannot be loaded (damaged artifact) is logged and the baseline is used.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +40,10 @@ NAME = "isolation_forest"
 MODEL_TYPE = "anomaly.isolation_forest"
 OWN_MODEL_AFTER = 1000  # a tenant with more events than this gets its own model
 THRESHOLD_KEY = "anomaly.threshold"
-_forests: dict[tuple[str, str], Forest] = {}  # (tenant, version) -> loaded artifact
+CATCH_UP_CHUNK = 20_000  # events folded per short transaction when catching up
+TRAIN_BACKOFF = 3600  # seconds before a failed first training is tried again
+_FORESTS_KEPT = 32
+_forests: OrderedDict[tuple[str, str], Forest] = OrderedDict()  # (tenant, version) -> forest
 
 
 def uses_own_model(event_count: int) -> bool:
@@ -39,9 +52,15 @@ def uses_own_model(event_count: int) -> bool:
 
 
 def load_tenant_forest(svc, tenant_id: str) -> tuple[Forest, str] | None:
-    """The tenant's active forest and its version, or None when it has none. Artifacts come
-    from the database only, as arrays (never unpickled); loaded ones are kept per version."""
-    model = svc.active_model(tenant_id, MODEL_TYPE)
+    """The tenant's active forest and its version, or None when it has none (or it cannot
+    be loaded: logged, and the caller falls back to the baseline). Artifacts come from the
+    database only, as arrays (never unpickled); loaded ones are kept per version."""
+    try:
+        model = svc.active_model(tenant_id, MODEL_TYPE)
+    except Exception:  # noqa: BLE001 - a damaged artifact must not stop enrichment
+        log.exception("tenant %s: the active anomaly model cannot be read; using the baseline",
+                      tenant_id)
+        return None
     if model is None:
         return None
     if list(model["features"]) != list(FEATURE_NAMES):
@@ -51,24 +70,48 @@ def load_tenant_forest(svc, tenant_id: str) -> tuple[Forest, str] | None:
     key = (str(tenant_id), model["version"])
     forest = _forests.get(key)
     if forest is None:
-        forest = _forests[key] = Forest.from_bytes(model["artifact"])
+        try:
+            forest = Forest.from_bytes(model["artifact"])
+        except ValueError:
+            log.exception("tenant %s: model %s does not load; using the baseline", tenant_id,
+                          model["version"])
+            return None
+        _forests[key] = forest
+        while len(_forests) > _FORESTS_KEPT:
+            _forests.popitem(last=False)
+    else:
+        _forests.move_to_end(key)
     return forest, model["version"]
 
 
-def choose_forest(svc, tenant_id: str, event_count: int, *, train_missing: bool = True
-                  ) -> tuple[Forest, str, str]:
+def ensure_tenant_model(svc, tenant_id: str, event_count: int) -> None:
+    """Train the tenant's first model when it is past the line and has none (outside any
+    lock; a failure is logged and not retried for ``TRAIN_BACKOFF`` seconds)."""
+    if not uses_own_model(event_count) or load_tenant_forest(svc, tenant_id) is not None:
+        return
+    backoff = f"trailseal:anomaly:first-training-failed:{tenant_id}"
+    try:
+        if svc.redis.exists(backoff):
+            return
+    except Exception:  # noqa: BLE001 - no Redis: just try
+        pass
+    from .training import train_tenant
+
+    try:
+        train_tenant(svc, tenant_id, created_by="detector (first model)")
+    except ValueError as exc:
+        log.warning("tenant %s: could not train a first model: %s", tenant_id, exc)
+        try:
+            svc.redis.set(backoff, str(exc)[:500], ex=TRAIN_BACKOFF)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def choose_forest(svc, tenant_id: str, event_count: int) -> tuple[Forest, str, str]:
     """(forest, model version, "tenant" or "baseline") for a tenant with ``event_count``
-    events. A tenant past the line without a model of its own gets one trained now."""
+    events."""
     if uses_own_model(event_count):
         found = load_tenant_forest(svc, tenant_id)
-        if found is None and train_missing:
-            from .training import train_tenant
-
-            try:
-                train_tenant(svc, tenant_id, created_by="detector (first model)")
-            except ValueError as exc:
-                log.warning("tenant %s: could not train a first model: %s", tenant_id, exc)
-            found = load_tenant_forest(svc, tenant_id)
         if found is not None:
             return found[0], found[1], "tenant"
     forest, version = baseline_forest()
@@ -83,8 +126,8 @@ def _locked_profile(conn, tenant_id: str) -> Profile:
                             "FOR UPDATE"), {"d": NAME}).one()
     try:
         return Profile.from_bytes(bytes(row[0]))
-    except ValueError:
-        log.warning("tenant %s: profile of an older version; rebuilding it", tenant_id)
+    except Exception:  # noqa: BLE001 - an older version or damaged state: start again
+        log.warning("tenant %s: the behaviour profile cannot be read; rebuilding it", tenant_id)
         return Profile()
 
 
@@ -94,16 +137,39 @@ def _save_profile(conn, profile: Profile) -> None:
                  {"s": profile.to_bytes(), "q": profile.through_seq, "d": NAME})
 
 
-def catch_up(svc, tenant_id: str, profile: Profile, before_seq: int) -> int:
-    """Fold the events the profile has not seen, up to ``before_seq - 1``; how many."""
+def catch_up(svc, tenant_id: str, before_seq: int) -> int:
+    """Fold the events the profile has not seen, up to ``before_seq - 1``, in chunks of
+    ``CATCH_UP_CHUNK``, each saved in a short transaction of its own; how many."""
+    tid = uuid.UUID(str(tenant_id))
     folded = 0
-    if profile.through_seq >= before_seq - 1:
-        return 0
-    for batch in svc.iter_events(tenant_id, after_seq=profile.through_seq,
-                                 last_seq=before_seq - 1, batch=5000):
-        featurize(batch, profile)  # features are discarded; only the history matters here
-        folded += len(batch)
-    return folded
+    while True:
+        with svc.db.transaction(tid) as conn:
+            profile = _locked_profile(conn, tenant_id)
+            if profile.through_seq >= before_seq - 1:
+                return folded
+            last = min(before_seq - 1, profile.through_seq + CATCH_UP_CHUNK)
+            for batch in svc.iter_events(tid, after_seq=profile.through_seq, last_seq=last,
+                                         batch=5000):
+                featurize(batch, profile)  # only the history matters here
+                folded += len(batch)
+            profile.through_seq = max(profile.through_seq, last)
+            _save_profile(conn, profile)
+
+
+def logged_features(svc, tenant_id: str, event_ids: list[str]) -> dict[str, np.ndarray]:
+    """The feature rows this detector logged when it first scored these events."""
+    if not event_ids:
+        return {}
+    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
+        rows = conn.execute(text(
+            "SELECT DISTINCT ON (event_id) event_id, features FROM ai_predictions "
+            "WHERE producer = :p AND event_id = ANY(CAST(:ids AS uuid[])) "
+            "ORDER BY event_id, created_at, id"), {"p": NAME, "ids": event_ids}).all()
+    found = {}
+    for event_id, feats in rows:
+        if feats and set(feats) == set(FEATURE_NAMES):
+            found[str(event_id)] = np.array([float(feats[n]) for n in FEATURE_NAMES])
+    return found
 
 
 class IsolationForestDetector:
@@ -131,13 +197,21 @@ class IsolationForestDetector:
         svc = self.svc
         tid = uuid.UUID(self.tenant_id)
         threshold = float(svc.get_setting(tid, THRESHOLD_KEY))
+        caught_up = catch_up(svc, self.tenant_id, events[0].seq)
         with svc.db.transaction(tid) as conn:
             profile = _locked_profile(conn, self.tenant_id)
-            caught_up = catch_up(svc, self.tenant_id, profile, events[0].seq)
+            known = [e.id for e in events if e.seq <= profile.through_seq]
+            logged = logged_features(svc, self.tenant_id, known)
             X, profile = featurize(events, profile)
-            forest, version, scope = choose_forest(svc, self.tenant_id, profile.total)
-            scores, confidence = forest.score(X, threshold)
+            for i, e in enumerate(events):
+                row = logged.get(e.id)
+                if row is not None:
+                    X[i] = row
             _save_profile(conn, profile)
+            total = profile.total
+        ensure_tenant_model(svc, self.tenant_id, total)
+        forest, version, scope = choose_forest(svc, self.tenant_id, total)
+        scores, confidence = forest.score(X, threshold)
         flagged = np.flatnonzero(scores >= threshold)
         contributions = forest.explain(X[flagged]) if len(flagged) else None
         explanations = {}

@@ -63,11 +63,14 @@ def _phrase(name: str, x: np.ndarray, e: Event) -> str | None:
         return f"{count} events by {e.actor_id} in an hour"
     if name == "actor_history":
         return f"{e.actor_id} has little history here"
-    if name in ("new_source_ip_for_actor", "new_network_for_actor"):
-        return f"from an address new for them ({e.ip_address})" if e.ip_address else None
+    # (the address and user agent are encrypted at rest: explanations, which are stored in
+    # the clear, only say that they are new; the event shows them to whoever may read it)
+    if name == "new_source_ip_for_actor":
+        return "from an address new for them" if e.ip_address else None
+    if name == "new_network_for_actor":
+        return "from a network new for them" if e.ip_address else None
     if name == "new_user_agent_for_actor":
-        agent = (e.user_agent or "")[:60]
-        return f"with a client new for them ({agent})" if agent else None
+        return "with a client new for them" if e.user_agent else None
     if name == "rare_event_type":
         return f"{e.event_type} is rare in this trail"
     if name == "exports_1h":
@@ -154,8 +157,6 @@ def explain_event(e: Event, x: np.ndarray, contributions: np.ndarray, score: flo
                    "model learns it.")
     affected = [{"type": "actor", "id": e.actor_id},
                 {"type": e.entity_type, "id": e.entity_id}]
-    if e.ip_address:
-        affected.append({"type": "source_ip", "id": e.ip_address})
     return {"summary": summary, "score": round(score, 4), "threshold": threshold,
             "contributions": top, "affected_entities": affected,
             "suggested_actions": actions[:4]}

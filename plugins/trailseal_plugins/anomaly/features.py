@@ -412,7 +412,9 @@ class Profile:
         stats = self.amounts.get(etype)
         if amount is not None and stats is not None:
             n, mean, m2 = stats[:3]
-            if exclude_self and n > 1:  # take this event's own amount back out
+            std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+            folded_in = amount <= mean + AMOUNT_CLIP * max(std, 0.1) or n < MIN_AMOUNTS
+            if exclude_self and n > 1 and folded_in:  # take its own amount back out
                 old_mean = (mean * n - amount) / (n - 1)
                 m2 = max(0.0, m2 - (amount - old_mean) * (amount - mean))
                 n, mean = n - 1, old_mean

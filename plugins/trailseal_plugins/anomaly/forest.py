@@ -167,9 +167,13 @@ class Forest:
         max_samples, n_features = (int(v) for v in arrays["meta"])
         if not all(len(arrays[k]) == n for k in ("right", "feature", "threshold", "n_samples")):
             raise ValueError("forest artifact: arrays of different lengths")
+        index = np.arange(n)
         for k in ("left", "right"):
-            if ((arrays[k] < -1) | (arrays[k] >= n)).any():
+            child = arrays[k]
+            if ((child < -1) | (child >= n)).any():
                 raise ValueError("forest artifact: a child index out of range")
+            if ((child >= 0) & (child <= index)).any():  # no cycles: children come later
+                raise ValueError("forest artifact: a child before its parent")
         inner = arrays["left"] >= 0
         if ((arrays["feature"][inner] < 0) | (arrays["feature"][inner] >= n_features)).any():
             raise ValueError("forest artifact: a feature index out of range")

@@ -156,7 +156,8 @@ def detect(svc, tenant_id: str, *, hours: float | None = 24, rescore: bool = Fal
             "i.tenant_id = a.tenant_id AND i.event_id = a.id WHERE i.is_anomaly AND "
             "(CAST(:since AS timestamptz) IS NULL OR a.received_at >= :since)"),
             {"since": since}).scalar()
-    bias = record_bias(svc, tid, latest or "none") if scored else []
+    # the fairness figures of the last 7 days, on every run (nothing scored now or not)
+    bias = record_bias(svc, tid, latest or "none")
     return {"tenant": tid, "scored": scored, "flagged_in_window": int(flagged),
             "alerts_raised": int(alerts_after - alerts_before), "model_version": latest,
             "bias_groups": len(bias),

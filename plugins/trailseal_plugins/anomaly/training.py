@@ -1,7 +1,9 @@
 """Training a tenant's own forest on its last 30 days, with the analysts' feedback.
 
-- The window's events are featurised the way they were scored: in seq order, each against
-  the history before it (a profile warmed up on the 30 days before the window).
+- The window's events are described as they were when scored: the feature rows logged in
+  ``ai_predictions`` (in seq order, each against the history before it). When the window
+  was not scored (a first model, an import), it is replayed in seq order through a fresh
+  profile warmed up on the ``WARMUP_DAYS`` before it.
 - Feedback: events whose alert an analyst confirmed are left out (an attack is not
   "normal"); events marked false positive are added again, as the features they were scored
   with, until each pattern makes up ``FP_SHARE`` of the training set, so that the forest can
@@ -25,6 +27,7 @@ from .features import FEATURE_NAMES, Profile, featurize, parse_time
 from .forest import ARTIFACT_FORMAT, train_forest
 
 WINDOW_DAYS = 30
+WARMUP_DAYS = 14  # history replayed before the window when its features were not logged
 TRAIN_MAX = 50_000  # rows fitted at most (each tree sees 256 of them anyway)
 FP_SHARE = 0.03  # share of the training set each false-positive pattern is given
 FP_MAX_SHARE = 0.3  # all false-positive patterns together
@@ -66,22 +69,23 @@ def balanced_indices(labels: list[str | None], limit: int, seed: int = SEED) -> 
 
 def _feedback(conn, model_names: tuple[str, ...] = ("isolation_forest",)
               ) -> tuple[list[np.ndarray], set[str]]:
-    """(feature rows of false-positive events, ids of confirmed events): the latest verdict
-    per alert counts."""
+    """(feature rows of false-positive events, oldest verdict first; ids of confirmed
+    events): the latest verdict per alert counts."""
     rows = conn.execute(text(
-        "SELECT DISTINCT ON (alert_id) alert_id, event_id, is_false_positive "
-        "FROM anomaly_feedback ORDER BY alert_id, given_at DESC, id DESC")).all()
+        "SELECT * FROM (SELECT DISTINCT ON (alert_id) alert_id, event_id, is_false_positive, "
+        "given_at FROM anomaly_feedback ORDER BY alert_id, given_at DESC, id DESC) v "
+        "ORDER BY given_at")).all()
     fp_events = [str(r.event_id) for r in rows if r.is_false_positive and r.event_id]
     confirmed = {str(r.event_id) for r in rows if not r.is_false_positive and r.event_id}
     patterns = []
     if fp_events:
-        found = conn.execute(text(
+        found = dict(conn.execute(text(
             "SELECT DISTINCT ON (event_id) event_id, features FROM ai_predictions "
             "WHERE producer = ANY(:p) AND event_id = ANY(CAST(:ids AS uuid[])) "
             "ORDER BY event_id, created_at DESC, id DESC"),
-            {"p": list(model_names), "ids": fp_events}).all()
-        for r in found:
-            feats = r.features or {}
+            {"p": list(model_names), "ids": fp_events}).all())
+        for event_id in fp_events:
+            feats = found.get(uuid.UUID(event_id)) or {}
             if set(feats) == set(FEATURE_NAMES):
                 patterns.append(np.array([float(feats[n]) for n in FEATURE_NAMES]))
     return patterns, confirmed
@@ -96,38 +100,95 @@ def _categories(conn, start: datetime, end: datetime) -> dict[str, str]:
     return {str(r[0]): r[1] for r in rows}
 
 
+def _logged_rows(conn, start: datetime, end: datetime,
+                 producer: str = "isolation_forest") -> dict[str, np.ndarray] | None:
+    """The feature rows logged when the window's events were scored (as they were
+    described then, in seq order), or None when fewer than 95 % of them have one of the
+    current features."""
+    events = conn.execute(text("SELECT count(*) FROM audit_logs WHERE occurred_at >= :s "
+                               "AND occurred_at < :e"), {"s": start, "e": end}).scalar()
+    if not events:
+        return None
+    rows = conn.execute(text(
+        "SELECT DISTINCT ON (p.event_id) p.event_id, p.features FROM ai_predictions p "
+        "JOIN audit_logs a ON a.tenant_id = p.tenant_id AND a.id = p.event_id "
+        "WHERE p.producer = :p AND a.occurred_at >= :s AND a.occurred_at < :e "
+        "ORDER BY p.event_id, p.created_at, p.id"), {"p": producer, "s": start, "e": end})
+    found = {}
+    names = set(FEATURE_NAMES)
+    for event_id, feats in rows:
+        if feats and set(feats) == names:
+            found[str(event_id)] = np.array([float(feats[n]) for n in FEATURE_NAMES])
+    return found if len(found) >= 0.95 * events else None
+
+
+class _Reservoir:
+    """A uniform sample of at most ``size`` items of a stream (Algorithm R)."""
+
+    def __init__(self, size: int, rng: np.random.Generator):
+        self.size, self.rng, self.seen, self.items = size, rng, 0, []
+
+    def add(self, item) -> None:
+        self.seen += 1
+        if len(self.items) < self.size:
+            self.items.append(item)
+        else:
+            j = int(self.rng.integers(0, self.seen))
+            if j < self.size:
+                self.items[j] = item
+
+
 def training_set(svc, tenant_id: str, start: datetime, end: datetime
                  ) -> tuple[np.ndarray, dict[str, Any]]:
-    """The feature rows to fit and what went into them (see the module docstring)."""
+    """The feature rows to fit and what went into them (see the module docstring). Memory
+    stays bounded: each category keeps a uniform sample of at most ``TRAIN_MAX`` rows."""
     tid = uuid.UUID(str(tenant_id))
-    profile = Profile()
-    rows, ids = [], []
-    since = start.timestamp()
-    for batch in svc.iter_events(tid, start=start - timedelta(days=WINDOW_DAYS), end=end,
-                                 batch=5000):
-        X, profile = featurize(batch, profile)
-        for e, x in zip(batch, X, strict=True):
-            if parse_time(e.occurred_at) >= since:
-                rows.append(x)
-                ids.append(e.id)
     with svc.db.transaction(tid) as conn:
         patterns, confirmed = _feedback(conn)
-        categories = _categories(conn, start, end) if ids else {}
-    keep = [i for i, event_id in enumerate(ids) if event_id not in confirmed]
-    info: dict[str, Any] = {"window_events": len(ids),
-                            "confirmed_left_out": len(ids) - len(keep),
+        categories = _categories(conn, start, end)
+        logged = _logged_rows(conn, start, end)
+    rng = np.random.default_rng(SEED)
+    samples: dict[str | None, _Reservoir] = {}
+    counts = {"window_events": 0, "confirmed_left_out": 0}
+
+    def take(event_id: str, x: np.ndarray) -> None:
+        counts["window_events"] += 1
+        if event_id in confirmed:
+            counts["confirmed_left_out"] += 1
+            return
+        label = categories.get(event_id)
+        if label not in samples:
+            samples[label] = _Reservoir(TRAIN_MAX, rng)
+        samples[label].add(x)
+
+    if logged is not None:
+        source = "features logged when scored"
+        for event_id, x in logged.items():
+            take(event_id, x)
+    else:  # replay: each event described against the history before it
+        source = f"replayed with {WARMUP_DAYS} days of history before the window"
+        profile = Profile()
+        since = start.timestamp()
+        for batch in svc.iter_events(tid, start=start - timedelta(days=WARMUP_DAYS), end=end,
+                                     batch=5000):
+            X, profile = featurize(batch, profile)
+            for e, x in zip(batch, X, strict=True):
+                if parse_time(e.occurred_at) >= since:
+                    take(e.id, x)
+    info: dict[str, Any] = {**counts, "features": source,
                             "false_positive_patterns": len(patterns)}
-    labels = [categories.get(ids[i]) for i in keep]
-    if len(set(labels)) > 1:
+    labels = [label for label, r in samples.items() for _ in r.items]
+    rows = [x for r in samples.values() for x in r.items]
+    if len(samples) > 1:
         picked = balanced_indices(labels, TRAIN_MAX)
         info["balanced_categories"] = {str(k): int(sum(1 for j in picked if labels[j] == k))
-                                       for k in sorted(set(labels), key=str)}
-    elif len(keep) > TRAIN_MAX:
-        picked = np.sort(np.random.default_rng(SEED).choice(len(keep), TRAIN_MAX, replace=False))
+                                       for k in sorted(samples, key=str)}
     else:
-        picked = np.arange(len(keep))
-    X = np.array([rows[keep[j]] for j in picked]).reshape(-1, len(FEATURE_NAMES))
+        picked = np.arange(len(rows))
+    X = np.array([rows[j] for j in picked]).reshape(-1, len(FEATURE_NAMES))
     if patterns and len(X):
+        # the most recent patterns, as many as fit in FP_MAX_SHARE with one copy each
+        patterns = patterns[-max(1, int(FP_MAX_SHARE * len(X))):]
         copies = max(1, int(round(FP_SHARE * len(X))))
         copies = min(copies, max(1, int(FP_MAX_SHARE * len(X) / len(patterns))))
         X = np.vstack([X] + [np.tile(p, (copies, 1)) for p in patterns])
