@@ -90,7 +90,8 @@ def encrypt_field(
 
 
 def decrypt_field(
-    dek: AESGCM, tenant_id: uuid.UUID, event_id: uuid.UUID, field: str, blob: bytes
+    dek: AESGCM, tenant_id: uuid.UUID | str, event_id: uuid.UUID | str, field: str,
+    blob: bytes,
 ) -> bytes:
     try:
         return dek.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], field_aad(tenant_id, event_id, field))

@@ -3,8 +3,8 @@ transaction per range (re-running a range overwrites the same rows)."""
 
 from __future__ import annotations
 
-import base64
 import uuid
+from binascii import a2b_base64
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,6 @@ import orjson
 from sqlalchemy import exists, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from ..db import driver_cursor
 from ..tables import ai_predictions, audit_embeddings, audit_logs, event_insights
 from ..types import Alert, Event, Finding
 from .alerts import insert_alert
@@ -48,32 +47,42 @@ def iter_events(svc, tenant_id: uuid.UUID, *, after_seq: int = 0, last_seq: int 
         if first is None:
             return
         after_seq = max(after_seq, first - 1)
+    where = ["tenant_id = %(tenant)s", "seq > %(after)s"]
+    params = {"tenant": tenant_id, "after": after_seq, "limit": batch}
+    if last_seq is not None:
+        where.append("seq <= %(last)s")
+        params["last"] = last_seq
+    if start is not None:
+        where.append("occurred_at >= %(start)s")
+        params["start"] = start
+    if end is not None:
+        where.append("occurred_at < %(end)s")
+        params["end"] = end
+    # a raw cursor: the hot path of detectors (1M events read in about 20 s)
+    sql = (f"SELECT seq, record FROM audit_logs WHERE {' AND '.join(where)} "
+           "ORDER BY seq LIMIT %(limit)s")
+    text_id = str(tenant_id)
     while True:
-        stmt = select(audit_logs.c.seq, audit_logs.c.record).where(audit_logs.c.seq > after_seq)
-        if last_seq is not None:
-            stmt = stmt.where(audit_logs.c.seq <= last_seq)
-        if start is not None:
-            stmt = stmt.where(audit_logs.c.occurred_at >= start)
-        if end is not None:
-            stmt = stmt.where(audit_logs.c.occurred_at < end)
-        stmt = stmt.order_by(audit_logs.c.seq).limit(batch)
-        with svc.db.transaction(tenant_id) as conn:
-            rows = conn.execute(stmt).all()
-            with driver_cursor(conn) as cur:
-                events = [_record_event(svc, cur, tenant_id, record) for _, record in rows]
+        with svc.db.cursor(tenant_id) as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+            events = [_record_event(svc, cur, tenant_id, record, text_id) for _, record in rows]
         if not events:
             return
         yield events
-        after_seq = rows[-1][0]
+        params["after"] = rows[-1][0]
         if len(rows) < batch:
             return
 
 
-def _record_event(svc, cur, tenant_id: uuid.UUID, record: bytes) -> Event:
+def _record_event(svc, cur, tenant_id: uuid.UUID, record: bytes,
+                  tenant_text: str | None = None) -> Event:
     """A stored record as plugins see the event (decrypted), read straight from its
-    JSON (the same fields ``row_to_event`` shows)."""
+    JSON (the same fields ``row_to_event`` shows). The record's id is the canonical text of
+    the event's UUID, so it is the associated data as it was bound at encryption."""
     rec = orjson.loads(record)
-    event_id = uuid.UUID(rec["id"])
+    event_id = rec["id"]
+    tenant_text = tenant_text or str(tenant_id)
     key = None
     values = []
     for name in ("ip_address", "user_agent", "action_details"):
@@ -83,10 +92,10 @@ def _record_event(svc, cur, tenant_id: uuid.UUID, record: bytes) -> Event:
             continue
         if key is None:
             key = svc.keyring.key(cur, tenant_id, rec["key_id"])
-        values.append(decrypt_field(key, tenant_id, event_id, name, base64.b64decode(blob)))
+        values.append(decrypt_field(key, tenant_text, event_id, name, a2b_base64(blob)))
     ip, agent, details = values
     return Event(
-        id=rec["id"], tenant_id=str(tenant_id), seq=rec["seq"], occurred_at=rec["occurred_at"],
+        id=event_id, tenant_id=tenant_text, seq=rec["seq"], occurred_at=rec["occurred_at"],
         event_type=rec["event_type"], actor_id=rec["actor_id"], actor_type=rec["actor_type"],
         actor_role=rec["actor_role"], actor_department=rec["actor_department"],
         entity_type=rec["entity_type"], entity_id=rec["entity_id"], severity=rec["severity"],

@@ -109,8 +109,8 @@ FEATURES: tuple[Feature, ...] = (
             "normal, unless they grow to a quarter of the type's amounts)"),
     Feature("novelty_total", "Novelty for the actor, all together",
             "the sum, over event type, entity type, address, network, user agent and "
-            "country, of how far each rarity is above 1 (its value for an actor nobody "
-            "knows yet): many new things at once by a known actor"),
+            "country, of how far each of those rarities is above 1 bit: many new things at "
+            "once"),
     Feature("privileged_newcomer", "Privileged action by a little-known actor",
             "for a privilege-sensitive event, 2 − log10(1 + the actor's past events), at "
             "least 0: 2 for an actor never seen, 0 from 99 past events on"),
