@@ -133,7 +133,8 @@ def explain_event(e: Event, x: np.ndarray, contributions: np.ndarray, score: flo
                   threshold: float) -> dict[str, Any]:
     """The explanation of a flagged event (``Finding.explanation``): ``summary``,
     ``contributions`` (strongest first), ``affected_entities``, ``suggested_actions``."""
-    order = [int(i) for i in np.argsort(-contributions) if contributions[i] > 0][:TOP]
+    # (contributions are shown to 4 decimals: smaller ones would read as 0)
+    order = [int(i) for i in np.argsort(-contributions) if contributions[i] >= 1e-4][:TOP]
     top = [{"feature": FEATURES[i].name, "label": FEATURES[i].label,
             "value": round(float(x[i]), 4), "contribution": round(float(contributions[i]), 4),
             "meaning": FEATURES[i].meaning} for i in order]

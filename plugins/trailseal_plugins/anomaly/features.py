@@ -173,11 +173,17 @@ def network_of(ip: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
 
 
+@lru_cache(maxsize=4096)
+def _failed_type(event_type: str) -> bool:
+    return bool(FAILED_WORDS.search(event_type))
+
+
 def failed(event: Event) -> bool:
     """Whether an event failed or was denied: its tags, its type, or its details say so."""
-    if FAILED_TAGS.intersection(t.lower() for t in event.tags):
-        return True
-    if FAILED_WORDS.search(event.event_type):
+    for tag in event.tags:
+        if tag.lower() in FAILED_TAGS:
+            return True
+    if _failed_type(event.event_type):
         return True
     details = event.action_details
     if isinstance(details, dict):
@@ -236,8 +242,11 @@ def privileged(event_type: str) -> bool:
     return bool(PERMISSION.search(event_type) or SECURITY.search(event_type))
 
 
+_log2 = math.log2
+
+
 def _rarity(pair_count: float, total: float) -> float:
-    return -math.log2((pair_count + 0.5) / (total + 1.0))
+    return -_log2((pair_count + 0.5) / (total + 1.0))
 
 
 def _actor_rarity(pair_count: float, actor_total: float, tenant_count: float,
@@ -247,8 +256,17 @@ def _actor_rarity(pair_count: float, actor_total: float, tenant_count: float,
     smoothed share of the tenant's events. An actor nobody knows yet gets the tenant-wide
     rarity (a newcomer doing common things is not unusual; doing something the tenant
     never does is); a long-known actor's own habits dominate."""
-    p = (max(0.0, tenant_count) + 0.5) / (max(0.0, tenant_total) + 1.0)
-    return -math.log2((max(0.0, pair_count) + PRIOR * p) / (max(0.0, actor_total) + PRIOR))
+    # (counts go below 0 only when re-scoring takes an event's own contribution out)
+    if tenant_count < 0:
+        tenant_count = 0
+    if tenant_total < 0:
+        tenant_total = 0
+    if pair_count < 0:
+        pair_count = 0
+    if actor_total < 0:
+        actor_total = 0
+    p = (tenant_count + 0.5) / (tenant_total + 1.0)
+    return -_log2((pair_count + PRIOR * p) / (actor_total + PRIOR))
 
 
 def _hour_distance(a: int, b: int) -> int:
@@ -421,7 +439,11 @@ class Profile:
             if n >= MIN_AMOUNTS:
                 std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
                 x[25] = max(-10.0, min(10.0, (amount - mean) / max(std, 0.1)))
-        x[26] = sum(max(0.0, x[i] - 1.0) for i in NOVELTY_COLUMNS)
+        novelty = 0.0
+        for i in NOVELTY_COLUMNS:
+            if x[i] > 1.0:
+                novelty += x[i] - 1.0
+        x[26] = novelty
         if c.privileged:
             x[27] = max(0.0, 2.0 - x[7])
         return x
