@@ -216,6 +216,11 @@ def test_detect_and_train_commands(trailseal_services, tenant, run_jobs):
     assert "trained model if-" in out and f"{len(events)} events" in out
     assert trailseal_services.list_models(tenant.id, MODEL_TYPE)[0]["created_by"] == \
         "trailseal train"
+    code, out = _cli(trailseal_services, "detect", "--tenant", tenant.slug, "--preview")
+    assert code == 0, out
+    # (360 events: the baseline scores this tenant, whatever models it has)
+    assert f"{len(events)} events scored with baseline-" in out and "nothing written" in out
+    assert "(current)" in out and "threshold 0.700:" in out
     code, out = _cli(trailseal_services, "train", "--tenant", "no-such-tenant")
     assert code != 0 and "no tenant 'no-such-tenant'" in out
     run_jobs()  # the queued enrichment jobs find the events scored and rewrite the same rows
@@ -294,3 +299,25 @@ def test_the_1000_event_line(trailseal_services, tenant, run_jobs):
     insight = last[0]["ai_insights"]["anomaly"][NAME]
     assert insight["explanation"]["model_scope"] == "tenant"
     assert last[0]["model_versions"][NAME] == model["version"]
+
+
+def test_score_stored_matches_scoring_in_one_go(trailseal_services, tenant):
+    """The pipelined what-if path scores exactly what describing and scoring the whole trail
+    at once gives."""
+    import numpy as np
+
+    from trailseal_plugins.anomaly.baseline import baseline_forest
+    from trailseal_plugins.anomaly.detector import score_stored
+    from trailseal_plugins.anomaly.features import featurize
+
+    events, _ = _demo_trail(days=2, per_day=400, slug="acme", seed=4)
+    trailseal_services.append_events(tenant.id, events)
+    forest, _ = baseline_forest()
+    parts = list(score_stored(trailseal_services, str(tenant.id), forest, 0.62, batch=150))
+    assert [e.seq for p in parts for e in p[0]] == list(range(1, len(events) + 1))
+    stored = [e for batch in trailseal_services.iter_events(tenant.id) for e in batch]
+    X, _ = featurize(stored)
+    scores, confidence = forest.score(X, 0.62)
+    assert np.array_equal(np.concatenate([p[2] for p in parts]), scores)
+    assert np.array_equal(np.concatenate([p[3] for p in parts]), confidence)
+    assert np.array_equal(np.vstack([p[1] for p in parts]), X)

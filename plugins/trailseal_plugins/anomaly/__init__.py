@@ -52,7 +52,11 @@ def _tenant(svc, ref: str):
 @click.option("--rescore", is_flag=True,
               help="Score every event of the window again (after a threshold change or a "
                    "new model); alerts are never raised twice for one event.")
-def detect_command(tenant_ref: str, hours: float, everything: bool, rescore: bool) -> None:
+@click.option("--preview", is_flag=True,
+              help="Write nothing: score the whole trail with the current model and show how "
+                   "many events each threshold would flag (to choose one).")
+def detect_command(tenant_ref: str, hours: float, everything: bool, rescore: bool,
+                   preview: bool) -> None:
     """Run anomaly detection for a tenant now and say what it did."""
     from trailseal.cli import make_app
 
@@ -61,6 +65,9 @@ def detect_command(tenant_ref: str, hours: float, everything: bool, rescore: boo
     app = make_app()
     svc = app.extensions["trailseal"]
     tenant = _tenant(svc, tenant_ref)
+    if preview:
+        _preview(svc, str(tenant))
+        return
     started = time.perf_counter()
     with app.app_context():
         done = detect(svc, str(tenant), hours=None if everything else hours, rescore=rescore)
@@ -72,6 +79,43 @@ def detect_command(tenant_ref: str, hours: float, everything: bool, rescore: boo
                f"{done['alerts_raised']}")
     click.echo(f"  fairness: {done['bias_groups']} groups measured, {done['bias_alerts']} "
                "bias alerts")
+
+
+def _preview(svc, tenant: str) -> None:
+    import numpy as np
+
+    from .detector import THRESHOLD_KEY, choose_forest, score_stored
+    from .runs import event_count
+
+    threshold = float(svc.get_setting(tenant, THRESHOLD_KEY))
+    forest, version, scope = choose_forest(svc, tenant, event_count(svc, tenant))
+    started = time.perf_counter()
+    scores, first, last = [], None, None
+    for events, _X, batch_scores, _confidence in score_stored(svc, tenant, forest, threshold):
+        scores.append(batch_scores)
+        first = first or events[0].occurred_at
+        last = events[-1].occurred_at
+    elapsed = time.perf_counter() - started
+    if not scores:
+        click.echo(f"tenant {tenant}: no events")
+        return
+    s = np.concatenate(scores)
+    weeks = max(1.0, (_seconds(last) - _seconds(first)) / (7 * 86400))
+    click.echo(f"tenant {tenant}: {len(s)} events scored with {version} ({scope}) in "
+               f"{elapsed:.1f} s, nothing written")
+    click.echo("  score percentiles 50/90/99/99.9: " + " / ".join(
+        f"{np.percentile(s, q):.3f}" for q in (50, 90, 99, 99.9)))
+    for t in sorted({round(threshold, 3), 0.6, 0.62, 0.65, 0.68, 0.7, 0.75}):
+        flagged = int((s >= t).sum())
+        mark = "  (current)" if abs(t - threshold) < 1e-9 else ""
+        click.echo(f"  threshold {t:.3f}: {flagged} events flagged, {flagged / weeks:.1f} a "
+                   f"week{mark}")
+
+
+def _seconds(timestamp: str) -> float:
+    from .features import parse_time
+
+    return parse_time(timestamp)
 
 
 @click.command()

@@ -233,3 +233,32 @@ class IsolationForestDetector:
                          "model_version": version, "model_scope": scope,
                          "threshold": threshold, "folded_before": caught_up}
         return findings
+
+
+def score_stored(svc, tenant_id: str, forest: Forest, threshold: float, *,
+                 batch: int = 5000):
+    """Score every stored event of a tenant in seq order without writing anything (the
+    what-if of ``trailseal detect --preview``): yields ``(events, X, scores, confidence)``
+    per batch. Each event is described against a fresh profile of the events before it,
+    as it was when first scored. Reading and decrypting run one batch ahead in a thread and
+    the forest scores in another, so the profile walk, the only part that must go in order,
+    sets the pace."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tid = uuid.UUID(str(tenant_id))
+    batches = svc.iter_events(tid, batch=batch)
+    profile = Profile()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="trailseal-score") as pool:
+        reading = pool.submit(next, batches, None)
+        pending = None
+        while True:
+            events = reading.result()
+            if events is None:
+                break
+            reading = pool.submit(next, batches, None)
+            X, profile = featurize(events, profile)
+            if pending is not None:
+                yield pending[0], pending[1], *pending[2].result()
+            pending = (events, X, pool.submit(forest.score, X, threshold))
+        if pending is not None:
+            yield pending[0], pending[1], *pending[2].result()
