@@ -105,7 +105,7 @@ def _preview(svc, tenant: str) -> None:
                f"{elapsed:.1f} s, nothing written")
     click.echo("  score percentiles 50/90/99/99.9: " + " / ".join(
         f"{np.percentile(s, q):.3f}" for q in (50, 90, 99, 99.9)))
-    for t in sorted({round(threshold, 3), 0.6, 0.62, 0.65, 0.68, 0.7, 0.75}):
+    for t in sorted({round(threshold, 3), 0.55, 0.58, 0.6, 0.62, 0.65, 0.68, 0.7, 0.75}):
         flagged = int((s >= t).sum())
         mark = "  (current)" if abs(t - threshold) < 1e-9 else ""
         click.echo(f"  threshold {t:.3f}: {flagged} events flagged, {flagged / weeks:.1f} a "

@@ -80,11 +80,11 @@ def _phrase(name: str, x: np.ndarray, e: Event) -> str | None:
     if name == "permission_changes_1h":
         return f"{v:.0f} permission changes in an hour" if v >= 2 else "a permission change"
     if name == "failure_ratio_1h":
-        return f"{v:.0%} of their events in the last hour failed"
-    if name == "failures_1h":
-        if v >= 2:
-            return f"{v:.0f} failed or denied attempts in an hour"
-        return "a failed or denied attempt" if v else None
+        failures = int(x[INDEX["failures_1h"]]) + 1
+        events = int(x[INDEX["actor_events_1h"]])
+        return f"{failures} of their {events} events in the last hour failed" if v else None
+    if name == "failures_1h":  # failures beyond the first one
+        return f"{v + 1:.0f} failed or denied attempts in an hour" if v >= 1 else None
     if name == "days_since_actor_last_seen":
         return f"{e.actor_id} was inactive for {v:.0f} days" if v >= 1 else None
     if name == "new_country_for_actor":

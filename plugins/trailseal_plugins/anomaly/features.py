@@ -86,10 +86,11 @@ FEATURES: tuple[Feature, ...] = (
             "the actor's role, policy, grant, permission and credential changes in the last "
             "hour"),
     Feature("failure_ratio_1h", "Failure ratio in the last hour",
-            "the actor's failed or denied events in the last hour over their events in it "
-            "(counted as at least 3, so one failure alone is not a high ratio)"),
-    Feature("failures_1h", "Failures in the last hour",
-            "the actor's failed or denied events in the last hour, this one included"),
+            "the actor's failed or denied events in the last hour beyond the first one, over "
+            "their events in it (counted as at least 3): a lone failure is 0"),
+    Feature("failures_1h", "Repeated failures in the last hour",
+            "the actor's failed or denied events in the last hour, this one included, beyond "
+            "the first one: a lone mistyped password is 0, a burst of 25 is 24"),
     Feature("privileged", "Privilege-sensitive action",
             "1 for event types that change permissions or credentials or touch security "
             "controls (audit logging, keys, secrets)"),
@@ -114,6 +115,10 @@ FEATURES: tuple[Feature, ...] = (
     Feature("privileged_newcomer", "Privileged action by a little-known actor",
             "for a privilege-sensitive event, 2 − log10(1 + the actor's past events), at "
             "least 0: 2 for an actor never seen, 0 from 99 past events on"),
+    Feature("action_rarity", "How unusual this action is, all told",
+            "the rarity of the event type in the tenant plus its rarity for the actor "
+            "(-log2 P(type) − log2 P(type | actor), both as above): one column for what "
+            "the two say together"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -418,8 +423,9 @@ class Profile:
         elif actor and n_actor > 0:
             x[15] = min(MAX_DAYS, max(0.0, ts - actor[1]) / DAY)
         x[16], x[17], x[18] = exports, deletions, perms
-        x[19] = failures / max(3, recent_n)
-        x[20] = failures
+        repeated = failures - 1 if failures > 1 else 0
+        x[19] = repeated / max(3, recent_n)
+        x[20] = repeated
         x[21] = 1.0 if c.privileged else 0.0
         x[22] = SEVERITY.get(e.severity.lower(), 1)
         if actor and n_actor > 0:
@@ -446,6 +452,7 @@ class Profile:
         x[26] = novelty
         if c.privileged:
             x[27] = max(0.0, 2.0 - x[7])
+        x[28] = x[14] + x[9]
         return x
 
     # --- writing ------------------------------------------------------------------------
