@@ -288,17 +288,12 @@ def recommend(scores: np.ndarray, y: np.ndarray, tech: np.ndarray, days: float
 # --- one scenario ----------------------------------------------------------------------------
 
 def run_scenario(name: str, events: list[Event], y: np.ndarray, tech: np.ndarray,
-                 ts: np.ndarray, seed: int, threshold: float, features=None
-                 ) -> dict[str, Any]:
-    """``features``: a module with ``featurize`` and ``FEATURE_NAMES`` (default: the
-    product's)."""
-    featurize_, names = ((features.featurize, features.FEATURE_NAMES) if features
-                         else (featurize, FEATURE_NAMES))
+                 ts: np.ndarray, seed: int, threshold: float) -> dict[str, Any]:
     global _LABELS
     _LABELS = [f"{e.event_type} @ {e.occurred_at[:16]}" for e in events]
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    X, _ = featurize_(events)
+    X, _ = featurize(events)
     timing["featurize_events_per_s"] = len(events) / (time.perf_counter() - t0)
     cols = onehot_columns(events)
     split = background.START.timestamp() + CLEAN_DAYS * 86400
@@ -371,7 +366,7 @@ def run_scenario(name: str, events: list[Event], y: np.ndarray, tech: np.ndarray
         out["variants"][variant] = v
     out["timing"] = timing
     out["feature_auc"] = {n: float(roc_auc_score(y, X[:, j])) if X[:, j].std() else 0.5
-                          for j, n in enumerate(names)}
+                          for j, n in enumerate(FEATURE_NAMES)}
     out["_X"] = X
     return out
 
@@ -436,24 +431,13 @@ def print_scenario(s: dict[str, Any], threshold: float) -> None:
         print(f"  {n:<28}{a:.3f}")
 
 
-def report_features(prototype: bool) -> str:
-    return "PROTOTYPE bench/features_proto.py" if prototype else \
-        "product (trailseal_plugins.anomaly.features)"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the figures as JSON to this path")
     parser.add_argument("--scenario", choices=("as_recorded", "insider"), action="append",
                         help="run only these scenarios (default: both)")
-    parser.add_argument("--prototype", action="store_true",
-                        help="use the prototype featurizer bench/features_proto.py instead of "
-                             "the product's (for measuring proposed feature changes)")
     args = parser.parse_args(argv)
-    features = None
-    if args.prototype:
-        import features_proto as features
     threshold = DEFAULT_ANOMALY_THRESHOLD
     folder = datasets_dir() / "stratus-cloudtrail" / "detonation-logs"
     if not folder.is_dir():
@@ -466,14 +450,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"background: {len(bg)} records over {DAYS} days (seed {args.seed}, "
           f"{gen_s:.1f} s); detonations: {len(detonations)} techniques, "
           f"{sum(map(len, detonations.values()))} events; default threshold {threshold}; "
-          f"features: {report_features(args.prototype)}")
-    report: dict[str, Any] = {"featurizer": "bench/features_proto.py" if args.prototype
-                              else "trailseal_plugins.anomaly.features", "seed": args.seed, "days": DAYS, "threshold": threshold,
+          "features: trailseal_plugins.anomaly.features")
+    report: dict[str, Any] = {"seed": args.seed, "days": DAYS, "threshold": threshold,
                               "background_events": len(bg), "target_ratio": TARGET_RATIO,
                               "scenarios": {}}
     for scenario in args.scenario or ("as_recorded", "insider"):
         events, y, tech, ts, when = build_trail(scenario, args.seed, bg, detonations)
-        s = run_scenario(scenario, events, y, tech, ts, args.seed, threshold, features)
+        s = run_scenario(scenario, events, y, tech, ts, args.seed, threshold)
         s["placements"] = {t: _stamp(w) for t, w in when.items()}
         s.pop("_X")
         print_scenario(s, threshold)

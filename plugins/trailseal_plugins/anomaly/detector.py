@@ -31,7 +31,7 @@ from trailseal.types import Event, Finding
 
 from .baseline import baseline_forest
 from .explain import alert_severity, explain_event
-from .features import FEATURE_NAMES, Profile, as_dict, featurize
+from .features import FEATURE_NAMES, Profile, as_dict, featurize, from_logged
 from .forest import Forest
 
 log = logging.getLogger(__name__)
@@ -167,8 +167,9 @@ def logged_features(svc, tenant_id: str, event_ids: list[str]) -> dict[str, np.n
             "ORDER BY event_id, created_at, id"), {"p": NAME, "ids": event_ids}).all()
     found = {}
     for event_id, feats in rows:
-        if feats and set(feats) == set(FEATURE_NAMES):
-            found[str(event_id)] = np.array([float(feats[n]) for n in FEATURE_NAMES])
+        row = from_logged(feats)
+        if row is not None:
+            found[str(event_id)] = row
     return found
 
 

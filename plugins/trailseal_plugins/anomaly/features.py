@@ -6,7 +6,7 @@ each actor's events of the last hour. It is updated incrementally (``observe``),
 at a time, and saved between runs, so scoring a new event never re-reads the tenant's past.
 
 ``Profile.features(event)`` describes an event against what the profile has seen *before*
-it; ``featurize`` walks a stream in order (features, then observe). Every feature has a
+it; ``featurize`` walks a stream in order (describe, then fold in). Every feature has a
 name, a label and a meaning (``FEATURES``; docs/user-guide.md, "Anomaly features").
 """
 
@@ -122,6 +122,7 @@ FEATURES: tuple[Feature, ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_NAME_SET = frozenset(FEATURE_NAMES)
 N_FEATURES = len(FEATURES)
 HOUR_SIN = [math.sin(2 * math.pi * h / 24) for h in range(24)]
 HOUR_COS = [math.cos(2 * math.pi * h / 24) for h in range(24)]
@@ -158,11 +159,6 @@ NOVELTY_COLUMNS = tuple(INDEX[name] for name in NOVELTY)
 def parse_time(value: str) -> float:
     """Seconds since the epoch of an RFC 3339 timestamp."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def hour_of(ts: float) -> int:
-    """The UTC hour (0–23) of a time in seconds since the epoch."""
-    return int(ts // 3600) % 24
 
 
 @lru_cache(maxsize=65536)
@@ -236,11 +232,6 @@ def country_of(details: object) -> str | None:
     return None
 
 
-def flags_of(event: Event) -> int:
-    """Export, deletion, permission and failure flags of an event (bits)."""
-    return _type_traits(event.event_type)[0] | (F_FAILED if failed(event) else 0)
-
-
 def privileged(event_type: str) -> bool:
     """Whether an event type changes permissions or credentials or touches security
     controls."""
@@ -272,11 +263,6 @@ def _actor_rarity(pair_count: float, actor_total: float, tenant_count: float,
         actor_total = 0
     p = (tenant_count + 0.5) / (tenant_total + 1.0)
     return -_log2((pair_count + PRIOR * p) / (actor_total + PRIOR))
-
-
-def _hour_distance(a: int, b: int) -> int:
-    d = abs(a - b) % 24
-    return min(d, 24 - d)
 
 
 class Profile:
@@ -456,10 +442,6 @@ class Profile:
         return x
 
     # --- writing ------------------------------------------------------------------------
-    def observe(self, event: Event, ts: float | None = None, flags: int | None = None) -> None:
-        """Fold ``event`` into the profile."""
-        self._observe(_context(event, ts, flags))
-
     def _observe(self, c: _Ctx) -> None:
         e, ts, flags = c.event, c.ts, c.flags
         self.total += 1
@@ -583,6 +565,14 @@ def featurize(events: Iterable[Event], profile: Profile | None = None
     if not rows:
         return np.zeros((0, N_FEATURES)), profile
     return np.array(rows, dtype=np.float64), profile
+
+
+def from_logged(features: dict | None) -> np.ndarray | None:
+    """A feature row as ``as_dict`` logged it, or None when it was logged for another
+    feature list."""
+    if not features or set(features) != _NAME_SET:
+        return None
+    return np.array([float(features[name]) for name in FEATURE_NAMES])
 
 
 def as_dict(row: Sequence[float]) -> dict[str, float]:

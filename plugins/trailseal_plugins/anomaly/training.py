@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 
-from .features import FEATURE_NAMES, Profile, featurize, parse_time
+from .features import FEATURE_NAMES, Profile, featurize, from_logged, parse_time
 from .forest import ARTIFACT_FORMAT, train_forest
 
 WINDOW_DAYS = 30
@@ -85,9 +85,9 @@ def _feedback(conn, model_names: tuple[str, ...] = ("isolation_forest",)
             "ORDER BY event_id, created_at DESC, id DESC"),
             {"p": list(model_names), "ids": fp_events}).all())
         for event_id in fp_events:
-            feats = found.get(uuid.UUID(event_id)) or {}
-            if set(feats) == set(FEATURE_NAMES):
-                patterns.append(np.array([float(feats[n]) for n in FEATURE_NAMES]))
+            row = from_logged(found.get(uuid.UUID(event_id)))
+            if row is not None:
+                patterns.append(row)
     return patterns, confirmed
 
 
@@ -115,10 +115,10 @@ def _logged_rows(conn, start: datetime, end: datetime,
         "WHERE p.producer = :p AND a.occurred_at >= :s AND a.occurred_at < :e "
         "ORDER BY p.event_id, p.created_at, p.id"), {"p": producer, "s": start, "e": end})
     found = {}
-    names = set(FEATURE_NAMES)
     for event_id, feats in rows:
-        if feats and set(feats) == names:
-            found[str(event_id)] = np.array([float(feats[n]) for n in FEATURE_NAMES])
+        row = from_logged(feats)
+        if row is not None:
+            found[str(event_id)] = row
     return found if len(found) >= 0.95 * events else None
 
 
