@@ -234,6 +234,23 @@ class Trailseal:
 
         return set_setting(self, tenant_id, key, value, updated_by)
 
+    def corrections(self, tenant_id: uuid.UUID | str,
+                    event_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Analysts' corrections by event id: the latest ``category`` and ``risk_level``
+        (either may be None), ``notes``, ``corrected_by``, ``corrected_at``; every corrected
+        event of the tenant when ``event_ids`` is None (training labels)."""
+        from .services.corrections import latest_corrections
+
+        return latest_corrections(self, tenant_id, event_ids)
+
+    def tag_rules(self, tenant_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        """The business-rule tags that apply to a tenant's events: the built-in rules, then
+        the tenant's own (``trailseal.rules``; compile them with ``compile_tag_rules``)."""
+        from .rules import BUILTIN_TAG_RULES
+        from .services.settings import TAG_RULES, get_setting
+
+        return [*BUILTIN_TAG_RULES, *get_setting(self, tenant_id, TAG_RULES)]
+
     def close(self) -> None:
         self.db.dispose()
         self.redis.close()

@@ -491,3 +491,51 @@ class BiasMetricOut(BaseModel):
 
 class BiasMetricList(BaseModel):
     metrics: list[BiasMetricOut]
+
+
+Category = Literal["authentication", "access_control", "user_management", "data_access",
+                   "data_modification", "data_export", "configuration_change", "financial",
+                   "security", "integration_system"]
+RiskLevel = Literal["low", "medium", "high", "critical"]
+
+
+class CorrectionIn(BaseModel):
+    """An analyst's correction of an event's category and/or risk level (at least one field)."""
+
+    model_config = ConfigDict(extra="forbid")
+    category: Category | None = Field(default=None, description="The right category.")
+    risk_level: RiskLevel | None = Field(default=None, description="The right risk level.")
+    notes: _text(2000, 0) = Field(default="", description="Why, at most 2000 characters.")
+
+
+class CorrectionOut(BaseModel):
+    category: str | None
+    risk_level: str | None
+    notes: str
+    corrected_by: str = Field(description="`api_key:<id>` or `user:<id>` of the latest.")
+    corrected_at: str = Field(description="RFC 3339, UTC (`Z`), of the latest.")
+    corrections: int = Field(description="How many corrections the event has had.")
+
+
+class CorrectedInsights(BaseModel):
+    event_id: str
+    category: str | None
+    risk_level: str | None
+    review_required: bool
+    correction: CorrectionOut
+
+
+class TagRulesIn(BaseModel):
+    """The tenant's own tag rules (they replace the previous ones; `[]` removes them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rules: list[dict[str, Any]] = Field(
+        max_length=100, description="At most 100 rules `{tag, description, when}`; see the "
+                                    "API reference for the condition language.")
+
+
+class TagRulesOut(BaseModel):
+    builtin: list[dict[str, Any]] = Field(description="Rules every tenant has.")
+    custom: list[dict[str, Any]] = Field(description="This tenant's own rules.")
+    updated_by: str | None
+    updated_at: str | None

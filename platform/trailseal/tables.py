@@ -1,10 +1,10 @@
 """SQLAlchemy Core definitions of the tables the cold paths query with ``select()``,
 ``insert()`` and ``update()``.
 
-The schema itself is owned by the migrations (``migrations/versions/0001_core_ledger.py``,
-``0002_user_sessions.py``, ``0003_anomaly_detection.py``); these definitions mirror the columns the services use and are
-never used to create or alter tables. Row-level security, triggers and grants live only in
-the migrations.
+The schema itself is owned by the migrations (``migrations/versions/0001_core_ledger.py``
+onwards); these definitions mirror the columns the services use and are never used to
+create or alter tables. Row-level security, triggers and grants live only in the
+migrations.
 """
 
 from __future__ import annotations
@@ -227,6 +227,18 @@ anomaly_feedback = Table(
     Column("notes", Text, nullable=False),
     Column("given_by", Text, nullable=False),
     _ts("given_at", nullable=False),
+)
+
+insight_corrections = Table(
+    "insight_corrections", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _uuid("tenant_id", primary_key=True),
+    _uuid("event_id", nullable=False),
+    Column("category", Text),
+    Column("risk_level", Text),
+    Column("notes", Text, nullable=False),
+    Column("corrected_by", Text, nullable=False),
+    _ts("corrected_at", nullable=False),
 )
 
 bias_metrics = Table(

@@ -44,6 +44,13 @@ class Event:
 #: Confidence below which a prediction is flagged for review (``review_required``).
 REVIEW_BELOW = 0.6
 
+#: The event taxonomy: the categories classifiers assign and analysts correct.
+CATEGORIES = ("authentication", "access_control", "user_management", "data_access",
+              "data_modification", "data_export", "configuration_change", "financial",
+              "security", "integration_system")
+#: Risk levels, lowest first.
+RISK_LEVELS = ("low", "medium", "high", "critical")
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -76,7 +83,9 @@ class Finding:
 
 @dataclass(frozen=True)
 class Classification:
-    """A classifier's verdict on one event."""
+    """A classifier's verdict on one event. ``category`` is one of ``CATEGORIES`` and
+    ``risk_level`` one of ``RISK_LEVELS`` (other values are dropped); ``confidence`` is the
+    lower of ``category_confidence`` and ``risk_confidence`` when those are given."""
 
     event_id: str
     category: str | None = None
@@ -85,6 +94,8 @@ class Classification:
     tags: tuple[str, ...] = ()
     review_required: bool = False
     model_version: str = ""
+    category_confidence: float | None = None
+    risk_confidence: float | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ CORE = Path(__file__).resolve().parents[2] / "platform" / "trailseal"
 # Module (first name under ``trailseal``) -> layer. A module may import its own layer or
 # lower ones.
 LAYERS = {
-    **dict.fromkeys(("errors", "config", "types", "hookspecs", "schemas", "version"), 0),
+    **dict.fromkeys(("errors", "config", "types", "hookspecs", "schemas", "version",
+                     "rules"), 0),
     **dict.fromkeys(("infra", "db"), 1),
     **dict.fromkeys(("services", "tables", "plugins"), 2),
     "core": 3,

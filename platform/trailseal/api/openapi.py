@@ -20,6 +20,8 @@ from ..schemas import (
     BiasMetricList,
     BiasMetricQuery,
     ChainVerification,
+    CorrectedInsights,
+    CorrectionIn,
     DashboardStats,
     ErrorResponse,
     EventCreated,
@@ -32,6 +34,8 @@ from ..schemas import (
     Health,
     ModelList,
     ModelQuery,
+    TagRulesIn,
+    TagRulesOut,
     ThresholdIn,
     ThresholdOut,
 )
@@ -42,7 +46,7 @@ MODELS: list[type[BaseModel]] = [
     EventIn, EventCreated, BatchCreated, EventOut, EventPage, ChainVerification, ErrorResponse,
     AlertOut, AlertPage, AlertStatusIn, AccessLogPage, DashboardStats, Health,
     AnomalyPage, FeedbackIn, FeedbackResult, ThresholdIn, ThresholdOut, ModelList,
-    BiasMetricList,
+    BiasMetricList, CorrectionIn, CorrectedInsights, TagRulesIn, TagRulesOut,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -221,6 +225,25 @@ def build_spec(app) -> dict[str, Any]:
                        parameters=[_path_param("event_id", "The event's id (UUID).")],
                        errors=not_found),
         },
+        "/api/v1/events/{event_id}/insights": {
+            "patch": _op("Correct an event's category or risk level", "correctEventInsights",
+                         "classification", "audit:review",
+                         _ok("The corrected insights", "CorrectedInsights"),
+                         parameters=[_path_param("event_id", "The event's id (UUID).")],
+                         body="CorrectionIn", errors=not_found,
+                         description="API keys only. Stored with who and when; overrides "
+                                     "the classifier for this event and is a training "
+                                     "label. The event itself never changes."),
+        },
+        "/api/v1/rules/tags": {
+            "get": _op("Business-rule tags: built-in and the tenant's own", "getTagRules",
+                       "classification", "audit:admin", _ok("The rules", "TagRulesOut")),
+            "put": _op("Replace the tenant's own tag rules", "putTagRules", "classification",
+                       "audit:admin", _ok("The rules", "TagRulesOut"), body="TagRulesIn",
+                       description="API keys only. Validated; a bad rule is a 422 naming "
+                                   "it by its path (rules[2].when.any[0].op). They tag events "
+                                   "enriched from then on."),
+        },
         "/api/v1/timeline": {
             "get": _op("Events oldest first, with insights", "timeline", "events", "audit:read",
                        _ok("A page", "EventPage"), parameters=query),
@@ -324,6 +347,8 @@ def build_spec(app) -> dict[str, Any]:
             {"name": "alerts", "description": "Chain breaks, anomalies and plugin alerts"},
             {"name": "anomalies", "description": "Anomaly alerts, analyst verdicts, the "
                                                  "threshold, models and fairness figures"},
+            {"name": "classification", "description": "Category and risk corrections, "
+                                                      "business-rule tags"},
             {"name": "access", "description": "Who read the trail"},
             {"name": "statistics", "description": "Dashboard figures"},
             {"name": "meta", "description": "Health, metrics, this document, 405s"},

@@ -16,9 +16,11 @@ from ..errors import BadRequest, ValidationFailed
 from ..schemas import (
     AnomalyQuery,
     BiasMetricQuery,
+    CorrectionIn,
     EventQuery,
     FeedbackIn,
     ModelQuery,
+    TagRulesIn,
     ThresholdIn,
     Timestamp,
 )
@@ -32,6 +34,7 @@ from ..services.anomalies import (
     read_threshold,
     write_threshold,
 )
+from ..services.corrections import correct_insights, read_tag_rules, write_tag_rules
 from ..services.events import read_event, read_events_page
 from ..services.ingest import append_events, request_fingerprint, validate_events
 from ..services.integrity import verify_chain_recorded
@@ -126,6 +129,36 @@ def events_index():
 def event_show(event_id: str):
     """One event; another tenant's id answers 404."""
     return jsonify(read_event(current_services(), g.principal, event_id, access_record()))
+
+
+@bp.patch("/events/<event_id>/insights")
+@endpoint("audit:review", allow_session=False)
+def event_insights_correct(event_id: str):
+    """Correct an event's category and/or risk level: body ``{category?, risk_level?,
+    notes?}``. Stored with who and when; overrides the classifier for this event and is a
+    training label. The event itself never changes."""
+    body = parse_body(CorrectionIn)
+    corrected_by = f"{g.principal.kind}:{g.principal.id}"
+    return jsonify(correct_insights(current_services(), g.principal.tenant_id, event_id,
+                                    category=body.category, risk_level=body.risk_level,
+                                    notes=body.notes, corrected_by=corrected_by))
+
+
+@bp.get("/rules/tags")
+@endpoint("audit:admin")
+def tag_rules_show():
+    """The built-in business-rule tags and the tenant's own."""
+    return jsonify(read_tag_rules(current_services(), g.principal, access_record()))
+
+
+@bp.put("/rules/tags")
+@endpoint("audit:admin", allow_session=False)
+def tag_rules_update():
+    """Replace the tenant's own tag rules: body ``{"rules": [...]}`` (validated)."""
+    body = parse_body(TagRulesIn)
+    updated_by = f"{g.principal.kind}:{g.principal.id}"
+    return jsonify(write_tag_rules(current_services(), g.principal.tenant_id, body.rules,
+                                   updated_by))
 
 
 @bp.get("/timeline")

@@ -1,6 +1,7 @@
 """The ``trailseal`` command: the group and ``main``. Commands live in modules by subject:
 ``admin`` (schema, tenants, users, API keys, data keys), ``ledger`` (verify, import),
-``runtime`` (serve, worker, scheduler), ``plugins``; ``helpers`` holds what they share.
+``runtime`` (serve, worker, scheduler), ``plugins``, ``train`` (the group plugins add their
+model training to); ``helpers`` holds what they share.
 
 For plugins that add commands (``register_commands``), this package's public surface is
 ``make_app`` (the app, with one-line errors), ``serve_app`` (serve it as ``trailseal serve``
@@ -28,6 +29,7 @@ from .runtime import (
     stop_on_sigterm,
     worker,
 )
+from .train import train
 
 __all__ = ["EXIT_WITH_PARENT", "cli", "main", "make_app", "serve_app", "stop_children",
            "stop_on_sigterm"]
@@ -44,7 +46,7 @@ def cli(verbose: bool) -> None:
 
 
 for _command in (migrate, tenant, user, apikey, keys, verify, import_events, plugins, serve,
-                 worker, scheduler):
+                 worker, scheduler, train):
     cli.add_command(_command)
 
 

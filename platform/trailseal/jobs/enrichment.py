@@ -11,8 +11,17 @@ from datetime import UTC, datetime, timedelta
 from ..core import current_services
 from ..services.alerts import announce_alert
 from ..services.chain import format_ts
+from ..services.corrections import latest_corrections
 from ..services.insights import find_unenriched, load_events, store_insights
-from ..types import REVIEW_BELOW, Classification, Classifier, Detector, Finding
+from ..types import (
+    CATEGORIES,
+    REVIEW_BELOW,
+    RISK_LEVELS,
+    Classification,
+    Classifier,
+    Detector,
+    Finding,
+)
 
 log = logging.getLogger(__name__)
 RECONCILE_GRACE = timedelta(minutes=2)
@@ -52,19 +61,42 @@ class Verdicts:
         row = self.insights.get(c.event_id)
         if row is None:  # not an event of this range
             return
-        row["category"] = c.category or row["category"]
-        row["risk_level"] = c.risk_level or row["risk_level"]
+        category = c.category if c.category in CATEGORIES else None
+        risk = c.risk_level if c.risk_level in RISK_LEVELS else None
+        if (category, risk) != (c.category, c.risk_level):
+            log.warning("classifier %s gave %r/%r, outside the taxonomy; dropped", name,
+                        c.category, c.risk_level)
+        row["category"] = category or row["category"]
+        row["risk_level"] = risk or row["risk_level"]
         row["tags"] = sorted(set(row["tags"]) | set(c.tags))
-        review = c.review_required or c.confidence < REVIEW_BELOW
+        known = [x for x in (c.category_confidence, c.risk_confidence) if x is not None]
+        confidence = min([c.confidence, *known])
+        review = c.review_required or confidence < REVIEW_BELOW
         row["review_required"] = row["review_required"] or review
         row["ai_insights"].setdefault("classification", {})[name] = {
-            "category": c.category, "risk_level": c.risk_level, "confidence": c.confidence}
+            "category": category, "risk_level": risk, "confidence": confidence,
+            "category_confidence": c.category_confidence, "risk_confidence": c.risk_confidence}
         row["model_versions"][name] = c.model_version
         self.predictions.append({
             "event_id": c.event_id, "kind": "classification", "producer": name,
             "model_version": c.model_version, "score": None,
-            "label": "/".join(str(x) for x in (c.category, c.risk_level) if x) or None,
-            "confidence": c.confidence, "review_required": review, "features": {}})
+            "label": "/".join(str(x) for x in (category, risk) if x) or None,
+            "confidence": confidence, "review_required": review,
+            "features": {k: v for k, v in (("category_confidence", c.category_confidence),
+                                          ("risk_confidence", c.risk_confidence))
+                         if v is not None}})
+
+    def apply_corrections(self, corrections: dict[str, dict]) -> None:
+        """Analysts' corrections win over every classifier: the corrected fields are set,
+        the correction is shown with the insights, and the event needs no review."""
+        for event_id, fix in corrections.items():
+            row = self.insights.get(event_id)
+            if row is None:
+                continue
+            row["category"] = fix["category"] or row["category"]
+            row["risk_level"] = fix["risk_level"] or row["risk_level"]
+            row["ai_insights"]["correction"] = fix
+            row["review_required"] = False
 
     def add_finding(self, name: str, f: Finding) -> None:
         row = self.insights.get(f.event_id)
@@ -102,6 +134,7 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
                                "register_classifiers"):
         for c in classifier.classify(events) or []:
             verdicts.add_classification(classifier.name, c)
+    verdicts.apply_corrections(latest_corrections(svc, tid, verdicts.insights))
     for detector in _flatten(pm.hook.register_detectors(tenant_id=tenant_id), Detector,
                              "register_detectors"):
         for f in detector.score(events) or []:

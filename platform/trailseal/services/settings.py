@@ -1,5 +1,5 @@
 """Per-tenant settings (``tenant_settings``): small JSON values by key, such as the anomaly
-threshold, with who changed them and when."""
+threshold and the tenant's tag rules, with who changed them and when."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
+from ..rules import validate_tag_rules
 from ..tables import tenant_settings
 
 # Known settings: key -> (default, validator returning the clean value or raising ValueError)
@@ -26,7 +27,10 @@ def _threshold(value: Any) -> float:
     return value
 
 
-SETTINGS = {ANOMALY_THRESHOLD: (DEFAULT_ANOMALY_THRESHOLD, _threshold)}
+TAG_RULES = "tags.rules"  # a tenant's own business-rule tags (``trailseal.rules``)
+
+SETTINGS = {ANOMALY_THRESHOLD: (DEFAULT_ANOMALY_THRESHOLD, _threshold),
+            TAG_RULES: ([], validate_tag_rules)}
 
 
 def get_setting(svc, tenant_id: uuid.UUID | str, key: str) -> Any:

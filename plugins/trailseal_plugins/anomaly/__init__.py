@@ -4,7 +4,7 @@ explanations, alerts, analyst feedback and fairness figures.
 A first-party plugin (entry point ``anomaly``), registered through the hooks any plugin
 uses: ``register_detectors`` (scoring in the enrichment pipeline), ``register_jobs`` (hourly
 detection of what is unscored, weekly retraining) and ``register_commands``
-(``trailseal detect`` and ``trailseal train``). Disable it with
+(``trailseal detect`` and ``trailseal train anomaly``). Disable it with
 ``TRAILSEAL_DISABLE_PLUGINS=anomaly``.
 """
 
@@ -151,4 +151,4 @@ def train_command(tenant_ref: str, days: int) -> None:
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     cli.add_command(detect_command, "detect")
-    cli.add_command(train_command, "train")
+    cli.commands["train"].add_command(train_command, "anomaly")
