@@ -49,7 +49,9 @@ CATEGORIES = ("authentication", "access_control", "user_management", "data_acces
               "security", "integration_system")
 RISKS = ("low", "medium", "high", "critical")
 PANTHER_FILES = (("AWS_CloudTrail.jsonl", "cloudtrail"), ("Okta_SystemLog.jsonl", "okta"),
-                 ("GitHub_Audit.jsonl", "github"), ("Amazon_EKS_Audit.jsonl", "k8s"))
+                 ("GitHub_Audit.jsonl", "github"), ("Amazon_EKS_Audit.jsonl", "k8s"),
+                 ("GCP_AuditLog.jsonl", "gcp"), ("Slack_AuditLogs.jsonl", "slack"),
+                 ("GSuite_ActivityEvent.jsonl", "gsuite"))
 
 # why records were skipped: (dataset, source, reason) -> count; filled by load_events()
 SKIPPED: Counter[tuple[str, str, str]] = Counter()
@@ -276,8 +278,111 @@ def from_k8s(log: dict[str, Any], group: str, dataset: str) -> dict[str, Any]:
         group=group, dataset=dataset)
 
 
+# --- GCP Cloud Audit Logs --------------------------------------------------------------
+
+GCP_SEVERITY = {"DEBUG": "low", "INFO": "low", "NOTICE": "low", "WARNING": "medium",
+                "ERROR": "medium", "CRITICAL": "high", "ALERT": "high", "EMERGENCY": "high"}
+GCP_READ = re.compile(r"(^|[.])(get|list|search|lookup|query|read|watch|describe|check)"
+                      r"[A-Za-z]*$", re.I)
+
+
+def from_gcp(log: dict[str, Any], group: str, dataset: str) -> dict[str, Any]:
+    r = {k.lower(): v for k, v in log.items()}
+    payload = r.get("protopayload") if isinstance(r.get("protopayload"), dict) else {}
+    method = text(payload.get("methodName"))
+    if not method:
+        raise Unmappable("no methodName")
+    service = (text(payload.get("serviceName")) or "gcp").removesuffix(".googleapis.com")
+    auth = payload.get("authenticationInfo") if isinstance(
+        payload.get("authenticationInfo"), dict) else {}
+    principal = text(auth.get("principalEmail")) or text(auth.get("principalSubject"))
+    actor_type = "user"
+    if principal and principal.endswith(".gserviceaccount.com"):
+        actor_type = "service"
+    elif principal and principal.startswith("system:"):
+        actor_type = "system"
+    status = payload.get("status") if isinstance(payload.get("status"), dict) else {}
+    code = status.get("code") if isinstance(status.get("code"), int) else None
+    resource = r.get("resource") if isinstance(r.get("resource"), dict) else {}
+    severity = GCP_SEVERITY.get(str(r.get("severity") or "").upper())
+    if severity is None:
+        severity = "low" if GCP_READ.search(method) else "medium"
+    return event(
+        source="gcp", event_type=f"{service}.{method}",
+        occurred_at=first_time(r.get("timestamp"), r.get("receivetimestamp"),
+                               r.get("p_event_time")),
+        actor_id=principal, actor_type=actor_type, actor_role=None,
+        entity_type="gcp:" + (text(resource.get("type"), 120) or service),
+        entity_id=text(payload.get("resourceName")),
+        severity=severity,
+        details={"outcome": "failure" if code else "success",
+                 "error_code": code or None,
+                 "gcp_severity": text(r.get("severity")),
+                 "service": service,
+                 "request_keys": sorted(payload["request"])[:20]
+                 if isinstance(payload.get("request"), dict) else None},
+        group=group, dataset=dataset)
+
+
+# --- Slack audit logs ------------------------------------------------------------------
+
+
+def from_slack(log: dict[str, Any], group: str, dataset: str) -> dict[str, Any]:
+    name = text(log.get("action"))
+    if not name:
+        raise Unmappable("no action")
+    actor = log.get("actor") if isinstance(log.get("actor"), dict) else {}
+    who = actor.get(actor.get("type")) if isinstance(actor.get(actor.get("type")), dict) else {}
+    entity = log.get("entity") if isinstance(log.get("entity"), dict) else {}
+    kind = text(entity.get("type"))
+    target = entity.get(kind) if kind and isinstance(entity.get(kind), dict) else {}
+    context = log.get("context") if isinstance(log.get("context"), dict) else {}
+    location = context.get("location") if isinstance(context.get("location"), dict) else {}
+    details = log.get("details") if isinstance(log.get("details"), dict) else {}
+    return event(
+        source="slack", event_type=name,
+        occurred_at=first_time(log.get("date_create"), log.get("p_event_time")),
+        actor_id=text(who.get("email")) or text(who.get("id")),
+        actor_type="user" if actor.get("type") == "user" else "service", actor_role=None,
+        entity_type=kind or "workspace",
+        entity_id=text(target.get("name")) or text(target.get("id"))
+        or text(location.get("name")),
+        severity="medium",
+        details={"location_type": text(location.get("type")),
+                 "detail_keys": sorted(details)[:20]},
+        group=group, dataset=dataset)
+
+
+# --- Google Workspace (GSuite) activity ------------------------------------------------
+
+
+def from_gsuite(log: dict[str, Any], group: str, dataset: str) -> dict[str, Any]:
+    ident = log.get("id") if isinstance(log.get("id"), dict) else {}
+    app = text(ident.get("applicationName"))
+    name = text(log.get("name"))
+    if not (app and name):
+        raise Unmappable("no applicationName or name")
+    actor = log.get("actor") if isinstance(log.get("actor"), dict) else {}
+    params = log.get("parameters") if isinstance(log.get("parameters"), dict) else {}
+    caller = text(actor.get("callerType"))
+    return event(
+        source="gsuite", event_type=f"{app}.{name}",
+        occurred_at=first_time(ident.get("time"), log.get("p_event_time")),
+        actor_id=text(actor.get("email")) or text(actor.get("profileId")),
+        actor_type="service" if caller and caller.upper() == "KEY" else "user",
+        actor_role=None,
+        entity_type=f"gsuite:{app}",
+        entity_id=text(params.get("doc_id")) or text(params.get("USER_EMAIL"))
+        or text(params.get("user_email")) or text(params.get("doc_title")),
+        severity="low" if text(log.get("type")) in ("access", "login") else "medium",
+        details={"activity_type": text(log.get("type")),
+                 "parameter_keys": sorted(params)[:20],
+                 "outcome": "failure" if "fail" in name.lower() else None},
+        group=group, dataset=dataset)
+
+
 MAPPERS = {"cloudtrail": from_cloudtrail, "okta": from_okta, "github": from_github,
-           "k8s": from_k8s}
+           "k8s": from_k8s, "gcp": from_gcp, "slack": from_slack, "gsuite": from_gsuite}
 
 
 # --- loading ---------------------------------------------------------------------------
