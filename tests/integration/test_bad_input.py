@@ -162,6 +162,7 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/alerts", "/api/v1/alerts/<alert_id>", "/api/v1/access-log",
              "/api/v1/anomalies", "/api/v1/anomalies/<alert_id>/feedback",
              "/api/v1/anomalies/settings", "/api/v1/models", "/api/v1/bias-metrics",
+             "/api/v1/events/<event_id>/insights", "/api/v1/rules/tags",
              "/api/v1/openapi.json"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
@@ -172,8 +173,12 @@ def _valid_body(rule: str, method: str) -> dict | None:
         return make_event()
     if method == "POST" and rule == "/api/v1/events/batch":
         return {"events": [make_event()]}
+    if method == "PATCH" and rule == "/api/v1/events/<event_id>/insights":
+        return {"category": "security", "notes": "bad input"}
     if method == "PATCH":
         return {"status": "acknowledged"}
+    if method == "PUT" and rule == "/api/v1/rules/tags":
+        return {"rules": []}
     if method == "POST" and rule == "/api/v1/anomalies/<alert_id>/feedback":
         return {"is_false_positive": False, "notes": "expected"}
     if method == "PUT" and rule == "/api/v1/anomalies/settings":

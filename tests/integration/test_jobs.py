@@ -3,6 +3,8 @@ whatever plugins are installed; the reconciler recovers lost queue messages."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ingest, make_event
 from trailseal import hookimpl
 from trailseal.jobs.enrichment import find_unenriched, reconcile_enrichment
@@ -14,7 +16,8 @@ class KeywordClassifier:
     name = "keyword"
 
     def classify(self, events):
-        return [Classification(e.id, category="finance" if e.entity_type == "invoice" else "other",
+        return [Classification(e.id, category="financial" if e.entity_type == "invoice"
+                               else "data_modification",
                                risk_level="high" if e.severity in ("high", "critical") else "low",
                                confidence=0.9, tags=("classified",), model_version="kw-1")
                 for e in events]
@@ -43,8 +46,19 @@ class EnrichmentPlugin:
         return {"model": "len-3", "vectors": [[float(len(t)), 1.0, 0.0] for t in texts]}
 
 
+@pytest.fixture
+def without_classify(trailseal_services):
+    """The shipped classifier set aside, so the test's own decides the category (with two
+    classifiers, the last applied wins)."""
+    pm = trailseal_services.pm
+    plugin = pm.unregister(name="classify")
+    yield
+    if plugin is not None:
+        pm.register(plugin, name="classify")
+
+
 def test_ingest_enqueues_enrichment_run_by_worker(trailseal_client, trailseal_services, tenant,
-                                                  register_plugin, run_jobs):
+                                                  register_plugin, run_jobs, without_classify):
     register_plugin(EnrichmentPlugin())
     ingest(trailseal_client, tenant, [make_event(severity="critical"),
                                       make_event(entity={"type": "user", "id": "u"}, severity="low")])
@@ -52,11 +66,11 @@ def test_ingest_enqueues_enrichment_run_by_worker(trailseal_client, trailseal_se
     run_jobs()
     events = trailseal_client.get("/api/v1/timeline", headers=tenant.headers).get_json()["events"]
     first, second = events
-    assert first["insights"]["category"] == "finance" and first["insights"]["is_anomaly"] is True
+    assert first["insights"]["category"] == "financial" and first["insights"]["is_anomaly"] is True
     assert first["insights"]["risk_level"] == "high" and first["insights"]["anomaly_score"] == 1.0
-    assert second["insights"]["category"] == "other" and second["insights"]["is_anomaly"] is False
+    assert second["insights"]["category"] == "data_modification" and second["insights"]["is_anomaly"] is False
     assert "classified" in first["insights"]["tags"]
-    filtered = trailseal_client.get("/api/v1/events?category=finance", headers=tenant.headers).get_json()
+    filtered = trailseal_client.get("/api/v1/events?category=financial", headers=tenant.headers).get_json()
     assert [e["id"] for e in filtered["events"]] == [first["id"]]
     with trailseal_services.db.cursor(tenant.id) as cur:
         cur.execute("SELECT model, dims FROM audit_embeddings")

@@ -136,6 +136,15 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
             ("put", "/api/v1/anomalies/settings"): (trailseal_client.put(
                 "/api/v1/anomalies/settings", json={"threshold": 0.7},
                 headers=tenant.headers), None),
+            ("patch", "/api/v1/events/{event_id}/insights"): (trailseal_client.patch(
+                f"/api/v1/events/{event_id}/insights",
+                json={"category": "security", "risk_level": "high", "notes": "checked"},
+                headers=tenant.headers), None),
+            ("get", "/api/v1/rules/tags"): (trailseal_client.get(
+                "/api/v1/rules/tags", headers=tenant.headers), None),
+            ("put", "/api/v1/rules/tags"): (trailseal_client.put(
+                "/api/v1/rules/tags", json={"rules": [{"tag": "night", "when": {
+                    "field": "hour", "op": "lt", "value": 6}}]}, headers=tenant.headers), None),
             ("get", "/api/v1/models"): (trailseal_client.get("/api/v1/models",
                                                              headers=tenant.headers), None),
             ("get", "/api/v1/bias-metrics"): (trailseal_client.get(

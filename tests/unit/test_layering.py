@@ -124,6 +124,8 @@ PUBLIC = {
     "trailseal": {"hookimpl", "require_permission", "create_app"},
     "trailseal.types": None,  # every name
     "trailseal.errors": None,
+    "trailseal.rules": {"words", "compile_tag_rules", "validate_tag_rules",
+                        "BUILTIN_TAG_RULES", "RuleError"},
     "trailseal.jobs": {"current_services", "enrich_events"},
     "trailseal.cli": {"make_app", "serve_app", "EXIT_WITH_PARENT", "stop_on_sigterm",
                       "stop_children"},

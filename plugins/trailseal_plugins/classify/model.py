@@ -10,6 +10,7 @@ learning rate, to the initial log-odds, and takes the softmax (the sigmoid for t
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,7 +176,7 @@ class ClassifierModel:
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as z:
                 a = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"not a classifier artifact: {exc}") from None
         try:
             if tuple(a["numeric"].tolist()) != NUMERIC:

@@ -41,7 +41,7 @@ SEED = 20261127
 FOREST = {"n_estimators": 60, "max_features": "sqrt", "min_samples_leaf": 1,
           "class_weight": "balanced_subsample"}
 BOOSTING = {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.15, "subsample": 0.8,
-            "max_features": 0.3}
+            "max_features": "sqrt"}
 
 
 class Labelled:
