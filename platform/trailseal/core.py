@@ -214,6 +214,13 @@ class Trailseal:
 
         return active_model(self, tenant_id, model_type)
 
+    def active_model_version(self, tenant_id: uuid.UUID | str, model_type: str) -> str | None:
+        """The version of the tenant's active model of ``model_type``, without its artifact
+        (to check whether a model already loaded is still the active one)."""
+        from .services.models import active_version
+
+        return active_version(self, tenant_id, model_type)
+
     def list_models(self, tenant_id: uuid.UUID | str, model_type: str | None = None,
                     limit: int = 50) -> list[dict[str, Any]]:
         """The tenant's model versions, newest first (no artifacts)."""

@@ -136,6 +136,9 @@ def test_demo_starts_everything_and_stops_cleanly():
         assert out.count("chain intact") == 3
         assert "master key" in out.lower()  # the demo says it generated one
         assert len(re.findall(r"incidents planted", out)) == 3
+        # every tenant's events are classified and tagged on first load
+        assert len(re.findall(r"categories: \w+ \d+", out)) == 3, out
+        assert len(re.findall(r"tags: [\w-]+ \d+", out)) == 3
         url = re.search(r"running at (http://\S+)/login", out).group(1)
         token = re.search(r"API key \([^)]*\): (tsk_\S+)", out).group(1)
         assert re.search(r"sign in: \S+@\S+ / \S+", out)

@@ -254,3 +254,19 @@ def test_train_commands(trailseal_services, tenant):
     assert code == 0, out
     assert "[anomaly]" in out and "[classifiers]" in out
     assert len(svc.list_models(tenant.id, MODEL_TYPE)) == 2
+
+
+def test_a_damaged_model_falls_back_to_the_baseline(trailseal_services, tenant, owner):
+    from trailseal_plugins.classify import classifier as module
+
+    svc = trailseal_services
+    svc.append_events(tenant.id, generate_events("acme", days=2, events_per_day=150, seed=8))
+    version = train_tenant(svc, str(tenant.id), created_by="test")["version"]
+    assert module.choose_model(svc, str(tenant.id))[1:] == (version, "tenant")
+    owner.execute("UPDATE audit_ml_models SET artifact = %s WHERE version = %s",
+                  (b"not a model", version))
+    module._models.clear()  # a fresh process: nothing loaded yet
+    model, used, scope = module.choose_model(svc, str(tenant.id))
+    assert scope == "baseline" and used.startswith("cls-baseline-")
+    stored = _events(svc, tenant.id)[:20]
+    assert len(EventClassifier(str(tenant.id), svc=svc).classify(stored)) == 20

@@ -87,6 +87,14 @@ def active_model(svc, tenant_id: uuid.UUID | str, model_type: str) -> dict[str, 
     return out
 
 
+def active_version(svc, tenant_id: uuid.UUID | str, model_type: str) -> str | None:
+    """The version of the tenant's active model of ``model_type`` (no artifact), or None:
+    the cheap check before a model kept in memory is reused."""
+    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
+        return conn.execute(select(models.c.version).where(models.c.model_type == model_type,
+                                                           models.c.is_active)).scalar()
+
+
 def list_models(svc, tenant_id: uuid.UUID | str, model_type: str | None = None,
                 limit: int = 50) -> list[dict[str, Any]]:
     """Model versions of a tenant, newest first, without artifacts."""

@@ -5,7 +5,8 @@ shared baseline.
 Results are cached in Redis for an hour, keyed by the tenant, the model version and the
 SHA-256 of what the models read of the event (``features.content_key``): an event like one
 seen before is answered from the cache, and a new model version reads other keys, so its
-first answers are its own. Tags are not cached (they follow the tenant's rules, which can
+first answers are its own. The active version itself is noted in Redis (``ACTIVE_TTL``), so
+a cached lookup is two Redis reads and no database round trip. Tags are not cached (they follow the tenant's rules, which can
 change at any time, and cost microseconds).
 """
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 NAME = "classifier"
 CACHE_TTL = 3600  # seconds
+ACTIVE_TTL = 60  # seconds the active version noted in Redis is trusted
 _MODELS_KEPT = 32
 _models: OrderedDict[tuple[str, str], ClassifierModel] = OrderedDict()
 
@@ -39,32 +41,56 @@ def cache_key(tenant_id: str, version: str, content: str) -> str:
     return f"trailseal:cls:{tenant_id}:{version}:{content}"
 
 
+def active_key(tenant_id: str) -> str:
+    return f"trailseal:cls:active:{tenant_id}"
+
+
+def remember_active(svc, tenant_id: str, version: str | None) -> None:
+    """Note the tenant's active classifier version in Redis for ``ACTIVE_TTL`` seconds (""
+    for none), so a lookup needs no database round trip. Training calls it on activation;
+    any other change of the active model is seen within ``ACTIVE_TTL``."""
+    try:
+        svc.redis.set(active_key(tenant_id), version or "", ex=ACTIVE_TTL)
+    except Exception:  # noqa: BLE001 - no Redis: the database is asked every time
+        pass
+
+
+def _active_version(svc, tenant_id: str) -> str | None:
+    try:
+        noted = svc.redis.get(active_key(tenant_id))
+    except Exception:  # noqa: BLE001
+        noted = None
+    if noted is not None:
+        return noted.decode() or None
+    version = svc.active_model_version(tenant_id, MODEL_TYPE)
+    remember_active(svc, tenant_id, version)
+    return version
+
+
 def choose_model(svc, tenant_id: str) -> tuple[ClassifierModel, str, str]:
     """(models, version, "tenant" or "baseline"): the tenant's active model when it has one
-    that loads, else the baseline (a damaged artifact is logged, never fatal)."""
+    that loads, else the baseline (a damaged artifact is logged, never fatal). A model
+    already loaded is reused while it stays the active version."""
     try:
-        found = svc.active_model(tenant_id, MODEL_TYPE)
-    except Exception:  # noqa: BLE001 - a damaged artifact must not stop enrichment
-        log.exception("tenant %s: the active classifier cannot be read; using the baseline",
-                      tenant_id)
-        found = None
-    if found is not None:
-        key = (str(tenant_id), found["version"])
-        model = _models.get(key)
-        if model is None:
-            try:
+        version = _active_version(svc, tenant_id)
+        key = (str(tenant_id), version or "")
+        model = _models.get(key) if version else None
+        if version and model is None:
+            found = svc.active_model(tenant_id, MODEL_TYPE)
+            if found is not None:
                 model = ClassifierModel.from_bytes(found["artifact"])
-            except ValueError:
-                log.exception("tenant %s: classifier %s does not load; using the baseline",
-                              tenant_id, found["version"])
-                model = None
-            else:
+                key = (str(tenant_id), found["version"])
+                version = found["version"]
                 _models[key] = model
                 while len(_models) > _MODELS_KEPT:
                     _models.popitem(last=False)
-        if model is not None:
-            _models.move_to_end(key)
-            return model, found["version"], "tenant"
+    except Exception:  # noqa: BLE001 - a damaged artifact must not stop enrichment
+        log.exception("tenant %s: the active classifier cannot be loaded; using the baseline",
+                      tenant_id)
+        model = None
+    if model is not None:
+        _models.move_to_end(key)
+        return model, version, "tenant"
     model, version = baseline_model()
     return model, version, "baseline"
 

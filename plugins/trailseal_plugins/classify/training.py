@@ -214,5 +214,8 @@ def train_tenant(svc, tenant_id: str, *, created_by: str, days: int = WINDOW_DAY
         params={"forest": FOREST, "boosting": BOOSTING, "per_class": PER_CLASS,
                 "window_days": days, "max_terms": MAX_TERMS},
         trained_from=start, trained_to=end)
+    from .classifier import remember_active
+
+    remember_active(svc, tenant_id, saved["version"])
     return {"version": saved["version"], "metrics": metrics, "first": first, "last": last,
             "seconds": time.perf_counter() - started}

@@ -38,6 +38,28 @@ def load_demo(svc, *, days: int = 28, echo: Callable[[str], None] = print) -> di
             "loaded": loaded}
 
 
+def _show_classification(svc, tid: str, echo: Callable[[str], None]) -> None:
+    """One line of categories, risk, review flags and tags, when a classifier ran."""
+    from sqlalchemy import text
+
+    with svc.db.transaction(tid) as conn:
+        categories = conn.execute(text(
+            "SELECT category, count(*) FROM event_insights WHERE category IS NOT NULL "
+            "GROUP BY category ORDER BY count(*) DESC LIMIT 4")).all()
+        if not categories:
+            return
+        critical, review = conn.execute(text(
+            "SELECT count(*) FILTER (WHERE risk_level = 'critical'), "
+            "count(*) FILTER (WHERE review_required) FROM event_insights")).one()
+        tags = conn.execute(text(
+            "SELECT tag, count(*) FROM event_insights, unnest(tags) AS tag GROUP BY tag "
+            "ORDER BY count(*) DESC LIMIT 4")).all()
+    echo("  categories: " + ", ".join(f"{c} {n}" for c, n in categories)
+         + f"; {critical} critical-risk events, {review} flagged for review")
+    if tags:
+        echo("  tags: " + ", ".join(f"{t} {n}" for t, n in tags))
+
+
 def analyse_loaded(svc, loaded: list[tuple[str, str, int]],
                    echo: Callable[[str], None] = print) -> None:
     """Run the enrichment pipeline (every installed detector and classifier) over the
@@ -60,3 +82,4 @@ def analyse_loaded(svc, loaded: list[tuple[str, str, int]],
         echo(f"{name}: {total} anomaly alerts" + (", the strongest:" if rows else ""))
         for severity, summary in rows:
             echo(f"  - [{severity}] {summary or '(no explanation)'}")
+        _show_classification(svc, tid, echo)
