@@ -38,7 +38,7 @@ PER_CLASS = 3000  # events kept per category label
 MIN_EVENTS = 10  # labelled events needed to train at all
 MAX_TERMS = 1500  # TF-IDF vocabulary
 SEED = 20261127
-FOREST = {"n_estimators": 60, "max_features": "sqrt", "min_samples_leaf": 1,
+FOREST = {"n_estimators": 60, "max_features": 0.2, "min_samples_leaf": 1,
           "class_weight": "balanced_subsample"}
 BOOSTING = {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.15, "subsample": 0.8,
             "max_features": "sqrt"}
