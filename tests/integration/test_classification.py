@@ -270,3 +270,28 @@ def test_a_damaged_model_falls_back_to_the_baseline(trailseal_services, tenant, 
     assert scope == "baseline" and used.startswith("cls-baseline-")
     stored = _events(svc, tenant.id)[:20]
     assert len(EventClassifier(str(tenant.id), svc=svc).classify(stored)) == 20
+
+
+def test_the_monthly_job_trains_tenants_past_the_line(trailseal_app, trailseal_services, tenant):
+    from trailseal.jobs.runtime import collect_jobs
+    from trailseal_plugins.classify.runs import OWN_MODEL_AFTER, monthly_training
+
+    specs = {s.name: s for s in collect_jobs(trailseal_services.pm)}
+    assert specs["classifier-monthly-training"].cron == "10 4 1 * *"
+    small = make_tenant_with(trailseal_services, 300)
+    trailseal_services.append_events(
+        tenant.id, generate_events("acme", days=3, events_per_day=OWN_MODEL_AFTER // 2, seed=9))
+    with trailseal_app.app_context():
+        done = monthly_training()
+    assert done[str(tenant.id)].startswith("cls-")
+    assert str(small) not in done  # a small tenant keeps the baseline
+    assert trailseal_services.list_models(tenant.id, MODEL_TYPE)[0]["created_by"] == \
+        "monthly schedule"
+
+
+def make_tenant_with(svc, n: int):
+    from trailseal.testing import make_tenant
+
+    t = make_tenant(svc)
+    svc.append_events(t.id, generate_events("initech", days=1, events_per_day=n, seed=1))
+    return t.id
