@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -126,6 +127,13 @@ def test_cache_hits_are_identical_and_a_new_model_invalidates(trailseal_client,
     assert {c.model_version for c in third} == {summary["version"]}
     classifier.classify(stored)
     assert classifier.last_run["cached"] == len(stored)
+    # a training that cannot learn (an empty window) leaves the active model as it was
+    with pytest.raises(ValueError, match="no labelled events"):
+        train_tenant(svc, str(tenant.id), created_by="test", now=datetime(2001, 1, 1, tzinfo=UTC))
+    active = [m for m in svc.list_models(tenant.id, MODEL_TYPE) if m["is_active"]]
+    assert [m["version"] for m in active] == [summary["version"]]
+    classifier.classify(stored[:10])
+    assert classifier.last_run["model_version"] == summary["version"]
 
 
 def test_a_correction_wins_and_reaches_the_next_training(trailseal_app, trailseal_client,
