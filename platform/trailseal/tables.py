@@ -2,7 +2,8 @@
 ``insert()`` and ``update()``.
 
 The schema itself is owned by the migrations (``migrations/versions/0001_core_ledger.py``,
-``0002_user_sessions.py``, ``0003_anomaly_detection.py``); these definitions mirror the columns the services use and are
+``0002_user_sessions.py``, ``0003_anomaly_detection.py``,
+``0004_semantic_search.py``); these definitions mirror the columns the services use and are
 never used to create or alter tables. Row-level security, triggers and grants live only in
 the migrations.
 """
@@ -22,7 +23,7 @@ from sqlalchemy import (
     Text,
     cast,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData()
@@ -139,6 +140,14 @@ audit_embeddings = Table(
     Column("dims", Integer, nullable=False),
     Column("embedding", Vector, nullable=False),
     _ts("created_at", nullable=False),
+)
+
+audit_search_text = Table(
+    "audit_search_text", metadata,
+    _uuid("tenant_id", primary_key=True),
+    _uuid("event_id", primary_key=True),
+    Column("tsv", TSVECTOR, nullable=False),
+    _ts("indexed_at", nullable=False),
 )
 
 audit_anomalies = Table(

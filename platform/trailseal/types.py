@@ -3,6 +3,7 @@ Protocols the objects plugins return must satisfy. Plugins import these, never i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, runtime_checkable
@@ -31,14 +32,67 @@ class Event:
     action_details: dict[str, Any] | None = None
 
     def text(self) -> str:
-        """A one-line description used for embeddings and summaries."""
-        who = f"{self.actor_type} {self.actor_id}"
-        if self.actor_role:
-            who += f" ({self.actor_role})"
-        return (
-            f"{self.occurred_at} {who} {self.event_type} {self.entity_type} {self.entity_id} "
-            f"severity={self.severity}" + (f" source={self.source}" if self.source else "")
-        )
+        """The event as one line of plain text: what embeddings, the full-text index and the
+        narrators read (see ``render_event_text`` for the exact form)."""
+        return render_event_text(self)
+
+
+#: Longest rendering ``Event.text`` returns (characters); details past it are left out.
+TEXT_MAX_CHARS = 2000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+
+def words_of(name: str) -> str:
+    """``iam.CreateUser`` -> ``iam create user``: the words of an identifier, lower case."""
+    return " ".join(w.lower() for w in _CAMEL.findall(name))
+
+
+def _detail_pairs(value: Any, key: str = "", out: list[str] | None = None,
+                  depth: int = 0) -> list[str]:
+    """``key: value`` for each leaf of the decrypted details, depth first, in stored order
+    (the leaf's own key, not its path: short, and what a person would call it)."""
+    out = [] if out is None else out
+    if depth > 8:
+        return out
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _detail_pairs(v, str(k), out, depth + 1)
+    elif isinstance(value, list):
+        for v in value[:20]:
+            _detail_pairs(v, key, out, depth + 1)
+    elif value is not None and value != "":
+        out.append(f"{key}: {value}" if key else str(value))
+    return out
+
+
+def render_event_text(e: Event) -> str:
+    """The documented rendering of an event (docs/admin-guide.md, "Semantic search"):
+
+    ``<event type> (<its words>) by <actor type> <actor id> [(<role>, <department>)] on
+    <entity type> <entity id> [via <source>]; severity <severity>; [tags <tags>;]
+    [from <ip address>;] [details: <key: value>; ...]``
+
+    The parts that say what happened come first, so an embedder that reads only the
+    beginning (a token limit) still sees them. Decrypted details are included: this text
+    is derived data as sensitive as the details themselves. Control characters become
+    spaces; the text is cut at ``TEXT_MAX_CHARS``."""
+    who = f"{e.actor_type} {e.actor_id}"
+    about = ", ".join(x for x in (e.actor_role, e.actor_department) if x)
+    if about:
+        who += f" ({about})"
+    parts = [f"{e.event_type} ({words_of(e.event_type)}) by {who} on {e.entity_type} "
+             f"{e.entity_id}" + (f" via {e.source}" if e.source else ""),
+             f"severity {e.severity}"]
+    if e.tags:
+        parts.append("tags " + ", ".join(e.tags))
+    if e.ip_address:
+        parts.append(f"from {e.ip_address}")
+    if e.action_details:
+        parts.append("details: " + "; ".join(_detail_pairs(e.action_details)))
+    # control characters (NUL above all, which PostgreSQL text cannot hold) become spaces
+    text = _CONTROL.sub(" ", "; ".join(parts))
+    return text if len(text) <= TEXT_MAX_CHARS else text[:TEXT_MAX_CHARS]
 
 
 #: Confidence below which a prediction is flagged for review (``review_required``).
