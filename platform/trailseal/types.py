@@ -40,7 +40,7 @@ class Event:
 #: Longest rendering ``Event.text`` returns (characters); details past it are left out.
 TEXT_MAX_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_CAMEL = re.compile(r"[A-Z]+[0-9]*(?=[A-Z][a-z])|[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+")
 
 
 def words_of(name: str) -> str:
