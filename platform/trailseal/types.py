@@ -66,28 +66,42 @@ def _detail_pairs(value: Any, key: str = "", out: list[str] | None = None,
     return out
 
 
+def short_id(value: str) -> str:
+    """The last segment of a path- or ARN-like id (``arn:aws:iam::1:user/alice`` ->
+    ``alice``), the id itself when it has none."""
+    tail = re.split(r"[/:]", value)[-1]
+    return tail or value
+
+
 def render_event_text(e: Event) -> str:
     """The documented rendering of an event (docs/admin-guide.md, "Semantic search"):
 
-    ``<event type> (<its words>) by <actor type> <actor id> [(<role>, <department>)] on
-    <entity type> <entity id> [via <source>]; severity <severity>; [tags <tags>;]
-    [from <ip address>;] [details: <key: value>; ...]``
+    ``<event type words> (<event type>) on <entity type> <entity short id> by <actor type>
+    <actor short id> [(<role>, <department>)] [via <source>]; severity <severity>;
+    [tags <tags>;] [from <ip address>;] [actor <actor id>;] [entity <entity id>;]
+    [details: <key: value>; ...]``
 
-    The parts that say what happened come first, so an embedder that reads only the
-    beginning (a token limit) still sees them. Decrypted details are included: this text
-    is derived data as sensitive as the details themselves. Control characters become
-    spaces; the text is cut at ``TEXT_MAX_CHARS``."""
-    who = f"{e.actor_type} {e.actor_id}"
+    What happened comes first, in words and with short ids (the last segment of an ARN or
+    path), so an embedder that reads only the beginning (a token limit) still sees it; the
+    full ids and the decrypted details follow for full-text search. The details are
+    included: this text is derived data as sensitive as the details themselves. Control
+    characters become spaces; the text is cut at ``TEXT_MAX_CHARS``."""
+    actor, entity = short_id(e.actor_id), short_id(e.entity_id)
+    who = f"{e.actor_type} {actor}"
     about = ", ".join(x for x in (e.actor_role, e.actor_department) if x)
     if about:
         who += f" ({about})"
-    parts = [f"{e.event_type} ({words_of(e.event_type)}) by {who} on {e.entity_type} "
-             f"{e.entity_id}" + (f" via {e.source}" if e.source else ""),
+    parts = [f"{words_of(e.event_type)} ({e.event_type}) on {e.entity_type} {entity} by {who}"
+             + (f" via {e.source}" if e.source else ""),
              f"severity {e.severity}"]
     if e.tags:
         parts.append("tags " + ", ".join(e.tags))
     if e.ip_address:
         parts.append(f"from {e.ip_address}")
+    if actor != e.actor_id:
+        parts.append(f"actor {e.actor_id}")
+    if entity != e.entity_id:
+        parts.append(f"entity {e.entity_id}")
     if e.action_details:
         parts.append("details: " + "; ".join(_detail_pairs(e.action_details)))
     # control characters (NUL above all, which PostgreSQL text cannot hold) become spaces
