@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,12 +33,13 @@ import numpy as np
 
 from trailseal import hookimpl
 
+#: Word pieces read per text, [CLS] and [SEP] included: 40 unless the environment sets
+#: ``TRAILSEAL_EMBED_MAX_TOKENS`` (8–256) for every process (web, worker, scheduler).
+MAX_TOKENS = min(256, max(8, int(os.environ.get("TRAILSEAL_EMBED_MAX_TOKENS") or 40)))
 #: The name vectors are stored under (``audit_embeddings.model``). It changes whenever the
 #: vectors would (another model file, another token limit), so the backlog job re-embeds.
-MODEL = "all-MiniLM-L6-v2-int8-t40"
+MODEL = f"all-MiniLM-L6-v2-int8-t{MAX_TOKENS}"
 DIMS = 384
-#: Word pieces read per text, [CLS] and [SEP] included.
-MAX_TOKENS = 40
 #: Texts run through the model at once (bounded memory; sorted by length first, so a batch
 #: pads little).
 BATCH = 32
