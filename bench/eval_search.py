@@ -23,7 +23,8 @@ tenant filter: the vector ranking is an exact scan of the tenant's rows, so its 
 against exact search is 1 by construction; the run checks it against a brute-force
 ranking in numpy over all the tenant's vectors.
 
-``python bench/eval_search.py [--days 7] [--instance /tmp/ts-search-eval]``. Offline; the
+``python bench/eval_search.py [--days 7] [--instance /tmp/ts-search-eval] [--tenant SLUG]``
+(``--tenant``: the tenant an earlier run loaded, with the same ``--days`` and ``--seed``). Offline; the
 datasets are found at ``<repo>/../shared/datasets`` or ``$TRAILSEAL_DATASETS``.
 """
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--instance", default="/tmp/ts-search-eval")
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--tenant", help="reuse this tenant (slug) of an earlier run")
     args = parser.parse_args(argv)
 
     app = create_app({"INSTANCE_PATH": args.instance, "RATE_LIMIT": "1000000000/60"})
@@ -111,22 +113,28 @@ def main(argv: list[str] | None = None) -> int:
                  background_events=len(bg), detonation_events=len(attacks),
                  questions=len(questions))
 
-    slug = f"search-eval-{int(time.time())}"
-    tenant = uuid.UUID(create_tenant(svc, slug, slug)["id"])
-    token = create_api_key(svc, tenant, ["audit:read"])["token"]
     bodies = bg + [b for _, b in attacks]
-    bodies.sort(key=lambda b: b["occurred_at"])
-    started = time.perf_counter()
-    svc.append_events(tenant, bodies)
-    print(f"  appended {len(bodies)} events in {time.perf_counter() - started:.1f} s")
-    for queue in svc.queues.values():
-        queue.empty()  # enrichment's jobs: the backlog below does the indexing part
+    if args.tenant:
+        # a tenant an earlier run loaded (same --days and --seed): indexes what is missing
+        tenant = svc.resolve_tenant(args.tenant)
+        print(f"  reusing tenant {args.tenant}")
+    else:
+        slug = f"search-eval-{int(time.time())}"
+        tenant = uuid.UUID(create_tenant(svc, slug, slug)["id"])
+        bodies.sort(key=lambda b: b["occurred_at"])
+        started = time.perf_counter()
+        svc.append_events(tenant, bodies)
+        print(f"  tenant {slug}: appended {len(bodies)} events in "
+              f"{time.perf_counter() - started:.1f} s")
+        for queue in svc.queues.values():
+            queue.empty()  # enrichment's jobs: the backlog below does the indexing part
+    token = create_api_key(svc, tenant, ["audit:read"])["token"]
     started = time.perf_counter()
     with app.app_context():
         indexed = index_backlog(str(tenant), limit=10**9)
     took = time.perf_counter() - started
     print(f"  indexed (full text + embedding) {indexed} events in {took:.1f} s "
-          f"({indexed / took:.0f} events/s)")
+          f"({indexed / max(took, 1e-9):.0f} events/s)")
 
     # which stored events are relevant to which question
     technique_of = {}
