@@ -8,10 +8,12 @@ from .types import JobSpec
 
 @hookimpl(trylast=True)
 def register_jobs():
-    from .jobs.enrichment import reconcile_enrichment, verify_all_chains
+    from .jobs.enrichment import index_backlog_all_tenants, reconcile_enrichment, verify_all_chains
 
     return [
         JobSpec(reconcile_enrichment, queue="low", interval=300, name="reconcile-enrichment"),
+        JobSpec(index_backlog_all_tenants, queue="low", interval=600, name="search-backlog",
+                timeout=3600),
         JobSpec(verify_all_chains, queue="low", cron="17 3 * * *", name="verify-chains",
                 timeout=6 * 3600),
     ]

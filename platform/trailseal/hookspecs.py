@@ -43,7 +43,6 @@ def _reserved(capability: str) -> FutureWarning:
 
 RESERVED = {
     "register_dashboards": "the analyst dashboards",
-    "narrate": "summaries, explanations and answers",
     "export_formats": "exports",
     "notification_channels": "notifications",
     "notify": "notifications",
@@ -97,10 +96,12 @@ def embed_texts(texts: list[str], model: str | None, tenant_id: str) -> dict[str
     """Embed ``texts``; return ``{"model": name, "vectors": [[float, ...], ...]}`` or None."""
 
 
-@hookspec(firstresult=True, warn_on_impl=_reserved(RESERVED["narrate"]))
+@hookspec(firstresult=True)
 def narrate(kind: str, context: dict[str, Any], tenant_id: str) -> str | None:
-    """Write plain-language text of ``kind`` (summary, explanation, answer) from ``context``
-    (reserved)."""
+    """Write plain-language text of ``kind`` from ``context``; return None to let another
+    plugin answer. ``answer``: ``context`` holds ``question`` and ``events`` (search results,
+    best first); cite each claim's events as ``[<event id>]``, one claim per line. Citations
+    of events not in ``events`` are removed, with any line left without one."""
 
 
 # --- outputs -------------------------------------------------------------------------

@@ -226,6 +226,33 @@ class EventOut(BaseModel):
     insights: Insights | None = None
 
 
+class SearchResult(EventOut):
+    """An event as `GET /api/v1/events/{id}` returns it, plus its search score."""
+
+    score: float = Field(description="Reciprocal-rank fusion of the vector and full-text "
+                                      "ranks; higher is better.")
+
+
+class SearchSource(BaseModel):
+    """An event an answer cites."""
+
+    id: str
+    seq: int
+    occurred_at: str
+    event_type: str
+
+
+class SearchOut(BaseModel):
+    """Search results, best first; with `answer: true` also the answer and its sources."""
+
+    results: list[SearchResult]
+    answer: str | None = Field(default=None, description="Present when asked for: plain "
+                                                         "text, each claim citing `[event id]`.")
+    sources: list[SearchSource] | None = Field(default=None, description="The events the "
+                                               "answer cites (all among the results).")
+    cached: bool = Field(description="True when the ranking came from the 10-minute cache.")
+
+
 class EventPage(BaseModel):
     events: list[EventOut]
     next_cursor: str | None
@@ -253,8 +280,9 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-class EventQuery(BaseModel):
-    """Filters of `GET /api/v1/events` (query string)."""
+class EventFilters(BaseModel):
+    """The filters of the events API: `GET /api/v1/events` (query string) and the
+    `filters` object of `POST /api/v1/search`."""
 
     model_config = ConfigDict(extra="forbid")
     start: Timestamp | None = None
@@ -267,8 +295,36 @@ class EventQuery(BaseModel):
     category: _text(64) | None = None
     risk_level: _text(32) | None = None
     tag: list[Tag] = []
+
+
+class EventQuery(EventFilters):
+    """Filters of `GET /api/v1/events` (query string), the page size and the cursor."""
+
     limit: int = Field(default=50, ge=1, le=500)
     cursor: _text(200) | None = None
+
+
+SEARCH_QUERY_MAX = 1000  # characters of a search question
+
+
+class SearchIn(BaseModel):
+    """Body of `POST /api/v1/search`."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: _text(SEARCH_QUERY_MAX) = Field(
+        description="A question or keywords in plain language (1–1000 characters).")
+    filters: EventFilters = Field(default_factory=EventFilters,
+                                  description="The events API's filters; only matching events "
+                                              "are ranked.")
+    limit: int = Field(default=10, ge=1, le=100, description="Results wanted (1–100).")
+    answer: bool = Field(default=False, description="Also compose a cited answer.")
+
+    @field_validator("query")
+    @classmethod
+    def _has_words(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must contain more than white space")
+        return value
 
 
 # --- response bodies (documented in the OpenAPI document) ---------------------------------

@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
     cast,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData()
@@ -139,6 +139,14 @@ audit_embeddings = Table(
     Column("dims", Integer, nullable=False),
     Column("embedding", Vector, nullable=False),
     _ts("created_at", nullable=False),
+)
+
+audit_search_text = Table(
+    "audit_search_text", metadata,
+    _uuid("tenant_id", primary_key=True),
+    _uuid("event_id", primary_key=True),
+    Column("tsv", TSVECTOR, nullable=False),
+    _ts("indexed_at", nullable=False),
 )
 
 audit_anomalies = Table(

@@ -3,6 +3,7 @@ Protocols the objects plugins return must satisfy. Plugins import these, never i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, runtime_checkable
@@ -31,14 +32,81 @@ class Event:
     action_details: dict[str, Any] | None = None
 
     def text(self) -> str:
-        """A one-line description used for embeddings and summaries."""
-        who = f"{self.actor_type} {self.actor_id}"
-        if self.actor_role:
-            who += f" ({self.actor_role})"
-        return (
-            f"{self.occurred_at} {who} {self.event_type} {self.entity_type} {self.entity_id} "
-            f"severity={self.severity}" + (f" source={self.source}" if self.source else "")
-        )
+        """The event as one line of plain text: what embeddings, the full-text index and the
+        narrators read (see ``render_event_text`` for the exact form)."""
+        return render_event_text(self)
+
+
+#: Longest rendering ``Event.text`` returns (characters); details past it are left out.
+TEXT_MAX_CHARS = 2000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CAMEL = re.compile(r"[A-Z]+[0-9]*(?=[A-Z][a-z])|[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+")
+
+
+def words_of(name: str) -> str:
+    """``iam.CreateUser`` -> ``iam create user``: the words of an identifier, lower case."""
+    return " ".join(w.lower() for w in _CAMEL.findall(name))
+
+
+def _detail_pairs(value: Any, key: str = "", out: list[str] | None = None,
+                  depth: int = 0) -> list[str]:
+    """``key: value`` for each leaf of the decrypted details, depth first, in stored order
+    (the leaf's own key, not its path: short, and what a person would call it)."""
+    out = [] if out is None else out
+    if depth > 8:
+        return out
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _detail_pairs(v, str(k), out, depth + 1)
+    elif isinstance(value, list):
+        for v in value[:20]:
+            _detail_pairs(v, key, out, depth + 1)
+    elif value is not None and value != "":
+        out.append(f"{key}: {value}" if key else str(value))
+    return out
+
+
+def short_id(value: str) -> str:
+    """The last segment of a path- or ARN-like id (``arn:aws:iam::1:user/alice`` ->
+    ``alice``), the id itself when it has none."""
+    tail = re.split(r"[/:]", value)[-1]
+    return tail or value
+
+
+def render_event_text(e: Event) -> str:
+    """The documented rendering of an event (docs/admin-guide.md, "Semantic search"):
+
+    ``<event type words> (<event type>) on <entity type> <entity short id> by <actor type>
+    <actor short id> [(<role>, <department>)] [via <source>]; severity <severity>;
+    [tags <tags>;] [from <ip address>;] [actor <actor id>;] [entity <entity id>;]
+    [details: <key: value>; ...]``
+
+    What happened comes first, in words and with short ids (the last segment of an ARN or
+    path), so an embedder that reads only the beginning (a token limit) still sees it; the
+    full ids and the decrypted details follow for full-text search. The details are
+    included: this text is derived data as sensitive as the details themselves. Control
+    characters become spaces; the text is cut at ``TEXT_MAX_CHARS``."""
+    actor, entity = short_id(e.actor_id), short_id(e.entity_id)
+    who = f"{e.actor_type} {actor}"
+    about = ", ".join(x for x in (e.actor_role, e.actor_department) if x)
+    if about:
+        who += f" ({about})"
+    parts = [f"{words_of(e.event_type)} ({e.event_type}) on {e.entity_type} {entity} by {who}"
+             + (f" via {e.source}" if e.source else ""),
+             f"severity {e.severity}"]
+    if e.tags:
+        parts.append("tags " + ", ".join(e.tags))
+    if e.ip_address:
+        parts.append(f"from {e.ip_address}")
+    if actor != e.actor_id:
+        parts.append(f"actor {e.actor_id}")
+    if entity != e.entity_id:
+        parts.append(f"entity {e.entity_id}")
+    if e.action_details:
+        parts.append("details: " + "; ".join(_detail_pairs(e.action_details)))
+    # control characters (NUL above all, which PostgreSQL text cannot hold) become spaces
+    text = _CONTROL.sub(" ", "; ".join(parts))
+    return text if len(text) <= TEXT_MAX_CHARS else text[:TEXT_MAX_CHARS]
 
 
 #: Confidence below which a prediction is flagged for review (``review_required``).

@@ -163,7 +163,7 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/anomalies", "/api/v1/anomalies/<alert_id>/feedback",
              "/api/v1/anomalies/settings", "/api/v1/models", "/api/v1/bias-metrics",
              "/api/v1/events/<event_id>/insights", "/api/v1/rules/tags",
-             "/api/v1/openapi.json"}
+             "/api/v1/search", "/api/v1/openapi.json"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 
@@ -183,6 +183,8 @@ def _valid_body(rule: str, method: str) -> dict | None:
         return {"is_false_positive": False, "notes": "expected"}
     if method == "PUT" and rule == "/api/v1/anomalies/settings":
         return {"threshold": 0.7}
+    if method == "POST" and rule == "/api/v1/search":
+        return {"query": "who changed the settings", "answer": True}
     return None
 
 
@@ -277,3 +279,44 @@ def test_wrong_methods_are_405_with_the_error_shape(trailseal_app, world):
 def test_web_routes_survive_control_characters(world, path):
     resp = world["client"].get(path)
     assert resp.status_code < 500, (path, resp.status_code)
+
+
+# Bodies of POST /search that are valid JSON but not a valid search: (name, body, statuses).
+SEARCH_BODY_CASES = [
+    ("no query", {}, (422,)),
+    ("empty query", {"query": ""}, (422,)),
+    ("white-space query", {"query": " \t "}, (422,)),
+    ("query too long", {"query": "a" * 1001}, (422,)),
+    ("query not a string", {"query": ["who"]}, (422,)),
+    ("NUL in the query", {"query": "who\u0000"}, (422,)),
+    ("limit 0", {"query": "x", "limit": 0}, (422,)),
+    ("limit 101", {"query": "x", "limit": 101}, (422,)),
+    ("limit a float", {"query": "x", "limit": 1.5}, (422,)),
+    ("limit a string", {"query": "x", "limit": "ten"}, (422,)),
+    ("answer not a boolean", {"query": "x", "answer": "maybe"}, (422,)),
+    ("unknown key", {"query": "x", "bogus": 1}, (422,)),
+    ("filters not an object", {"query": "x", "filters": "severity=high"}, (422,)),
+    ("unknown filter", {"query": "x", "filters": {"bogus": 1}}, (422,)),
+    ("filter start: Unix time", {"query": "x", "filters": {"start": 1700000000}}, (422,)),
+    ("filter start: year 1", {"query": "x", "filters": {"start": "0001-01-01T00:00:00+14:00"}},
+     (200,)),
+    ("filter severity unknown", {"query": "x", "filters": {"severity": ["apocalyptic"]}},
+     (422,)),
+    ("filter event_type 10 kB", {"query": "x", "filters": {"event_type": ["a" * 10_000]}},
+     (422,)),
+    ("filter limit (not a filter)", {"query": "x", "filters": {"limit": 5}}, (422,)),
+    ("filter cursor (not a filter)", {"query": "x", "filters": {"cursor": "abc"}}, (422,)),
+    ("only punctuation", {"query": "?!&|:*()'\""}, (200,)),
+    ("tsquery operators", {"query": "a & !b | c:* <-> (d"}, (200,)),
+    ("every filter", {"query": "x", "limit": 100, "filters": {
+        "start": "2020-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z", "event_type": ["a.b"],
+        "actor": "u", "entity_type": "t", "entity_id": "i", "severity": ["high", "low"],
+        "category": "c", "risk_level": "r", "tag": ["t1", "t2"]}}, (200,)),
+]
+
+
+@pytest.mark.parametrize("name,body,expect", SEARCH_BODY_CASES,
+                         ids=[c[0] for c in SEARCH_BODY_CASES])
+def test_search_body_cases(world, name, body, expect):
+    resp = world["client"].post("/api/v1/search", json=body, headers=world["tenant"].headers)
+    _check(resp, expect, name)

@@ -149,6 +149,9 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
                                                              headers=tenant.headers), None),
             ("get", "/api/v1/bias-metrics"): (trailseal_client.get(
                 "/api/v1/bias-metrics", headers=tenant.headers), None),
+            ("post", "/api/v1/search"): (trailseal_client.post(
+                "/api/v1/search", json={"query": "who signed in", "answer": True},
+                headers=tenant.headers), None),
             ("get", "/api/v1/access-log"): (trailseal_client.get("/api/v1/access-log?limit=2",
                                                                  headers=tenant.headers), None),
             ("get", "/healthz"): (trailseal_client.get("/healthz"), None),

@@ -34,6 +34,8 @@ from ..schemas import (
     Health,
     ModelList,
     ModelQuery,
+    SearchIn,
+    SearchOut,
     TagRulesIn,
     TagRulesOut,
     ThresholdIn,
@@ -46,7 +48,8 @@ MODELS: list[type[BaseModel]] = [
     EventIn, EventCreated, BatchCreated, EventOut, EventPage, ChainVerification, ErrorResponse,
     AlertOut, AlertPage, AlertStatusIn, AccessLogPage, DashboardStats, Health,
     AnomalyPage, FeedbackIn, FeedbackResult, ThresholdIn, ThresholdOut, ModelList,
-    BiasMetricList, CorrectionIn, CorrectedInsights, TagRulesIn, TagRulesOut,
+    BiasMetricList, CorrectionIn, CorrectedInsights, TagRulesIn, TagRulesOut, SearchIn,
+    SearchOut,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -306,6 +309,15 @@ def build_spec(app) -> dict[str, Any]:
                        "anomalies", "audit:read", _ok("The figures", "BiasMetricList"),
                        parameters=_query_parameters(BiasMetricQuery)),
         },
+        "/api/v1/search": {
+            "post": _op("Search the trail in plain language", "search", "search", "audit:read",
+                        _ok("The best events, best first (and the answer when asked)",
+                            "SearchOut"), body="SearchIn",
+                        description="API keys only. Hybrid ranking: vector similarity and "
+                                    "full-text search fused by reciprocal rank. The ranking "
+                                    "is cached for 10 minutes per query, filters and limit. "
+                                    "Recorded in the access log with the body."),
+        },
         "/api/v1/access-log": {
             "get": _op("Access log of the trail, newest first", "listAccessLog", "access",
                        "audit:admin", _ok("A page of entries", "AccessLogPage"),
@@ -349,6 +361,7 @@ def build_spec(app) -> dict[str, Any]:
                                                  "threshold, models and fairness figures"},
             {"name": "classification", "description": "Category and risk corrections, "
                                                       "business-rule tags"},
+            {"name": "search", "description": "Questions in plain language, cited answers"},
             {"name": "access", "description": "Who read the trail"},
             {"name": "statistics", "description": "Dashboard figures"},
             {"name": "meta", "description": "Health, metrics, this document, 405s"},

@@ -224,3 +224,24 @@ def access_record() -> AccessRecord:
     """This request as the access log records it (path, method, query, caller's address)."""
     return AccessRecord(endpoint=path_for_log(), method=request.method,
                         query=query_for_log(), remote_addr=request.remote_addr)
+
+
+def _clip_json(value: Any, depth: int = 0) -> Any:
+    """A JSON value with every string clipped and every list or object capped."""
+    if isinstance(value, str):
+        return _clip(value)
+    if depth > 4:
+        return "…"
+    if isinstance(value, list):
+        return [_clip_json(v, depth + 1) for v in value[:LOG_VALUES_MAX]]
+    if isinstance(value, dict):
+        return {_clip(str(k)): _clip_json(v, depth + 1)
+                for k, v in list(value.items())[:LOG_VALUES_MAX]}
+    return value
+
+
+def body_access_record(body: dict[str, Any]) -> AccessRecord:
+    """A read whose parameters come in a JSON body (``POST /search``) as the access log
+    records it: the validated body in place of the query string, capped the same way."""
+    return AccessRecord(endpoint=path_for_log(), method=request.method,
+                        query=_clip_json(body), remote_addr=request.remote_addr)

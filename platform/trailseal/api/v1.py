@@ -20,6 +20,7 @@ from ..schemas import (
     EventQuery,
     FeedbackIn,
     ModelQuery,
+    SearchIn,
     TagRulesIn,
     ThresholdIn,
     Timestamp,
@@ -38,9 +39,11 @@ from ..services.corrections import correct_insights, read_tag_rules, write_tag_r
 from ..services.events import read_event, read_events_page
 from ..services.ingest import append_events, request_fingerprint, validate_events
 from ..services.integrity import verify_chain_recorded
+from ..services.search import search_events
 from ..services.stats import read_dashboard_stats
 from .requests import (
     access_record,
+    body_access_record,
     bool_param,
     endpoint,
     json_body,
@@ -168,6 +171,17 @@ def timeline():
     q = parse_query(EventQuery)
     return jsonify(read_events_page(current_services(), g.principal, q, access_record(),
                                     chronological=True, max_bytes=_page_bytes()))
+
+
+@bp.post("/search")
+@endpoint("audit:read", allow_session=False)
+def search():
+    """Search the trail in plain language: body ``{query, filters?, limit?, answer?}``. The
+    best events (as ``GET /events/{id}`` shows them, plus ``score``), and with ``answer``
+    a cited answer and its sources. A read: recorded in the access log with the body."""
+    body = parse_body(SearchIn)
+    record = body_access_record(body.model_dump(mode="json", exclude_defaults=True))
+    return jsonify(search_events(current_services(), g.principal, body, record))
 
 
 @bp.get("/dashboard/stats")

@@ -13,6 +13,12 @@ from ..services.alerts import announce_alert
 from ..services.chain import format_ts
 from ..services.corrections import latest_corrections
 from ..services.insights import find_unenriched, load_events, store_insights
+from ..services.search_index import (
+    current_embedding_model,
+    find_unindexed,
+    store_embeddings,
+    store_search_text,
+)
 from ..types import (
     CATEGORIES,
     REVIEW_BELOW,
@@ -163,6 +169,61 @@ def reconcile_enrichment(grace_seconds: int | None = None) -> dict[str, int]:
     if queued:
         log.info("reconciler re-enqueued enrichment: %s (cutoff %s)", queued, format_ts(cutoff))
     return queued
+
+
+BACKLOG_PER_RUN = 20_000  # events one backlog run indexes per tenant (the rest: next run)
+
+
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as contiguous (first, last) ranges."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
+
+
+def index_backlog(tenant_id: str, limit: int = BACKLOG_PER_RUN) -> int:
+    """Give the tenant's events that lack them their full-text vector and an embedding of
+    the current model (events from before search was installed, or from before a model
+    change), oldest first, at most ``limit``; returns how many events were indexed.
+    Idempotent: each batch is found missing, embedded and stored in one pass."""
+    svc = current_services()
+    tid = uuid.UUID(str(tenant_id))
+    model = current_embedding_model(svc.pm, str(tid))
+    done = 0
+    after = 0
+    while done < limit:
+        with svc.db.transaction(tid) as conn:
+            seqs = find_unindexed(conn, model, after_seq=after,
+                                  limit=min(limit - done, 256))
+        if not seqs:
+            break
+        events = [e for first, last in _runs(seqs)
+                  for e in load_events(svc, tid, first, last)]
+        embedded = None
+        if model is not None:
+            embedded = svc.pm.hook.embed_texts(texts=[e.text() for e in events], model=model,
+                                               tenant_id=str(tid))
+        with svc.db.transaction(tid) as conn:
+            store_search_text(conn, tid, events)
+            store_embeddings(conn, tid, events, embedded)
+        done += len(events)
+        after = seqs[-1]
+    return done
+
+
+def index_backlog_all_tenants() -> dict[str, int]:
+    """``index_backlog`` for every tenant (the scheduled job); the counts indexed."""
+    from ..services.tenancy import tenant_ids
+
+    indexed = {str(tid): index_backlog(str(tid)) for tid in tenant_ids(current_services())}
+    indexed = {tid: n for tid, n in indexed.items() if n}
+    if indexed:
+        log.info("search backlog indexed: %s", indexed)
+    return indexed
 
 
 def verify_all_chains() -> dict[str, bool]:

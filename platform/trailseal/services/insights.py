@@ -13,11 +13,12 @@ import orjson
 from sqlalchemy import exists, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from ..tables import ai_predictions, audit_embeddings, audit_logs, event_insights
+from ..tables import ai_predictions, audit_logs, event_insights
 from ..types import Alert, Event, Finding
 from .alerts import insert_alert
 from .chain import format_ts
 from .crypto import decrypt_field
+from .search_index import store_embeddings, store_search_text
 
 RECONCILE_CHUNK = 1000  # longest seq range the reconciler enqueues as one job
 INSIGHT_FIELDS = ("anomaly_score", "is_anomaly", "category", "risk_level", "tags",
@@ -153,7 +154,8 @@ def store_insights(svc, tenant_id: uuid.UUID, events: list[Event],
     """Upsert each event's insights (``insights[event.id]`` holds ``INSIGHT_FIELDS``), an
     ``anomaly`` alert per anomalous event (deduped on the event; ``leading[event.id]`` is
     the detector name and finding that explain it), the ``predictions`` log rows and, when
-    ``embedded`` holds ``vectors`` (one per event) and a ``model``, the embeddings. One
+    ``embedded`` holds ``vectors`` (one per event) and a ``model``, the embeddings, and the
+    full-text vector of every event (``services.search_index``). One
     transaction: alerts commit with the insights that justify them, so a failure loses
     neither. Returns the alerts newly raised, for the caller to announce once committed."""
     raised: list[Alert] = []
@@ -184,19 +186,8 @@ def store_insights(svc, tenant_id: uuid.UUID, events: list[Event],
             )
             if alert is not None:
                 raised.append(alert)
-        if embedded and embedded.get("vectors"):
-            model = str(embedded.get("model") or "default")
-            stmt = pg_insert(audit_embeddings)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["tenant_id", "event_id", "model"],
-                    set_={"embedding": stmt.excluded.embedding, "dims": stmt.excluded.dims,
-                          "created_at": func.now()},
-                ),
-                [{"event_id": uuid.UUID(e.id), "tenant_id": tenant_id, "model": model,
-                  "dims": len(vec), "embedding": vec}
-                 for e, vec in zip(events, embedded["vectors"], strict=True)],
-            )
+        store_search_text(conn, tenant_id, events)
+        store_embeddings(conn, tenant_id, events, embedded)
     return raised
 
 
