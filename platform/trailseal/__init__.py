@@ -36,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     from .auth import login_manager, rate_limit_headers
     from .core import Trailseal
     from .infra.proxies import trust_proxies
+    from .types import DashboardPage
     from .web.routes import bp as web_bp
 
     svc = services or Trailseal(config)
@@ -75,5 +76,8 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     for blueprints in svc.pm.hook.register_routes(app=app):
         for blueprint in blueprints or []:
             app.register_blueprint(blueprint)
+    pages = [page for group in svc.pm.hook.register_dashboards(app=app) for page in group or []
+             if isinstance(page, DashboardPage)]
+    app.extensions["trailseal_pages"] = sorted(pages, key=lambda p: (p.order, p.path))
     svc.pm.hook.startup(app=app)
     return app

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from .types import (
         Alert,
         Classifier,
+        DashboardPage,
         Detector,
         Exporter,
         Importer,
@@ -42,7 +43,6 @@ def _reserved(capability: str) -> FutureWarning:
 
 
 RESERVED = {
-    "register_dashboards": "the analyst dashboards",
     "export_formats": "exports",
     "notification_channels": "notifications",
     "notify": "notifications",
@@ -67,9 +67,10 @@ def register_routes(app: flask.Flask) -> list[flask.Blueprint] | None:
     ``trailseal.require_permission``)."""
 
 
-@hookspec(warn_on_impl=_reserved(RESERVED["register_dashboards"]))
-def register_dashboards(app: flask.Flask) -> list[Any] | None:
-    """Return dashboard page descriptions to mount under ``/dash/`` (reserved)."""
+@hookspec
+def register_dashboards(app: flask.Flask) -> list[DashboardPage] | None:
+    """Return dashboard pages (``trailseal.types.DashboardPage``) to mount under ``/dash/``;
+    the app keeps them, in order, in ``app.extensions["trailseal_pages"]``."""
 
 
 @hookspec

@@ -180,6 +180,34 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class DashboardPage:
+    """An analyst dashboard page (``register_dashboards``), mounted under ``/dash/<path>``.
+
+    ``layout`` is called with the signed-in ``trailseal.types.Viewer`` on each visit and
+    returns the page's Dash component tree. The page is listed in the navigation, in
+    ``order``, for users holding ``permission``; others get a "not allowed" page."""
+
+    path: str
+    title: str
+    layout: Any
+    permission: str = "audit:read"
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in user a dashboard page is shown to."""
+
+    tenant_id: str
+    tenant_name: str
+    user_id: str
+    permissions: frozenset[str]
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions or "audit:admin" in self.permissions
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """A recurring job for the scheduler (``register_jobs``)."""
 

@@ -53,6 +53,7 @@ LOGIN = """<h1>Trailseal</h1><p class="sub">Sign in to the audit trail</p>
 HOME = """<h1>Trailseal</h1><p class="sub">Signed in as {{ user.name }} · tenant <b>{{ tenant.name }}</b></p>
 <p>Permissions: {{ perms }}</p>
 <ul>
+<li><a href="/dash/"><b>Open the dashboards</b></a></li>
 <li><a href="{{ url_for('api_v1.events_index') }}">Latest events (JSON)</a></li>
 <li><a href="{{ url_for('api_v1.timeline') }}">Timeline (JSON)</a></li>
 <li><a href="{{ url_for('api_v1.dashboard_stats') }}">Dashboard statistics (JSON)</a></li>

@@ -1,0 +1,138 @@
+"""The shipped pages: Overview (figures, rankings and breakdowns, refreshed every 30 s) and
+Anomalies (alerts with their scores, explanations and suggested actions)."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
+from dash import Input, Output, callback, dcc, html
+
+from trailseal.types import DashboardPage, Viewer
+
+from . import data
+
+SEVERITY_COLOURS = {"info": "#95a5a6", "low": "#3498db", "medium": "#f39c12", "high": "#e67e22",
+                    "critical": "#e74c3c"}
+REFRESH_MS = 30_000
+
+
+def _card(title: str, value, note: str = "", ident: str = ""):
+    return dbc.Card(dbc.CardBody([
+        html.Div(title, className="text-muted small text-uppercase"),
+        html.Div(f"{value:,}" if isinstance(value, int) else value, className="fs-2 fw-bold",
+                 id=ident or None),
+        html.Div(note, className="text-muted small"),
+    ]), className="h-100 shadow-sm")
+
+
+def _bar(counts: dict[str, int], title: str, colours: dict[str, str] | None = None):
+    if not counts:
+        return html.Div([html.H6(title), html.P("Nothing in the last 30 days yet.",
+                                                 className="text-muted")])
+    names = list(counts)
+    fig = go.Figure(go.Bar(x=[counts[n] for n in names], y=names, orientation="h",
+                           marker_color=[(colours or {}).get(n, "#2c3e50") for n in names]))
+    fig.update_layout(title=title, height=80 + 28 * len(names), margin=dict(l=10, r=10, t=40, b=10),
+                      yaxis=dict(autorange="reversed"), plot_bgcolor="white")
+    return dcc.Graph(figure=fig, config={"displayModeBar": False})
+
+
+def _ranking(title: str, rows: list[dict], empty: str):
+    body = [html.Tr([html.Td(r["name"] or "—"), html.Td(f"{r['count']:,}", className="text-end")])
+            for r in rows]
+    return dbc.Card([dbc.CardHeader(title), dbc.CardBody(
+        dbc.Table([html.Tbody(body)], size="sm", hover=True, className="mb-0") if rows
+        else html.P(empty, className="text-muted mb-0"))], className="h-100 shadow-sm")
+
+
+def overview_content():
+    s = data.stats()
+    open_anomalies = data.anomalies(limit=100, status="open")["anomalies"]
+    critical = s["severity_breakdown"].get("critical", 0)
+    counts = s["counts"]
+    if counts["total"] == 0:
+        return dbc.Alert([html.H4("No events yet", className="alert-heading"),
+                          html.P("Send events to POST /api/v1/events (or import a CloudTrail "
+                                 "export with trailseal import) and they appear here.")],
+                         color="info")
+    return [
+        dbc.Row([
+            dbc.Col(_card("Events, 24 h", counts["24h"], ident="count-24h"), md=2),
+            dbc.Col(_card("Events, 7 days", counts["7d"], ident="count-7d"), md=2),
+            dbc.Col(_card("Events, 30 days", counts["30d"], ident="count-30d"), md=2),
+            dbc.Col(_card("Open anomalies", len(open_anomalies),
+                          "100 or more" if len(open_anomalies) == 100 else "awaiting review",
+                          ident="open-anomalies"), md=3),
+            dbc.Col(_card("Critical events, 30 days", critical, ident="critical-events"), md=3),
+        ], className="g-3 mb-4"),
+        dbc.Row([
+            dbc.Col(_ranking("Top actors, 30 days", s["top_actors"], "No actors yet."), md=4),
+            dbc.Col(_ranking("Top event types, 30 days", s["top_event_types"],
+                             "No event types yet."), md=4),
+            dbc.Col(dbc.Card(dbc.CardBody(_bar(
+                {k: v for k, v in sorted(s["severity_breakdown"].items(),
+                                         key=lambda kv: list(SEVERITY_COLOURS).index(kv[0])
+                                         if kv[0] in SEVERITY_COLOURS else 9)},
+                "Severity, 30 days", SEVERITY_COLOURS)), className="h-100 shadow-sm"), md=4),
+        ], className="g-3 mb-4"),
+        dbc.Row([dbc.Col(dbc.Card(dbc.CardBody(_bar(
+            dict(sorted(s["category_breakdown"].items(), key=lambda kv: -kv[1])),
+            "Categories, 30 days")), className="shadow-sm"), md=12)], className="g-3"),
+        html.Div(f"As of {s['as_of']}", className="text-muted small mt-3", id="as-of"),
+    ]
+
+
+def overview(viewer: Viewer):
+    return [
+        html.H2("Overview", className="mb-1"),
+        html.P(f"What happened in {viewer.tenant_name}'s trail.", className="text-muted"),
+        dcc.Interval(id="overview-refresh", interval=REFRESH_MS),
+        dcc.Loading(html.Div(overview_content(), id="overview-body")),
+    ]
+
+
+@callback(Output("overview-body", "children"), Input("overview-refresh", "n_intervals"),
+          prevent_initial_call=True)
+def _refresh(_):
+    return overview_content()
+
+
+def anomalies(viewer: Viewer):
+    page = data.anomalies(limit=50)
+    rows = page["anomalies"]
+    if not rows:
+        body = dbc.Alert("No anomalies: every scored event looks like your trail's usual "
+                         "activity.", color="success")
+    else:
+        items = []
+        for a in rows:
+            score = a.get("score") or 0.0
+            explanation = a.get("explanation") or {}
+            colour = {"critical": "danger", "high": "warning", "medium": "info"}.get(
+                a["severity"], "secondary")
+            items.append(dbc.Card(dbc.CardBody([
+                html.Div([
+                    dbc.Badge(a["severity"], color=colour, className="me-2 text-uppercase"),
+                    html.Strong(a["title"]),
+                    html.Span(f" · {a['status']}", className="text-muted"),
+                ]),
+                dbc.Progress(value=round(score * 100), label=f"{score:.2f}", color=colour,
+                             className="my-2",
+                             style={"height": "1.1rem"}),
+                html.P(explanation.get("summary") or "No explanation recorded.",
+                       className="mb-1"),
+                html.Ul([html.Li(s) for s in a.get("suggested_actions", [])[:3]],
+                        className="small mb-1"),
+                html.Div(f"Detected {a.get('detected_at') or a['created_at']} · model "
+                         f"{a.get('model_version') or '—'}", className="text-muted small"),
+            ]), className="mb-3 shadow-sm anomaly-card"))
+        body = html.Div(items)
+    return [html.H2("Anomalies", className="mb-1"),
+            html.P("Newest first. Scores run from 0 to 1; an event is an anomaly at or above "
+                   "the tenant's threshold.", className="text-muted"), body]
+
+
+PAGES = [
+    DashboardPage("overview", "Overview", overview, order=10),
+    DashboardPage("anomalies", "Anomalies", anomalies, order=20),
+]

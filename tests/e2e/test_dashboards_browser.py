@@ -1,0 +1,102 @@
+"""The analyst dashboards in a real headless Chromium: the sign-in guards them, the overview
+shows the tenant's own figures, the anomalies page lists its alerts, a viewer sees only
+what their permissions allow, and Dash's own requests refuse a visitor who is not signed
+in. Screenshots land in ``$TRAILSEAL_SCREENSHOTS`` (a temporary folder otherwise)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from tests.conftest import ingest, make_event, ts
+from trailseal.services.alerts import record_alert
+from trailseal.services.tenancy import create_user
+from trailseal.testing import make_tenant
+from trailseal.types import DashboardPage
+
+
+def _sign_in(page, url, email, password, target="/dash/"):
+    page.goto(f"{url}{target}")
+    assert "/login?next=" in page.url  # the sign-in guards the dashboards
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}{target}")
+
+
+def _shots(tmp_path) -> Path:
+    shots = Path(os.environ.get("TRAILSEAL_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+def test_overview_and_anomalies(server_url, browser, trailseal_client,
+                                trailseal_services, tenant, tmp_path):
+    svc = trailseal_services
+    email = f"analyst-{tenant.slug}@example.com"
+    create_user(svc, tenant.id, email, "correct horse battery", "analyst")
+    ingest(trailseal_client, tenant, [
+        make_event(occurred_at=ts(hours / 24), severity=severity,
+                   actor={"id": actor, "type": "user"})
+        for hours, severity, actor in [(1, "low", "ana"), (2, "critical", "ana"),
+                                       (30, "medium", "ben"), (200, "high", "ana")]])
+    record_alert(svc, tenant.id, kind="anomaly", severity="critical",
+                 title="Anomalous invoice.deleted by ana",
+                 details={"anomaly_score": 0.91, "model_version": "if-test",
+                          "explanation": {"summary": "First invoice.deleted by ana at 03:00."},
+                          "suggested_actions": ["Confirm with ana that this was intended."]})
+    other = make_tenant(svc)  # another tenant's events never show
+    ingest(trailseal_client, other, [make_event(actor={"id": "mallory", "type": "user"})] * 5)
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    _sign_in(page, server_url, email, "correct horse battery")
+    page.wait_for_selector("#count-24h")
+    assert page.inner_text("#count-24h") == "2"
+    assert page.inner_text("#count-7d") == "3"
+    assert page.inner_text("#count-30d") == "4"
+    assert page.inner_text("#open-anomalies") == "1"
+    body = page.inner_text("body")
+    assert "ana" in body and "mallory" not in body
+    assert page.inner_text("#tenant-name").strip()
+    shots = _shots(tmp_path)
+    page.screenshot(path=str(shots / "dash-overview.png"), full_page=True)
+    page.click("#nav-anomalies")
+    page.wait_for_selector(".anomaly-card")
+    card = page.inner_text(".anomaly-card")
+    assert "Anomalous invoice.deleted by ana" in card and "0.91" in card
+    assert "Confirm with ana" in card
+    page.screenshot(path=str(shots / "dash-anomalies.png"), full_page=True)
+    assert (shots / "dash-anomalies.png").stat().st_size > 5000
+    page.close()
+
+
+def test_an_empty_trail_says_what_to_do(server_url, browser, trailseal_services,
+                                        tmp_path):
+    t = make_tenant(trailseal_services)
+    create_user(trailseal_services, t.id, f"v-{t.slug}@example.com", "correct horse battery",
+                "viewer")
+    page = browser.new_page()
+    _sign_in(page, server_url, f"v-{t.slug}@example.com", "correct horse battery",
+             "/dash/overview")
+    page.wait_for_selector("text=No events yet")
+    assert "POST /api/v1/events" in page.inner_text("body")
+    page.screenshot(path=str(_shots(tmp_path) / "dash-empty.png"))
+    page.goto(f"{server_url}/dash/nowhere")
+    page.wait_for_selector("text=No such page")
+    page.close()
+
+
+def test_dash_requests_need_a_session(trailseal_client):
+    resp = trailseal_client.get("/dash/overview")
+    assert resp.status_code == 302
+    assert re.search(r"/login\?next=/dash/overview$", resp.headers["Location"])
+    resp = trailseal_client.post("/dash/_dash-update-component", json={})
+    assert resp.status_code == 401
+    assert trailseal_client.get("/dash-static/bootstrap.min.css").status_code == 200
+
+
+def test_pages_come_from_the_hook(trailseal_app):
+    pages = trailseal_app.extensions["trailseal_pages"]
+    assert [p.path for p in pages][:2] == ["overview", "anomalies"]
+    assert all(isinstance(p, DashboardPage) for p in pages)
