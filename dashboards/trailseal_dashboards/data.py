@@ -26,3 +26,34 @@ def anomalies(limit: int = 50, status: str | None = None) -> dict[str, Any]:
 
     return read_anomalies_page(current_services(), _principal(), access_record(),
                                limit=limit, status=status)
+
+
+def verify_chain() -> dict[str, Any]:
+    from trailseal.services.integrity import verify_chain_recorded
+
+    return verify_chain_recorded(current_services(), _principal(), access_record()).to_dict()
+
+
+def models(limit: int = 20) -> list[dict[str, Any]]:
+    from trailseal.services.anomalies import read_models
+
+    return read_models(current_services(), _principal(), access_record(), limit=limit)["models"]
+
+
+def bias_metrics(limit: int = 60) -> list[dict[str, Any]]:
+    from trailseal.services.anomalies import read_bias_metrics
+
+    return read_bias_metrics(current_services(), _principal(), access_record(),
+                             limit=limit)["metrics"]
+
+
+def mark_false_positive(alert_id: str, notes: str) -> dict[str, Any]:
+    """The analyst's verdict, recorded with who and when (``audit:review``)."""
+    from trailseal.errors import Forbidden
+    from trailseal.services.anomalies import give_feedback
+
+    p = _principal()
+    if not p.can("audit:review"):
+        raise Forbidden("marking anomalies needs the audit:review permission")
+    return give_feedback(current_services(), p.tenant_id, alert_id, is_false_positive=True,
+                         notes=notes, given_by=f"user:{p.id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import Input, Output, callback, dcc, html
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from trailseal.types import DashboardPage, Viewer
 
@@ -125,6 +125,7 @@ def anomalies(viewer: Viewer):
                         className="small mb-1"),
                 html.Div(f"Detected {a.get('detected_at') or a['created_at']} · model "
                          f"{a.get('model_version') or '—'}", className="text-muted small"),
+                _verdict(viewer, a),
             ]), className="mb-3 shadow-sm anomaly-card"))
         body = html.Div(items)
     return [html.H2("Anomalies", className="mb-1"),
@@ -132,7 +133,118 @@ def anomalies(viewer: Viewer):
                    "the tenant's threshold.", className="text-muted"), body]
 
 
+def _verdict(viewer: Viewer, a: dict):
+    if a.get("feedback"):
+        f = a["feedback"]
+        kind = "false positive" if f["is_false_positive"] else "confirmed"
+        return html.Div(f"Marked {kind} by {f['given_by']}" + (f": {f['notes']}" if f["notes"]
+                                                                else ""),
+                        className="small mt-2 text-success")
+    if not viewer.can("audit:review") or a["status"] == "resolved":
+        return html.Div()
+    return dbc.InputGroup([
+        dbc.Input(id={"type": "fp-notes", "alert": a["id"]}, placeholder="Why is this expected?",
+                  maxlength=2000, size="sm"),
+        dbc.Button("Mark as false positive", id={"type": "fp-button", "alert": a["id"]},
+                   color="outline-secondary", size="sm"),
+    ], className="mt-2", id={"type": "fp-group", "alert": a["id"]})
+
+
+@callback(Output({"type": "fp-group", "alert": ALL}, "children"),
+          Input({"type": "fp-button", "alert": ALL}, "n_clicks"),
+          State({"type": "fp-notes", "alert": ALL}, "value"), prevent_initial_call=True)
+def _mark(clicks, notes):
+    trigger = ctx.triggered_id
+    if not trigger or not any(clicks):
+        return [no_update] * len(clicks)
+    out = []
+    for item, note in zip(ctx.inputs_list[0], notes, strict=True):
+        if item["id"]["alert"] != trigger["alert"]:
+            out.append(no_update)
+            continue
+        try:
+            data.mark_false_positive(trigger["alert"], note or "")
+            out.append(html.Span("Marked as a false positive: the alert is resolved and the "
+                                 "next training learns this pattern.",
+                                 className="small text-success fp-done"))
+        except Exception as exc:  # noqa: BLE001 - shown in the page, never a traceback
+            out.append(html.Span(f"Not recorded: {getattr(exc, 'message', None) or exc}",
+                                 className="small text-danger"))
+    return out
+
+
+def integrity(viewer: Viewer):
+    models = data.models()
+    bias = data.bias_metrics()
+    alerts = [b for b in bias if b["status"] == "alert"]
+    model_rows = [html.Tr([
+        html.Td(m["model_type"]), html.Td(m["version"], className="font-monospace small"),
+        html.Td("active" if m["is_active"] else ""), html.Td(f"{m['training_events']:,}"),
+        html.Td(_metric(m)), html.Td(m["created_by"]), html.Td(m["created_at"][:16])])
+        for m in models]
+    return [
+        html.H2("Integrity & models", className="mb-1"),
+        html.P("Check that the trail was not altered, and see the models that enrich it.",
+               className="text-muted"),
+        dbc.Card(dbc.CardBody([
+            html.H5("Hash chain"),
+            html.P("Verification walks every event of your tenant's chain and names the first "
+                   "broken one.", className="text-muted small"),
+            dbc.Button("Verify now", id="verify-button", color="primary"),
+            dcc.Loading(html.Div(id="verify-result", className="mt-3")),
+        ]), className="mb-4 shadow-sm"),
+        dbc.Card([dbc.CardHeader("Model versions"), dbc.CardBody(
+            dbc.Table([html.Thead(html.Tr([html.Th(h) for h in (
+                "Type", "Version", "", "Training events", "Metrics", "Created by", "Created")])),
+                html.Tbody(model_rows)], size="sm", hover=True, responsive=True)
+            if models else html.P("No models trained yet: the shared baselines score and "
+                                  "classify until your tenant has enough events.",
+                                  className="text-muted mb-0"))], className="mb-4 shadow-sm"),
+        dbc.Card([dbc.CardHeader(f"Fairness: {len(alerts)} bias alerts in the latest figures"),
+                  dbc.CardBody(_bias_table(bias))], className="shadow-sm"),
+    ]
+
+
+def _metric(m: dict) -> str:
+    metrics = m.get("metrics") or {}
+    if "category" in metrics:
+        return (f"category macro-F1 {metrics['category']['macro_f1']:.2f}, risk macro-F1 "
+                f"{metrics.get('risk', {}).get('macro_f1', 0):.2f}")
+    if "score_p99" in metrics:
+        return f"score p99 {metrics['score_p99']}, flag rate {metrics.get('training_flag_rate')}"
+    return ""
+
+
+def _bias_table(bias: list[dict]):
+    if not bias:
+        return html.P("No fairness figures yet: they are recorded by each detection run.",
+                      className="text-muted mb-0")
+    rows = [html.Tr([html.Td(b["dimension"]), html.Td(b["group"]), html.Td(f"{b['events']:,}"),
+                     html.Td(f"{b['rate']:.2%}"), html.Td(f"{b['overall_rate']:.2%}"),
+                     html.Td(dbc.Badge(b["status"], color={"alert": "danger", "ok": "success"}
+                                       .get(b["status"], "secondary")))])
+            for b in bias[:30]]
+    return dbc.Table([html.Thead(html.Tr([html.Th(h) for h in (
+        "Dimension", "Group", "Events", "Flagged", "Overall", "Status")])), html.Tbody(rows)],
+        size="sm", hover=True, responsive=True)
+
+
+@callback(Output("verify-result", "children"), Input("verify-button", "n_clicks"),
+          prevent_initial_call=True)
+def _verify(_):
+    r = data.verify_chain()
+    if r["intact"]:
+        return dbc.Alert([html.Strong("Intact. "), f"{r['events_checked']:,} events checked; "
+                          f"head #{r['head_seq']} ",
+                          html.Span(r["head_hash"][:16] + "…", className="font-monospace")],
+                         color="success", className="mb-0", id="verify-status")
+    return dbc.Alert([html.Strong("Broken. "), f"First broken event: #{r['broken_seq']} "
+                      f"({r['reason']}). {r.get('detail') or ''}"], color="danger",
+                     className="mb-0", id="verify-status")
+
+
 PAGES = [
     DashboardPage("overview", "Overview", overview, order=10),
     DashboardPage("anomalies", "Anomalies", anomalies, order=20),
+    DashboardPage("integrity", "Integrity & models", integrity, order=90),
 ]

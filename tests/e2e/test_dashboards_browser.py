@@ -68,6 +68,23 @@ def test_overview_and_anomalies(server_url, browser, trailseal_client,
     assert "Confirm with ana" in card
     page.screenshot(path=str(shots / "dash-anomalies.png"), full_page=True)
     assert (shots / "dash-anomalies.png").stat().st_size > 5000
+    # mark it as a false positive, with notes: recorded with who, the alert resolved
+    page.fill("input[placeholder='Why is this expected?']", "month-end close")
+    page.click("text=Mark as false positive")
+    page.wait_for_selector(".fp-done")
+    with svc.db.transaction(tenant.id) as conn:
+        status, notes, given_by = conn.exec_driver_sql(
+            "SELECT a.status, f.notes, f.given_by FROM audit_anomalies a JOIN anomaly_feedback f "
+            "ON f.alert_id = a.id").one()
+    assert (status, notes) == ("resolved", "month-end close")
+    assert given_by.startswith("user:")
+    # integrity: verify the chain from the page
+    page.click("#nav-integrity")
+    page.click("#verify-button")
+    page.wait_for_selector("#verify-status")
+    assert "Intact" in page.inner_text("#verify-status")
+    assert "4 events checked" in page.inner_text("#verify-status")
+    page.screenshot(path=str(shots / "dash-integrity.png"), full_page=True)
     page.close()
 
 
@@ -79,9 +96,14 @@ def test_an_empty_trail_says_what_to_do(server_url, browser, trailseal_services,
     page = browser.new_page()
     _sign_in(page, server_url, f"v-{t.slug}@example.com", "correct horse battery",
              "/dash/overview")
+    record_alert(trailseal_services, t.id, kind="anomaly", severity="low", title="A viewer's view",
+                 details={"anomaly_score": 0.6})
     page.wait_for_selector("text=No events yet")
     assert "POST /api/v1/events" in page.inner_text("body")
     page.screenshot(path=str(_shots(tmp_path) / "dash-empty.png"))
+    page.goto(f"{server_url}/dash/anomalies")
+    page.wait_for_selector(".anomaly-card")
+    assert page.locator("text=Mark as false positive").count() == 0  # a viewer cannot judge
     page.goto(f"{server_url}/dash/nowhere")
     page.wait_for_selector("text=No such page")
     page.close()
