@@ -57,3 +57,30 @@ def mark_false_positive(alert_id: str, notes: str) -> dict[str, Any]:
         raise Forbidden("marking anomalies needs the audit:review permission")
     return give_feedback(current_services(), p.tenant_id, alert_id, is_false_positive=True,
                          notes=notes, given_by=f"user:{p.id}")
+
+
+def events_page(filters: dict[str, Any], limit: int = 300, cursor: str | None = None
+                ) -> dict[str, Any]:
+    """Newest first, with the events API's filters (validated the same way: a bad value
+    raises ``ValidationError``, which the page shows)."""
+    from trailseal.schemas import EventQuery
+    from trailseal.services.events import read_events_page
+
+    q = EventQuery(**{k: v for k, v in filters.items() if v not in (None, "", [])},
+                   limit=limit, cursor=cursor)
+    return read_events_page(current_services(), _principal(), q, access_record(),
+                            max_bytes=int(current_services().config["PAGE_MAX_BYTES"]))
+
+
+def event(event_id: str) -> dict[str, Any]:
+    from trailseal.services.events import read_event
+
+    return read_event(current_services(), _principal(), event_id, access_record())
+
+
+def search(question: str, limit: int = 10) -> dict[str, Any]:
+    from trailseal.schemas import SearchIn
+    from trailseal.services.search import search_events
+
+    return search_events(current_services(), _principal(),
+                         SearchIn(query=question, limit=limit, answer=True), access_record())

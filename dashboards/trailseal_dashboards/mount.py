@@ -27,7 +27,7 @@ def _bootstrap_css() -> bytes:
     return (css / "bootstrap.min.css").read_bytes()
 
 
-def viewer() -> Viewer | None:
+def viewer(query: str = "") -> Viewer | None:
     """The signed-in user as pages see them, or None."""
     if not current_user.is_authenticated:
         return None
@@ -37,7 +37,7 @@ def viewer() -> Viewer | None:
     p = current_user.principal
     tenant = get_tenant(current_services(), p.tenant_id)
     return Viewer(tenant_id=str(p.tenant_id), tenant_name=tenant["name"] if tenant else "",
-                  user_id=str(p.id), permissions=frozenset(p.permissions))
+                  user_id=str(p.id), permissions=frozenset(p.permissions), query=query or "")
 
 
 def _guard():
@@ -79,9 +79,10 @@ def mount(app) -> dash.Dash:
                       update_title=None)
     board.layout = html.Div([dcc.Location(id="url"), html.Div(id="page")])
 
-    @board.callback(Output("page", "children"), Input("url", "pathname"))
-    def _route(pathname):
-        who = viewer()
+    @board.callback(Output("page", "children"), Input("url", "pathname"),
+                    Input("url", "search"))
+    def _route(pathname, search):
+        who = viewer(search)
         if who is None:
             abort(401)
         path = (pathname or PREFIX)[len(PREFIX):].strip("/") if (pathname or "").startswith(

@@ -10,6 +10,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from trailseal.types import DashboardPage, Viewer
 
 from . import data
+from .timeline import search_page, timeline
 
 SEVERITY_COLOURS = {"info": "#95a5a6", "low": "#3498db", "medium": "#f39c12", "high": "#e67e22",
                     "critical": "#e74c3c"}
@@ -245,6 +246,8 @@ def _verify(_):
 
 PAGES = [
     DashboardPage("overview", "Overview", overview, order=10),
+    DashboardPage("timeline", "Timeline", timeline, order=15),
     DashboardPage("anomalies", "Anomalies", anomalies, order=20),
+    DashboardPage("search", "Search", search_page, order=30),
     DashboardPage("integrity", "Integrity & models", integrity, order=90),
 ]

@@ -202,6 +202,8 @@ class Viewer:
     tenant_name: str
     user_id: str
     permissions: frozenset[str]
+    #: The page address's query string (``?actor=ana``), for pages that keep state there.
+    query: str = ""
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions or "audit:admin" in self.permissions

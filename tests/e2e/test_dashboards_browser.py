@@ -88,6 +88,63 @@ def test_overview_and_anomalies(server_url, browser, trailseal_client,
     page.close()
 
 
+def test_timeline_filters_drill_down_and_search(server_url, browser, trailseal_client,
+                                                trailseal_services, tenant, run_jobs, tmp_path):
+    svc = trailseal_services
+    email = f"analyst2-{tenant.slug}@example.com"
+    create_user(svc, tenant.id, email, "correct horse battery", "analyst")
+    ids = ingest(trailseal_client, tenant, [
+        make_event(event_type="invoice.deleted", occurred_at=ts(0.1), severity="high",
+                   actor={"id": "ana", "type": "user"}, action_details={"invoice": "INV-9"}),
+        make_event(event_type="user.login", occurred_at=ts(0.2), severity="low",
+                   actor={"id": "ben", "type": "user"}, entity={"type": "user", "id": "ben"},
+                   action_details={"outcome": "success"}),
+        make_event(event_type="role.granted", occurred_at=ts(0.3), severity="medium",
+                   actor={"id": "ana", "type": "user"}, entity={"type": "user", "id": "cy"},
+                   action_details={"role": "admin"}),
+    ])["ids"]
+    run_jobs()  # classified, scored, embedded
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    _sign_in(page, server_url, email, "correct horse battery", "/dash/timeline")
+    page.wait_for_selector("#timeline-count")
+    assert "3 events" in page.inner_text("#timeline-count")
+    # filter by actor: the URL carries it, and the page shows only ana's events
+    page.fill("#f-actor", "ana")
+    page.click("#f-apply")
+    page.wait_for_url(re.compile(r".*actor=ana.*"))
+    page.wait_for_function("document.querySelector('#timeline-count') && "
+                           "document.querySelector('#timeline-count').innerText.includes('2 ')")
+    assert "ben" not in page.inner_text("#timeline-results")
+    # a shared link opens the same view
+    shared = page.url
+    other = browser.new_page()
+    other.context.add_cookies(page.context.cookies())
+    other.goto(shared)
+    other.wait_for_selector("#timeline-count")
+    assert "2 events" in other.inner_text("#timeline-count")
+    other.close()
+    # drill down: every field, the action details and the insights
+    page.click("a.event-link:has-text('role.granted')")
+    page.wait_for_selector("#detail-card")
+    detail = page.inner_text("#detail-card")
+    assert "role.granted by ana" in detail and '"role": "admin"' in detail
+    assert "privilege-change" in detail and "Category" in detail
+    page.screenshot(path=str(_shots(tmp_path) / "dash-timeline.png"), full_page=True)
+    page.click("text=This actor's events")
+    page.wait_for_url(re.compile(r".*actor=ana$"))
+    # search: an example question runs on click and cites events of this tenant
+    page.click("#nav-search")
+    page.click("text=Who deleted invoices?")
+    page.wait_for_selector("#search-answer")
+    assert page.input_value("#q") == "Who deleted invoices?"
+    first = page.inner_text("#search-list .list-group-item")
+    assert "invoice.deleted" in first
+    links = page.eval_on_selector_all(".source-link", "els => els.map(e => e.href)")
+    assert links and all(any(i in link for i in ids) for link in links)
+    page.screenshot(path=str(_shots(tmp_path) / "dash-search.png"), full_page=True)
+    page.close()
+
+
 def test_an_empty_trail_says_what_to_do(server_url, browser, trailseal_services,
                                         tmp_path):
     t = make_tenant(trailseal_services)
@@ -120,5 +177,6 @@ def test_dash_requests_need_a_session(trailseal_client):
 
 def test_pages_come_from_the_hook(trailseal_app):
     pages = trailseal_app.extensions["trailseal_pages"]
-    assert [p.path for p in pages][:2] == ["overview", "anomalies"]
+    assert [p.path for p in pages][:5] == ["overview", "timeline", "anomalies", "search",
+                                          "integrity"]
     assert all(isinstance(p, DashboardPage) for p in pages)
