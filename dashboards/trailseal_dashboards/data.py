@@ -84,3 +84,28 @@ def search(question: str, limit: int = 10) -> dict[str, Any]:
 
     return search_events(current_services(), _principal(),
                          SearchIn(query=question, limit=limit, answer=True), access_record())
+
+
+def newest_critical_id() -> str | None:
+    """The id of the tenant's newest critical anomaly alert: metadata only, so polling it is
+    not recorded (showing the alert is)."""
+    from sqlalchemy import text
+
+    with current_services().db.transaction(_principal().tenant_id) as conn:
+        found = conn.execute(text(
+            "SELECT id FROM audit_anomalies WHERE kind = 'anomaly' AND severity = 'critical' "
+            "ORDER BY created_at DESC, id DESC LIMIT 1")).scalar()
+    return str(found) if found else None
+
+
+def critical_since(seen: str | None) -> list[dict[str, Any]]:
+    """Open critical anomalies newer than the one with id ``seen`` (newest first, at most 5;
+    the read recorded in the access log)."""
+    page = anomalies(limit=5, status="open")["anomalies"]
+    out = []
+    for a in page:
+        if a["id"] == seen:
+            break
+        if a["severity"] == "critical":
+            out.append(a)
+    return out

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 from flask import Response, abort, redirect, request
 from flask_login import current_user
 
@@ -20,6 +20,7 @@ from trailseal.types import Viewer
 log = logging.getLogger(__name__)
 PREFIX = "/dash/"
 CSS_URL = "/dash-static/bootstrap.min.css"
+POLL_MS = 3000  # how often an open page looks for a new critical anomaly
 
 
 def _bootstrap_css() -> bytes:
@@ -77,7 +78,32 @@ def mount(app) -> dash.Dash:
                       external_stylesheets=[CSS_URL], title="Trailseal",
                       suppress_callback_exceptions=True, serve_locally=True,
                       update_title=None)
-    board.layout = html.Div([dcc.Location(id="url"), html.Div(id="page")])
+    board.layout = html.Div([
+        dcc.Location(id="url"), html.Div(id="page"),
+        dcc.Interval(id="critical-poll", interval=POLL_MS), dcc.Store(id="critical-seen"),
+        html.Div(id="toasts", style={"position": "fixed", "top": "4.5rem", "right": "1rem",
+                                     "zIndex": 1080, "width": "24rem"}),
+    ])
+
+    @board.callback(Output("toasts", "children"), Output("critical-seen", "data"),
+                    Input("critical-poll", "n_intervals"), State("critical-seen", "data"))
+    def _critical(_, seen):
+        from . import data
+
+        if viewer() is None:
+            return dash.no_update, dash.no_update
+        newest = data.newest_critical_id()
+        if seen is None or newest is None:  # first look: remember, do not announce
+            return dash.no_update, {"id": newest}
+        if newest == seen.get("id"):
+            return dash.no_update, dash.no_update
+        fresh = data.critical_since(seen.get("id"))
+        toasts = [dbc.Toast(
+            [html.P(a["title"], className="mb-1"),
+             html.A("Open the anomalies", href=f"{PREFIX}anomalies", className="small")],
+            header="Critical anomaly", icon="danger", dismissable=True, duration=20_000,
+            className="critical-toast mb-2") for a in fresh]
+        return toasts or dash.no_update, {"id": newest}
 
     @board.callback(Output("page", "children"), Input("url", "pathname"),
                     Input("url", "search"))

@@ -78,6 +78,12 @@ def test_overview_and_anomalies(server_url, browser, trailseal_client,
             "ON f.alert_id = a.id").one()
     assert (status, notes) == ("resolved", "month-end close")
     assert given_by.startswith("user:")
+    # a new critical anomaly is announced on the open page within 5 s
+    page.wait_for_timeout(3500)  # the page has looked once and remembered the newest
+    record_alert(svc, tenant.id, kind="anomaly", severity="critical",
+                 title="Anomalous export.downloaded by ana", details={"anomaly_score": 0.97})
+    page.wait_for_selector(".critical-toast", timeout=5000)
+    assert "Anomalous export.downloaded by ana" in page.inner_text(".critical-toast")
     # integrity: verify the chain from the page
     page.click("#nav-integrity")
     page.click("#verify-button")
