@@ -44,7 +44,6 @@ def _reserved(capability: str) -> FutureWarning:
 RESERVED = {
     "register_dashboards": "the analyst dashboards",
     "narrate": "summaries, explanations and answers",
-    "export_formats": "exports",
     "notification_channels": "notifications",
     "notify": "notifications",
 }
@@ -106,9 +105,10 @@ def narrate(kind: str, context: dict[str, Any], tenant_id: str) -> str | None:
 # --- outputs -------------------------------------------------------------------------
 
 
-@hookspec(warn_on_impl=_reserved(RESERVED["export_formats"]))
+@hookspec
 def export_formats() -> list[Exporter] | None:
-    """Return exporters (``trailseal.types.Exporter``) (reserved)."""
+    """Return exporters (``trailseal.types.Exporter``): the formats of
+    ``POST /api/v1/export/{name}``."""
 
 
 @hookspec(warn_on_impl=_reserved(RESERVED["notification_channels"]))

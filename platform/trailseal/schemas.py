@@ -271,6 +271,32 @@ class EventQuery(BaseModel):
     cursor: _text(200) | None = None
 
 
+class ExportFilters(BaseModel):
+    """Body of `POST /api/v1/export/{format_name}`: the filters of `GET /api/v1/events`
+    (without paging; an export holds every matching event, oldest first)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: Timestamp | None = None
+    end: Timestamp | None = None
+    event_type: list[EventType] = Field(default=[], max_length=50)
+    actor: _text(256) | None = None
+    entity_type: _text(128) | None = None
+    entity_id: _text(256) | None = None
+    severity: list[Severity] = []
+    category: _text(64) | None = None
+    risk_level: _text(32) | None = None
+    tag: list[Tag] = Field(default=[], max_length=50)
+
+
+class SubjectExport(BaseModel):
+    """Every event by or about one person (`actor.id` or `entity.id` equals the subject)."""
+
+    subject_id: str
+    generated_at: str = Field(description="RFC 3339, UTC (`Z`).")
+    events: list[EventOut] = Field(description="Oldest first.")
+    count: int
+
+
 # --- response bodies (documented in the OpenAPI document) ---------------------------------
 
 AlertStatus = Literal["open", "acknowledged", "resolved"]
