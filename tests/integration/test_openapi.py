@@ -149,6 +149,11 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
                                                              headers=tenant.headers), None),
             ("get", "/api/v1/bias-metrics"): (trailseal_client.get(
                 "/api/v1/bias-metrics", headers=tenant.headers), None),
+            ("post", "/api/v1/export/{format_name}"): (trailseal_client.post(
+                "/api/v1/export/csv", json={"severity": ["medium"]},
+                headers=tenant.headers), None),
+            ("get", "/api/v1/subjects/{subject_id}/export"): (trailseal_client.get(
+                "/api/v1/subjects/u-1/export", headers=tenant.headers), None),
             ("get", "/api/v1/access-log"): (trailseal_client.get("/api/v1/access-log?limit=2",
                                                                  headers=tenant.headers), None),
             ("get", "/healthz"): (trailseal_client.get("/healthz"), None),
