@@ -288,6 +288,23 @@ class ExportFilters(BaseModel):
     tag: list[Tag] = Field(default=[], max_length=50)
 
 
+class ExportJob(BaseModel):
+    """A document export written by a worker (`202` of `POST /api/v1/export/{format_name}`)."""
+
+    id: str
+    format: str
+    status: Literal["queued", "running", "done", "failed"]
+    filters: dict[str, Any] = Field(description="The filters that were set.")
+    event_count: int
+    head_seq: int = Field(description="The chain head the export stops at.")
+    requested_by: str
+    requested_at: str = Field(description="RFC 3339, UTC (`Z`).")
+    finished_at: str | None
+    size: int | None = Field(description="Bytes of the file once done.")
+    error: str | None
+    download_url: str | None = Field(description="Where to download the file once done.")
+
+
 class SubjectExport(BaseModel):
     """Every event by or about one person (`actor.id` or `entity.id` equals the subject)."""
 

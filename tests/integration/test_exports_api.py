@@ -351,3 +351,47 @@ def test_exports_plugin_can_be_disabled(name):
     from trailseal.services.exports import registered_exporters as found
 
     assert found(make_plugin_manager(disable=name)) == {}
+
+
+def test_large_pdf_is_written_by_a_worker(trailseal_client, trailseal_services, tenant,
+                                          run_jobs, monkeypatch, tmp_path):
+    ids = ingest(trailseal_client, tenant, [make_event(occurred_at=_at(n),
+                                                       entity={"type": "doc", "id": f"J-{n}"})
+                                            for n in range(8)])["ids"]
+    monkeypatch.setitem(trailseal_services.config, "EXPORT_SYNC_MAX_EVENTS", 5)
+    resp = trailseal_client.post("/api/v1/export/pdf", json={"end": _at(7)},
+                                 headers=tenant.headers)
+    assert resp.status_code == 202, resp.get_data(as_text=True)[:300]
+    job = resp.get_json()
+    assert resp.headers["Location"] == f"/api/v1/export/jobs/{job['id']}"
+    assert (job["status"], job["event_count"], job["format"]) == ("queued", 7, "pdf")
+    assert job["filters"] == {"end": _at(7)} and job["download_url"] is None
+    # not done yet: the file is a 409 naming the status
+    early = trailseal_client.get(f"/api/v1/export/jobs/{job['id']}/file",
+                                 headers=tenant.headers)
+    assert early.status_code == 409 and early.get_json()["error"]["details"] == {
+        "status": "queued"}
+    # events appended after the request are not in the file (the head was fixed)
+    ingest(trailseal_client, tenant, [make_event(occurred_at=_at(1),
+                                                 entity={"type": "doc", "id": "LATE"})])
+    run_jobs()
+    status = trailseal_client.get(f"/api/v1/export/jobs/{job['id']}",
+                                  headers=tenant.headers).get_json()
+    assert status["status"] == "done" and status["size"] > 1000
+    assert status["download_url"] == f"/api/v1/export/jobs/{job['id']}/file"
+    file = trailseal_client.get(status["download_url"], headers=tenant.headers)
+    assert file.status_code == 200 and file.mimetype == "application/pdf"
+    assert file.headers["Content-Disposition"].endswith('.pdf"')
+    text = _pdf_text(file.get_data(), tmp_path)
+    assert all(f"J-{n}" in text for n in range(7)) and "J-7" not in text
+    assert "LATE" not in text
+    assert len(ids) == 8
+    endpoints = [e["endpoint"] for e in _access(trailseal_client, tenant)]
+    assert endpoints[1:4] == [status["download_url"], f"/api/v1/export/jobs/{job['id']}",
+                              f"/api/v1/export/jobs/{job['id']}/file"]
+    # another tenant cannot see the job
+    from trailseal.testing import make_tenant
+
+    other = make_tenant(trailseal_services)
+    for url in (f"/api/v1/export/jobs/{job['id']}", status["download_url"]):
+        assert trailseal_client.get(url, headers=other.headers).status_code == 404

@@ -30,6 +30,7 @@ from ..schemas import (
     EventPage,
     EventQuery,
     ExportFilters,
+    ExportJob,
     FeedbackIn,
     FeedbackResult,
     Health,
@@ -49,7 +50,7 @@ MODELS: list[type[BaseModel]] = [
     AlertOut, AlertPage, AlertStatusIn, AccessLogPage, DashboardStats, Health,
     AnomalyPage, FeedbackIn, FeedbackResult, ThresholdIn, ThresholdOut, ModelList,
     BiasMetricList, CorrectionIn, CorrectedInsights, TagRulesIn, TagRulesOut, ExportFilters,
-    SubjectExport,
+    SubjectExport, ExportJob,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -149,12 +150,14 @@ def _ok(description: str, model: str | None = None, status: str = "200",
     return {status: response}
 
 
-def _file_ok() -> dict[str, Any]:
+def _file_ok(head_seq: bool = True) -> dict[str, Any]:
     """200 of an export: a file of the format asked for."""
     binary = {"schema": {"type": "string", "format": "binary"}}
+    headers = dict(RATE_HEADERS)
+    if head_seq:
+        headers["X-Export-Head-Seq"] = _header("X-Export-Head-Seq")
     return {"200": {"description": "The file (`Content-Disposition: attachment`)",
-                    "headers": {**RATE_HEADERS,
-                                "X-Export-Head-Seq": _header("X-Export-Head-Seq")},
+                    "headers": headers,
                     "content": {"text/csv": binary, "application/pdf": binary}}}
 
 
@@ -327,7 +330,10 @@ def build_spec(app) -> dict[str, Any]:
                         parameters=[_path_param("format_name", "A registered export format: "
                                                 "`csv` or `pdf` with the exports plugin.")],
                         body="ExportFilters",
-                        errors={"404": _error("No export format of this name (the "
+                        errors={**_ok("Too many events to write while you wait: a worker "
+                                      "writes the file; poll the job (Location) and download "
+                                      "it from its download_url", "ExportJob", "202"),
+                                "404": _error("No export format of this name (the "
                                               "registered ones are in details.formats)"),
                                 "422": _error("Invalid filters, or more events than a "
                                               "document format holds "
@@ -340,6 +346,20 @@ def build_spec(app) -> dict[str, Any]:
                                     "`'`. PDF is a report (summary, statistics, charts, "
                                     "events, chain verification). Recorded in the access log "
                                     "with its filters."),
+        },
+        "/api/v1/export/jobs/{job_id}": {
+            "get": _op("The status of an export a worker writes", "getExportJob", "exports",
+                       "audit:export", _ok("The job", "ExportJob"),
+                       parameters=[_path_param("job_id", "The job's id (from the 202).")],
+                       errors={"404": _error("No such job in this tenant (or it expired)")}),
+        },
+        "/api/v1/export/jobs/{job_id}/file": {
+            "get": _op("Download the file of a finished export job", "downloadExportJob",
+                       "exports", "audit:export", _file_ok(head_seq=False),
+                       parameters=[_path_param("job_id", "The job's id (from the 202).")],
+                       errors={"404": _error("No such job in this tenant, or its file "
+                                             "expired"),
+                               "409": _error("The job is not done (details.status)")}),
         },
         "/api/v1/subjects/{subject_id}/export": {
             "get": _op("Every event by or about a person (data subject access)",

@@ -50,6 +50,7 @@ from ..services.anomalies import (
 from ..services.chain import format_ts
 from ..services.corrections import correct_insights, read_tag_rules, write_tag_rules
 from ..services.events import read_event, read_events_page
+from ..services.export_jobs import read_export_file, read_export_job, start_export_job
 from ..services.exports import (
     ExportScope,
     begin_export,
@@ -336,6 +337,13 @@ def export_events(format_name: str):
             f"{total} events match; a {exporter.name} export holds at most {limit}. Narrow "
             "the filters (start, end, event_type...) or export CSV, which has no limit",
             {"count": total, "max": limit, "format": exporter.name})
+    if total > int(svc.config["EXPORT_SYNC_MAX_EVENTS"]):
+        job = start_export_job(svc, g.principal, exporter.name, filters, scope, total)
+        resp = jsonify(job)
+        resp.status_code = 202
+        resp.headers["Location"] = f"/api/v1/export/jobs/{job['id']}"
+        resp.headers.update(headers)
+        return resp
     report = verify_chain(svc, g.principal.tenant_id)
     context = {**scope.context, "event_count": total, "chain": report.to_dict()}
     # Documents are written whole: in memory while small, spilled to a temporary file after.
@@ -346,6 +354,23 @@ def export_events(format_name: str):
                      download_name=name, max_age=0)
     resp.headers.update(headers)
     return resp
+
+
+@bp.get("/export/jobs/<job_id>")
+@endpoint("audit:export")
+def export_job_show(job_id: str):
+    """The status of an export a worker writes (``download_url`` once done)."""
+    return jsonify(read_export_job(current_services(), g.principal, job_id, access_record()))
+
+
+@bp.get("/export/jobs/<job_id>/file")
+@endpoint("audit:export")
+def export_job_download(job_id: str):
+    """The file of a finished export job (409 while it is being written)."""
+    data, media_type, name = read_export_file(current_services(), g.principal, job_id,
+                                              access_record())
+    return Response(data, mimetype=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def _export_filename(scope: ExportScope, extension: str) -> str:

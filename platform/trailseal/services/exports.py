@@ -108,19 +108,26 @@ def begin_export(svc, principal: Principal, filters: ExportFilters, access: Acce
     with svc.db.transaction(principal.tenant_id) as conn:
         head = _head_seq(conn, principal.tenant_id)
         total = _count(conn, where, head) if count else None
-    tenant = get_tenant(svc, principal.tenant_id)
+    return export_scope(svc, principal.tenant_id, filters, head,
+                        f"{principal.kind}:{principal.id}"), total
+
+
+def export_scope(svc, tenant_id: uuid.UUID, filters: ExportFilters, head_seq: int,
+                 generated_by: str) -> ExportScope:
+    """The scope of an export whose head was fixed at ``head_seq``, with the context its
+    exporter gets (see ``trailseal.types.Exporter``)."""
+    tenant = get_tenant(svc, tenant_id)
     context = {
         "tenant": {"id": tenant["id"], "name": tenant["name"], "slug": tenant["slug"]},
         "filters": filters_for_log(filters),
         "period": {"start": format_ts(filters.start) if filters.start else None,
                    "end": format_ts(filters.end) if filters.end else None},
         "generated_at": format_ts(datetime.now(UTC)),
-        "generated_by": f"{principal.kind}:{principal.id}",
-        "head_seq": head,
+        "generated_by": generated_by,
+        "head_seq": head_seq,
     }
-    scope = ExportScope(principal.tenant_id, head, where, **_page_limits(svc),
-                        context=context)
-    return scope, total
+    return ExportScope(tenant_id, head_seq, tuple(build_filters(filters)),
+                       **_page_limits(svc), context=context)
 
 
 def _page(conn, scope: ExportScope, after: tuple[datetime, int] | None):
