@@ -186,7 +186,8 @@ class Exporter(Protocol):
     Optional attributes: ``extension`` (of the file name; ``name`` otherwise) and
     ``stream(events, context) -> Iterator[bytes]``. An exporter with ``stream`` is streamed
     to the client chunk by chunk, whatever the size of the export; one without writes the
-    whole file with ``export`` and is refused above ``TRAILSEAL_EXPORT_MAX_EVENTS`` events.
+    whole file with ``export`` (in the worker above ``TRAILSEAL_EXPORT_SYNC_MAX_EVENTS``
+    events) and is refused above ``TRAILSEAL_EXPORT_MAX_EVENTS`` events.
     """
 
     name: str

@@ -316,8 +316,9 @@ def export_events(format_name: str):
     """Every event matching the body's filters (those of ``GET /events``), oldest first, as a
     file in a registered export format (``csv``, ``pdf`` from the exports plugin). Formats
     that stream (CSV) are streamed page by page whatever the size; those that write a whole
-    document (PDF) are refused above ``EXPORT_MAX_EVENTS`` events (422). Recorded in the
-    access log with its filters."""
+    document (PDF) are written here up to ``EXPORT_SYNC_MAX_EVENTS`` events, by a worker
+    above (202 with the job to poll), and refused above ``EXPORT_MAX_EVENTS`` (422).
+    Recorded in the access log with its filters."""
     svc = current_services()
     exporter = find_exporter(svc.pm, format_name)
     filters = parse_body(ExportFilters)
