@@ -9,7 +9,18 @@ from urllib.parse import parse_qs, urlencode
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import (
+    ALL,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    ctx,
+    dcc,
+    html,
+    no_update,
+)
 from pydantic import ValidationError
 
 from trailseal.types import CATEGORIES, RISK_LEVELS, Viewer
@@ -77,8 +88,10 @@ def timeline(viewer: Viewer):
             dbc.Col([dbc.Label("\u00a0"), html.Div([
                 dbc.Button("Apply", id="f-apply", color="primary", className="me-2"),
                 dbc.Button("Reset", id="f-reset", color="secondary", outline=True,
-                           href="/dash/timeline", external_link=True)])], md=4),
+                           href="/dash/timeline", external_link=True, className="me-3"),
+                *export_buttons(viewer)])], md=4),
         ], className="g-2")), className="mb-3 shadow-sm"),
+        dcc.Loading(html.Div(id="export-status", className="small mb-2")),
         html.Div(_detail(selected[0]) if selected else None, id="event-detail",
                  className="mb-3"),
         dcc.Loading(html.Div(_results(f), id="timeline-results")),
@@ -226,6 +239,57 @@ def _open(click, search):
     raw = parse_qs((search or "").lstrip("?"))
     raw["event"] = [click["points"][0]["customdata"]]
     return "?" + urlencode(raw, doseq=True)
+
+
+def export_buttons(viewer: Viewer) -> list:
+    """CSV and PDF of the events the address's filters select, through the export API (so
+    the export is permission-checked and recorded like any other); none without
+    ``audit:export``."""
+    if not viewer.can("audit:export"):
+        return []
+    return [dbc.Button("Export CSV", id="export-csv", color="success", outline=True,
+                       className="me-2"),
+            dbc.Button("Export PDF", id="export-pdf", color="success", outline=True)]
+
+
+# Runs in the browser: POST the filters in the address to the export API with the session,
+# then save the file it answers (or say what happened).
+clientside_callback(
+    """
+    async function(csv, pdf, search) {
+        if (!csv && !pdf) { return window.dash_clientside.no_update; }
+        const ctx = window.dash_clientside.callback_context;
+        const fmt = ctx.triggered[0].prop_id.startsWith('export-pdf') ? 'pdf' : 'csv';
+        const params = new URLSearchParams(search || '');
+        const body = {};
+        for (const k of ['start', 'end', 'actor', 'entity_type', 'entity_id', 'category',
+                         'risk_level']) { if (params.get(k)) { body[k] = params.get(k); } }
+        for (const k of ['event_type', 'severity', 'tag']) {
+            const v = params.getAll(k); if (v.length) { body[k] = v; } }
+        const r = await fetch('/api/v1/export/' + fmt, {method: 'POST',
+            credentials: 'same-origin', headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify(body)});
+        if (r.status === 202) {
+            const job = await r.json();
+            return 'A worker is writing the ' + fmt.toUpperCase() + ' (' + job.event_count +
+                ' events); it will be at ' + job.download_url;
+        }
+        if (!r.ok) {
+            let message = r.statusText;
+            try { message = (await r.json()).error.message; } catch (e) {}
+            return 'Export failed: ' + message;
+        }
+        const blob = await r.blob();
+        const found = /filename="?([^";]+)"?/.exec(r.headers.get('Content-Disposition') || '');
+        const a = document.createElement('a');
+        a.href = URL.createObjectURL(blob);
+        a.download = found ? found[1] : 'trailseal-export.' + fmt;
+        document.body.appendChild(a); a.click(); a.remove();
+        return 'Downloaded ' + a.download + '.';
+    }
+    """,
+    Output("export-status", "children"), Input("export-csv", "n_clicks"),
+    Input("export-pdf", "n_clicks"), State("url", "search"), prevent_initial_call=True)
 
 
 EXAMPLES = ["Who deleted invoices?", "Which roles were granted?", "Exports of customer data",

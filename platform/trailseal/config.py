@@ -31,6 +31,16 @@ DEFAULTS: dict[str, Any] = {
     "MAX_JSON_DEPTH": 32,
     # A page of events ends early (with next_cursor) once its stored records pass this size.
     "PAGE_MAX_BYTES": 4 * 1024 * 1024,
+    # Export formats that write a whole document at once (PDF) refuse exports of more events
+    # than this (422); streamed formats (CSV) have no limit.
+    "EXPORT_MAX_EVENTS": 10_000,
+    # Above this many events such an export is written by a worker (202 with a job to poll)
+    # instead of while the client waits; the file is kept EXPORT_FILE_HOURS for download.
+    "EXPORT_SYNC_MAX_EVENTS": 2_000,
+    "EXPORT_FILE_HOURS": 24,
+    # Events read per page (one short transaction) by an export; a page also ends once its
+    # stored records pass PAGE_MAX_BYTES, so this and that bound an export's memory.
+    "EXPORT_PAGE_SIZE": 500,
     "DB_POOL_SIZE": 10,
     # Behind TLS: mark the session cookie Secure.
     "SESSION_COOKIE_SECURE": False,

@@ -43,7 +43,6 @@ def _reserved(capability: str) -> FutureWarning:
 
 
 RESERVED = {
-    "export_formats": "exports",
     "notification_channels": "notifications",
     "notify": "notifications",
 }
@@ -108,9 +107,10 @@ def narrate(kind: str, context: dict[str, Any], tenant_id: str) -> str | None:
 # --- outputs -------------------------------------------------------------------------
 
 
-@hookspec(warn_on_impl=_reserved(RESERVED["export_formats"]))
+@hookspec
 def export_formats() -> list[Exporter] | None:
-    """Return exporters (``trailseal.types.Exporter``) (reserved)."""
+    """Return exporters (``trailseal.types.Exporter``): the formats of
+    ``POST /api/v1/export/{name}``."""
 
 
 @hookspec(warn_on_impl=_reserved(RESERVED["notification_channels"]))

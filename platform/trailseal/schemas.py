@@ -325,6 +325,47 @@ class SearchIn(BaseModel):
         if not value.strip():
             raise ValueError("query must contain more than white space")
         return value
+class ExportFilters(BaseModel):
+    """Body of `POST /api/v1/export/{format_name}`: the filters of `GET /api/v1/events`
+    (without paging; an export holds every matching event, oldest first)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: Timestamp | None = None
+    end: Timestamp | None = None
+    event_type: list[EventType] = Field(default=[], max_length=50)
+    actor: _text(256) | None = None
+    entity_type: _text(128) | None = None
+    entity_id: _text(256) | None = None
+    severity: list[Severity] = []
+    category: _text(64) | None = None
+    risk_level: _text(32) | None = None
+    tag: list[Tag] = Field(default=[], max_length=50)
+
+
+class ExportJob(BaseModel):
+    """A document export written by a worker (`202` of `POST /api/v1/export/{format_name}`)."""
+
+    id: str
+    format: str
+    status: Literal["queued", "running", "done", "failed"]
+    filters: dict[str, Any] = Field(description="The filters that were set.")
+    event_count: int
+    head_seq: int = Field(description="The chain head the export stops at.")
+    requested_by: str
+    requested_at: str = Field(description="RFC 3339, UTC (`Z`).")
+    finished_at: str | None
+    size: int | None = Field(description="Bytes of the file once done.")
+    error: str | None
+    download_url: str | None = Field(description="Where to download the file once done.")
+
+
+class SubjectExport(BaseModel):
+    """Every event by or about one person (`actor.id` or `entity.id` equals the subject)."""
+
+    subject_id: str
+    generated_at: str = Field(description="RFC 3339, UTC (`Z`).")
+    events: list[EventOut] = Field(description="Oldest first.")
+    count: int
 
 
 # --- response bodies (documented in the OpenAPI document) ---------------------------------

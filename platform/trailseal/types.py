@@ -272,7 +272,21 @@ class Narrator(Protocol):
 
 @runtime_checkable
 class Exporter(Protocol):
-    """Writes events in a file format (``export_formats``)."""
+    """Writes events in a file format (``export_formats``): the format of
+    ``POST /api/v1/export/{name}``.
+
+    ``events`` are API event objects (``GET /api/v1/events/{id}``), oldest first, read page
+    by page as the exporter iterates. ``context`` holds ``tenant`` (``id``, ``name``,
+    ``slug``), ``filters`` (those set), ``period`` (``start``, ``end``, None when open),
+    ``generated_at``, ``generated_by`` and ``head_seq``; a document export (no ``stream``)
+    also gets ``event_count`` and ``chain`` (the chain verification report).
+
+    Optional attributes: ``extension`` (of the file name; ``name`` otherwise) and
+    ``stream(events, context) -> Iterator[bytes]``. An exporter with ``stream`` is streamed
+    to the client chunk by chunk, whatever the size of the export; one without writes the
+    whole file with ``export`` (in the worker above ``TRAILSEAL_EXPORT_SYNC_MAX_EVENTS``
+    events) and is refused above ``TRAILSEAL_EXPORT_MAX_EVENTS`` events.
+    """
 
     name: str
     media_type: str

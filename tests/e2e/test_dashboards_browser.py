@@ -121,6 +121,14 @@ def test_timeline_filters_drill_down_and_search(server_url, browser, trailseal_c
     page.wait_for_function("document.querySelector('#timeline-count') && "
                            "document.querySelector('#timeline-count').innerText.includes('2 ')")
     assert "ben" not in page.inner_text("#timeline-results")
+    # export what the filters select, as CSV, through the export API with the session
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    path = download.value.path()
+    text = Path(path).read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 3 and "ana" in lines[1] and "ben" not in text  # header + 2 events
+    page.wait_for_selector("text=Downloaded")
     # a shared link opens the same view
     shared = page.url
     other = browser.new_page()
@@ -167,6 +175,9 @@ def test_an_empty_trail_says_what_to_do(server_url, browser, trailseal_services,
     page.goto(f"{server_url}/dash/anomalies")
     page.wait_for_selector(".anomaly-card")
     assert page.locator("text=Mark as false positive").count() == 0  # a viewer cannot judge
+    page.goto(f"{server_url}/dash/timeline")
+    page.wait_for_selector("#f-apply")
+    assert page.locator("#export-csv").count() == 0  # nor export
     page.goto(f"{server_url}/dash/nowhere")
     page.wait_for_selector("text=No such page")
     page.close()

@@ -135,6 +135,9 @@ def _api_routes(app) -> list[tuple[str, str, object]]:
 
 def _url(rule: str, world, value: str | None = None) -> str:
     url = rule.replace("<event_id>", value or world["event_id"])
+    url = url.replace("<format_name>", value or "csv")
+    url = url.replace("<subject_id>", value or "u-1")  # the actor of make_event()
+    url = url.replace("<job_id>", value or "00000000-0000-4000-8000-000000000000")
     return url.replace("<alert_id>", value or world["alert_id"])
 
 
@@ -163,7 +166,9 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/anomalies", "/api/v1/anomalies/<alert_id>/feedback",
              "/api/v1/anomalies/settings", "/api/v1/models", "/api/v1/bias-metrics",
              "/api/v1/events/<event_id>/insights", "/api/v1/rules/tags",
-             "/api/v1/search", "/api/v1/openapi.json"}
+             "/api/v1/search", "/api/v1/export/<format_name>",
+             "/api/v1/subjects/<subject_id>/export", "/api/v1/export/jobs/<job_id>",
+             "/api/v1/export/jobs/<job_id>/file", "/api/v1/openapi.json"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 
@@ -185,6 +190,8 @@ def _valid_body(rule: str, method: str) -> dict | None:
         return {"threshold": 0.7}
     if method == "POST" and rule == "/api/v1/search":
         return {"query": "who changed the settings", "answer": True}
+    if method == "POST" and rule == "/api/v1/export/<format_name>":
+        return {"severity": ["medium"], "tag": ["finance"]}
     return None
 
 

@@ -84,7 +84,8 @@ def test_every_method_a_path_lacks_is_a_documented_405(trailseal_client, tenant)
 
 
 def test_real_responses_of_every_operation_match_the_document(trailseal_client,
-                                                              trailseal_services, tenant):
+                                                              trailseal_services, tenant,
+                                                              run_jobs):
     """Each documented operation called with valid input; its status, body and documented
     headers checked against the document (JSON Schema 2020-12, as OpenAPI 3.1 says)."""
     from jsonschema import Draft202012Validator
@@ -106,6 +107,16 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
         anomaly = record_alert(trailseal_services, tenant.id, kind="anomaly", severity="high",
                                title="a", details={"anomaly_score": 0.9}, event_id=event_id,
                                dedupe_key=f"event:{event_id}")
+        old_sync = trailseal_services.config["EXPORT_SYNC_MAX_EVENTS"]
+        trailseal_services.config["EXPORT_SYNC_MAX_EVENTS"] = 0  # a PDF written by a worker
+        try:
+            queued = trailseal_client.post("/api/v1/export/pdf", json={},
+                                           headers=tenant.headers)
+        finally:
+            trailseal_services.config["EXPORT_SYNC_MAX_EVENTS"] = old_sync
+        assert queued.status_code == 202, queued.get_data(as_text=True)[:300]
+        run_jobs()
+        job_id = queued.get_json()["id"]
         calls = {
             ("post", "/api/v1/events"): (created, None),
             ("post", "/api/v1/events/batch"): (trailseal_client.post(
@@ -152,6 +163,15 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
             ("post", "/api/v1/search"): (trailseal_client.post(
                 "/api/v1/search", json={"query": "who signed in", "answer": True},
                 headers=tenant.headers), None),
+            ("post", "/api/v1/export/{format_name}"): (trailseal_client.post(
+                "/api/v1/export/csv", json={"severity": ["medium"]},
+                headers=tenant.headers), None),
+            ("get", "/api/v1/export/jobs/{job_id}"): (trailseal_client.get(
+                f"/api/v1/export/jobs/{job_id}", headers=tenant.headers), None),
+            ("get", "/api/v1/export/jobs/{job_id}/file"): (trailseal_client.get(
+                f"/api/v1/export/jobs/{job_id}/file", headers=tenant.headers), None),
+            ("get", "/api/v1/subjects/{subject_id}/export"): (trailseal_client.get(
+                "/api/v1/subjects/u-1/export", headers=tenant.headers), None),
             ("get", "/api/v1/access-log"): (trailseal_client.get("/api/v1/access-log?limit=2",
                                                                  headers=tenant.headers), None),
             ("get", "/healthz"): (trailseal_client.get("/healthz"), None),

@@ -82,6 +82,8 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal_plugins/anomaly/baseline_features.csv.gz",
                  "trailseal_plugins/demo/__init__.py", "trailseal_plugins/demo/command.py",
                  "trailseal_plugins/demo/loader.py", "trailseal_plugins/demo/data.py",
+                 "trailseal_plugins/exports/__init__.py",
+                 "trailseal_plugins/exports/pdf_format.py",
                  "trailseal_dashboards/__init__.py"):
         assert name in names, name
     assert not any(n.startswith(("migrations/", "platform/", "tests/")) for n in names)
@@ -89,6 +91,7 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
     text = zipfile.ZipFile(docker_wheel).read(entry_points).decode()
     assert "trailseal = trailseal.cli:main" in text
     assert "demo = trailseal_plugins.demo" in text
+    assert "exports = trailseal_plugins.exports" in text
 
 
 @pytest.fixture(scope="module")

@@ -166,7 +166,7 @@ def test_registered_plugins_are_gone_after_their_test(trailseal_services):
 
     class Reserved:
         @hookimpl
-        def export_formats(self):
+        def notification_channels(self):
             return ["x"]
 
     with warnings.catch_warnings(record=True) as caught:
@@ -175,4 +175,4 @@ def test_registered_plugins_are_gone_after_their_test(trailseal_services):
             register(Reserved())
     assert any(issubclass(w.category, FutureWarning) and "reserved" in str(w.message)
                for w in caught)
-    assert ["x"] not in trailseal_services.pm.hook.export_formats()
+    assert ["x"] not in trailseal_services.pm.hook.notification_channels()

@@ -29,6 +29,8 @@ from ..schemas import (
     EventOut,
     EventPage,
     EventQuery,
+    ExportFilters,
+    ExportJob,
     FeedbackIn,
     FeedbackResult,
     Health,
@@ -36,6 +38,7 @@ from ..schemas import (
     ModelQuery,
     SearchIn,
     SearchOut,
+    SubjectExport,
     TagRulesIn,
     TagRulesOut,
     ThresholdIn,
@@ -49,7 +52,7 @@ MODELS: list[type[BaseModel]] = [
     AlertOut, AlertPage, AlertStatusIn, AccessLogPage, DashboardStats, Health,
     AnomalyPage, FeedbackIn, FeedbackResult, ThresholdIn, ThresholdOut, ModelList,
     BiasMetricList, CorrectionIn, CorrectedInsights, TagRulesIn, TagRulesOut, SearchIn,
-    SearchOut,
+    SearchOut, ExportFilters, SubjectExport, ExportJob,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -110,6 +113,9 @@ HEADERS = {
                                            "earlier request with the same Idempotency-Key.",
                             "schema": {"type": "string", "enum": ["true"]}},
     "Allow": {"description": "The methods this path has.", "schema": {"type": "string"}},
+    "X-Export-Head-Seq": {"description": "The chain head (seq) when the export began: it "
+                                         "holds no event appended after it.",
+                          "schema": {"type": "integer"}},
 }
 RATE_HEADERS = {name: _header(name) for name in
                 ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")}
@@ -144,6 +150,17 @@ def _ok(description: str, model: str | None = None, status: str = "200",
     if replayable:
         response["headers"]["Idempotent-Replayed"] = _header("Idempotent-Replayed")
     return {status: response}
+
+
+def _file_ok(head_seq: bool = True) -> dict[str, Any]:
+    """200 of an export: a file of the format asked for."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    headers = dict(RATE_HEADERS)
+    if head_seq:
+        headers["X-Export-Head-Seq"] = _header("X-Export-Head-Seq")
+    return {"200": {"description": "The file (`Content-Disposition: attachment`)",
+                    "headers": headers,
+                    "content": {"text/csv": binary, "application/pdf": binary}}}
 
 
 def _op(summary: str, operation_id: str, tag: str, permission: str, ok: dict[str, Any], *,
@@ -318,6 +335,53 @@ def build_spec(app) -> dict[str, Any]:
                                     "is cached for 10 minutes per query, filters and limit. "
                                     "Recorded in the access log with the body."),
         },
+        "/api/v1/export/{format_name}": {
+            "post": _op("Export the events matching filters as a file", "exportEvents",
+                        "exports", "audit:export", _file_ok(),
+                        parameters=[_path_param("format_name", "A registered export format: "
+                                                "`csv` or `pdf` with the exports plugin.")],
+                        body="ExportFilters",
+                        errors={**_ok("Too many events to write while you wait: a worker "
+                                      "writes the file; poll the job (Location) and download "
+                                      "it from its download_url", "ExportJob", "202"),
+                                "404": _error("No export format of this name (the "
+                                              "registered ones are in details.formats)"),
+                                "422": _error("Invalid filters, or more events than a "
+                                              "document format holds "
+                                              "(TRAILSEAL_EXPORT_MAX_EVENTS)")},
+                        description="Every event matching the filters of `GET /events` (sent "
+                                    "as a JSON body, without paging), oldest first, up to the "
+                                    "chain head when the export began (header "
+                                    "`X-Export-Head-Seq`). CSV is streamed whatever the size; "
+                                    "cells a spreadsheet would run as formulas start with "
+                                    "`'`. PDF is a report (summary, statistics, charts, "
+                                    "events, chain verification). Recorded in the access log "
+                                    "with its filters."),
+        },
+        "/api/v1/export/jobs/{job_id}": {
+            "get": _op("The status of an export a worker writes", "getExportJob", "exports",
+                       "audit:export", _ok("The job", "ExportJob"),
+                       parameters=[_path_param("job_id", "The job's id (from the 202).")],
+                       errors={"404": _error("No such job in this tenant (or it expired)")}),
+        },
+        "/api/v1/export/jobs/{job_id}/file": {
+            "get": _op("Download the file of a finished export job", "downloadExportJob",
+                       "exports", "audit:export", _file_ok(head_seq=False),
+                       parameters=[_path_param("job_id", "The job's id (from the 202).")],
+                       errors={"404": _error("No such job in this tenant, or its file "
+                                             "expired"),
+                               "409": _error("The job is not done (details.status)")}),
+        },
+        "/api/v1/subjects/{subject_id}/export": {
+            "get": _op("Every event by or about a person (data subject access)",
+                       "exportSubject", "exports", "audit:export",
+                       _ok("The events, oldest first (streamed)", "SubjectExport"),
+                       parameters=[_path_param("subject_id", "The person's id as events "
+                                               "name it (`actor.id` or `entity.id`).")],
+                       errors={"404": _error("No event by or about this id in this tenant")},
+                       description="Events whose actor or entity is the subject, decrypted, "
+                                   "with their insights. Recorded in the access log."),
+        },
         "/api/v1/access-log": {
             "get": _op("Access log of the trail, newest first", "listAccessLog", "access",
                        "audit:admin", _ok("A page of entries", "AccessLogPage"),
@@ -362,6 +426,8 @@ def build_spec(app) -> dict[str, Any]:
             {"name": "classification", "description": "Category and risk corrections, "
                                                       "business-rule tags"},
             {"name": "search", "description": "Questions in plain language, cited answers"},
+            {"name": "exports", "description": "Files of the trail (CSV, PDF) and a "
+                                               "person's events (JSON)"},
             {"name": "access", "description": "Who read the trail"},
             {"name": "statistics", "description": "Dashboard figures"},
             {"name": "meta", "description": "Health, metrics, this document, 405s"},

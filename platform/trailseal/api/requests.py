@@ -220,10 +220,30 @@ def path_for_log() -> str:
     return path if len(path) <= LOG_PATH_MAX else path[:LOG_PATH_MAX] + "…"
 
 
-def access_record() -> AccessRecord:
-    """This request as the access log records it (path, method, query, caller's address)."""
-    return AccessRecord(endpoint=path_for_log(), method=request.method,
-                        query=query_for_log(), remote_addr=request.remote_addr)
+def body_for_log(values: dict[str, Any]) -> dict[str, Any]:
+    """Request-body parameters (an export's filters) as the access log records them, capped
+    like a query string."""
+    logged: dict[str, Any] = {}
+    for key, value in list(values.items())[:LOG_VALUES_MAX]:
+        if isinstance(value, list):
+            kept = [_clip(str(v)) for v in value[:LOG_VALUES_MAX]]
+            if len(value) > LOG_VALUES_MAX:
+                kept.append(f"… {len(value) - LOG_VALUES_MAX} more")
+            logged[_clip(key)] = kept
+        else:
+            logged[_clip(key)] = _clip(str(value))
+    return logged
+
+
+def access_record(body: dict[str, Any] | None = None) -> AccessRecord:
+    """This request as the access log records it (path, method, query, caller's address);
+    ``body``: parameters sent in the body instead of the query string (an export's filters),
+    recorded with the query."""
+    query = query_for_log()
+    if body is not None:
+        query = {**query, **body_for_log(body)}
+    return AccessRecord(endpoint=path_for_log(), method=request.method, query=query,
+                        remote_addr=request.remote_addr)
 
 
 def _clip_json(value: Any, depth: int = 0) -> Any:

@@ -6,9 +6,21 @@ the transactions (every read is recorded in the access log by the service that r
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, g, jsonify, request
+import orjson
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    request,
+    send_file,
+    stream_with_context,
+)
 from pydantic import TypeAdapter, ValidationError
 
 from ..core import current_services
@@ -18,6 +30,7 @@ from ..schemas import (
     BiasMetricQuery,
     CorrectionIn,
     EventQuery,
+    ExportFilters,
     FeedbackIn,
     ModelQuery,
     SearchIn,
@@ -35,10 +48,20 @@ from ..services.anomalies import (
     read_threshold,
     write_threshold,
 )
+from ..services.chain import format_ts
 from ..services.corrections import correct_insights, read_tag_rules, write_tag_rules
 from ..services.events import read_event, read_events_page
+from ..services.export_jobs import read_export_file, read_export_job, start_export_job
+from ..services.exports import (
+    ExportScope,
+    begin_export,
+    begin_subject_export,
+    filters_for_log,
+    find_exporter,
+    iter_events,
+)
 from ..services.ingest import append_events, request_fingerprint, validate_events
-from ..services.integrity import verify_chain_recorded
+from ..services.integrity import verify_chain, verify_chain_recorded
 from ..services.search import search_events
 from ..services.stats import read_dashboard_stats
 from .requests import (
@@ -299,6 +322,105 @@ def bias_metrics_index():
     q = parse_query(BiasMetricQuery)
     return jsonify(read_bias_metrics(current_services(), g.principal, access_record(),
                                      dimension=q.dimension, limit=q.limit))
+
+
+@bp.post("/export/<format_name>")
+@endpoint("audit:export")
+def export_events(format_name: str):
+    """Every event matching the body's filters (those of ``GET /events``), oldest first, as a
+    file in a registered export format (``csv``, ``pdf`` from the exports plugin). Formats
+    that stream (CSV) are streamed page by page whatever the size; those that write a whole
+    document (PDF) are written here up to ``EXPORT_SYNC_MAX_EVENTS`` events, by a worker
+    above (202 with the job to poll), and refused above ``EXPORT_MAX_EVENTS`` (422).
+    Recorded in the access log with its filters."""
+    svc = current_services()
+    exporter = find_exporter(svc.pm, format_name)
+    filters = parse_body(ExportFilters)
+    streams = callable(getattr(exporter, "stream", None))
+    scope, total = begin_export(svc, g.principal, filters,
+                                access_record(filters_for_log(filters)), count=not streams)
+    headers = {"X-Export-Head-Seq": str(scope.head_seq)}
+    name = _export_filename(scope, getattr(exporter, "extension", exporter.name))
+    if streams:
+        chunks = exporter.stream(iter_events(svc, scope), dict(scope.context))
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return Response(stream_with_context(chunks), mimetype=exporter.media_type,
+                        headers=headers)
+    limit = int(svc.config["EXPORT_MAX_EVENTS"])
+    if total > limit:
+        raise ValidationFailed(
+            f"{total} events match; a {exporter.name} export holds at most {limit}. Narrow "
+            "the filters (start, end, event_type...) or export CSV, which has no limit",
+            {"count": total, "max": limit, "format": exporter.name})
+    if total > int(svc.config["EXPORT_SYNC_MAX_EVENTS"]):
+        job = start_export_job(svc, g.principal, exporter.name, filters, scope, total)
+        resp = jsonify(job)
+        resp.status_code = 202
+        resp.headers["Location"] = f"/api/v1/export/jobs/{job['id']}"
+        resp.headers.update(headers)
+        return resp
+    report = verify_chain(svc, g.principal.tenant_id)
+    context = {**scope.context, "event_count": total, "chain": report.to_dict()}
+    # Documents are written whole: in memory while small, spilled to a temporary file after.
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
+    exporter.export(iter_events(svc, scope), context, spool)
+    spool.seek(0)
+    resp = send_file(spool, mimetype=exporter.media_type, as_attachment=True,
+                     download_name=name, max_age=0)
+    resp.headers.update(headers)
+    return resp
+
+
+@bp.get("/export/jobs/<job_id>")
+@endpoint("audit:export")
+def export_job_show(job_id: str):
+    """The status of an export a worker writes (``download_url`` once done)."""
+    return jsonify(read_export_job(current_services(), g.principal, job_id, access_record()))
+
+
+@bp.get("/export/jobs/<job_id>/file")
+@endpoint("audit:export")
+def export_job_download(job_id: str):
+    """The file of a finished export job (409 while it is being written)."""
+    data, media_type, name = read_export_file(current_services(), g.principal, job_id,
+                                              access_record())
+    return Response(data, mimetype=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _export_filename(scope: ExportScope, extension: str) -> str:
+    slug = scope.context["tenant"]["slug"]
+    stamp = scope.context["generated_at"][:19].replace(":", "").replace("-", "")
+    return f"trailseal-{slug}-{stamp}.{extension}"
+
+
+@bp.get("/subjects/<subject_id>/export")
+@endpoint("audit:export")
+def subject_export(subject_id: str):
+    """Every event by or about one person (actor or entity id equals ``subject_id``) as JSON,
+    oldest first: a data subject's access request. Streamed page by page; 404 (recorded in
+    the access log too) when no event names the subject."""
+    svc = current_services()
+    scope = begin_subject_export(svc, g.principal, subject_id, access_record())
+    return Response(stream_with_context(_subject_json(svc, scope, subject_id)),
+                    mimetype="application/json")
+
+
+def _subject_json(svc, scope: ExportScope, subject_id: str) -> Iterator[bytes]:
+    """``{"subject_id", "generated_at", "events": [...], "count"}`` in chunks of about 64 kB."""
+    head = {"subject_id": subject_id, "generated_at": format_ts(datetime.now(UTC))}
+    buffer = bytearray(orjson.dumps(head)[:-1] + b',"events":[')
+    count = 0
+    for event in iter_events(svc, scope):
+        if count:
+            buffer += b","
+        buffer += orjson.dumps(event)
+        count += 1
+        if len(buffer) >= 64 * 1024:
+            yield bytes(buffer)
+            buffer.clear()
+    buffer += b'],"count":%d}' % count
+    yield bytes(buffer)
 
 
 def _page_bytes() -> int:

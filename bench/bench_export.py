@@ -1,0 +1,132 @@
+"""Exports over real HTTP: ``POST /api/v1/export/csv`` of a whole tenant (rows/s and the web
+process's peak memory) and ``POST /api/v1/export/pdf`` of its newest 10,000 events (seconds).
+
+The tenant (``bench-export-<N>``) is filled once through the service layer (demo events over
+the last 365 days) and reused by later runs; every event gets the ``event_insights`` row the
+enrichment worker writes when no AI plugin is installed, so the export joins real rows.
+
+The server is the app under waitress (``trailseal.cli.runtime.serve_app``) in a subprocess;
+the client reads the streamed CSV as it arrives and counts its rows. Peak memory is the
+server process's high-water mark (``VmHWM``, start-up included), read after the export.
+The PDF runs while the client waits (``TRAILSEAL_EXPORT_SYNC_MAX_EVENTS`` raised to 10,000 for
+the server) so the figure is the time to write it. Targets: CSV >= 50,000 rows/s with peak
+memory <= 300 MB; PDF of 10,000 events <= 30 s.
+
+Run: ``.venv/bin/python bench/bench_export.py [--quick] [--events N] [--instance DIR]``
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import time
+from pathlib import Path
+
+import orjson
+import psycopg
+from benchlib import (
+    Server,
+    admin_dsn,
+    api_token,
+    base_parser,
+    ensure_tenant,
+    event_count,
+    load_events,
+    open_app,
+    print_header,
+    verdict,
+)
+
+TARGET_ROWS_PER_S = 50_000
+TARGET_PEAK_MB = 300
+TARGET_PDF_S = 30.0
+PDF_EVENTS = 10_000
+
+INSIGHTS_SQL = """
+INSERT INTO event_insights (event_id, tenant_id, anomaly_score, is_anomaly, category,
+  risk_level, tags, ai_insights, model_versions, review_required, enriched_at)
+SELECT a.id, a.tenant_id, NULL, NULL, NULL, NULL, '{}', '{}', '{}', false, now()
+  FROM audit_logs a
+ WHERE a.tenant_id = %s
+   AND NOT EXISTS (SELECT 1 FROM event_insights i
+                    WHERE i.tenant_id = a.tenant_id AND i.event_id = a.id)
+"""
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _post(port: int, token: str, path: str, body: dict) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.request("POST", path, body=orjson.dumps(body),
+                 headers={"Authorization": f"Bearer {token}",
+                          "Content-Type": "application/json"})
+    return conn.getresponse()
+
+
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, help="events in the tenant (1,000,000)")
+    args = parser.parse_args()
+    n = args.events or (50_000 if args.quick else 1_000_000)
+    slug = f"bench-export-{n}"
+
+    app = open_app(args.instance)
+    svc = app.extensions["trailseal"]
+    print_header("bench_export: CSV and PDF exports over HTTP", svc, events=f"{n:,}",
+                 tenant=slug, instance=args.instance)
+    tid, _ = ensure_tenant(svc, slug)
+    have = event_count(svc, tid)
+    if have < n:
+        load_events(svc, tid, n - have, label=f"{slug}: ")
+    with psycopg.connect(admin_dsn(svc), autocommit=True) as conn:
+        conn.execute(INSIGHTS_SQL, (tid,))
+        conn.execute("ANALYZE audit_logs")
+        conn.execute("ANALYZE event_insights")
+        start = conn.execute(
+            "SELECT occurred_at FROM audit_logs WHERE tenant_id = %s "
+            "ORDER BY occurred_at DESC, seq DESC OFFSET %s LIMIT 1",
+            (tid, PDF_EVENTS - 1)).fetchone()[0]
+    token = api_token(svc, tid)
+    total = event_count(svc, tid)
+
+    os.environ["TRAILSEAL_EXPORT_SYNC_MAX_EVENTS"] = str(PDF_EVENTS)
+    with Server(args.instance) as server:
+        pid = server.proc.pid
+        t0 = time.perf_counter()
+        resp = _post(server.port, token, "/api/v1/export/csv", {})
+        assert resp.status == 200, resp.read()[:300]
+        size = lines = 0
+        while chunk := resp.read1(1 << 20):
+            size += len(chunk)
+            lines += chunk.count(b"\r\n")
+        csv_s = time.perf_counter() - t0
+        rows = lines - 1  # the header
+        peak = _vm_hwm_mb(pid)
+        rate = rows / csv_s
+        print(f"CSV: {rows:,} rows ({total:,} events), {size / 1e6:,.0f} MB in {csv_s:.1f} s "
+              f"= {rate:,.0f} rows/s {verdict(rate >= TARGET_ROWS_PER_S)} "
+              f"(target >= {TARGET_ROWS_PER_S:,})")
+        print(f"CSV: web process peak memory (VmHWM) {peak:,.0f} MB "
+              f"{verdict(peak <= TARGET_PEAK_MB)} (target <= {TARGET_PEAK_MB})")
+
+        t0 = time.perf_counter()
+        resp = _post(server.port, token, "/api/v1/export/pdf",
+                     {"start": start.isoformat()})
+        data = resp.read()
+        pdf_s = time.perf_counter() - t0
+        assert resp.status == 200, data[:300]
+        pages = len(re.findall(rb"/Type /Page[^s]", data))
+        print(f"PDF: {PDF_EVENTS:,} newest events, {len(data) / 1e6:.1f} MB, ~{pages} pages, "
+              f"in {pdf_s:.1f} s {verdict(pdf_s <= TARGET_PDF_S)} (target <= {TARGET_PDF_S:.0f}"
+              f" s; includes verifying the chain of {total:,} events)")
+        print(f"web process peak memory after both: {_vm_hwm_mb(pid):,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
