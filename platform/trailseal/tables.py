@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 
 metadata = MetaData()
+#: pgvector's column type under the name this module gave its own earlier type.
+Vector = VECTOR
 
 
 def _uuid(name: str, **kw) -> Column:
