@@ -9,6 +9,7 @@ migrations.
 
 from __future__ import annotations
 
+from pgvector.sqlalchemy import VECTOR
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -20,29 +21,12 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
-    cast,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
-from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData()
-
-
-class Vector(UserDefinedType):
-    """pgvector's ``vector``: written from a list of floats as its text form."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **kw) -> str:
-        return "vector"
-
-    def bind_processor(self, dialect):
-        def process(value):
-            return None if value is None else "[" + ",".join(map(str, value)) + "]"
-        return process
-
-    def bind_expression(self, bindvalue):
-        return cast(bindvalue, self)
+#: pgvector's column type under the name this module gave its own earlier type.
+Vector = VECTOR
 
 
 def _uuid(name: str, **kw) -> Column:
@@ -137,7 +121,8 @@ audit_embeddings = Table(
     _uuid("tenant_id", primary_key=True),
     Column("model", Text, primary_key=True),
     Column("dims", Integer, nullable=False),
-    Column("embedding", Vector, nullable=False),
+    # pgvector's type: written from a list (or numpy array) of floats, read back as numpy
+    Column("embedding", VECTOR(), nullable=False),
     _ts("created_at", nullable=False),
 )
 

@@ -28,13 +28,14 @@ from typing import Any
 
 import orjson
 import redis
-from sqlalchemy import Float, Text, and_, cast, func, literal, select
+from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import Text, and_, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.engine import Connection
 
 from ..db import driver_cursor
 from ..schemas import EventFilters, SearchIn
-from ..tables import Vector, audit_embeddings, audit_search_text
+from ..tables import audit_embeddings, audit_search_text
 from .access import AccessRecord, audited_read
 from .events import EVENT_COLUMNS, EVENTS_WITH_INSIGHTS, a, build_filters, i, row_to_event
 from .search_index import FTS_CONFIG
@@ -63,8 +64,7 @@ def vector_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float], 
                    filters: EventFilters, depth: int = DEPTH) -> list[uuid.UUID]:
     """The tenant's events nearest to ``vector`` (cosine distance), exact scan, best first."""
     e = audit_embeddings.alias("e")
-    distance = e.c.embedding.op("<=>", return_type=Float)(
-        cast(literal("[" + ",".join(map(str, vector)) + "]"), Vector))
+    distance = e.c.embedding.cosine_distance(cast(literal(vector, VECTOR()), VECTOR()))
     stmt = _filtered(select(e.c.event_id), e, filters).where(
         e.c.tenant_id == tenant_id, e.c.model == model, e.c.dims == len(vector),
     ).order_by(distance, e.c.event_id).limit(depth)
