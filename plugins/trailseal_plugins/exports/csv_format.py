@@ -26,12 +26,16 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ROWS_PER_CHUNK = 200
 
 
+_FIRST_CHECKED = frozenset(FORMULA_START) | {" "}
+
+
 def neutralise(cell: str) -> str:
     """``cell`` with a ``'`` in front when a spreadsheet would take it for a formula: it
     starts with ``= + - @``, a tab or a carriage return, also after leading spaces. The
     quote shows as text and is the usual mark of "not a formula"; the value is otherwise
     kept as is."""
-    if cell.lstrip(" ").startswith(FORMULA_START):
+    # Most cells start with a letter or digit: one set lookup settles them.
+    if cell and cell[0] in _FIRST_CHECKED and cell.lstrip(" ").startswith(FORMULA_START):
         return "'" + cell
     return cell
 
@@ -39,9 +43,12 @@ def neutralise(cell: str) -> str:
 def _text(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, (list, dict)):
+    if kind is list or kind is dict:
         # lists and objects as JSON, so tags holding commas or semicolons stay exact
         return orjson.dumps(value).decode()
     return str(value)
