@@ -325,20 +325,12 @@ class SearchIn(BaseModel):
         if not value.strip():
             raise ValueError("query must contain more than white space")
         return value
-class ExportFilters(BaseModel):
+class ExportFilters(EventFilters):
     """Body of `POST /api/v1/export/{format_name}`: the filters of `GET /api/v1/events`
-    (without paging; an export holds every matching event, oldest first)."""
+    (without paging; an export holds every matching event, oldest first), with at most 50
+    event types and 50 tags."""
 
-    model_config = ConfigDict(extra="forbid")
-    start: Timestamp | None = None
-    end: Timestamp | None = None
     event_type: list[EventType] = Field(default=[], max_length=50)
-    actor: _text(256) | None = None
-    entity_type: _text(128) | None = None
-    entity_id: _text(256) | None = None
-    severity: list[Severity] = []
-    category: _text(64) | None = None
-    risk_level: _text(32) | None = None
     tag: list[Tag] = Field(default=[], max_length=50)
 
 
