@@ -157,6 +157,14 @@ def test_demo_starts_everything_and_stops_cleanly():
                                      headers={"Authorization": f"Bearer {token}"})
         stats = json.load(urllib.request.urlopen(req, timeout=30))
         assert stats["counts"]["7d"] > 500
+        # the printed question runs: events were embedded when the demo loaded them
+        question = re.search(r"ask: curl .* -d '(\{.*\})' (\S+/api/v1/search)", out)
+        req = urllib.request.Request(question.group(2), data=question.group(1).encode(),
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+        answer = json.load(urllib.request.urlopen(req, timeout=60))
+        assert answer["results"] and answer["sources"]
+        assert "dashboards at" in out
         login = urllib.request.urlopen(f"{url}/login", timeout=30).read().decode()
         assert "Sign in" in login
         worker_log = instance / "logs" / "worker.log"

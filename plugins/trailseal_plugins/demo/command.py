@@ -57,7 +57,7 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
         url = f"http://{host}:{port}"
         click.echo("")
         click.echo(f"Worker and scheduler logs: {logs}")
-        click.echo(f"Trailseal is running at {url}/login")
+        click.echo(f"Trailseal is running at {url}/login (dashboards at {url}/dash/)")
         for line in summary["logins"]:
             click.echo(f"  sign in: {line}")
         click.echo(f"  API key ({summary['api_key_tenant']}): {summary['api_key']}")
@@ -65,6 +65,9 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
         click.echo(f"  export: curl -X POST -H 'Authorization: Bearer {summary['api_key']}' "
                    "-H 'Content-Type: application/json' -d '{\"severity\": [\"high\", "
                    f"\"critical\"]}}' -o demo-high.csv {url}/api/v1/export/csv")
+        click.echo(f"  ask: curl -X POST -H 'Authorization: Bearer {summary['api_key']}' "
+                   "-H 'Content-Type: application/json' -d '{\"query\": \"who granted "
+                   f"admin roles?\", \"answer\": true}}' {url}/api/v1/search")
         click.echo("Press Ctrl-C to stop.")
         serve_app(app, host, port, 8)
     except KeyboardInterrupt:
