@@ -43,14 +43,14 @@ CATEGORY_WORDS: list[tuple[str, frozenset[str]]] = [
         "user", "users", "group", "groups", "member", "members", "membership", "invite",
         "invited", "profile", "suspend", "suspended", "deactivate", "deactivated", "activate",
         "provision", "deprovision", "account", "person", "team", "teams", "serviceaccount",
-        "serviceaccounts", "loginprofile", "accesskey"})),
+        "serviceaccounts"})),
     ("integration_system", frozenset({
         "integration", "integrations", "webhook", "webhooks", "oauth", "app", "apps", "api",
         "rate", "limit", "system", "job", "jobs", "sync", "cron", "bot", "hook", "hooks",
         "deployment", "deploy", "workflow", "pipeline", "lambda", "function", "endpoint",
         "token", "tokens", "key", "keys", "pod", "pods", "exec", "attach", "node", "daemon"})),
     ("configuration_change", frozenset({
-        "config", "configuration", "setting", "settings", "settings_changed", "attribute",
+        "config", "configuration", "setting", "settings", "attribute",
         "parameter", "parameters", "lifecycle", "versioning", "logging", "network", "vpc",
         "subnet", "route", "dns", "domain", "retention", "branding", "locale", "configmap",
         "configmaps", "namespace", "namespaces", "instance", "cluster", "bucket", "org",
