@@ -17,6 +17,7 @@ import click
 from trailseal import hookimpl
 from trailseal.types import JobSpec
 
+from ..common import open_tenant
 from .detector import IsolationForestDetector
 
 
@@ -37,13 +38,6 @@ def register_jobs():
     ]
 
 
-def _tenant(svc, ref: str):
-    tenant = svc.resolve_tenant(ref, missing_ok=True)
-    if tenant is None:
-        raise click.ClickException(f"no tenant {ref!r} (give its slug or id)")
-    return tenant
-
-
 @click.command()
 @click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
 @click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(min=0.0),
@@ -58,13 +52,9 @@ def _tenant(svc, ref: str):
 def detect_command(tenant_ref: str, hours: float, everything: bool, rescore: bool,
                    preview: bool) -> None:
     """Run anomaly detection for a tenant now and say what it did."""
-    from trailseal.cli import make_app
-
     from .runs import detect
 
-    app = make_app()
-    svc = app.extensions["trailseal"]
-    tenant = _tenant(svc, tenant_ref)
+    app, svc, tenant = open_tenant(tenant_ref)
     if preview:
         _preview(svc, str(tenant))
         return
@@ -84,8 +74,8 @@ def detect_command(tenant_ref: str, hours: float, everything: bool, rescore: boo
 def _preview(svc, tenant: str) -> None:
     import numpy as np
 
+    from ..common import event_count
     from .detector import THRESHOLD_KEY, choose_forest, score_stored
-    from .runs import event_count
 
     threshold = float(svc.get_setting(tenant, THRESHOLD_KEY))
     forest, version, scope = choose_forest(svc, tenant, event_count(svc, tenant))
@@ -124,13 +114,9 @@ def _seconds(timestamp: str) -> float:
               help="Train on the last DAYS days.")
 def train_command(tenant_ref: str, days: int) -> None:
     """Train and activate a new anomaly model for a tenant now and say what it did."""
-    from trailseal.cli import make_app
-
     from .training import train_tenant
 
-    app = make_app()
-    svc = app.extensions["trailseal"]
-    tenant = _tenant(svc, tenant_ref)
+    app, svc, tenant = open_tenant(tenant_ref)
     with app.app_context():
         try:
             summary = train_tenant(svc, str(tenant), created_by="trailseal train", days=days)

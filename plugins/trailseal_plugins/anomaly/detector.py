@@ -29,6 +29,7 @@ from sqlalchemy import text
 
 from trailseal.types import Event, Finding
 
+from ..common import UsesServices
 from .baseline import baseline_forest
 from .explain import alert_severity, explain_event
 from .features import FEATURE_NAMES, Profile, as_dict, featurize, from_logged
@@ -173,23 +174,14 @@ def logged_features(svc, tenant_id: str, event_ids: list[str]) -> dict[str, np.n
     return found
 
 
-class IsolationForestDetector:
+class IsolationForestDetector(UsesServices):
     """``trailseal.types.Detector`` for one tenant."""
 
     name = NAME
 
     def __init__(self, tenant_id: str, svc=None):
-        self.tenant_id = tenant_id
-        self._svc = svc
+        super().__init__(tenant_id, svc)
         self.last_run: dict[str, Any] = {}
-
-    @property
-    def svc(self):
-        if self._svc is None:
-            from trailseal.jobs import current_services
-
-            self._svc = current_services()
-        return self._svc
 
     def score(self, events: Sequence[Event]) -> list[Finding]:
         events = sorted(events, key=lambda e: e.seq)

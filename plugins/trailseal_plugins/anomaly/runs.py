@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from ..common import event_count
 from .detector import NAME, OWN_MODEL_AFTER
 
 RANGE_MAX = 1000  # longest seq range enriched at once
@@ -121,11 +122,6 @@ def unscored_ranges(svc, tenant_id: str, since: datetime | None,
         else:
             ranges.append((seq, seq))
     return ranges
-
-
-def event_count(svc, tenant_id: str) -> int:
-    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
-        return int(conn.execute(text("SELECT coalesce(max(seq), 0) FROM audit_logs")).scalar())
 
 
 def detect(svc, tenant_id: str, *, hours: float | None = 24, rescore: bool = False

@@ -15,6 +15,7 @@ import click
 from trailseal import hookimpl
 from trailseal.types import JobSpec
 
+from ..common import open_tenant
 from .classifier import EventClassifier
 
 
@@ -31,26 +32,15 @@ def register_jobs():
                     name="classifier-monthly-training", timeout=3 * 3600)]
 
 
-def _tenant(svc, ref: str):
-    tenant = svc.resolve_tenant(ref, missing_ok=True)
-    if tenant is None:
-        raise click.ClickException(f"no tenant {ref!r} (give its slug or id)")
-    return tenant
-
-
 @click.command()
 @click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
 @click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3650),
               help="Train on the last DAYS days.")
 def train_classifiers_command(tenant_ref: str, days: int) -> None:
     """Train and activate new category and risk models for a tenant now."""
-    from trailseal.cli import make_app
-
     from .training import train_tenant
 
-    app = make_app()
-    svc = app.extensions["trailseal"]
-    tenant = _tenant(svc, tenant_ref)
+    app, svc, tenant = open_tenant(tenant_ref)
     with app.app_context():
         try:
             summary = train_tenant(svc, str(tenant), created_by="trailseal train classifiers",
@@ -74,13 +64,9 @@ def train_classifiers_command(tenant_ref: str, days: int) -> None:
               help="Every event (default: those received in the last 24 h).")
 def classify_command(tenant_ref: str, everything: bool) -> None:
     """Classify and tag a tenant's events again now (after a new model or new tag rules)."""
-    from trailseal.cli import make_app
-
     from .runs import reclassify
 
-    app = make_app()
-    svc = app.extensions["trailseal"]
-    tenant = _tenant(svc, tenant_ref)
+    app, svc, tenant = open_tenant(tenant_ref)
     with app.app_context():
         done = reclassify(svc, str(tenant), hours=None if everything else 24.0)
     click.echo(f"tenant {tenant}: classified {done['events']} events with "

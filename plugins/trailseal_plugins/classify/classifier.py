@@ -23,6 +23,7 @@ import orjson
 from trailseal.rules import compile_tag_rules
 from trailseal.types import REVIEW_BELOW, Classification, Event
 
+from ..common import UsesServices
 from .baseline import baseline_model
 from .features import key_of, numbers_of, text_of
 from .model import ClassifierModel
@@ -95,23 +96,14 @@ def choose_model(svc, tenant_id: str) -> tuple[ClassifierModel, str, str]:
     return model, version, "baseline"
 
 
-class EventClassifier:
+class EventClassifier(UsesServices):
     """Classifies a tenant's events (see the module docstring)."""
 
     name = NAME
 
     def __init__(self, tenant_id: str, svc=None):
-        self.tenant_id = tenant_id
-        self._svc = svc
+        super().__init__(tenant_id, svc)
         self.last_run: dict[str, Any] = {}
-
-    @property
-    def svc(self):
-        if self._svc is None:
-            from trailseal.jobs import current_services
-
-            self._svc = current_services()
-        return self._svc
 
     def predict(self, events: Sequence[Event]) -> tuple[list[dict], str, str]:
         """Per event ``{category, risk_level, category_confidence, risk_confidence}``, from

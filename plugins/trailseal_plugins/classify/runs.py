@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from ..anomaly.runs import event_count
+from ..common import event_count
 from .classifier import choose_model
 
 OWN_MODEL_AFTER = 1000  # a tenant with more events than this is trained on the schedule
