@@ -90,7 +90,7 @@ def mount(app) -> dash.Dash:
     def _critical(_, seen):
         from . import data
 
-        if viewer() is None:
+        if not current_user.is_authenticated:  # (no tenant lookup every few seconds)
             return dash.no_update, dash.no_update
         newest = data.newest_critical_id()
         if seen is None or newest is None:  # first look: remember, do not announce
