@@ -57,6 +57,26 @@ def event_factory():
     return make_event
 
 
+@pytest.fixture
+def http_receiver():
+    """An HTTP server on 127.0.0.1 that records requests (``tests.receivers.HTTPReceiver``)."""
+    from tests.receivers import HTTPReceiver
+
+    receiver = HTTPReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def smtp_receiver():
+    """An SMTP server on 127.0.0.1 (aiosmtpd) keeping what it receives."""
+    from tests.receivers import SMTPReceiver
+
+    receiver = SMTPReceiver()
+    yield receiver
+    receiver.close()
+
+
 @contextmanager
 def owner_connection(services):
     """A connection as the schema owner with triggers off for this session only: the

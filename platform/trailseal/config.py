@@ -57,6 +57,16 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_MAX_HOURS": 12.0,
     # Number of reverse proxies in front whose X-Forwarded-* headers are trusted (0: none).
     "PROXY_COUNT": 0,
+    # Outgoing mail (email notifications, scheduled reports). Unset host: no mail is sent and
+    # the email channel and report schedules are refused with the reason.
+    "SMTP_HOST": "",
+    "SMTP_PORT": 25,
+    "SMTP_USERNAME": "",
+    "SMTP_PASSWORD": "",
+    "SMTP_FROM": "trailseal@localhost",
+    # "starttls", "ssl" (implicit TLS) or "none".
+    "SMTP_SECURITY": "starttls",
+    "SMTP_TIMEOUT": 10.0,
 }
 
 
