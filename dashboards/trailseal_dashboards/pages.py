@@ -3,6 +3,8 @@ Anomalies (alerts with their scores, explanations and suggested actions)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
@@ -10,7 +12,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from trailseal.types import DashboardPage, Viewer
 
 from . import data
-from .timeline import search_page, timeline
+from .timeline import export_buttons, search_page, timeline
 
 SEVERITY_COLOURS = {"info": "#95a5a6", "low": "#3498db", "medium": "#f39c12", "high": "#e67e22",
                     "critical": "#e74c3c"}
@@ -84,9 +86,18 @@ def overview_content():
 
 
 def overview(viewer: Viewer):
+    since = (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    buttons = export_buttons(viewer, {"start": since})
     return [
-        html.H2("Overview", className="mb-1"),
-        html.P(f"What happened in {viewer.tenant_name}'s trail.", className="text-muted"),
+        dbc.Row([
+            dbc.Col([html.H2("Overview", className="mb-1"),
+                     html.P(f"What happened in {viewer.tenant_name}'s trail.",
+                            className="text-muted")], md=8),
+            dbc.Col(html.Div([html.Span("Last 30 days: ", className="text-muted small me-2"),
+                              *buttons], className="text-md-end pt-2") if buttons else None,
+                    md=4),
+        ]),
+        dcc.Loading(html.Div(id="export-status", className="small mb-2")),
         dcc.Interval(id="overview-refresh", interval=REFRESH_MS),
         dcc.Loading(html.Div(overview_content(), id="overview-body")),
     ]

@@ -23,6 +23,7 @@ from dash import (
 )
 from pydantic import ValidationError
 
+from trailseal.errors import TrailsealError
 from trailseal.types import CATEGORIES, RISK_LEVELS, Viewer
 
 from . import data
@@ -33,7 +34,7 @@ COLOURS = {"info": "#95a5a6", "low": "#3498db", "medium": "#f39c12", "high": "#e
 FILTERS = ("start", "end", "event_type", "actor", "entity_type", "entity_id", "severity",
            "category", "risk_level", "tag")
 MULTI = ("event_type", "severity", "tag")
-PAGE = 300
+PAGE = 100  # events per page of the timeline (graph and table); older pages by cursor
 
 
 def parse_filters(query: str) -> dict:
@@ -53,7 +54,13 @@ def _link(**filters) -> str:
 
 def timeline(viewer: Viewer):
     f = parse_filters(viewer.query)
-    selected = parse_qs((viewer.query or "").lstrip("?")).get("event")
+    raw = parse_qs((viewer.query or "").lstrip("?"))
+    selected = raw.get("event")
+    cursor = (raw.get("cursor") or [None])[0]
+    try:
+        page_no = max(1, int((raw.get("page") or ["1"])[0])) if cursor else 1
+    except ValueError:
+        page_no = 1
     stats = data.stats()
     types = [r["name"] for r in stats["top_event_types"] if r["name"]]
     actors = [r["name"] for r in stats["top_actors"] if r["name"]]
@@ -89,22 +96,25 @@ def timeline(viewer: Viewer):
                 dbc.Button("Apply", id="f-apply", color="primary", className="me-2"),
                 dbc.Button("Reset", id="f-reset", color="secondary", outline=True,
                            href="/dash/timeline", external_link=True, className="me-3"),
-                *export_buttons(viewer)])], md=4),
+                *export_buttons(viewer, f)])], md=4),
         ], className="g-2")), className="mb-3 shadow-sm"),
         dcc.Loading(html.Div(id="export-status", className="small mb-2")),
         html.Div(_detail(selected[0]) if selected else None, id="event-detail",
                  className="mb-3"),
-        dcc.Loading(html.Div(_results(f), id="timeline-results")),
+        dcc.Loading(html.Div(_results(f, cursor, page_no), id="timeline-results")),
     ]
 
 
-def _results(f: dict):
+def _results(f: dict, cursor: str | None = None, page_no: int = 1):
     try:
-        page = data.events_page(f, limit=PAGE)
+        page = data.events_page(f, limit=PAGE, cursor=cursor)
     except ValidationError as exc:
         first = exc.errors()[0]
         return dbc.Alert(f"Filter {'.'.join(str(x) for x in first['loc'])}: {first['msg']}",
                          color="warning")
+    except TrailsealError as exc:  # a cursor that is not this view's: say so, start over
+        return dbc.Alert([f"{exc.message} ", dcc.Link("Back to the newest events",
+                                                     href=_link(**f))], color="warning")
     events = page["events"]
     if not events:
         return dbc.Alert("No events match these filters. Widen the dates or reset the "
@@ -125,8 +135,16 @@ def _results(f: dict):
     fig.update_layout(height=max(320, 60 + 22 * len({e["event_type"] for e in events})),
                       margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white",
                       legend=dict(orientation="h", y=1.08), clickmode="event")
-    more = (f"Showing the newest {len(events)} events; narrow the filters to see older ones."
-             if page.get("next_cursor") else f"{len(events)} events.")
+    first = (page_no - 1) * PAGE + 1
+    more = (f"{len(events)} events shown ({first:,}–{first + len(events) - 1:,}), newest first"
+            + ("; older ones on the next pages." if page.get("next_cursor") else "."))
+    pager = html.Div([
+        dcc.Link("« Newest", href=_link(**f), id="page-newest",
+                 className="btn btn-outline-secondary btn-sm me-2") if cursor else None,
+        dcc.Link("Older »", href=_link(**f, cursor=page["next_cursor"], page=page_no + 1),
+                 id="page-older", className="btn btn-outline-secondary btn-sm")
+        if page.get("next_cursor") else None,
+    ], className="mt-2")
     table = dbc.Table([html.Thead(html.Tr([html.Th(h) for h in (
         "When", "Event", "Actor", "Entity", "Severity", "Category", "Risk", "Score")])),
         html.Tbody([html.Tr([
@@ -137,14 +155,14 @@ def _results(f: dict):
             html.Td(dbc.Badge(e["severity"], color="light", text_color="dark")),
             html.Td((e.get("insights") or {}).get("category") or "—"),
             html.Td((e.get("insights") or {}).get("risk_level") or "—"),
-            html.Td(_score(e))]) for e in events[:100]])],
+            html.Td(_score(e))]) for e in events])],
         size="sm", hover=True, responsive=True, className="small")
     return [dbc.Card(dbc.CardBody([html.Div(more, className="text-muted small mb-2",
                                             id="timeline-count"),
                                    dcc.Graph(id="timeline-graph", figure=fig,
                                              config={"displayModeBar": False})]),
                      className="mb-3 shadow-sm"),
-            dbc.Card(dbc.CardBody(table), className="shadow-sm")]
+            dbc.Card(dbc.CardBody([table, pager]), className="shadow-sm")]
 
 
 def _flagged(e) -> bool:
@@ -241,34 +259,29 @@ def _open(click, search):
     return "?" + urlencode(raw, doseq=True)
 
 
-def export_buttons(viewer: Viewer) -> list:
-    """CSV and PDF of the events the address's filters select, through the export API (so
-    the export is permission-checked and recorded like any other); none without
-    ``audit:export``."""
+def export_buttons(viewer: Viewer, filters: dict) -> list:
+    """CSV and PDF of the events ``filters`` select (the events API's filters), through the
+    export API (so the export is permission-checked and recorded like any other); none
+    without ``audit:export``. A page shows them once."""
     if not viewer.can("audit:export"):
         return []
-    return [dbc.Button("Export CSV", id="export-csv", color="success", outline=True,
+    return [dcc.Store(id="export-filters", data=filters),
+            dbc.Button("Export CSV", id="export-csv", color="success", outline=True,
                        className="me-2"),
             dbc.Button("Export PDF", id="export-pdf", color="success", outline=True)]
 
 
-# Runs in the browser: POST the filters in the address to the export API with the session,
-# then save the file it answers (or say what happened).
+# Runs in the browser: POST the page's filters to the export API with the session, then
+# save the file it answers (or say what happened).
 clientside_callback(
     """
-    async function(csv, pdf, search) {
+    async function(csv, pdf, body) {
         if (!csv && !pdf) { return window.dash_clientside.no_update; }
         const ctx = window.dash_clientside.callback_context;
         const fmt = ctx.triggered[0].prop_id.startsWith('export-pdf') ? 'pdf' : 'csv';
-        const params = new URLSearchParams(search || '');
-        const body = {};
-        for (const k of ['start', 'end', 'actor', 'entity_type', 'entity_id', 'category',
-                         'risk_level']) { if (params.get(k)) { body[k] = params.get(k); } }
-        for (const k of ['event_type', 'severity', 'tag']) {
-            const v = params.getAll(k); if (v.length) { body[k] = v; } }
         const r = await fetch('/api/v1/export/' + fmt, {method: 'POST',
             credentials: 'same-origin', headers: {'Content-Type': 'application/json'},
-            body: JSON.stringify(body)});
+            body: JSON.stringify(body || {})});
         if (r.status === 202) {
             const job = await r.json();
             return 'A worker is writing the ' + fmt.toUpperCase() + ' (' + job.event_count +
@@ -289,7 +302,8 @@ clientside_callback(
     }
     """,
     Output("export-status", "children"), Input("export-csv", "n_clicks"),
-    Input("export-pdf", "n_clicks"), State("url", "search"), prevent_initial_call=True)
+    Input("export-pdf", "n_clicks"), State("export-filters", "data"),
+    prevent_initial_call=True)
 
 
 EXAMPLES = ["Who deleted invoices?", "Which roles were granted?", "Exports of customer data",

@@ -40,7 +40,8 @@ def test_overview_and_anomalies(server_url, browser, trailseal_client,
         make_event(occurred_at=ts(hours / 24), severity=severity,
                    actor={"id": actor, "type": "user"})
         for hours, severity, actor in [(1, "low", "ana"), (2, "critical", "ana"),
-                                       (30, "medium", "ben"), (200, "high", "ana")]])
+                                       (30, "medium", "ben"), (200, "high", "ana"),
+                                       (40 * 24, "low", "old")]])
     record_alert(svc, tenant.id, kind="anomaly", severity="critical",
                  title="Anomalous invoice.deleted by ana",
                  details={"anomaly_score": 0.91, "model_version": "if-test",
@@ -61,6 +62,12 @@ def test_overview_and_anomalies(server_url, browser, trailseal_client,
     assert page.inner_text("#tenant-name").strip()
     shots = _shots(tmp_path)
     page.screenshot(path=str(shots / "dash-overview.png"), full_page=True)
+    # the overview exports its own period, the last 30 days, through the export API
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    rows = [r for r in Path(download.value.path()).read_text().splitlines() if r.strip()]
+    assert len(rows) == 5 and not any(",old," in r for r in rows)  # header + 4 events
+    page.wait_for_selector("text=Downloaded")
     page.click("#nav-anomalies")
     page.wait_for_selector(".anomaly-card")
     card = page.inner_text(".anomaly-card")
@@ -89,7 +96,7 @@ def test_overview_and_anomalies(server_url, browser, trailseal_client,
     page.click("#verify-button")
     page.wait_for_selector("#verify-status")
     assert "Intact" in page.inner_text("#verify-status")
-    assert "4 events checked" in page.inner_text("#verify-status")
+    assert "5 events checked" in page.inner_text("#verify-status")
     page.screenshot(path=str(shots / "dash-integrity.png"), full_page=True)
     page.close()
 
@@ -156,6 +163,36 @@ def test_timeline_filters_drill_down_and_search(server_url, browser, trailseal_c
     links = page.eval_on_selector_all(".source-link", "els => els.map(e => e.href)")
     assert links and all(any(i in link for i in ids) for link in links)
     page.screenshot(path=str(_shots(tmp_path) / "dash-search.png"), full_page=True)
+    page.close()
+
+
+def test_timeline_pages_through_older_events(server_url, browser, trailseal_client,
+                                             trailseal_services, tmp_path):
+    t = make_tenant(trailseal_services)
+    email = f"pager-{t.slug}@example.com"
+    create_user(trailseal_services, t.id, email, "correct horse battery", "analyst")
+    ingest(trailseal_client, t, [make_event(occurred_at=ts(minutes / 1440), severity="low",
+                                            action_details={"n": minutes})
+                                 for minutes in range(130)])
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    _sign_in(page, server_url, email, "correct horse battery", "/dash/timeline?severity=low")
+    page.wait_for_selector("#timeline-count")
+    assert "100 events shown (1–100)" in page.inner_text("#timeline-count")
+    assert page.locator("#page-newest").count() == 0
+    page.click("#page-older")
+    page.wait_for_url(re.compile(r".*cursor=.*page=2"))
+    page.wait_for_function("document.querySelector('#timeline-count') && document"
+                           ".querySelector('#timeline-count').innerText.includes('101')")
+    assert "30 events shown (101–130)" in page.inner_text("#timeline-count")
+    assert "severity=low" in page.url  # the filters stay with the page
+    assert page.locator("#page-older").count() == 0
+    page.screenshot(path=str(_shots(tmp_path) / "dash-timeline-page2.png"), full_page=True)
+    page.click("#page-newest")
+    page.wait_for_function("document.querySelector('#timeline-count') && document"
+                           ".querySelector('#timeline-count').innerText.includes('(1–100)')")
+    # a cursor that belongs to other filters is explained, not a traceback
+    page.goto(page.url + "&cursor=bogus&page=3")
+    page.wait_for_selector("text=Back to the newest events")
     page.close()
 
 
