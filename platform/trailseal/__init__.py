@@ -33,7 +33,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     from .api.openapi import bp as openapi_bp
     from .api.requests import reject_control_characters
     from .api.v1 import bp as api_bp
-    from .auth import login_manager, rate_limit_headers
+    from .auth import count_api_usage, login_manager, rate_limit_headers
     from .core import Trailseal
     from .infra.proxies import trust_proxies
     from .types import DashboardPage
@@ -69,6 +69,7 @@ def create_app(config: dict[str, Any] | None = None, *, services=None):
     login_manager.init_app(app)
     app.before_request(reject_control_characters)
     app.after_request(rate_limit_headers)
+    app.after_request(count_api_usage)
     register_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(openapi_bp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -628,3 +628,60 @@ class TagRulesOut(BaseModel):
     custom: list[dict[str, Any]] = Field(description="This tenant's own rules.")
     updated_by: str | None
     updated_at: str | None
+
+
+# --- usage ---------------------------------------------------------------------------
+
+
+def _day(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_day)]
+
+
+class UsageQuery(BaseModel):
+    """Period of `GET /api/v1/usage` (query string): UTC days, both included."""
+
+    model_config = ConfigDict(extra="forbid")
+    first_day: Day | None = Field(default=None, description="YYYY-MM-DD (default: the first "
+                                                             "of last_day's month).")
+    last_day: Day | None = Field(default=None, description="YYYY-MM-DD (default: today, "
+                                                            "UTC).")
+
+
+class StorageOut(BaseModel):
+    events_stored: int
+    bytes_events: int = Field(description="The event records (canonical JSON with the "
+                                          "encrypted fields' ciphertext).")
+    bytes_insights: int
+    bytes_embeddings: int
+    bytes_search: int = Field(description="The full-text index of the decrypted text.")
+    bytes_total: int
+    snapshot_at: str
+
+
+class UsageDay(BaseModel):
+    day: str
+    api_calls: int
+    job_seconds: float
+    storage: StorageOut | None = Field(description="The day's latest storage snapshot.")
+
+
+class UsageTotals(BaseModel):
+    api_calls: int
+    job_seconds: float
+
+
+class UsageOut(BaseModel):
+    """A tenant's usage over a period."""
+
+    tenant_id: str
+    start: str
+    end: str
+    days: list[UsageDay]
+    totals: UsageTotals
+    events_in_chain: int = Field(description="Events in the chain now.")
+    storage: StorageOut = Field(description="The latest storage snapshot.")

@@ -76,6 +76,15 @@ QUERY_CASES = [
     Case("severity: unknown", "?severity=apocalyptic", needs="severity", expect=(422,)),
     Case("event_type: 10 kB", "?event_type=" + "a" * 10_000, needs="event_type",
          expect=(422,)),
+    Case("first_day: Unix time", "?first_day=1700000000", needs="first_day", expect=(422,)),
+    Case("first_day: a time", "?first_day=2026-01-01T00:00:00Z", needs="first_day",
+         expect=(422,)),
+    Case("first_day: 31 February", "?first_day=2026-02-31", needs="first_day", expect=(422,)),
+    Case("first_day after last_day", "?first_day=2026-02-01&last_day=2026-01-01",
+         needs="first_day", expect=(422,)),
+    Case("last_day: two years on", "?first_day=2024-01-01&last_day=2026-01-01",
+         needs="last_day", expect=(422,)),
+    Case("last_day: year 1", "?last_day=0001-01-01", needs="last_day", expect=(200,)),
 ]
 
 # Bodies for the endpoints that take one: (name, content type, raw body, expected statuses).
@@ -168,7 +177,7 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/events/<event_id>/insights", "/api/v1/rules/tags",
              "/api/v1/search", "/api/v1/export/<format_name>",
              "/api/v1/subjects/<subject_id>/export", "/api/v1/export/jobs/<job_id>",
-             "/api/v1/export/jobs/<job_id>/file", "/api/v1/openapi.json"}
+             "/api/v1/export/jobs/<job_id>/file", "/api/v1/usage", "/api/v1/openapi.json"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 

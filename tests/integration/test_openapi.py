@@ -158,6 +158,8 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
                     "field": "hour", "op": "lt", "value": 6}}]}, headers=tenant.headers), None),
             ("get", "/api/v1/models"): (trailseal_client.get("/api/v1/models",
                                                              headers=tenant.headers), None),
+            ("get", "/api/v1/usage"): (trailseal_client.get(
+                "/api/v1/usage?first_day=2026-11-01", headers=tenant.headers), None),
             ("get", "/api/v1/bias-metrics"): (trailseal_client.get(
                 "/api/v1/bias-metrics", headers=tenant.headers), None),
             ("post", "/api/v1/search"): (trailseal_client.post(

@@ -43,6 +43,8 @@ from ..schemas import (
     TagRulesOut,
     ThresholdIn,
     ThresholdOut,
+    UsageOut,
+    UsageQuery,
 )
 from ..version import __version__
 
@@ -52,7 +54,7 @@ MODELS: list[type[BaseModel]] = [
     AlertOut, AlertPage, AlertStatusIn, AccessLogPage, DashboardStats, Health,
     AnomalyPage, FeedbackIn, FeedbackResult, ThresholdIn, ThresholdOut, ModelList,
     BiasMetricList, CorrectionIn, CorrectedInsights, TagRulesIn, TagRulesOut, SearchIn,
-    SearchOut, ExportFilters, SubjectExport, ExportJob,
+    SearchOut, ExportFilters, SubjectExport, ExportJob, UsageOut,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -316,6 +318,13 @@ def build_spec(app) -> dict[str, Any]:
                        "audit:admin", _ok("The threshold", "ThresholdOut"), body="ThresholdIn",
                        description="API keys only."),
         },
+        "/api/v1/usage": {
+            "get": _op("The tenant's usage per day", "getUsage", "usage", "audit:admin",
+                       _ok("API calls, job compute seconds and storage", "UsageOut"),
+                       parameters=_query_parameters(UsageQuery),
+                       description="UTC days, both included; at most 366. Storage is the "
+                                   "latest hourly snapshot (taken now when there is none)."),
+        },
         "/api/v1/models": {
             "get": _op("Model versions, newest first (no artifacts)", "listModels", "anomalies",
                        "audit:read", _ok("The models", "ModelList"),
@@ -430,6 +439,7 @@ def build_spec(app) -> dict[str, Any]:
                                                "person's events (JSON)"},
             {"name": "access", "description": "Who read the trail"},
             {"name": "statistics", "description": "Dashboard figures"},
+            {"name": "usage", "description": "API calls, compute and storage per tenant"},
             {"name": "meta", "description": "Health, metrics, this document, 405s"},
         ],
         "paths": paths,

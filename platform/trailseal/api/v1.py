@@ -37,6 +37,7 @@ from ..schemas import (
     TagRulesIn,
     ThresholdIn,
     Timestamp,
+    UsageQuery,
 )
 from ..services.access import read_access_log
 from ..services.alerts import read_alerts_page, set_alert_status
@@ -64,6 +65,7 @@ from ..services.ingest import append_events, request_fingerprint, validate_event
 from ..services.integrity import verify_chain, verify_chain_recorded
 from ..services.search import search_events
 from ..services.stats import read_dashboard_stats
+from ..services.usage import read_usage
 from .requests import (
     access_record,
     body_access_record,
@@ -322,6 +324,16 @@ def bias_metrics_index():
     q = parse_query(BiasMetricQuery)
     return jsonify(read_bias_metrics(current_services(), g.principal, access_record(),
                                      dimension=q.dimension, limit=q.limit))
+
+
+@bp.get("/usage")
+@endpoint("audit:admin", *UsageQuery.model_fields)
+def usage_show():
+    """The tenant's usage per UTC day: API calls, job compute seconds, and the latest
+    storage snapshot (events and bytes stored)."""
+    q = parse_query(UsageQuery)
+    return jsonify(read_usage(current_services(), g.principal, access_record(),
+                              start=q.first_day, end=q.last_day))
 
 
 @bp.post("/export/<format_name>")

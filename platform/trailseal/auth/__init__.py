@@ -86,6 +86,16 @@ def rate_limit_headers(response):
     return response
 
 
+def count_api_usage(response):
+    """Count each authenticated API call in its tenant's usage (``services.usage``)."""
+    principal = g.get("principal")
+    if principal is not None and request.path.startswith("/api/"):
+        from ..services.usage import count_api_call
+
+        count_api_call(current_services(), principal.tenant_id)
+    return response
+
+
 def enforce_rate_limit(svc, principal: Principal) -> None:
     """Fixed-window limit per API key; 429 with Retry-After past it."""
     limit, window = parse_rate_limit(str(svc.config["RATE_LIMIT"]))

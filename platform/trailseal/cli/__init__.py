@@ -15,7 +15,7 @@ import signal
 
 import click
 
-from .admin import apikey, keys, migrate, tenant, user
+from .admin import apikey, keys, migrate, tenant, usage, user
 from .helpers import TrailsealGroup, make_app
 from .ledger import import_events, verify
 from .plugins import add_plugin_commands, plugins
@@ -46,7 +46,7 @@ def cli(verbose: bool) -> None:
 
 
 for _command in (migrate, tenant, user, apikey, keys, verify, import_events, plugins, serve,
-                 worker, scheduler, train):
+                 worker, scheduler, train, usage):
     cli.add_command(_command)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 
 from .helpers import make_services, resolve_tenant_option
 
-__all__ = ["apikey", "keys", "migrate", "tenant", "user"]
+__all__ = ["apikey", "keys", "migrate", "tenant", "usage", "user"]
 
 
 @click.command()
@@ -174,3 +176,34 @@ def keys_rotate(tenant_ref: str | None) -> None:
     for tid in targets:
         key_id = rotate_data_key(svc, tid)
         click.echo(f"tenant {tid}: new data key {key_id}")
+
+
+@click.command()
+@click.option("--month", help="A calendar month, YYYY-MM (default: this month so far).")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="First day, YYYY-MM-DD.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Last day, YYYY-MM-DD.")
+@click.option("--snapshot", is_flag=True,
+              help="Measure every tenant's storage now first (otherwise the last hourly "
+                   "snapshot of the period counts).")
+def usage(month: str | None, start, end, snapshot: bool) -> None:
+    """Billing export: one CSV line per tenant with its API calls, job compute seconds,
+    events stored and bytes stored over the period."""
+    from ..errors import TrailsealError
+    from ..services.usage import billing_csv, month_bounds, snapshot_storage
+
+    svc = make_services()
+    try:
+        if month:
+            if start or end:
+                raise click.UsageError("give --month or --start/--end, not both")
+            first, last = month_bounds(month)
+        else:
+            today = datetime.now(UTC).date()
+            last = end.date() if end else today
+            first = start.date() if start else last.replace(day=1)
+        if snapshot:
+            for tenant_id in svc.tenant_ids():
+                snapshot_storage(svc, tenant_id)
+        click.echo(billing_csv(svc, first, last), nl=False)
+    except TrailsealError as exc:
+        raise click.ClickException(exc.message) from None

@@ -11,6 +11,7 @@ from rq.executions import Execution
 from rq.job import Job
 
 from ..core import QUEUE_NAMES
+from ..services.usage import JobTimer
 from .recovery import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, requeue_abandoned_jobs, sweep_once
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ class AppWorker(SimpleWorker):
             # RQ just gave the job a deadline of its whole timeout: shorten it now, so a
             # death in the next seconds is noticed as soon as any other.
             self._beat_for(job, execution)
-            with self.flask_app.app_context():
+            with self.flask_app.app_context(), JobTimer(
+                    self.flask_app.extensions["trailseal"], job.args, job.kwargs):
                 return super().perform_job(job, queue, execution)
         finally:
             self._running = None
