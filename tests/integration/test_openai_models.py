@@ -163,14 +163,17 @@ def test_a_malformed_embedding_reply_raises_a_clear_error(
         _embed(trailseal_app, trailseal_services, ["one", "two"])
 
 
-@pytest.mark.parametrize("status", [500, 429])
+@pytest.mark.parametrize("status, attempts", [(500, 3), (503, 3), (429, 3), (401, 1)])
 def test_server_errors_are_retried_a_bounded_number_of_times(
-        trailseal_app, trailseal_services, openai_server, status):
+        trailseal_app, trailseal_services, openai_server, status, attempts):
     openai_server.configure(OPENAI_EMBED_MODEL="m", OPENAI_MAX_RETRIES=2)
     openai_server.fail_first, openai_server.fail_status = 10**6, status
     with pytest.raises(OpenAIEmbedError, match=f"HTTP {status}"):
         _embed(trailseal_app, trailseal_services, ["x"])
-    assert len(openai_server.requests) == 3  # the request and two retries, then it gives up
+    # 429 and 5xx: the request and two retries, then it gives up; a refusal (401): once
+    assert len(openai_server.requests) == attempts
+    if attempts == 1:
+        return
     # one failure within the retry budget is absorbed
     openai_server.requests.clear()
     openai_server.fail_first = 1
@@ -441,3 +444,19 @@ def test_quoted_data_is_bounded_and_cannot_close_its_block(trailseal_app, trails
             kind="answer", context={"question": "q", "events": events},
             tenant_id="t") == compose_answer("q", events)
     assert "gpt-4o-mini" in caplog.text and KEY not in caplog.text
+
+
+def test_a_hanging_server_slows_a_search_but_never_fails_it(trailseal_client, tenant, trail,
+                                                            openai_server):
+    openai_server.configure(OPENAI_EMBED_MODEL="text-embedding-3-small",
+                            OPENAI_CHAT_MODEL="gpt-4o-mini", OPENAI_TIMEOUT=0.3)
+    openai_server.delay = 1.0
+    body = _search(trailseal_client, tenant, query="DeleteBucket acme-finance-reports",
+                   limit=3, answer=True)
+    # ranked by full text alone, answered by the local narrator
+    assert body["results"][0]["event_type"] == "s3.DeleteBucket"
+    local = ground_answer(compose_answer("DeleteBucket acme-finance-reports", body["results"]),
+                          {r["id"]: r for r in body["results"]})
+    assert (body["answer"], body["sources"]) == local
+    assert [r.path for r in openai_server.requests] == ["/v1/embeddings",
+                                                        "/v1/chat/completions"]
