@@ -13,10 +13,11 @@ Event contents are untrusted (anyone who can write an event chooses them), so:
 - the context (question, events with their ids, anything else the caller passes) goes in
   the user message as one JSON document between ``<data>`` and ``</data>``, with ``<`` and
   ``>`` escaped inside it so no value can close the block; strings are cut at
-  ``QUOTE_MAX`` characters and at most ``OPENAI_NARRATE_EVENTS`` events are sent;
+  ``QUOTE_MAX`` characters and at most ``OPENAI_NARRATE_EVENTS`` events of each list of
+  events are sent;
 - no tools are offered, temperature is 0 and the reply is bounded by ``OPENAI_MAX_TOKENS``;
 - a reply that cites none of the events it was given is not used (None: the next narrator
-  answers). Removing citations of events that were not given is the core's grounding
+  answers), and a context without events is left to the next narrator. Removing citations of events that were not given is the core's grounding
   (``trailseal.services.search.ground_answer``), applied to every narrator's text.
 
 Failures (HTTP errors after ``OPENAI_MAX_RETRIES`` retries, timeouts, replies that are not
@@ -91,23 +92,37 @@ def _bounded(value: Any, depth: int = 0) -> Any:
     return _bounded(str(value), depth)
 
 
+def _is_event(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value.get("id")) and "event_type" in value
+
+
+def sent_context(context: dict[str, Any], max_events: int) -> dict[str, Any]:
+    """The context as it is sent: every top-level list of events (``events``, or any other
+    key a kind uses, such as related events) cut to its first ``max_events``."""
+    sent = {}
+    for key, value in context.items():
+        if isinstance(value, list | tuple) and any(_is_event(v) for v in value):
+            value = list(value)[:min(max_events, LIST_MAX)]
+        sent[str(key)] = value
+    return sent
+
+
 def context_events(context: dict[str, Any], max_events: int) -> list[dict[str, Any]]:
-    """The events of a context that are sent: the first ``max_events`` of ``events``, and
-    ``event`` when one is explained."""
-    events = context.get("events")
-    found = [e for e in (events if isinstance(events, list) else [])[:max_events]
-             if isinstance(e, dict) and e.get("id")]
-    single = context.get("event")
-    if isinstance(single, dict) and single.get("id"):
-        found.append(single)
+    """The events a narrator is given and may cite: the top-level values of the context
+    that are events (``event`` when one is explained) or lists of events (``events``...),
+    as far as they are sent."""
+    found = []
+    for value in sent_context(context, max_events).values():
+        for item in value if isinstance(value, list) else [value]:
+            if _is_event(item):
+                found.append(item)
     return found
 
 
 def user_message(kind: str, context: dict[str, Any], max_events: int) -> str:
     """The context as quoted data: one JSON document inside ``<data>``."""
-    data = {"kind": kind, **{str(k): v for k, v in context.items() if k != "kind"}}
-    if isinstance(data.get("events"), list):
-        data["events"] = data["events"][:max_events]
+    data = {"kind": kind, **{k: v for k, v in sent_context(context, max_events).items()
+                             if k != "kind"}}
     document = json.dumps(_bounded(data), ensure_ascii=False, default=str, indent=1)
     # Inside the block no value can close it or open another: < and > are JSON escapes.
     document = document.replace("<", "\\u003c").replace(">", "\\u003e")

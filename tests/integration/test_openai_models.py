@@ -460,3 +460,22 @@ def test_a_hanging_server_slows_a_search_but_never_fails_it(trailseal_client, te
     assert (body["answer"], body["sources"]) == local
     assert [r.path for r in openai_server.requests] == ["/v1/embeddings",
                                                         "/v1/chat/completions"]
+
+
+def test_events_under_any_key_of_the_context_are_quoted_and_citable(
+        trailseal_app, trailseal_services, openai_server):
+    openai_server.configure(OPENAI_CHAT_MODEL="gpt-4o-mini", OPENAI_NARRATE_EVENTS=2)
+    event = {**make_event(), "id": str(uuid.uuid4()), "seq": 9}
+    related = [{**make_event(event_type=f"invoice.step{n}"), "id": str(uuid.uuid4()),
+                "seq": n} for n in range(4)]
+    openai_server.fake.chat = lambda chat: "\n".join(
+        f"Related step [{e['id']}]" for e in data_of(chat)["related"])
+    with trailseal_app.app_context():
+        text = trailseal_services.pm.hook.narrate(
+            kind="explanation", context={"event": event, "related": related,
+                                         "statistics": {"actor_events_7d": 12}},
+            tenant_id="t")
+    data = data_of(openai_server.requests[-1].json())
+    assert data["event"]["id"] == event["id"] and data["statistics"] == {"actor_events_7d": 12}
+    assert [e["id"] for e in data["related"]] == [e["id"] for e in related[:2]]
+    assert text == "\n".join(f"Related step [{e['id']}]" for e in related[:2])
