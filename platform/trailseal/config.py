@@ -67,6 +67,23 @@ DEFAULTS: dict[str, Any] = {
     # "starttls", "ssl" (implicit TLS) or "none".
     "SMTP_SECURITY": "starttls",
     "SMTP_TIMEOUT": 10.0,
+    # OpenAI-compatible models (plugins embed_openai, narrate_openai). Unset models: the
+    # local embedder and narrator answer and nothing leaves the machine. Empty base URL:
+    # OpenAI's own API.
+    "OPENAI_BASE_URL": "",
+    "OPENAI_API_KEY": "",
+    "OPENAI_EMBED_MODEL": "",
+    # Vector size asked of the embeddings API (0: the model's own size, not sent).
+    "OPENAI_EMBED_DIMENSIONS": 0,
+    # Texts per embeddings request (at most 2048).
+    "OPENAI_EMBED_BATCH": 256,
+    "OPENAI_CHAT_MODEL": "",
+    # Seconds per request, and retries of 429/5xx/connection errors (with back-off).
+    "OPENAI_TIMEOUT": 10.0,
+    "OPENAI_MAX_RETRIES": 2,
+    # Longest narrated reply (tokens) and most events quoted to the chat model.
+    "OPENAI_MAX_TOKENS": 800,
+    "OPENAI_NARRATE_EVENTS": 20,
 }
 
 

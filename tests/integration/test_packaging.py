@@ -79,6 +79,8 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal_plugins/embed_local/__init__.py",
                  "trailseal_plugins/embed_local/tokenizer.json.gz",
                  "trailseal_plugins/narrate_local.py",
+                 "trailseal_plugins/embed_openai.py", "trailseal_plugins/narrate_openai.py",
+                 "trailseal_plugins/openai_client.py",
                  "trailseal_plugins/anomaly/__init__.py", "trailseal_plugins/anomaly/forest.py",
                  "trailseal_plugins/anomaly/baseline_features.csv.gz",
                  "trailseal_plugins/demo/__init__.py", "trailseal_plugins/demo/command.py",

@@ -127,6 +127,20 @@ class Verdicts:
             "review_required": review, "features": f.features})
 
 
+def _embed_or_none(pm, events: list, model: str | None, tenant_id: str) -> dict | None:
+    """The ``embed_texts`` answer for ``events``, or None when the embedder failed (a model
+    server down or timing out): the events are then stored without embeddings, and the
+    backlog job embeds them on a later run, so an embedder outage never holds back
+    classification, detection or the full-text index."""
+    try:
+        return pm.hook.embed_texts(texts=[e.text() for e in events], model=model,
+                                   tenant_id=tenant_id)
+    except Exception:
+        log.warning("embed_texts failed for %d events of tenant %s; the search backlog will "
+                    "embed them", len(events), tenant_id, exc_info=True)
+        return None
+
+
 def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
     """Enrich events ``first_seq..last_seq`` of a tenant; return how many were written."""
     svc = current_services()
@@ -145,8 +159,7 @@ def enrich_events(tenant_id: str, first_seq: int, last_seq: int) -> int:
                              "register_detectors"):
         for f in detector.score(events) or []:
             verdicts.add_finding(detector.name, f)
-    embedded = pm.hook.embed_texts(texts=[e.text() for e in events], model=None,
-                                   tenant_id=tenant_id)
+    embedded = _embed_or_none(pm, events, None, tenant_id)
     raised = store_insights(svc, tid, events, verdicts.insights, embedded,
                             predictions=verdicts.predictions, leading=verdicts.leading)
     for alert in raised:
@@ -192,7 +205,12 @@ def index_backlog(tenant_id: str, limit: int = BACKLOG_PER_RUN) -> int:
     Idempotent: each batch is found missing, embedded and stored in one pass."""
     svc = current_services()
     tid = uuid.UUID(str(tenant_id))
-    model = current_embedding_model(svc.pm, str(tid))
+    try:
+        model = current_embedding_model(svc.pm, str(tid))
+    except Exception:  # the embedder is failing: index full text now, embed on a later run
+        log.warning("embed_texts failed; the search backlog indexes full text only this run",
+                    exc_info=True)
+        model = None
     done = 0
     after = 0
     while done < limit:
@@ -205,13 +223,15 @@ def index_backlog(tenant_id: str, limit: int = BACKLOG_PER_RUN) -> int:
                   for e in load_events(svc, tid, first, last)]
         embedded = None
         if model is not None:
-            embedded = svc.pm.hook.embed_texts(texts=[e.text() for e in events], model=model,
-                                               tenant_id=str(tid))
+            embedded = _embed_or_none(svc.pm, events, model, str(tid))
         with svc.db.transaction(tid) as conn:
             store_search_text(conn, tid, events)
             store_embeddings(conn, tid, events, embedded)
         done += len(events)
         after = seqs[-1]
+        if model is not None and embedded is None:
+            # Stopped at the first failure: the rest waits for the next run, unembedded.
+            break
     return done
 
 
