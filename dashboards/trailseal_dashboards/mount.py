@@ -5,6 +5,7 @@ the installed package (nothing is fetched from the internet)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from importlib import resources
 from urllib.parse import quote
@@ -46,6 +47,13 @@ def _guard():
     if not (path.startswith(PREFIX) or path == PREFIX.rstrip("/")):
         return None
     if current_user.is_authenticated:
+        from trailseal.auth import refuse_cross_site
+        from trailseal.errors import Forbidden
+
+        try:
+            refuse_cross_site()
+        except Forbidden as exc:
+            return Response(json.dumps(exc.to_dict()), 403, mimetype="application/json")
         return None
     if path.startswith(PREFIX + "_dash") or request.method != "GET":
         return Response('{"error": "sign in first"}', 401, mimetype="application/json")

@@ -87,6 +87,39 @@ def test_web_login_session_reads_api(trailseal_app, trailseal_services, tenant):
     assert client.post("/api/v1/events", json=make_event()).status_code == 401
 
 
+def test_session_requests_from_another_site_are_refused(trailseal_app, trailseal_services,
+                                                        tenant):
+    email = f"x-{tenant.slug}@example.com"
+    create_user(trailseal_services, tenant.id, email, "correct horse battery", "analyst")
+    client = trailseal_app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert client.post("/login", data={"email": email, "password": "correct horse battery",
+                                       "csrf_token": token}).status_code == 302
+    here = "http://localhost"
+    cases = [  # (headers, expected status of a session export)
+        ({"Origin": here}, 200), ({"Referer": here + "/dash/timeline"}, 200), ({}, 200),
+        ({"Origin": "https://evil.example"}, 403), ({"Origin": "null"}, 403),
+        ({"Origin": here + ".evil.example"}, 403), ({"Origin": "http://localhost:8080"}, 403),
+        ({"Referer": "https://evil.example/localhost"}, 403),
+    ]
+    route = {"output": "page.children", "outputs": {"id": "page", "property": "children"},
+             "inputs": [{"id": "url", "property": "pathname", "value": "/dash/overview"},
+                        {"id": "url", "property": "search", "value": ""}],
+             "changedPropIds": ["url.pathname"], "state": []}
+    for headers, status in cases:
+        resp = client.post("/api/v1/export/csv", json={}, headers=headers)
+        body = resp.get_data(as_text=True)
+        assert resp.status_code == status, (headers, body[:200])
+        if status == 403:
+            assert "cross-site" in resp.get_json()["error"]["message"]
+        dash = client.post("/dash/_dash-update-component", json=route, headers=headers)
+        assert dash.status_code == status, headers
+    # reads are not affected, whatever their origin
+    assert client.get("/api/v1/events", headers={"Origin": "https://evil.example"}
+                      ).status_code == 200
+
+
 def test_login_rejects_missing_csrf(trailseal_app, trailseal_services, tenant):
     email = f"csrf-{tenant.slug}@example.com"
     create_user(trailseal_services, tenant.id, email, "correct horse battery", "viewer")

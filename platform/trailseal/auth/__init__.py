@@ -68,6 +68,7 @@ def current_principal(allow_session: bool) -> Principal:
             raise Unauthorized("API key is not valid or was revoked")
         enforce_rate_limit(svc, principal)
     elif allow_session and current_user.is_authenticated:
+        refuse_cross_site()
         principal = current_user.principal
     if principal is None:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <api key>'")
@@ -84,6 +85,27 @@ def rate_limit_headers(response):
         response.headers["X-RateLimit-Remaining"] = str(remaining)
         response.headers["X-RateLimit-Reset"] = str(reset)
     return response
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def refuse_cross_site() -> None:
+    """403 for a state-changing request sent with the session cookie from another site: its
+    ``Origin`` (or, without one, ``Referer``) names another scheme, host or port than this
+    server. Browsers send ``Origin`` on every cross-origin POST; a request with neither
+    header is not from a browser page and is let through (the session cookie is also
+    ``SameSite=Lax`` and these endpoints take JSON only, which a cross-site form cannot
+    send)."""
+    if request.method in SAFE_METHODS:
+        return
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if not source:
+        return
+    here = request.host_url.rstrip("/")
+    if source == "null" or not (source == here or source.startswith(here + "/")):
+        raise Forbidden("cross-site request refused: a signed-in session is only accepted "
+                        "from this site's own pages", {"origin": source[:200]})
 
 
 def count_api_usage(response):
