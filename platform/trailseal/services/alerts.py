@@ -58,11 +58,19 @@ def insert_alert(
 
 
 def announce_alert(svc, alert: Alert) -> None:
-    """Fire ``anomaly_detected`` for a committed alert; a failing plugin is logged only."""
+    """Fire ``anomaly_detected`` for a committed alert, then queue its deliveries to the
+    tenant's integrations; a failing plugin or queue is logged only (the delivery sweep
+    sends what was stored)."""
+    from .deliveries import queue_alert_deliveries  # deliveries builds on this module
+
     try:
         svc.pm.hook.anomaly_detected(alert=alert)
     except Exception:
         log.exception("anomaly_detected hook failed for alert %s", alert.id)
+    try:
+        queue_alert_deliveries(svc, alert)
+    except Exception:
+        log.exception("could not queue the deliveries of alert %s", alert.id)
 
 
 def record_alert(svc, tenant_id: uuid.UUID, **fields: Any) -> Alert | None:
