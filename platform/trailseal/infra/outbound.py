@@ -98,8 +98,8 @@ def refusal(address: Address) -> str | None:
                        (address.is_multicast, "multicast"),
                        (isinstance(address, ipaddress.IPv4Address) and address in CGNAT,
                         "carrier-grade NAT"),
-                       (address.is_private, "private"),
-                       (address.is_reserved, "reserved")):
+                       (address.is_reserved, "reserved"),
+                       (address.is_private, "private")):
         if test:
             return f"{address} is a {what} address"
     if not address.is_global:
