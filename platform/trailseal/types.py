@@ -118,6 +118,8 @@ CATEGORIES = ("authentication", "access_control", "user_management", "data_acces
               "security", "integration_system")
 #: Risk levels, lowest first.
 RISK_LEVELS = ("low", "medium", "high", "critical")
+#: Alert severities, lowest first (an integration's ``min_severity`` is one of them).
+ALERT_SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from ..errors import NotFound, ValidationFailed
 from ..tables import audit_anomalies as anomalies
 from ..tables import audit_logs
-from ..types import Alert
+from ..types import ALERT_SEVERITIES, Alert
 from .access import AccessRecord, audited_read
 from .chain import format_ts
 from .paging import decode_cursor, encode_cursor, time_part, uuid_part
@@ -82,7 +82,6 @@ def record_alert(svc, tenant_id: uuid.UUID, **fields: Any) -> Alert | None:
     return alert
 
 
-ALERT_SEVERITIES = ("info", "low", "medium", "high", "critical")
 CORE_KINDS = ("chain_broken",)  # raised only by Trailseal itself
 KIND = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 

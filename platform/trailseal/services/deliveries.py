@@ -28,9 +28,8 @@ from ..infra import outbound as http_out
 from ..tables import audit_anomalies as anomalies
 from ..tables import audit_deliveries as deliveries
 from ..tables import audit_integrations as integrations
-from ..types import Alert
+from ..types import ALERT_SEVERITIES, Alert
 from .access import AccessRecord, audited_read
-from .alerts import ALERT_SEVERITIES
 from .chain import format_ts
 from .integrations import load_integration
 from .tenancy import Principal, get_tenant

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
-from urllib.parse import urlsplit
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from sqlalchemy import delete, insert, select
@@ -26,9 +26,8 @@ from ..db import driver_cursor
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..infra.outbound import DestinationRefused, allow_list, check_url
 from ..tables import audit_integrations as integrations
-from ..types import NotificationChannel
+from ..types import ALERT_SEVERITIES, NotificationChannel
 from .access import AccessRecord, audited_read
-from .alerts import ALERT_SEVERITIES
 from .chain import format_ts
 from .crypto import decrypt_field, encrypt_field
 from .tenancy import Principal
