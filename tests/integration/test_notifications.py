@@ -5,6 +5,7 @@ hours, dead letters and redelivery, secrets encrypted at rest, tenancy and permi
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -352,3 +353,30 @@ def test_duplicate_name_is_409(client, tenant, http_receiver):
 @pytest.fixture
 def client(trailseal_client):
     return trailseal_client
+
+
+def test_bias_alerts_raised_by_plugins_are_delivered(client, tenant, http_receiver, run_jobs,
+                                                     trailseal_services):
+    integration = client.post(URL, json=_webhook(http_receiver), headers=tenant.headers)
+    assert integration.headers["Location"] == f"{URL}/{integration.get_json()['id']}"
+    # The way the anomaly plugin raises a bias alert.
+    alert = trailseal_services.raise_alert(
+        tenant.id, kind="bias", severity="medium", title="Flags finance more often",
+        details={"dimension": "department", "group": "finance"}, dedupe_key="bias:x")
+    run_jobs()
+    (req,) = http_receiver.requests
+    assert req.json()["alert"]["id"] == alert.id and req.json()["alert"]["kind"] == "bias"
+
+
+def test_web_sessions_cannot_change_channels(trailseal_app, trailseal_services, http_receiver):
+    admin = make_tenant(trailseal_services)
+    trailseal_services.create_user(admin.id, f"admin@{admin.slug}.test", "correct horse 123", "admin")
+    browser = trailseal_app.test_client()
+    page = browser.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    signed_in = browser.post("/login", data={"email": f"admin@{admin.slug}.test",
+                                             "password": "correct horse 123",
+                                             "csrf_token": token})
+    assert signed_in.status_code == 302
+    assert browser.get(URL).status_code == 200  # reads: sessions are fine
+    assert browser.post(URL, json=_webhook(http_receiver)).status_code == 401
