@@ -380,3 +380,60 @@ def test_web_sessions_cannot_change_channels(trailseal_app, trailseal_services, 
     assert signed_in.status_code == 302
     assert browser.get(URL).status_code == 200  # reads: sessions are fine
     assert browser.post(URL, json=_webhook(http_receiver)).status_code == 401
+
+
+def test_secrets_stay_readable_after_a_data_key_rotation(client, tenant, http_receiver,
+                                                         run_jobs, trailseal_services):
+    from trailseal.services.tenancy import rotate_data_key
+
+    integration = _create(client, tenant, _webhook(http_receiver))
+    rotate_data_key(trailseal_services, tenant.id)
+    trailseal_services.keyring.forget_active_keys()
+    later = _create(client, tenant, _webhook(http_receiver, name="after", path="/after"))
+    with owner_connection(trailseal_services) as owner:
+        keys = dict(owner.execute("SELECT id::text, key_id FROM audit_integrations "
+                                  "WHERE tenant_id = %s", (tenant.id,)).fetchall())
+    assert keys[integration["id"]] != keys[later["id"]]
+    _alert(trailseal_services, tenant)
+    run_jobs()
+    assert sorted(r.path for r in http_receiver.requests) == ["/after", "/hook"]
+
+
+def test_a_third_party_channel_plugs_in(client, tenant, http_receiver, run_jobs,
+                                        register_plugin, trailseal_services):
+    """The docs/plugins.md recipe: two hooks make a channel, with validation, encrypted
+    secrets, SSRF checks and retries from the core."""
+    from trailseal import hookimpl
+    from trailseal.types import NotificationChannel
+
+    schema = {"type": "object", "additionalProperties": False, "required": ["webhook_url"],
+              "properties": {"webhook_url": {"type": "string", "format": "uri",
+                                             "writeOnly": True, "maxLength": 2048}}}
+
+    class Mattermost:
+        @hookimpl
+        def notification_channels(self):
+            return [NotificationChannel("mattermost", schema, "Mattermost"), "junk"]
+
+        @hookimpl
+        def notify(self, kind, config, message, outbound):
+            if kind != "mattermost":
+                return None
+            alert = message["alert"]
+            outbound.post_json(config["webhook_url"],
+                               {"text": f"**{alert['severity'].upper()}** {alert['title']}"})
+            return True
+
+    register_plugin(Mattermost())
+    refused = _create(client, tenant, {"type": "mattermost", "name": "mm",
+                                       "config": {"webhook_url": "https://192.168.0.9/h"}}, 422)
+    assert "private" in refused["error"]["message"]
+    created = _create(client, tenant, {"type": "mattermost", "name": "mm", "min_severity": "low",
+                                       "config": {"webhook_url": http_receiver.url + "/mm"}})
+    assert created["config"]["webhook_url"] == "http://127.0.0.1/********"
+    http_receiver.fail_first = 1
+    _alert(trailseal_services, tenant, title="Night-time export")
+    run_jobs()
+    deliver_due(trailseal_services, datetime.now(UTC) + timedelta(minutes=5))
+    assert [r.json() for r in _accepted(http_receiver)] == [
+        {"text": "**HIGH** Night-time export"}]
