@@ -437,3 +437,63 @@ def test_a_third_party_channel_plugs_in(client, tenant, http_receiver, run_jobs,
     deliver_due(trailseal_services, datetime.now(UTC) + timedelta(minutes=5))
     assert [r.json() for r in _accepted(http_receiver)] == [
         {"text": "**HIGH** Night-time export"}]
+
+
+def test_concurrent_attempts_send_once(client, tenant, http_receiver, trailseal_services):
+    """A job and a sweep attempting the same delivery at once: the row lock lets one send."""
+    import threading
+
+    from trailseal.services.deliveries import attempt_delivery
+
+    http_receiver.delay = 0.5
+    integration = _create(client, tenant, _webhook(http_receiver))
+    alert = _alert(trailseal_services, tenant)
+    did = delivery_id(alert.id, integration["id"])
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        attempt_delivery(trailseal_services, tenant.id, did))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(http_receiver.requests) == 1
+    assert "delivered" in results
+    assert attempt_delivery(trailseal_services, tenant.id, did) == "delivered"
+    assert len(http_receiver.requests) == 1
+
+
+def test_the_sweep_sends_what_a_lost_job_did_not(client, tenant, http_receiver,
+                                                 trailseal_services):
+    from rq.job import Job
+
+    _create(client, tenant, _webhook(http_receiver))
+    alert = _alert(trailseal_services, tenant)
+    queue = trailseal_services.queues["default"]
+    for job_id in queue.get_job_ids():  # the queue lost the delivery's job
+        job = Job.fetch(job_id, connection=trailseal_services.redis)
+        if job.func_name.endswith("deliver_notification") and job.args[0] == str(tenant.id):
+            queue.remove(job)
+    assert deliver_due(trailseal_services).get("delivered") == 1
+    assert [r.json()["alert"]["id"] for r in http_receiver.requests] == [alert.id]
+
+
+def test_a_slow_receiver_times_out_and_is_retried(client, tenant, http_receiver, run_jobs,
+                                                  trailseal_services, monkeypatch):
+    monkeypatch.setitem(trailseal_services.config, "NOTIFY_TIMEOUT", 0.3)
+    http_receiver.delay = 1.0
+    integration = _create(client, tenant, _webhook(http_receiver))
+    _alert(trailseal_services, tenant)
+    run_jobs()
+    (delivery,) = client.get(f"{URL}/{integration['id']}/deliveries",
+                             headers=tenant.headers).get_json()["deliveries"]
+    assert delivery["status"] == "failed" and "timed out" in delivery["last_error"]
+
+
+def test_reads_of_channels_are_in_the_access_log(client, tenant, http_receiver):
+    integration = _create(client, tenant, _webhook(http_receiver))
+    client.get(URL, headers=tenant.headers)
+    client.get(f"{URL}/{integration['id']}/deliveries?status=dead", headers=tenant.headers)
+    entries = client.get("/api/v1/access-log", headers=tenant.headers).get_json()["entries"]
+    logged = {(e["endpoint"], json.dumps(e["query"])) for e in entries}
+    assert (URL, "{}") in logged
+    assert (f"{URL}/{integration['id']}/deliveries", json.dumps({"status": "dead"})) in logged
