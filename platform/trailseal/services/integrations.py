@@ -140,7 +140,7 @@ def redacted(channel: NotificationChannel | None, config: dict[str, Any],
     return shown
 
 
-def _integration_dict(row, channel: NotificationChannel | None) -> dict[str, Any]:
+def _integration_dict(row) -> dict[str, Any]:
     stored = dict(row["config"] or {})
     shown = {**stored, **stored.pop(REDACTED_KEY, {})}
     shown.pop(REDACTED_KEY, None)
@@ -201,7 +201,7 @@ def create_integration(svc, principal: Principal, body: Any) -> dict[str, Any]:
                     .returning(*integrations.c)).mappings().one()
         except IntegrityError:
             raise Conflict(f"an integration named {name!r} exists already") from None
-    return _integration_dict(row, channel)
+    return _integration_dict(row)
 
 
 def _parse_id(integration_id: str) -> uuid.UUID:
@@ -213,12 +213,11 @@ def _parse_id(integration_id: str) -> uuid.UUID:
 
 def list_integrations(svc, principal: Principal, access: AccessRecord) -> dict[str, Any]:
     """The tenant's integrations, oldest first, secrets redacted."""
-    found = channels(svc.pm)
     with audited_read(svc, principal, access) as conn:
         rows = conn.execute(select(*integrations.c)
                             .order_by(integrations.c.created_at, integrations.c.id)
                             ).mappings().all()
-    return {"integrations": [_integration_dict(r, found.get(r["kind"])) for r in rows]}
+    return {"integrations": [_integration_dict(r) for r in rows]}
 
 
 def delete_integration(svc, principal: Principal, integration_id: str) -> None:
