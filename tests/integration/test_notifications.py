@@ -111,7 +111,10 @@ def test_fails_twice_then_succeeds_is_delivered_once(client, tenant, http_receiv
     deliver_due(trailseal_services, now)  # second attempt: 503
     now += timedelta(seconds=schedule[1] + 1)
     deliver_due(trailseal_services, now)  # third: accepted
-    for hours in (1, 5, 24, 72):  # later sweeps and a duplicate announcement send nothing
+    from trailseal.services.alerts import announce_alert
+
+    announce_alert(trailseal_services, alert)  # announced again: no second delivery
+    for hours in (1, 5, 24, 72):  # later sweeps send nothing either
         deliver_due(trailseal_services, now + timedelta(hours=hours))
     run_jobs()
     assert len(http_receiver.requests) == 3

@@ -42,13 +42,9 @@ class FlagPlugin:
 
 
 def _alert_id(kind, request):
+    """The alert a structured request is about (zapier, webhook)."""
     body = request.json()
-    if kind == "zapier":
-        return body["alert_id"]
-    if kind == "webhook":
-        return body["alert"]["id"]
-    text = str(body)
-    return text  # slack and teams: matched by containment below
+    return body["alert_id"] if kind == "zapier" else body["alert"]["id"]
 
 
 integrations = st.lists(st.tuples(st.sampled_from(KINDS), st.sampled_from(ALERT_SEVERITIES)),
@@ -96,4 +92,4 @@ def test_every_flagged_anomaly_reaches_every_matching_channel(
         else:  # chat cards: one per alert, naming it
             assert len(got) == len(expected), (kind, minimum)
             for alert_id in expected:
-                assert sum(alert_id in _alert_id(kind, r) for r in got) == 1, (kind, alert_id)
+                assert sum(alert_id in r.body.decode() for r in got) == 1, (kind, alert_id)
