@@ -500,3 +500,17 @@ def test_reads_of_channels_are_in_the_access_log(client, tenant, http_receiver):
     logged = {(e["endpoint"], json.dumps(e["query"])) for e in entries}
     assert (URL, "{}") in logged
     assert (f"{URL}/{integration['id']}/deliveries", json.dumps({"status": "dead"})) in logged
+
+
+@pytest.mark.parametrize("schedule", ["30,soon", "-5", "1e999"])
+def test_a_bad_retry_schedule_fails_before_sending(client, tenant, http_receiver,
+                                                   trailseal_services, monkeypatch, schedule):
+    from trailseal.errors import ConfigurationError
+    from trailseal.services.deliveries import attempt_delivery
+
+    integration = _create(client, tenant, _webhook(http_receiver))
+    alert = _alert(trailseal_services, tenant)
+    monkeypatch.setitem(trailseal_services.config, "NOTIFY_RETRY_SCHEDULE", schedule)
+    with pytest.raises(ConfigurationError, match="TRAILSEAL_NOTIFY_RETRY_SCHEDULE"):
+        attempt_delivery(trailseal_services, tenant.id, delivery_id(alert.id, integration["id"]))
+    assert http_receiver.requests == []

@@ -23,7 +23,7 @@ import redis
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from ..errors import Conflict, NotFound, ValidationFailed
+from ..errors import ConfigurationError, Conflict, NotFound, ValidationFailed
 from ..infra import outbound as http_out
 from ..tables import audit_anomalies as anomalies
 from ..tables import audit_deliveries as deliveries
@@ -51,7 +51,15 @@ def retry_schedule(config: Mapping[str, Any]) -> list[int]:
     """Seconds before each retry (``NOTIFY_RETRY_SCHEDULE``)."""
     raw = config.get("NOTIFY_RETRY_SCHEDULE", "")
     items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
-    return [int(float(x)) for x in items if str(x).strip()]
+    try:
+        delays = [int(float(x)) for x in items if str(x).strip()]
+    except (TypeError, ValueError, OverflowError):
+        delays = [-1]
+    if any(d < 0 for d in delays):
+        raise ConfigurationError(
+            f"TRAILSEAL_NOTIFY_RETRY_SCHEDULE must be comma-separated seconds (0 or more), "
+            f"got {raw!r}")
+    return delays
 
 
 def severity_rank(severity: str) -> int:
@@ -143,6 +151,7 @@ def attempt_delivery(svc, tenant_id: uuid.UUID | str, did: uuid.UUID | str,
     dead one."""
     tid = uuid.UUID(str(tenant_id))
     now = now or datetime.now(UTC)
+    schedule = retry_schedule(svc.config)  # a bad setting fails before anything is sent
     # The row stays locked while the request is out (bounded by NOTIFY_TIMEOUT): a
     # concurrent attempt (job and sweep) skips it instead of sending it a second time.
     with svc.db.transaction(tid) as conn:
@@ -163,7 +172,6 @@ def attempt_delivery(svc, tenant_id: uuid.UUID | str, did: uuid.UUID | str,
                                     str(row["id"]))
             send(svc, tid, integration, message)
         except Exception as exc:  # noqa: BLE001 - a plugin's failure is this attempt's error
-            schedule = retry_schedule(svc.config)
             status = getattr(exc, "status", None)
             values.update(last_error=(str(exc) or type(exc).__name__)[:ERROR_MAX],
                           last_status_code=status if isinstance(status, int) else None)
