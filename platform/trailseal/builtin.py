@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .config import load_config
 from .hookspecs import hookimpl
 from .types import JobSpec
 
@@ -9,6 +10,7 @@ from .types import JobSpec
 @hookimpl(trylast=True)
 def register_jobs():
     from .jobs.enrichment import index_backlog_all_tenants, reconcile_enrichment, verify_all_chains
+    from .jobs.notifications import deliver_due_notifications
     from .services.usage import usage_job
 
     return [
@@ -18,4 +20,8 @@ def register_jobs():
         JobSpec(verify_all_chains, queue="low", cron="17 3 * * *", name="verify-chains",
                 timeout=6 * 3600),
         JobSpec(usage_job, queue="low", cron="7 * * * *", name="usage", timeout=3600),
+        # Retries of notifications: the interval bounds how late a due retry is sent.
+        JobSpec(deliver_due_notifications, queue="default",
+                interval=int(load_config()["NOTIFY_SWEEP_SECONDS"]), name="notify-retries",
+                timeout=3600),
     ]

@@ -84,6 +84,17 @@ DEFAULTS: dict[str, Any] = {
     # Longest narrated reply (tokens) and most events quoted to the chat model.
     "OPENAI_MAX_TOKENS": 800,
     "OPENAI_NARRATE_EVENTS": 20,
+    # Notifications. Hosts (comma-separated names or IP addresses) that notification URLs
+    # may point at although they resolve to loopback, private, link-local or otherwise
+    # non-public addresses, and that may use http: an internal relay, or 127.0.0.1 in tests.
+    "WEBHOOK_ALLOW_HOSTS": "",
+    # Seconds to wait before each retry of a failed delivery (comma-separated); after the
+    # last one fails the delivery is dead (the dead-letter list of the integration).
+    "NOTIFY_RETRY_SCHEDULE": "30,120,600,3600,14400,43200",
+    # Seconds an outgoing notification request may take (connect and answer each).
+    "NOTIFY_TIMEOUT": 10.0,
+    # How often the scheduler looks for deliveries whose retry is due.
+    "NOTIFY_SWEEP_SECONDS": 15,
 }
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
         Importer,
         JobSpec,
         NotificationChannel,
+        Outbound,
     )
 
 hookspec = pluggy.HookspecMarker("trailseal")
@@ -42,10 +43,7 @@ def _reserved(capability: str) -> FutureWarning:
     )
 
 
-RESERVED = {
-    "notification_channels": "notifications",
-    "notify": "notifications",
-}
+RESERVED: dict[str, str] = {}
 
 # --- lifecycle -----------------------------------------------------------------------
 
@@ -116,16 +114,19 @@ def export_formats() -> list[Exporter] | None:
     ``POST /api/v1/export/{name}``."""
 
 
-@hookspec(warn_on_impl=_reserved(RESERVED["notification_channels"]))
+@hookspec
 def notification_channels() -> list[NotificationChannel] | None:
-    """Return notification channels (``trailseal.types.NotificationChannel``) (reserved)."""
+    """Return notification channels (``trailseal.types.NotificationChannel``): the ``type``
+    values of ``POST /api/v1/integrations`` and the JSON Schema their ``config`` must meet."""
 
 
-@hookspec(firstresult=True, warn_on_impl=_reserved(RESERVED["notify"]))
-def notify(kind: str, config: dict[str, Any], message: dict[str, Any],
-           tenant_id: str) -> bool | None:
-    """Deliver ``message`` over channel ``kind``; return True when this plugin handled it
-    (reserved)."""
+@hookspec(firstresult=True)
+def notify(kind: str, config: dict[str, Any], message: dict[str, Any], tenant_id: str,
+           outbound: Outbound) -> bool | None:
+    """Deliver ``message`` (an alert, or a test, see docs/plugins.md) over channel ``kind``
+    with the integration's ``config`` (secrets decrypted), sending through ``outbound``
+    (``trailseal.types.Outbound``); return True when this plugin handled ``kind``, None to
+    let another plugin answer. Raise to fail the attempt: the delivery is retried."""
 
 
 @hookspec

@@ -685,3 +685,67 @@ class UsageOut(BaseModel):
     totals: UsageTotals
     events_in_chain: int = Field(description="Events in the chain now.")
     storage: StorageOut = Field(description="The latest storage snapshot.")
+
+
+# --- notifications -------------------------------------------------------------------
+
+class IntegrationIn(BaseModel):
+    """A notification channel to add. ``config`` is checked against the JSON Schema of the
+    channel ``type`` (see the admin guide, Notification channels)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(description="`slack`, `teams`, `zapier`, `webhook`, `email`, or a "
+                                  "plugin's channel.")
+    name: str = Field(min_length=1, max_length=100, description="Unique in the tenant.")
+    config: dict[str, Any] = Field(description="The channel's settings. Secrets (URLs with "
+                                               "tokens, signing secrets) are stored "
+                                               "encrypted and never returned.")
+    min_severity: Severity = Field(default="medium",
+                                        description="Alerts of this severity or above are "
+                                                    "sent.")
+
+
+class IntegrationOut(BaseModel):
+    """A notification channel, secrets redacted (`********`, URLs as scheme and host)."""
+
+    id: str
+    type: str
+    name: str
+    min_severity: Severity
+    config: dict[str, Any]
+    created_by: str
+    created_at: str = Field(description="RFC 3339, UTC (`Z`).")
+
+
+class IntegrationList(BaseModel):
+    integrations: list[IntegrationOut]
+
+
+class IntegrationTestResult(BaseModel):
+    """What became of a test message."""
+
+    delivered: bool
+    error: str | None = Field(description="Why it was not accepted.")
+    delivery_id: str = Field(description="The test message's delivery id (header "
+                                         "`Trailseal-Delivery` of webhooks).")
+
+
+class DeliveryOut(BaseModel):
+    """One alert's delivery to one integration (its id is the same on every attempt)."""
+
+    id: str
+    integration_id: str
+    alert_id: str
+    status: Literal["pending", "delivered", "failed", "dead"]
+    attempts: int = Field(description="Attempts since it was created or redelivered.")
+    last_error: str | None
+    last_status_code: int | None = Field(description="HTTP status of the last refusal.")
+    next_attempt_at: str | None = Field(description="When the next retry is due (`Z`).")
+    created_at: str
+    updated_at: str
+    delivered_at: str | None
+    redelivered_by: str | None
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]

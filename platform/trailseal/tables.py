@@ -271,3 +271,34 @@ tenant_settings = Table(
     Column("updated_by", Text, nullable=False),
     _ts("updated_at", nullable=False),
 )
+
+audit_integrations = Table(
+    "audit_integrations", metadata,
+    _uuid("id", primary_key=True),
+    _uuid("tenant_id", primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("min_severity", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("secrets", LargeBinary),
+    Column("key_id", Text),
+    Column("created_by", Text, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+audit_deliveries = Table(
+    "audit_deliveries", metadata,
+    _uuid("id", primary_key=True),
+    _uuid("tenant_id", primary_key=True),
+    _uuid("integration_id", nullable=False),
+    _uuid("alert_id", nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("last_status_code", Integer),
+    _ts("next_attempt_at"),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    _ts("delivered_at"),
+    Column("redelivered_by", Text),
+)

@@ -49,7 +49,8 @@ def trailseal_instance_path(tmp_path_factory) -> str:
 def trailseal_app(trailseal_instance_path):
     """The Trailseal Flask app on real services, shared by the session (API rate limiting
     and the per-address sign-in budgets are off unless their ``TRAILSEAL_*`` variables are
-    set; every installed plugin is loaded, minus ``TRAILSEAL_DISABLE_PLUGINS``)."""
+    set; every installed plugin is loaded, minus ``TRAILSEAL_DISABLE_PLUGINS``; notification
+    URLs may point at 127.0.0.1 unless ``TRAILSEAL_WEBHOOK_ALLOW_HOSTS`` says otherwise)."""
     from . import create_app
 
     app = create_app({
@@ -60,6 +61,8 @@ def trailseal_app(trailseal_instance_path):
         "LOGIN_RATE_PER_ADDRESS": os.environ.get("TRAILSEAL_LOGIN_RATE_PER_ADDRESS", "0"),
         "LOGIN_RATE_GLOBAL": os.environ.get("TRAILSEAL_LOGIN_RATE_GLOBAL", "0"),
         "DISABLE_PLUGINS": os.environ.get("TRAILSEAL_DISABLE_PLUGINS", ""),
+        # Notification tests send to receivers on this machine.
+        "WEBHOOK_ALLOW_HOSTS": os.environ.get("TRAILSEAL_WEBHOOK_ALLOW_HOSTS", "127.0.0.1"),
     })
     app.config["TESTING"] = True
     yield app

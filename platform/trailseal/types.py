@@ -4,7 +4,7 @@ Protocols the objects plugins return must satisfy. Plugins import these, never i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, runtime_checkable
 
@@ -118,6 +118,8 @@ CATEGORIES = ("authentication", "access_control", "user_management", "data_acces
               "security", "integration_system")
 #: Risk levels, lowest first.
 RISK_LEVELS = ("low", "medium", "high", "critical")
+#: Alert severities, lowest first (an integration's ``min_severity`` is one of them).
+ALERT_SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True)
@@ -346,8 +348,34 @@ class Notifier(Protocol):
 
 @dataclass(frozen=True)
 class NotificationChannel:
-    """A notification channel kind and the JSON Schema of its configuration."""
+    """A notification channel kind (``notification_channels``) and the JSON Schema
+    (draft 2020-12) of its configuration, which ``POST /api/v1/integrations`` checks.
+
+    In the schema, ``"writeOnly": true`` marks a secret property (a URL holding a token, a
+    signing secret): stored encrypted and never shown again. ``"format": "uri"`` marks a
+    URL the channel sends to: refused unless https and public (see the admin guide, SSRF
+    rules). ``validate(config, settings)``, when given, checks what a schema cannot (with
+    ``settings`` the application's configuration) and returns the reason a valid-looking
+    configuration is refused, or None."""
 
     kind: str
     config_schema: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    validate: Callable[[dict[str, Any], Mapping[str, Any]], str | None] | None = None
+
+
+@runtime_checkable
+class Outbound(Protocol):
+    """What ``notify`` sends with: requests guarded against server-side request forgery
+    (each URL checked again at send time, connected to the checked address, redirects not
+    followed) and the application's settings (``SMTP_*`` for mail)."""
+
+    settings: Mapping[str, Any]
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST ``body``; the 2xx status, or an exception saying why it was not accepted."""
+        ...
+
+    def post_json(self, url: str, payload: Any, headers: Mapping[str, str] | None = None) -> int:
+        """POST ``payload`` as JSON (``post``)."""
+        ...

@@ -19,6 +19,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from tests.conftest import make_event
 from trailseal.services.alerts import record_alert
+from trailseal.services.deliveries import delivery_id
 from trailseal.testing import make_tenant
 
 
@@ -125,10 +126,19 @@ def world(trailseal_app, trailseal_services):
     client = trailseal_app.test_client()
     created = client.post("/api/v1/events", json=make_event(), headers=tenant.headers)
     assert created.status_code == 201
+    # A notification channel (nothing listens on port 9; its delivery is never run here).
+    integration = client.post("/api/v1/integrations", json=_INTEGRATION, headers=tenant.headers)
+    assert integration.status_code == 201, integration.get_json()
     alert = record_alert(trailseal_services, tenant.id, kind="test", severity="low",
                          title="bad input", details={})
+    integration_id = integration.get_json()["id"]
     return {"tenant": tenant, "client": client, "event_id": created.get_json()["id"],
-            "alert_id": str(alert.id)}
+            "alert_id": str(alert.id), "integration_id": integration_id,
+            "delivery_id": str(delivery_id(alert.id, integration_id))}
+
+
+_INTEGRATION = {"type": "webhook", "name": "bad input", "min_severity": "info",
+                "config": {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32}}
 
 
 def _api_routes(app) -> list[tuple[str, str, object]]:
@@ -147,6 +157,8 @@ def _url(rule: str, world, value: str | None = None) -> str:
     url = url.replace("<format_name>", value or "csv")
     url = url.replace("<subject_id>", value or "u-1")  # the actor of make_event()
     url = url.replace("<job_id>", value or "00000000-0000-4000-8000-000000000000")
+    url = url.replace("<integration_id>", value or world["integration_id"])
+    url = url.replace("<delivery_id>", value or world["delivery_id"])
     return url.replace("<alert_id>", value or world["alert_id"])
 
 
@@ -177,7 +189,11 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/events/<event_id>/insights", "/api/v1/rules/tags",
              "/api/v1/search", "/api/v1/export/<format_name>",
              "/api/v1/subjects/<subject_id>/export", "/api/v1/export/jobs/<job_id>",
-             "/api/v1/export/jobs/<job_id>/file", "/api/v1/usage", "/api/v1/openapi.json"}
+             "/api/v1/export/jobs/<job_id>/file", "/api/v1/usage", "/api/v1/openapi.json",
+             "/api/v1/integrations", "/api/v1/integrations/<integration_id>",
+             "/api/v1/integrations/<integration_id>/test",
+             "/api/v1/integrations/<integration_id>/deliveries",
+             "/api/v1/integrations/<integration_id>/deliveries/<delivery_id>/redeliver"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 
@@ -201,6 +217,8 @@ def _valid_body(rule: str, method: str) -> dict | None:
         return {"query": "who changed the settings", "answer": True}
     if method == "POST" and rule == "/api/v1/export/<format_name>":
         return {"severity": ["medium"], "tag": ["finance"]}
+    if method == "POST" and rule == "/api/v1/integrations":
+        return {**_INTEGRATION, "name": "valid body"}
     return None
 
 
@@ -336,3 +354,44 @@ SEARCH_BODY_CASES = [
 def test_search_body_cases(world, name, body, expect):
     resp = world["client"].post("/api/v1/search", json=body, headers=world["tenant"].headers)
     _check(resp, expect, name)
+
+
+# Bodies of POST /integrations that are valid JSON but not a valid integration.
+INTEGRATION_BODY_CASES = [
+    ("empty object", {}, (422,)),
+    ("type not a string", {**_INTEGRATION, "type": ["webhook"]}, (422,)),
+    ("unknown type", {**_INTEGRATION, "type": "carrier-pigeon"}, (422,)),
+    ("name not a string", {**_INTEGRATION, "name": 7}, (422,)),
+    ("name with NUL", {**_INTEGRATION, "name": "a\u0000b"}, (422,)),
+    ("name 10 kB", {**_INTEGRATION, "name": "n" * 10_000}, (422,)),
+    ("min_severity null", {**_INTEGRATION, "min_severity": None}, (422,)),
+    ("config a string", {**_INTEGRATION, "config": "url=x"}, (422,)),
+    ("config url not a string", {**_INTEGRATION, "config": {"url": 5, "secret": "s" * 32}},
+     (422,)),
+    ("config url with NUL", {**_INTEGRATION, "config": {"url": "https://a\u0000b/",
+                                                        "secret": "s" * 32}}, (422,)),
+    ("config url 10 kB", {**_INTEGRATION, "config": {"url": "https://" + "a" * 10_000,
+                                                     "secret": "s" * 32}}, (422,)),
+    ("config url IPv6 garbage", {**_INTEGRATION, "config": {"url": "https://[::1/",
+                                                            "secret": "s" * 32}}, (422,)),
+    ("config url bad port", {**_INTEGRATION, "config": {"url": "https://a.test:0x50/",
+                                                        "secret": "s" * 32}}, (422,)),
+    ("config secret with NUL", {**_INTEGRATION, "config": {"url": "http://127.0.0.1:9/",
+                                                           "secret": "s" * 32 + "\u0000"}},
+     (422,)),
+    ("config nested junk", {**_INTEGRATION, "config": {"url": {"a": [1, {"b": None}]},
+                                                       "secret": "s" * 32}}, (422,)),
+    ("email recipients not a list", {"type": "email", "name": "m",
+                                     "config": {"recipients": "a@b.test"}}, (422,)),
+]
+
+
+@pytest.mark.parametrize("name,body,expect", INTEGRATION_BODY_CASES,
+                         ids=[c[0] for c in INTEGRATION_BODY_CASES])
+def test_integration_body_cases(world, name, body, expect):
+    before = world["client"].get("/api/v1/integrations", headers=world["tenant"].headers)
+    resp = world["client"].post("/api/v1/integrations", json=body,
+                                headers=world["tenant"].headers)
+    _check(resp, expect, name)
+    after = world["client"].get("/api/v1/integrations", headers=world["tenant"].headers)
+    assert after.get_json() == before.get_json(), name  # nothing half-written

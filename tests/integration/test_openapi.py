@@ -85,7 +85,7 @@ def test_every_method_a_path_lacks_is_a_documented_405(trailseal_client, tenant)
 
 def test_real_responses_of_every_operation_match_the_document(trailseal_client,
                                                               trailseal_services, tenant,
-                                                              run_jobs):
+                                                              run_jobs, http_receiver):
     """Each documented operation called with valid input; its status, body and documented
     headers checked against the document (JSON Schema 2020-12, as OpenAPI 3.1 says)."""
     from jsonschema import Draft202012Validator
@@ -115,8 +115,30 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
         finally:
             trailseal_services.config["EXPORT_SYNC_MAX_EVENTS"] = old_sync
         assert queued.status_code == 202, queued.get_data(as_text=True)[:300]
+        # A channel that is down until redelivered: a dead delivery to list and redeliver.
+        old_schedule = trailseal_services.config["NOTIFY_RETRY_SCHEDULE"]
+        trailseal_services.config["NOTIFY_RETRY_SCHEDULE"] = ""
+        try:
+            http_receiver.fail_first = 1
+            integration = trailseal_client.post("/api/v1/integrations", json={
+                "type": "webhook", "name": "openapi", "min_severity": "info",
+                "config": {"url": http_receiver.url, "secret": "s" * 32}},
+                headers=tenant.headers)
+            assert integration.status_code == 201, integration.get_json()
+            iid = integration.get_json()["id"]
+            record_alert(trailseal_services, tenant.id, kind="test", severity="low",
+                         title="for the channel", details={})
+            run_jobs()
+        finally:
+            trailseal_services.config["NOTIFY_RETRY_SCHEDULE"] = old_schedule
         run_jobs()
         job_id = queued.get_json()["id"]
+        deliveries = trailseal_client.get(f"/api/v1/integrations/{iid}/deliveries?status=dead",
+                                          headers=tenant.headers)
+        dead_id = deliveries.get_json()["deliveries"][0]["id"]
+        doomed = trailseal_client.post("/api/v1/integrations", json={
+            "type": "slack", "name": "to delete",
+            "config": {"webhook_url": http_receiver.url}}, headers=tenant.headers)
         calls = {
             ("post", "/api/v1/events"): (created, None),
             ("post", "/api/v1/events/batch"): (trailseal_client.post(
@@ -176,6 +198,19 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
                 "/api/v1/subjects/u-1/export", headers=tenant.headers), None),
             ("get", "/api/v1/access-log"): (trailseal_client.get("/api/v1/access-log?limit=2",
                                                                  headers=tenant.headers), None),
+            ("post", "/api/v1/integrations"): (integration, None),
+            ("get", "/api/v1/integrations"): (trailseal_client.get(
+                "/api/v1/integrations", headers=tenant.headers), None),
+            ("delete", "/api/v1/integrations/{integration_id}"): (trailseal_client.delete(
+                f"/api/v1/integrations/{doomed.get_json()['id']}", headers=tenant.headers),
+                None),
+            ("post", "/api/v1/integrations/{integration_id}/test"): (trailseal_client.post(
+                f"/api/v1/integrations/{iid}/test", headers=tenant.headers), None),
+            ("get", "/api/v1/integrations/{integration_id}/deliveries"): (deliveries, None),
+            ("post", "/api/v1/integrations/{integration_id}/deliveries/{delivery_id}/"
+                     "redeliver"): (trailseal_client.post(
+                f"/api/v1/integrations/{iid}/deliveries/{dead_id}/redeliver",
+                headers=tenant.headers), None),
             ("get", "/healthz"): (trailseal_client.get("/healthz"), None),
             ("get", "/metrics"): (trailseal_client.get("/metrics"), None),
             ("get", "/api/v1/openapi.json"): (trailseal_client.get("/api/v1/openapi.json"),
@@ -192,7 +227,9 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
         assert status in documented, (method, path, status, resp.get_data(as_text=True)[:200])
         response = documented[status]
         content = response.get("content", {})
-        if "application/json" in content:
+        if resp.status_code == 204:
+            assert not content and not resp.get_data(), (method, path)
+        elif "application/json" in content:
             schema = {**content["application/json"]["schema"], "components": spec["components"]}
             errors = list(Draft202012Validator(schema).iter_errors(resp.get_json()))
             assert not errors, (method, path, [e.message for e in errors[:3]])

@@ -76,6 +76,7 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal/migrations/versions/0004_classification.py",
                  "trailseal/migrations/versions/0005_semantic_search.py",
                  "trailseal/migrations/versions/0010_usage.py",
+                 "trailseal/migrations/versions/0006_integrations.py",
                  "trailseal_plugins/embed_local/__init__.py",
                  "trailseal_plugins/embed_local/tokenizer.json.gz",
                  "trailseal_plugins/narrate_local.py",
@@ -87,6 +88,7 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal_plugins/demo/loader.py", "trailseal_plugins/demo/data.py",
                  "trailseal_plugins/exports/__init__.py",
                  "trailseal_plugins/exports/pdf_format.py",
+                 "trailseal_plugins/notify/__init__.py", "trailseal_plugins/notify/webhook.py",
                  "trailseal_dashboards/__init__.py"):
         assert name in names, name
     assert not any(n.startswith(("migrations/", "platform/", "tests/")) for n in names)
@@ -95,6 +97,8 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
     assert "trailseal = trailseal.cli:main" in text
     assert "demo = trailseal_plugins.demo" in text
     assert "exports = trailseal_plugins.exports" in text
+    for channel in ("slack", "teams", "zapier", "webhook", "email"):
+        assert f"{channel} = trailseal_plugins.notify.{channel}" in text
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ from ..schemas import (
     CorrectedInsights,
     CorrectionIn,
     DashboardStats,
+    DeliveryList,
+    DeliveryOut,
     ErrorResponse,
     EventCreated,
     EventIn,
@@ -34,6 +36,10 @@ from ..schemas import (
     FeedbackIn,
     FeedbackResult,
     Health,
+    IntegrationIn,
+    IntegrationList,
+    IntegrationOut,
+    IntegrationTestResult,
     ModelList,
     ModelQuery,
     SearchIn,
@@ -55,6 +61,8 @@ MODELS: list[type[BaseModel]] = [
     AnomalyPage, FeedbackIn, FeedbackResult, ThresholdIn, ThresholdOut, ModelList,
     BiasMetricList, CorrectionIn, CorrectedInsights, TagRulesIn, TagRulesOut, SearchIn,
     SearchOut, ExportFilters, SubjectExport, ExportJob, UsageOut,
+    IntegrationIn, IntegrationOut, IntegrationList, IntegrationTestResult, DeliveryOut,
+    DeliveryList,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -396,6 +404,7 @@ def build_spec(app) -> dict[str, Any]:
                        "audit:admin", _ok("A page of entries", "AccessLogPage"),
                        parameters=[LIMIT, CURSOR]),
         },
+        **_integration_paths(),
     }
     adapter = app.url_map.bind("localhost")
     for path, ops in paths.items():
@@ -438,6 +447,8 @@ def build_spec(app) -> dict[str, Any]:
             {"name": "exports", "description": "Files of the trail (CSV, PDF) and a "
                                                "person's events (JSON)"},
             {"name": "access", "description": "Who read the trail"},
+            {"name": "notifications", "description": "Channels alerts are sent to, their "
+                                                     "deliveries and dead letters"},
             {"name": "statistics", "description": "Dashboard figures"},
             {"name": "usage", "description": "API calls, compute and storage per tenant"},
             {"name": "meta", "description": "Health, metrics, this document, 405s"},
@@ -448,6 +459,66 @@ def build_spec(app) -> dict[str, Any]:
             "headers": HEADERS,
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
                                            "description": "API key: Authorization: Bearer tsk_…"}},
+        },
+    }
+
+
+def _integration_paths() -> dict[str, Any]:
+    """The notification endpoints (``audit:admin``; changes with API keys only)."""
+    integration = _path_param("integration_id", "The integration's id (UUID).")
+    missing = {"404": _error("No such integration in this tenant")}
+    no_body = "Takes no body (or `{}`)."
+    return {
+        "/api/v1/integrations": {
+            "post": _op("Add a notification channel", "createIntegration", "notifications",
+                        "audit:admin", _ok("The integration, secrets redacted",
+                                           "IntegrationOut", "201"), body="IntegrationIn",
+                        errors={"409": _error("An integration of this name exists"),
+                                "422": _error("Invalid body or config (the reason names the "
+                                              "field), a refused URL, or a channel that is "
+                                              "not installed")},
+                        description="API keys only. `config` is checked against the "
+                                    "channel's JSON Schema; URLs must be https and resolve "
+                                    "to public addresses (unless the host is in "
+                                    "TRAILSEAL_WEBHOOK_ALLOW_HOSTS). Secrets are encrypted "
+                                    "and never returned."),
+            "get": _op("The tenant's notification channels", "listIntegrations",
+                       "notifications", "audit:admin",
+                       _ok("Oldest first, secrets redacted", "IntegrationList")),
+        },
+        "/api/v1/integrations/{integration_id}": {
+            "delete": _op("Delete a notification channel and its deliveries",
+                          "deleteIntegration", "notifications", "audit:admin",
+                          {"204": {"description": "Deleted", "headers": dict(RATE_HEADERS)}},
+                          parameters=[integration], errors=missing,
+                          description="API keys only."),
+        },
+        "/api/v1/integrations/{integration_id}/test": {
+            "post": _op("Send a test message now", "testIntegration", "notifications",
+                        "audit:admin", _ok("Whether the receiver accepted it",
+                                           "IntegrationTestResult"),
+                        parameters=[integration], errors={**missing, **BODY_ERRORS},
+                        description=f"API keys only. {no_body} Not retried."),
+        },
+        "/api/v1/integrations/{integration_id}/deliveries": {
+            "get": _op("A channel's deliveries, newest first (dead letters with "
+                       "status=dead)", "listDeliveries", "notifications", "audit:admin",
+                       _ok("The deliveries", "DeliveryList"),
+                       parameters=[integration, LIMIT, _param(
+                           "status", {"enum": ["pending", "delivered", "failed", "dead"]},
+                           "Only deliveries with this status.")], errors=missing),
+        },
+        "/api/v1/integrations/{integration_id}/deliveries/{delivery_id}/redeliver": {
+            "post": _op("Send a failed or dead delivery again", "redeliver", "notifications",
+                        "audit:admin", _ok("The delivery, pending again", "DeliveryOut",
+                                           "202"),
+                        parameters=[integration, _path_param("delivery_id",
+                                                             "The delivery's id (UUID).")],
+                        errors={"404": _error("No such delivery of this integration"),
+                                "409": _error("The delivery is delivered or pending "
+                                              "(details.status)"), **BODY_ERRORS},
+                        description=f"API keys only. {no_body} The whole retry schedule "
+                                    "starts again."),
         },
     }
 

@@ -456,3 +456,81 @@ def _as_of(raw: str) -> datetime:
     if as_of is None or not 1970 <= as_of.year <= 9998:
         raise ValidationFailed("as_of must fall between 1970 and 9998")
     return as_of
+
+
+# --- notifications ---------------------------------------------------------------------
+
+
+def _no_body() -> None:
+    """Actions without parameters take no body or ``{}``; anything else is refused like a
+    body of any other endpoint (415, 400, 422)."""
+    if not request.content_length and not request.content_type and not request.get_data():
+        return
+    body = json_body()
+    if not isinstance(body, dict) or body:
+        raise ValidationFailed("this action takes no parameters: send no body or {}")
+
+
+@bp.post("/integrations")
+@endpoint("audit:admin", allow_session=False)
+def integration_create():
+    """Add a notification channel: body ``{type, name, config, min_severity}``. 201 with
+    the integration, secrets redacted."""
+    from ..services.integrations import create_integration
+
+    resp = jsonify(create_integration(current_services(), g.principal, json_body()))
+    resp.status_code = 201
+    resp.headers["Location"] = f"/api/v1/integrations/{resp.get_json()['id']}"
+    return resp
+
+
+@bp.get("/integrations")
+@endpoint("audit:admin")
+def integrations_index():
+    """The tenant's notification channels, oldest first, secrets redacted."""
+    from ..services.integrations import list_integrations
+
+    return jsonify(list_integrations(current_services(), g.principal, access_record()))
+
+
+@bp.delete("/integrations/<integration_id>")
+@endpoint("audit:admin", allow_session=False)
+def integration_delete(integration_id: str):
+    """Delete a notification channel and its deliveries. 204."""
+    from ..services.integrations import delete_integration
+
+    delete_integration(current_services(), g.principal, integration_id)
+    return Response(status=204)
+
+
+@bp.post("/integrations/<integration_id>/test")
+@endpoint("audit:admin", allow_session=False)
+def integration_test(integration_id: str):
+    """Send a test message through a channel now: ``{delivered, error, delivery_id}``."""
+    from ..services.deliveries import send_test
+
+    _no_body()
+    return jsonify(send_test(current_services(), g.principal, integration_id))
+
+
+@bp.get("/integrations/<integration_id>/deliveries")
+@endpoint("audit:admin", "status", "limit")
+def integration_deliveries(integration_id: str):
+    """A channel's deliveries, newest first; ``status=dead`` lists its dead letters."""
+    from ..services.deliveries import list_deliveries
+
+    return jsonify(list_deliveries(current_services(), g.principal, integration_id,
+                                   access_record(), status=request.args.get("status"),
+                                   limit=limit_param()))
+
+
+@bp.post("/integrations/<integration_id>/deliveries/<delivery_id>/redeliver")
+@endpoint("audit:admin", allow_session=False)
+def integration_redeliver(integration_id: str, delivery_id: str):
+    """Send a failed or dead delivery again, with a fresh retry schedule. 202."""
+    from ..services.deliveries import redeliver
+
+    _no_body()
+    resp = jsonify(redeliver(current_services(), g.principal, integration_id, delivery_id))
+    resp.status_code = 202
+    return resp

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from ..errors import NotFound, ValidationFailed
 from ..tables import audit_anomalies as anomalies
 from ..tables import audit_logs
-from ..types import Alert
+from ..types import ALERT_SEVERITIES, Alert
 from .access import AccessRecord, audited_read
 from .chain import format_ts
 from .paging import decode_cursor, encode_cursor, time_part, uuid_part
@@ -58,11 +58,19 @@ def insert_alert(
 
 
 def announce_alert(svc, alert: Alert) -> None:
-    """Fire ``anomaly_detected`` for a committed alert; a failing plugin is logged only."""
+    """Fire ``anomaly_detected`` for a committed alert, then queue its deliveries to the
+    tenant's integrations; a failing plugin or queue is logged only (the delivery sweep
+    sends what was stored)."""
+    from .deliveries import queue_alert_deliveries  # deliveries builds on this module
+
     try:
         svc.pm.hook.anomaly_detected(alert=alert)
     except Exception:
         log.exception("anomaly_detected hook failed for alert %s", alert.id)
+    try:
+        queue_alert_deliveries(svc, alert)
+    except Exception:
+        log.exception("could not queue the deliveries of alert %s", alert.id)
 
 
 def record_alert(svc, tenant_id: uuid.UUID, **fields: Any) -> Alert | None:
@@ -74,7 +82,6 @@ def record_alert(svc, tenant_id: uuid.UUID, **fields: Any) -> Alert | None:
     return alert
 
 
-ALERT_SEVERITIES = ("info", "low", "medium", "high", "critical")
 CORE_KINDS = ("chain_broken",)  # raised only by Trailseal itself
 KIND = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 

@@ -68,6 +68,9 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
         click.echo(f"  ask: curl -X POST -H 'Authorization: Bearer {summary['api_key']}' "
                    "-H 'Content-Type: application/json' -d '{\"query\": \"who granted "
                    f"admin roles?\", \"answer\": true}}' {url}/api/v1/search")
+        click.echo(f"  notify: POST {url}/api/v1/integrations sends alerts to Slack, Teams, "
+                   "Zapier, a signed webhook or email (docs/admin-guide.md, Notification "
+                   "channels); the demo sets none up, so nothing leaves this machine")
         click.echo("Press Ctrl-C to stop.")
         serve_app(app, host, port, 8)
     except KeyboardInterrupt:
