@@ -11,7 +11,7 @@ from .types import JobSpec
 def register_jobs():
     from .jobs.enrichment import index_backlog_all_tenants, reconcile_enrichment, verify_all_chains
     from .jobs.notifications import deliver_due_notifications
-    from .services.usage import usage_job
+    from .jobs.usage import usage_job
 
     return [
         JobSpec(reconcile_enrichment, queue="low", interval=300, name="reconcile-enrichment"),

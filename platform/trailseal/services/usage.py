@@ -162,18 +162,6 @@ def snapshot_storage(svc, tenant_id: uuid.UUID, now: datetime | None = None
     return {**figures, "snapshot_at": format_ts(now)}
 
 
-def usage_job() -> dict[str, int]:
-    """The scheduled job: flush the counters, then snapshot every tenant's storage."""
-    from ..core import current_services
-
-    svc = current_services()
-    added = flush_usage(svc)
-    tenants = svc.tenant_ids()
-    for tenant_id in tenants:
-        snapshot_storage(svc, tenant_id)
-    return {"batches": added, "tenants": len(tenants)}
-
-
 def _period(start: date | None, end: date | None) -> tuple[date, date]:
     today = datetime.now(UTC).date()
     end = end or today
