@@ -67,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     # "starttls", "ssl" (implicit TLS) or "none".
     "SMTP_SECURITY": "starttls",
     "SMTP_TIMEOUT": 10.0,
+    # Scheduled reports: a report file larger than this is not mailed (the run fails with
+    # the reason).
+    "REPORT_MAX_BYTES": 20 * 1024 * 1024,
 }
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
         Importer,
         JobSpec,
         NotificationChannel,
+        ReportMailer,
     )
 
 hookspec = pluggy.HookspecMarker("trailseal")
@@ -126,6 +127,12 @@ def notify(kind: str, config: dict[str, Any], message: dict[str, Any],
            tenant_id: str) -> bool | None:
     """Deliver ``message`` over channel ``kind``; return True when this plugin handled it
     (reserved)."""
+
+
+@hookspec(firstresult=True)
+def report_mailer() -> ReportMailer | None:
+    """Return the ``trailseal.types.ReportMailer`` that mails scheduled reports (the first
+    answer wins; the built-in one sends with the ``TRAILSEAL_SMTP_*`` settings)."""
 
 
 @hookspec
