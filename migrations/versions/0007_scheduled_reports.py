@@ -4,8 +4,9 @@ recipients) and the state of their runs.
 - ``audit_scheduled_reports``: one row per schedule. ``next_run`` is the next slot (UTC);
   the scheduler claims a due schedule by moving ``next_run`` on with a compare-and-set
   (``... WHERE next_run = <the value it read>``), so two schedulers never send one slot
-  twice. ``last_period_end`` is where the last report that was sent stops: the next report
-  starts there (a failed send leaves it, so the next one covers the failed period too).
+  twice. ``covered_until``: the events that occurred before it were reported (the end of
+  the last report sent; for a new schedule the slot before its first one). The next report
+  starts there, so a failed send, which leaves it, is covered by the next report.
 - ``trailseal_due_report_schedules(now, limit)``: the due schedules of every tenant (ids
   only), a SECURITY DEFINER door through row-level security like ``trailseal_tenant_ids``;
   each schedule is then claimed and read inside its own tenant's transaction.
@@ -38,7 +39,7 @@ CREATE TABLE audit_scheduled_reports (
   last_run timestamptz,
   last_status text CHECK (last_status IN ('running', 'sent', 'failed')),
   last_error text,
-  last_period_end timestamptz,
+  covered_until timestamptz NOT NULL,
   runs integer NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant_id, id)
 );

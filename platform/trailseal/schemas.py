@@ -695,8 +695,8 @@ class ReportScheduleOut(BaseModel):
     last_run: str | None = Field(description="When the last run started (`Z`), or null.")
     last_status: Literal["running", "sent", "failed"] | None
     last_error: str | None = Field(description="Why the last run failed, or null.")
-    last_period_end: str | None = Field(description="Where the last report sent stops; the "
-                                                    "next one starts there.")
+    covered_until: str = Field(description="The events that occurred before this were "
+                                           "reported (`Z`): the next report starts here.")
     runs: int = Field(description="How many runs have started.")
 
 

@@ -288,6 +288,6 @@ audit_scheduled_reports = Table(
     _ts("last_run"),
     Column("last_status", Text),
     Column("last_error", Text),
-    _ts("last_period_end"),
+    _ts("covered_until", nullable=False),
     Column("runs", Integer, nullable=False),
 )

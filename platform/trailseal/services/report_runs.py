@@ -9,11 +9,11 @@ once. Because the new ``next_run`` is the first slot after now (not the slot aft
 missed one), a schedule that missed several slots while nothing ran sends ONE report.
 
 **The period.** Without ``start``/``end`` in its filters, a report covers the events that
-occurred from where the last report sent stops (``last_period_end``; for a new schedule,
-the slot before its first one) up to the latest slot that has passed, so consecutive
-reports neither overlap nor leave gaps, and the one report after downtime covers
-everything missed. A failed send keeps ``last_period_end``: the next slot's report covers
-the failed period too (no other retry). Filters with their own ``start`` or ``end`` are a
+occurred from ``covered_until`` (where the last report sent stops; for a new schedule the
+slot before its first one) up to the latest slot that has passed, so consecutive reports
+neither overlap nor leave gaps, and the one report after downtime covers everything
+missed. A failed send keeps ``covered_until``: the next slot's report covers the failed
+period too (there is no other retry). Filters with their own ``start`` or ``end`` are a
 fixed period: every report covers exactly that.
 
 **Runs are at most once.** The claim commits before the report is written: a scheduler that
@@ -62,7 +62,7 @@ class Claim:
 
     schedule: dict[str, Any]
     tenant_id: uuid.UUID
-    period_start: datetime | None
+    period_start: datetime
     period_end: datetime
 
 
@@ -104,10 +104,7 @@ def claim_schedule(svc, tenant_id: uuid.UUID, schedule_id: uuid.UUID, seen: date
             .returning(*sched.c)).mappings().first()
     if claimed is None:
         return None
-    start = row["last_period_end"]
-    if start is None:
-        start = previous_slot(row["cron"], zone, seen) if zone is not None else None
-    return Claim(schedule_to_dict(claimed), tenant_id, start, end)
+    return Claim(schedule_to_dict(claimed), tenant_id, row["covered_until"], end)
 
 
 def start_run_now(svc, tenant_id: uuid.UUID, schedule_id: uuid.UUID, now: datetime) -> Claim | None:
@@ -121,13 +118,7 @@ def start_run_now(svc, tenant_id: uuid.UUID, schedule_id: uuid.UUID, now: dateti
             .returning(*sched.c)).mappings().first()
     if row is None:
         return None
-    start = row["last_period_end"]
-    if start is None:
-        try:
-            start = previous_slot(row["cron"], parse_zone(row["timezone"]), now)
-        except ScheduleInvalid:
-            start = now - timedelta(days=1)
-    return Claim(schedule_to_dict(row), tenant_id, start, now)
+    return Claim(schedule_to_dict(row), tenant_id, row["covered_until"], now)
 
 
 def _period_filters(claim: Claim) -> ExportFilters:
@@ -205,8 +196,7 @@ def _finish(svc, claim: Claim, status: str, error: str | None = None) -> None:
     if status == "sent":
         # GREATEST: a run now that finished after a later scheduled run does not move the
         # start of the next report back.
-        values["last_period_end"] = func.greatest(
-            func.coalesce(sched.c.last_period_end, claim.period_end), claim.period_end)
+        values["covered_until"] = func.greatest(sched.c.covered_until, claim.period_end)
     with svc.db.transaction(claim.tenant_id) as conn:
         conn.execute(update(sched).where(sched.c.id == uuid.UUID(claim.schedule["id"]))
                      .values(**values))

@@ -24,7 +24,7 @@ from ..types import ReportMailer
 from .access import AccessRecord, audited_read
 from .chain import format_ts
 from .exports import filters_for_log, registered_exporters
-from .report_timing import ScheduleInvalid, check_schedule, next_slot
+from .report_timing import ScheduleInvalid, check_schedule, next_slot, previous_slot
 from .tenancy import Principal
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,7 @@ def schedule_to_dict(row) -> dict[str, Any]:
         "created_at": format_ts(row["created_at"]), "next_run": format_ts(row["next_run"]),
         "last_run": format_ts(row["last_run"]) if row["last_run"] else None,
         "last_status": row["last_status"], "last_error": row["last_error"],
-        "last_period_end": (format_ts(row["last_period_end"]) if row["last_period_end"]
-                            else None),
+        "covered_until": format_ts(row["covered_until"]),
         "runs": row["runs"],
     }
 
@@ -93,12 +92,13 @@ def create_schedule(svc, principal: Principal, body: ReportScheduleIn, *,
     if problem:
         raise ValidationFailed(f"scheduled reports are sent by mail, and {problem}",
                                {"field": None, "reason": problem})
+    first = next_slot(cron, zone, now)
     values = {
         "id": uuid.uuid4(), "tenant_id": principal.tenant_id, "name": body.name,
         "cron": cron, "timezone": body.timezone, "filters": filters_for_log(body.filters),
         "format": body.format, "recipients": list(body.recipients),
         "created_by": f"{principal.kind}:{principal.id}", "created_at": now,
-        "next_run": next_slot(cron, zone, now), "runs": 0,
+        "next_run": first, "covered_until": previous_slot(cron, zone, first), "runs": 0,
     }
     with svc.db.transaction(principal.tenant_id) as conn:
         row = conn.execute(insert(sched).values(**values).returning(*sched.c)).mappings().one()
