@@ -415,3 +415,17 @@ def test_dst_daily_nine_in_berlin_stays_nine_local(trailseal_services, tenant, m
             "SELECT next_run FROM audit_scheduled_reports WHERE id = %s",
             (uuid.UUID(spring["id"]),)).scalar_one()
     assert next_run == datetime(2026, 3, 30, 7, 0, tzinfo=UTC)  # 09:00 CEST the day after
+
+
+def test_a_tenant_holds_at_most_100_schedules(trailseal_client, trailseal_services, tenant,
+                                               mail, monkeypatch):
+    from trailseal.services import reports
+
+    monkeypatch.setattr(reports, "SCHEDULES_MAX", 2)
+    for n in range(2):
+        assert trailseal_client.post(URL, json=_body(name=f"r{n}"),
+                                     headers=tenant.headers).status_code == 201
+    resp = trailseal_client.post(URL, json=_body(name="r2"), headers=tenant.headers)
+    assert resp.status_code == 422 and "at most 2 report schedules" in \
+        resp.get_json()["error"]["message"]
+    assert len(trailseal_client.get(URL, headers=tenant.headers).get_json()["schedules"]) == 2

@@ -70,6 +70,9 @@ def normalise_cron(expr: str) -> str:
     if not isinstance(expr, str) or not expr.strip() or len(expr) > 200:
         raise ScheduleInvalid("cron must be a cron expression of 1–200 characters, e.g. "
                               "'0 9 * * 1' (Mondays at 09:00)")
+    if re.search(r"[^\x20-\x7e\t]", expr):
+        raise ScheduleInvalid("cron must be one line of printable ASCII (fields separated "
+                              "by spaces)")
     text = ALIASES.get(expr.strip().lower(), expr)
     fields = text.split()
     if len(fields) != 5:

@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from ..errors import NotFound, ValidationFailed
@@ -28,6 +28,8 @@ from .report_timing import ScheduleInvalid, check_schedule, next_slot, previous_
 from .tenancy import Principal
 
 log = logging.getLogger(__name__)
+
+SCHEDULES_MAX = 100  # per tenant: the list is one page
 
 
 def report_mailer(pm) -> ReportMailer | None:
@@ -101,6 +103,10 @@ def create_schedule(svc, principal: Principal, body: ReportScheduleIn, *,
         "next_run": first, "covered_until": previous_slot(cron, zone, first), "runs": 0,
     }
     with svc.db.transaction(principal.tenant_id) as conn:
+        held = conn.execute(select(func.count()).select_from(sched)).scalar_one()
+        if held >= SCHEDULES_MAX:
+            raise ValidationFailed(f"a tenant has at most {SCHEDULES_MAX} report schedules; "
+                                   "delete one first", {"field": None, "max": SCHEDULES_MAX})
         row = conn.execute(insert(sched).values(**values).returning(*sched.c)).mappings().one()
     return schedule_to_dict(row)
 
