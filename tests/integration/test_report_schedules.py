@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import ingest, make_event
+from trailseal import hookimpl
 from trailseal.schemas import ReportScheduleIn
 from trailseal.services.report_runs import claim_schedule, due_schedules, run_due_reports
 from trailseal.services.reports import create_schedule
@@ -429,3 +430,66 @@ def test_a_tenant_holds_at_most_100_schedules(trailseal_client, trailseal_servic
     assert resp.status_code == 422 and "at most 2 report schedules" in \
         resp.get_json()["error"]["message"]
     assert len(trailseal_client.get(URL, headers=tenant.headers).get_json()["schedules"]) == 2
+
+
+class _Outbox:
+    """A report mailer of a third-party plugin: keeps what it is given."""
+
+    name = "outbox"
+
+    def __init__(self):
+        self.sent = []
+
+    def problem(self, config):
+        return None
+
+    def send(self, config, report):
+        self.sent.append(report)
+        return f"outbox-{len(self.sent)}"
+
+
+class _OutboxPlugin:
+    def __init__(self, mailer):
+        self.mailer = mailer
+
+    @hookimpl
+    def report_mailer(self):
+        return self.mailer
+
+
+def test_an_installed_report_mailer_replaces_smtp(trailseal_client, trailseal_services,
+                                                  tenant, register_plugin, monkeypatch):
+    svc = trailseal_services
+    monkeypatch.setitem(svc.config, "SMTP_HOST", "")  # the built-in mailer could not send
+    outbox = _Outbox()
+    register_plugin(_OutboxPlugin(outbox))
+    events = _events_around_first_slot(trailseal_client, tenant)
+    schedule = _schedule(svc, tenant, CREATED, recipients=["outbox@example.com"])
+    [outcome] = _mine(run_due_reports(svc, now=FIRST_SLOT), schedule)
+    assert outcome["status"] == "sent" and outcome["error"] is None
+    # (schedules of earlier tests that are due at this hour went to the outbox too)
+    [report] = [r for r in outbox.sent if r.schedule_id == schedule["id"]]
+    assert outcome["message_id"] == f"outbox-{outbox.sent.index(report) + 1}"
+    assert report.recipients == ("outbox@example.com",)
+    assert report.media_type.startswith("text/csv")
+    assert report.period_start == "2026-10-31T08:00:00.000000Z"
+    assert report.period_end == "2026-11-01T08:00:00.000000Z"
+    assert sorted(_csv_ids(report.content)) == sorted(events["inside"])
+
+
+def test_without_a_report_mailer_schedules_are_refused_and_due_ones_fail(
+        trailseal_client, trailseal_services, tenant, mail):
+    svc = trailseal_services
+    schedule = _schedule(svc, tenant, CREATED, recipients=["nomailer@example.com"])
+    plugin = svc.pm.get_plugin("reports")
+    assert plugin is not None
+    svc.pm.unregister(plugin)
+    try:
+        resp = trailseal_client.post(URL, json=_body(), headers=tenant.headers)
+        assert resp.status_code == 422
+        assert "no report mailer is installed" in resp.get_json()["error"]["message"]
+        [outcome] = _mine(run_due_reports(svc, now=FIRST_SLOT), schedule)
+        assert outcome["status"] == "failed" and "no report mailer" in outcome["error"]
+    finally:
+        svc.pm.register(plugin, name="reports")
+    assert _to(mail.messages, "nomailer@example.com") == []
