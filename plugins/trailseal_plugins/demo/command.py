@@ -68,6 +68,9 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
         click.echo(f"  ask: curl -X POST -H 'Authorization: Bearer {summary['api_key']}' "
                    "-H 'Content-Type: application/json' -d '{\"query\": \"who granted "
                    f"admin roles?\", \"answer\": true}}' {url}/api/v1/search")
+        click.echo("  reports by mail: set TRAILSEAL_SMTP_HOST, then POST "
+                   f"{url}/api/v1/reports/schedules with an admin key (trailseal apikey "
+                   "create); see docs/admin-guide.md#scheduled-reports")
         click.echo("Press Ctrl-C to stop.")
         serve_app(app, host, port, 8)
     except KeyboardInterrupt:
