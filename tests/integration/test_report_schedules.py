@@ -493,3 +493,24 @@ def test_without_a_report_mailer_schedules_are_refused_and_due_ones_fail(
     finally:
         svc.pm.register(plugin, name="reports")
     assert _to(mail.messages, "nomailer@example.com") == []
+
+
+def test_the_scheduler_job_sends_due_reports_on_a_worker(trailseal_services, tenant, mail,
+                                                         run_jobs):
+    from trailseal.jobs.runtime import collect_jobs
+
+    [spec] = [s for s in collect_jobs(trailseal_services.pm) if s.name == "scheduled-reports"]
+    assert spec.cron == "* * * * *" and spec.queue == "default"
+    # created two days ago (by its clock): a slot has passed since, so it is due now
+    schedule = _schedule(trailseal_services, tenant, datetime.now(UTC) - timedelta(days=2),
+                         recipients=["worker@example.com"])
+    trailseal_services.queues[spec.queue].enqueue(spec.func, job_timeout=spec.timeout)
+    run_jobs()
+    [message] = _to(mail.wait_for(1), "worker@example.com")
+    assert message.attachments()[0][0].endswith(".csv")
+    with trailseal_services.db.transaction(tenant.id) as conn:
+        state = conn.exec_driver_sql(
+            "SELECT last_status, runs, next_run FROM audit_scheduled_reports WHERE id = %s",
+            (uuid.UUID(schedule["id"]),)).one()
+    assert state[0] == "sent" and state[1] == 1
+    assert state[2] > datetime.now(UTC)  # the next slot, after one report for both days
