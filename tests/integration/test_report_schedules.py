@@ -514,3 +514,16 @@ def test_the_scheduler_job_sends_due_reports_on_a_worker(trailseal_services, ten
             (uuid.UUID(schedule["id"]),)).one()
     assert state[0] == "sent" and state[1] == 1
     assert state[2] > datetime.now(UTC)  # the next slot, after one report for both days
+
+
+def test_a_report_over_the_attachment_limit_fails_with_the_reason(
+        trailseal_client, trailseal_services, tenant, mail, monkeypatch):
+    svc = trailseal_services
+    _events_around_first_slot(trailseal_client, tenant)
+    schedule = _schedule(svc, tenant, CREATED, recipients=["huge@example.com"])
+    monkeypatch.setitem(svc.config, "REPORT_MAX_BYTES", 500)
+    [outcome] = _mine(run_due_reports(svc, now=FIRST_SLOT), schedule)
+    assert outcome["status"] == "failed"
+    assert "over 500 bytes" in outcome["error"] and "TRAILSEAL_REPORT_MAX_BYTES" in \
+        outcome["error"]
+    assert _to(mail.messages, "huge@example.com") == []

@@ -125,7 +125,10 @@ def _period_filters(claim: Claim) -> ExportFilters:
     filters = ExportFilters.model_validate(claim.schedule["filters"])
     if filters.start is not None or filters.end is not None:
         return filters  # a fixed period, as the schedule's author set it
-    return filters.model_copy(update={"start": claim.period_start, "end": claim.period_end})
+    # A report asked for now may already cover past a slot a late scheduler runs: that
+    # report's period is then empty, never reaching back.
+    start = min(claim.period_start, claim.period_end)
+    return filters.model_copy(update={"start": start, "end": claim.period_end})
 
 
 def _slug(text: str) -> str:
@@ -156,23 +159,50 @@ def write_report(svc, claim: Claim) -> ScheduledReport:
                                "filters or choose csv")
         context.update(event_count=total,
                        chain=verify_chain(svc, claim.tenant_id).to_dict())
-    max_bytes = int(svc.config["REPORT_MAX_BYTES"])
-    with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as spool:
-        exporter.export(iter_events(svc, scope), context, spool)
-        size = spool.tell()
-        if size > max_bytes:
-            raise ReportFailed(f"the {exporter.name} report is {size} bytes; mail attachments "
-                               f"are limited to {max_bytes} (TRAILSEAL_REPORT_MAX_BYTES). "
-                               "Narrow the filters or run the schedule more often")
-        spool.seek(0)
-        content = spool.read()
+    content = _write_file(exporter, iter_events(svc, scope), context, streams,
+                          int(svc.config["REPORT_MAX_BYTES"]))
     tenant = get_tenant(svc, claim.tenant_id)
     start = format_ts(filters.start) if filters.start else None
     end = format_ts(filters.end) if filters.end else None
     period = f"{start or 'the beginning'} to {end or 'now'}"
     extension = getattr(exporter, "extension", exporter.name)
     stamp = (filters.end or claim.period_end).astimezone(UTC).strftime("%Y%m%d-%H%M")
-    lines = [f"{schedule['name']}: the {exporter.name.upper()} report of tenant "
+    return ScheduledReport(
+        tenant_id=str(claim.tenant_id), schedule_id=schedule["id"],
+        schedule_name=schedule["name"], recipients=tuple(schedule["recipients"]),
+        subject=f"{schedule['name']} ({tenant['name']}): {period}",
+        text=_mail_text(schedule, tenant, exporter.name, period, total),
+        filename=f"trailseal-{tenant['slug']}-{_slug(schedule['name'])}-{stamp}.{extension}",
+        content=content, media_type=exporter.media_type, period_start=start, period_end=end)
+
+
+def _write_file(exporter, events, context: dict[str, Any], streams: bool,
+                max_bytes: int) -> bytes:
+    """The report file, refused (``ReportFailed``) past ``max_bytes``: a streamed format is
+    stopped as soon as it passes the limit, a document (bounded by its event count) once
+    written."""
+    with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as spool:
+        if streams:
+            for chunk in exporter.stream(events, context):
+                spool.write(chunk)
+                if spool.tell() > max_bytes:
+                    break
+        else:
+            exporter.export(events, context, spool)
+        size = spool.tell()
+        if size > max_bytes:
+            raise ReportFailed(f"the {exporter.name} report is over {max_bytes} bytes "
+                               f"({size} written), the limit of mail attachments "
+                               "(TRAILSEAL_REPORT_MAX_BYTES). Narrow the filters or run the "
+                               "schedule more often")
+        spool.seek(0)
+        return spool.read()
+
+
+def _mail_text(schedule: dict[str, Any], tenant: dict[str, Any], format_name: str,
+               period: str, total: int | None) -> str:
+    """The plain-text body of a report's mail: what is attached and what it covers."""
+    lines = [f"{schedule['name']}: the {format_name.upper()} report of tenant "
              f"{tenant['name']} ({tenant['slug']}) is attached.", "",
              f"Period (UTC): {period}",
              f"Schedule: {schedule['cron']} ({schedule['timezone']})"]
@@ -182,13 +212,7 @@ def write_report(svc, claim: Claim) -> ScheduledReport:
     if others:
         lines.append("Filters: " + ", ".join(f"{k}={v}" for k, v in sorted(others.items())))
     lines += ["", f"Sent by Trailseal for report schedule {schedule['id']}."]
-    return ScheduledReport(
-        tenant_id=str(claim.tenant_id), schedule_id=schedule["id"],
-        schedule_name=schedule["name"], recipients=tuple(schedule["recipients"]),
-        subject=f"{schedule['name']} ({tenant['name']}): {period}",
-        text="\n".join(lines) + "\n",
-        filename=f"trailseal-{tenant['slug']}-{_slug(schedule['name'])}-{stamp}.{extension}",
-        content=content, media_type=exporter.media_type, period_start=start, period_end=end)
+    return "\n".join(lines) + "\n"
 
 
 def _finish(svc, claim: Claim, status: str, error: str | None = None) -> None:
