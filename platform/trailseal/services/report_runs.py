@@ -104,7 +104,8 @@ def claim_schedule(svc, tenant_id: uuid.UUID, schedule_id: uuid.UUID, seen: date
             .returning(*sched.c)).mappings().first()
     if claimed is None:
         return None
-    return Claim(schedule_to_dict(claimed), tenant_id, row["covered_until"], end)
+    # covered_until as the claim left it (a report sent meanwhile counts)
+    return Claim(schedule_to_dict(claimed), tenant_id, claimed["covered_until"], end)
 
 
 def start_run_now(svc, tenant_id: uuid.UUID, schedule_id: uuid.UUID, now: datetime) -> Claim | None:
