@@ -527,3 +527,28 @@ def test_a_report_over_the_attachment_limit_fails_with_the_reason(
     assert "over 500 bytes" in outcome["error"] and "TRAILSEAL_REPORT_MAX_BYTES" in \
         outcome["error"]
     assert _to(mail.messages, "huge@example.com") == []
+
+
+def test_a_web_session_reads_schedules_but_never_changes_them(trailseal_app,
+                                                              trailseal_services, tenant,
+                                                              mail):
+    import re
+
+    from trailseal.services.tenancy import create_user
+
+    api = trailseal_app.test_client()
+    created = api.post(URL, json=_body(), headers=tenant.headers).get_json()
+    email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+    create_user(trailseal_services, tenant.id, email, "correct horse battery", "admin")
+    browser = trailseal_app.test_client()
+    page = browser.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    signed_in = browser.post("/login", data={"email": email, "csrf_token": token,
+                                             "password": "correct horse battery"})
+    assert signed_in.status_code in (302, 303)
+    assert browser.get(URL).get_json()["schedules"][0]["id"] == created["id"]
+    for method, path, body in (("POST", "", _body()), ("DELETE", f"/{created['id']}", None),
+                               ("POST", f"/{created['id']}/run", None)):
+        resp = browser.open(f"{URL}{path}", method=method, json=body)
+        assert resp.status_code == 401, (method, path, resp.get_json())
+    assert len(api.get(URL, headers=tenant.headers).get_json()["schedules"]) == 1
