@@ -86,7 +86,7 @@ def test_next_slot_is_the_earliest_future_match(zone_name, cron, after):
         minute += timedelta(minutes=1)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(zone_name=st.sampled_from(ZONES), cron=crons(),
        after=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2037, 12, 1),
                           timezones=st.just(UTC)))
