@@ -11,6 +11,7 @@ from .types import JobSpec
 def register_jobs():
     from .jobs.enrichment import index_backlog_all_tenants, reconcile_enrichment, verify_all_chains
     from .jobs.notifications import deliver_due_notifications
+    from .jobs.reports import send_due_reports
     from .jobs.usage import usage_job
 
     return [
@@ -24,4 +25,6 @@ def register_jobs():
         JobSpec(deliver_due_notifications, queue="default",
                 interval=int(load_config()["NOTIFY_SWEEP_SECONDS"]), name="notify-retries",
                 timeout=3600),
+        JobSpec(send_due_reports, queue="default", cron="* * * * *",
+                name="scheduled-reports", timeout=3600),
     ]

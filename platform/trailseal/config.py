@@ -95,6 +95,9 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_TIMEOUT": 10.0,
     # How often the scheduler looks for deliveries whose retry is due.
     "NOTIFY_SWEEP_SECONDS": 15,
+    # Scheduled reports: a report file larger than this is not mailed (the run fails with
+    # the reason).
+    "REPORT_MAX_BYTES": 20 * 1024 * 1024,
 }
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
         JobSpec,
         NotificationChannel,
         Outbound,
+        ReportMailer,
     )
 
 hookspec = pluggy.HookspecMarker("trailseal")
@@ -127,6 +128,12 @@ def notify(kind: str, config: dict[str, Any], message: dict[str, Any], tenant_id
     with the integration's ``config`` (secrets decrypted), sending through ``outbound``
     (``trailseal.types.Outbound``); return True when this plugin handled ``kind``, None to
     let another plugin answer. Raise to fail the attempt: the delivery is retried."""
+
+
+@hookspec(firstresult=True)
+def report_mailer() -> ReportMailer | None:
+    """Return the ``trailseal.types.ReportMailer`` that mails scheduled reports (the first
+    answer wins; the built-in one sends with the ``TRAILSEAL_SMTP_*`` settings)."""
 
 
 @hookspec

@@ -749,3 +749,77 @@ class DeliveryOut(BaseModel):
 
 class DeliveryList(BaseModel):
     deliveries: list[DeliveryOut]
+
+
+# --- scheduled reports --------------------------------------------------------------------
+
+REPORT_RECIPIENTS_MAX = 20
+# An address as mail servers take it: ASCII local part (RFC 5322 atext and dots) and a
+# domain of dot-separated labels; no spaces, commas, angle brackets or line breaks, so an
+# address can never add a header or another recipient.
+EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                   r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+
+
+def _email(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # pydantic says "must be a string"
+    if len(value) > 254 or not EMAIL.fullmatch(value):
+        raise ValueError(f"{value[:80]!r} is not an email address (name@example.com)")
+    return value
+
+
+EmailAddress = Annotated[str, BeforeValidator(_email)]
+
+
+class ReportScheduleIn(BaseModel):
+    """Body of `POST /api/v1/reports/schedules`."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: _text(200) = Field(description="What the report is called (its mail's subject).")
+    cron: _text(200) = Field(description="Five-field cron expression read in `timezone` "
+                                         "(`0 9 * * 1`: Mondays 09:00), at most every 15 "
+                                         "minutes; `@daily`, `@weekly`... are accepted.")
+    timezone: _text(64) = Field(default="UTC", description="IANA time zone of the cron "
+                                                           "expression, e.g. Europe/Berlin.")
+    filters: ExportFilters = Field(default_factory=ExportFilters,
+                                   description="The events API's filters. Without `start` "
+                                               "and `end` each report covers the period since "
+                                               "the previous one.")
+    format: _text(32) = Field(description="A registered export format (`csv`, `pdf`).")
+    recipients: list[EmailAddress] = Field(min_length=1, max_length=REPORT_RECIPIENTS_MAX,
+                                           description="1–20 email addresses.")
+
+    @field_validator("recipients")
+    @classmethod
+    def _unique_recipients(cls, value: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        for address in value:
+            seen.setdefault(address.lower(), address)
+        return list(seen.values())
+
+
+class ReportScheduleOut(BaseModel):
+    """A report schedule and the state of its runs."""
+
+    id: str
+    name: str
+    cron: str
+    timezone: str
+    filters: dict[str, Any] = Field(description="The filters that were set.")
+    format: str
+    recipients: list[str]
+    created_by: str = Field(description="`api_key:<id>` or `user:<id>`.")
+    created_at: str = Field(description="RFC 3339, UTC (`Z`).")
+    next_run: str = Field(description="The next slot, RFC 3339, UTC (`Z`).")
+    last_run: str | None = Field(description="When the last run started (`Z`), or null.")
+    last_status: Literal["running", "sent", "failed"] | None
+    last_error: str | None = Field(description="Why the last run failed, or null.")
+    covered_until: str = Field(description="The events that occurred before this were "
+                                           "reported (`Z`): the next report starts here.")
+    runs: int = Field(description="How many runs have started.")
+
+
+class ReportScheduleList(BaseModel):
+    schedules: list[ReportScheduleOut]

@@ -302,3 +302,23 @@ audit_deliveries = Table(
     _ts("delivered_at"),
     Column("redelivered_by", Text),
 )
+
+audit_scheduled_reports = Table(
+    "audit_scheduled_reports", metadata,
+    _uuid("id", primary_key=True),
+    _uuid("tenant_id", primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("cron", Text, nullable=False),
+    Column("timezone", Text, nullable=False),
+    Column("filters", JSONB, nullable=False),
+    Column("format", Text, nullable=False),
+    Column("recipients", ARRAY(Text), nullable=False),
+    Column("created_by", Text, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("next_run", nullable=False),
+    _ts("last_run"),
+    Column("last_status", Text),
+    Column("last_error", Text),
+    _ts("covered_until", nullable=False),
+    Column("runs", Integer, nullable=False),
+)

@@ -378,4 +378,38 @@ class Outbound(Protocol):
 
     def post_json(self, url: str, payload: Any, headers: Mapping[str, str] | None = None) -> int:
         """POST ``payload`` as JSON (``post``)."""
+
+
+@dataclass(frozen=True)
+class ScheduledReport:
+    """A scheduled report ready to be sent (what ``ReportMailer.send`` gets): the mail's
+    recipients, subject and text, and the report file to attach."""
+
+    tenant_id: str
+    schedule_id: str
+    schedule_name: str
+    recipients: tuple[str, ...]
+    subject: str
+    text: str
+    filename: str
+    content: bytes
+    media_type: str
+    #: The period the report covers (RFC 3339, UTC; ``start`` None when open).
+    period_start: str | None
+    period_end: str | None
+
+
+@runtime_checkable
+class ReportMailer(Protocol):
+    """Sends scheduled reports by mail (``report_mailer``)."""
+
+    name: str
+
+    def problem(self, config: dict[str, Any]) -> str | None:
+        """Why reports cannot be mailed with this configuration, or None when they can."""
+        ...
+
+    def send(self, config: dict[str, Any], report: ScheduledReport) -> str:
+        """Mail ``report`` to its recipients with the file attached; a message id. Raise
+        (any exception; its message is recorded as the run's error) when it was not sent."""
         ...

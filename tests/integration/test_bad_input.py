@@ -18,8 +18,11 @@ import pytest
 from werkzeug.exceptions import MethodNotAllowed
 
 from tests.conftest import make_event
+from trailseal.schemas import ReportScheduleIn
 from trailseal.services.alerts import record_alert
 from trailseal.services.deliveries import delivery_id
+from trailseal.services.reports import create_schedule
+from trailseal.services.tenancy import Principal
 from trailseal.testing import make_tenant
 
 
@@ -108,6 +111,9 @@ BODY_CASES = [
      (413,)),
 ]
 
+# POST routes that read no body (an action on the item the path names).
+TAKES_NO_BODY = {"/api/v1/reports/schedules/<schedule_id>/run"}
+
 # Path arguments: (name, value as sent in the URL, expected statuses).
 PATH_CASES = [
     ("NUL", "%00", (400,)),
@@ -132,13 +138,32 @@ def world(trailseal_app, trailseal_services):
     alert = record_alert(trailseal_services, tenant.id, kind="test", severity="low",
                          title="bad input", details={})
     integration_id = integration.get_json()["id"]
+    schedule = _report_schedule(trailseal_services, tenant)
     return {"tenant": tenant, "client": client, "event_id": created.get_json()["id"],
             "alert_id": str(alert.id), "integration_id": integration_id,
-            "delivery_id": str(delivery_id(alert.id, integration_id))}
+            "delivery_id": str(delivery_id(alert.id, integration_id)),
+            "schedule_id": schedule["id"]}
 
 
 _INTEGRATION = {"type": "webhook", "name": "bad input", "min_severity": "info",
                 "config": {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32}}
+
+
+def _report_schedule(svc, tenant) -> dict:
+    """A report schedule of ``tenant`` (stored while mail looks configured; nothing is sent:
+    its first slot is next January)."""
+    saved = svc.config["SMTP_HOST"]
+    svc.config["SMTP_HOST"] = "127.0.0.1"
+    try:
+        body = ReportScheduleIn.model_validate(_SCHEDULE)
+        return create_schedule(svc, Principal("api_key", "test", tenant.id,
+                                              frozenset({"audit:admin"})), body)
+    finally:
+        svc.config["SMTP_HOST"] = saved
+
+
+_SCHEDULE = {"name": "Yearly", "cron": "0 0 1 1 *", "timezone": "UTC", "format": "csv",
+             "recipients": ["ciso@example.com"]}
 
 
 def _api_routes(app) -> list[tuple[str, str, object]]:
@@ -159,6 +184,7 @@ def _url(rule: str, world, value: str | None = None) -> str:
     url = url.replace("<job_id>", value or "00000000-0000-4000-8000-000000000000")
     url = url.replace("<integration_id>", value or world["integration_id"])
     url = url.replace("<delivery_id>", value or world["delivery_id"])
+    url = url.replace("<schedule_id>", value or world["schedule_id"])
     return url.replace("<alert_id>", value or world["alert_id"])
 
 
@@ -193,7 +219,9 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/integrations", "/api/v1/integrations/<integration_id>",
              "/api/v1/integrations/<integration_id>/test",
              "/api/v1/integrations/<integration_id>/deliveries",
-             "/api/v1/integrations/<integration_id>/deliveries/<delivery_id>/redeliver"}
+             "/api/v1/integrations/<integration_id>/deliveries/<delivery_id>/redeliver",
+             "/api/v1/reports/schedules", "/api/v1/reports/schedules/<schedule_id>",
+             "/api/v1/reports/schedules/<schedule_id>/run"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 
@@ -219,6 +247,8 @@ def _valid_body(rule: str, method: str) -> dict | None:
         return {"severity": ["medium"], "tag": ["finance"]}
     if method == "POST" and rule == "/api/v1/integrations":
         return {**_INTEGRATION, "name": "valid body"}
+    if method == "POST" and rule == "/api/v1/reports/schedules":
+        return dict(_SCHEDULE)
     return None
 
 
@@ -249,7 +279,7 @@ def test_body_cases_on_every_endpoint_with_a_body(trailseal_app, world, name, co
                                                   body, expect):
     tried = 0
     for rule, method, _ in _api_routes(trailseal_app):
-        if method not in ("POST", "PATCH", "PUT"):
+        if method not in ("POST", "PATCH", "PUT") or rule in TAKES_NO_BODY:
             continue
         resp = _send(world["client"], method, _url(rule, world), world["tenant"].headers,
                      body, content_type)
@@ -394,4 +424,42 @@ def test_integration_body_cases(world, name, body, expect):
                                 headers=world["tenant"].headers)
     _check(resp, expect, name)
     after = world["client"].get("/api/v1/integrations", headers=world["tenant"].headers)
+    assert after.get_json() == before.get_json(), name  # nothing half-written
+
+
+# Bodies of POST /reports/schedules that are valid JSON but not a valid schedule.
+SCHEDULE_BODY_CASES = [
+    ("no name", {"name": None}), ("name of NUL", {"name": "a\u0000b"}),
+    ("name 201 characters", {"name": "n" * 201}),
+    ("cron missing", {"cron": None}), ("cron a number", {"cron": 5}),
+    ("cron empty", {"cron": ""}), ("cron 6 fields", {"cron": "0 0 9 * * 1"}),
+    ("cron 10 kB", {"cron": "1," * 5000 + "1 * * * *"}),
+    ("cron minute 60", {"cron": "60 * * * *"}), ("cron step 0", {"cron": "*/0 * * * *"}),
+    ("cron every minute", {"cron": "* * * * *"}), ("cron Feb 31", {"cron": "0 0 31 2 *"}),
+    ("cron unknown alias", {"cron": "@fortnightly"}), ("cron with NUL", {"cron": "0 9 * * \u0000"}),
+    ("cron with a newline", {"cron": "0 9 * *\n*"}),
+    ("zone unknown", {"timezone": "Atlantis/Capital"}), ("zone path", {"timezone": "/etc/localtime"}),
+    ("zone 65 characters", {"timezone": "Z" * 65}), ("zone a list", {"timezone": ["UTC"]}),
+    ("format unknown", {"format": "docx"}), ("format empty", {"format": ""}),
+    ("recipients none", {"recipients": []}), ("recipients null", {"recipients": None}),
+    ("recipients 21", {"recipients": [f"a{n}@example.com" for n in range(21)]}),
+    ("recipient CRLF", {"recipients": ["a@example.com\r\nBcc: b@example.com"]}),
+    ("recipient 300 characters", {"recipients": ["a" * 290 + "@example.com"]}),
+    ("recipient unicode", {"recipients": ["ü@example.com"]}),
+    ("filters not an object", {"filters": "tag=finance"}),
+    ("filter unknown", {"filters": {"bogus": 1}}),
+    ("filter start Unix time", {"filters": {"start": 1700000000}}),
+    ("unknown key", {"bogus": 1}),
+]
+
+
+@pytest.mark.parametrize("name,change", SCHEDULE_BODY_CASES,
+                         ids=[c[0] for c in SCHEDULE_BODY_CASES])
+def test_report_schedule_body_cases(world, trailseal_services, monkeypatch, name, change):
+    monkeypatch.setitem(trailseal_services.config, "SMTP_HOST", "127.0.0.1")
+    before = world["client"].get("/api/v1/reports/schedules", headers=world["tenant"].headers)
+    resp = world["client"].post("/api/v1/reports/schedules", json={**_SCHEDULE, **change},
+                                headers=world["tenant"].headers)
+    _check(resp, (422,), name)
+    after = world["client"].get("/api/v1/reports/schedules", headers=world["tenant"].headers)
     assert after.get_json() == before.get_json(), name  # nothing half-written

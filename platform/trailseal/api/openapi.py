@@ -42,6 +42,9 @@ from ..schemas import (
     IntegrationTestResult,
     ModelList,
     ModelQuery,
+    ReportScheduleIn,
+    ReportScheduleList,
+    ReportScheduleOut,
     SearchIn,
     SearchOut,
     SubjectExport,
@@ -63,6 +66,7 @@ MODELS: list[type[BaseModel]] = [
     SearchOut, ExportFilters, SubjectExport, ExportJob, UsageOut,
     IntegrationIn, IntegrationOut, IntegrationList, IntegrationTestResult, DeliveryOut,
     DeliveryList,
+    ReportScheduleIn, ReportScheduleOut, ReportScheduleList,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -399,6 +403,50 @@ def build_spec(app) -> dict[str, Any]:
                        description="Events whose actor or entity is the subject, decrypted, "
                                    "with their insights. Recorded in the access log."),
         },
+        "/api/v1/reports/schedules": {
+            "post": _op("Schedule a report mailed as an attachment", "createReportSchedule",
+                        "reports", "audit:admin",
+                        _ok("The schedule (Location: its URL)", "ReportScheduleOut", "201"),
+                        body="ReportScheduleIn",
+                        errors={"422": _error("Invalid body, cron, time zone, format or "
+                                              "recipients; more than 100 schedules; or "
+                                              "outgoing mail not configured (the message "
+                                              "says which; details.field names the field)")},
+                        description="API keys only. The cron expression (five fields, at "
+                                    "most every 15 minutes) is read in `timezone`; each "
+                                    "report holds the events matching `filters` since the "
+                                    "previous report, written in `format` and mailed to "
+                                    "`recipients`. A slot missed while nothing ran is sent "
+                                    "once, not once per missed slot."),
+            "get": _op("The tenant's report schedules", "listReportSchedules", "reports",
+                       "audit:export", _ok("The schedules, by name", "ReportScheduleList"),
+                       description="With the state of their runs (`next_run`, `last_run`, "
+                                   "`last_status`, `last_error`). At most 100 per tenant."),
+        },
+        "/api/v1/reports/schedules/{schedule_id}": {
+            "get": _op("One report schedule", "getReportSchedule", "reports", "audit:export",
+                       _ok("The schedule", "ReportScheduleOut"),
+                       parameters=[_path_param("schedule_id", "The schedule's id (UUID).")],
+                       errors=not_found),
+            "delete": _op("Delete a report schedule", "deleteReportSchedule", "reports",
+                          "audit:admin",
+                          {"204": {"description": "Deleted: no further report is sent",
+                                   "headers": dict(RATE_HEADERS)}},
+                          parameters=[_path_param("schedule_id", "The schedule's id (UUID).")],
+                          errors=not_found, description="API keys only."),
+        },
+        "/api/v1/reports/schedules/{schedule_id}/run": {
+            "post": _op("Send a schedule's report now", "runReportSchedule", "reports",
+                        "audit:admin",
+                        _ok("Queued: a worker writes and mails the report; poll the schedule "
+                            "(Location) for last_status", "ReportScheduleOut", "202"),
+                        parameters=[_path_param("schedule_id", "The schedule's id (UUID).")],
+                        errors={**not_found,
+                                "422": _error("Outgoing mail is not configured (the reason)")},
+                        description="API keys only; takes no body. The report covers the "
+                                    "events since the previous report up to now; "
+                                    "`next_run` does not change."),
+        },
         "/api/v1/access-log": {
             "get": _op("Access log of the trail, newest first", "listAccessLog", "access",
                        "audit:admin", _ok("A page of entries", "AccessLogPage"),
@@ -446,6 +494,7 @@ def build_spec(app) -> dict[str, Any]:
             {"name": "search", "description": "Questions in plain language, cited answers"},
             {"name": "exports", "description": "Files of the trail (CSV, PDF) and a "
                                                "person's events (JSON)"},
+            {"name": "reports", "description": "Scheduled reports mailed as attachments"},
             {"name": "access", "description": "Who read the trail"},
             {"name": "notifications", "description": "Channels alerts are sent to, their "
                                                      "deliveries and dead letters"},

@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..core import current_services
 from ..errors import BadRequest, ValidationFailed
+from ..jobs.reports import RUN_NOW_JOB
 from ..schemas import (
     AnomalyQuery,
     BiasMetricQuery,
@@ -33,6 +34,7 @@ from ..schemas import (
     ExportFilters,
     FeedbackIn,
     ModelQuery,
+    ReportScheduleIn,
     SearchIn,
     TagRulesIn,
     ThresholdIn,
@@ -63,6 +65,14 @@ from ..services.exports import (
 )
 from ..services.ingest import append_events, request_fingerprint, validate_events
 from ..services.integrity import verify_chain, verify_chain_recorded
+from ..services.reports import (
+    create_schedule,
+    delete_schedule,
+    find_schedule,
+    mail_problem,
+    read_schedule,
+    read_schedules,
+)
 from ..services.search import search_events
 from ..services.stats import read_dashboard_stats
 from ..services.usage import read_usage
@@ -533,4 +543,62 @@ def integration_redeliver(integration_id: str, delivery_id: str):
     _no_body()
     resp = jsonify(redeliver(current_services(), g.principal, integration_id, delivery_id))
     resp.status_code = 202
+    return resp
+
+
+# --- scheduled reports --------------------------------------------------------------------
+
+
+@bp.post("/reports/schedules")
+@endpoint("audit:admin", allow_session=False)
+def report_schedule_create():
+    """Schedule a report: body ``{name, cron, timezone, filters, format, recipients}``.
+    Validated (cron, zone, format, addresses) and refused with the reason when reports
+    cannot be mailed. 201 with the schedule and its ``next_run``."""
+    body = parse_body(ReportScheduleIn)
+    resp = jsonify(create_schedule(current_services(), g.principal, body))
+    resp.status_code = 201
+    resp.headers["Location"] = f"/api/v1/reports/schedules/{resp.get_json()['id']}"
+    return resp
+
+
+@bp.get("/reports/schedules")
+@endpoint("audit:export")
+def report_schedules_index():
+    """The tenant's report schedules, by name, with the state of their runs."""
+    return jsonify(read_schedules(current_services(), g.principal, access_record()))
+
+
+@bp.get("/reports/schedules/<schedule_id>")
+@endpoint("audit:export")
+def report_schedule_show(schedule_id: str):
+    """One report schedule; another tenant's id answers 404."""
+    return jsonify(read_schedule(current_services(), g.principal, schedule_id,
+                                 access_record()))
+
+
+@bp.delete("/reports/schedules/<schedule_id>")
+@endpoint("audit:admin", allow_session=False)
+def report_schedule_delete(schedule_id: str):
+    """Delete a report schedule (no further report is sent). 204."""
+    delete_schedule(current_services(), g.principal, schedule_id)
+    return Response(status=204)
+
+
+@bp.post("/reports/schedules/<schedule_id>/run")
+@endpoint("audit:admin", allow_session=False)
+def report_schedule_run(schedule_id: str):
+    """Send a schedule's report now (its ``next_run`` stays): a worker writes and mails it.
+    202 with the schedule; poll it for ``last_status``."""
+    svc = current_services()
+    schedule = find_schedule(svc, g.principal, schedule_id)
+    problem = mail_problem(svc)
+    if problem:
+        raise ValidationFailed(f"scheduled reports are sent by mail, and {problem}",
+                               {"reason": problem})
+    svc.queues["default"].enqueue(RUN_NOW_JOB, str(g.principal.tenant_id), schedule["id"],
+                                  job_timeout=3600, result_ttl=3600, failure_ttl=7 * 86400)
+    resp = jsonify(schedule)
+    resp.status_code = 202
+    resp.headers["Location"] = f"/api/v1/reports/schedules/{schedule['id']}"
     return resp

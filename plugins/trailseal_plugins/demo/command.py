@@ -71,6 +71,9 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
         click.echo(f"  notify: POST {url}/api/v1/integrations sends alerts to Slack, Teams, "
                    "Zapier, a signed webhook or email (docs/admin-guide.md, Notification "
                    "channels); the demo sets none up, so nothing leaves this machine")
+        click.echo("  reports by mail: set TRAILSEAL_SMTP_HOST, then POST "
+                   f"{url}/api/v1/reports/schedules with an admin key (trailseal apikey "
+                   "create); see docs/admin-guide.md#scheduled-reports")
         click.echo("Press Ctrl-C to stop.")
         serve_app(app, host, port, 8)
     except KeyboardInterrupt:
