@@ -9,6 +9,7 @@ from .types import JobSpec
 @hookimpl(trylast=True)
 def register_jobs():
     from .jobs.enrichment import index_backlog_all_tenants, reconcile_enrichment, verify_all_chains
+    from .jobs.summaries import store_summaries_all_tenants
 
     return [
         JobSpec(reconcile_enrichment, queue="low", interval=300, name="reconcile-enrichment"),
@@ -16,4 +17,6 @@ def register_jobs():
                 timeout=3600),
         JobSpec(verify_all_chains, queue="low", cron="17 3 * * *", name="verify-chains",
                 timeout=6 * 3600),
+        JobSpec(store_summaries_all_tenants, queue="low", interval=900, name="summaries",
+                timeout=3600),
     ]

@@ -271,3 +271,15 @@ tenant_settings = Table(
     Column("updated_by", Text, nullable=False),
     _ts("updated_at", nullable=False),
 )
+
+audit_summaries = Table(
+    "audit_summaries", metadata,
+    _uuid("tenant_id", primary_key=True),
+    Column("period", Text, primary_key=True),
+    _ts("period_start", primary_key=True),
+    _ts("period_end", nullable=False),
+    Column("timezone", Text, nullable=False),
+    Column("head_seq", BigInteger, nullable=False),
+    Column("content", JSONB, nullable=False),
+    _ts("computed_at", nullable=False),
+)
