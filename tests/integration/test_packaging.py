@@ -75,6 +75,7 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal/migrations/versions/0003_anomaly_detection.py",
                  "trailseal/migrations/versions/0004_classification.py",
                  "trailseal/migrations/versions/0005_semantic_search.py",
+                 "trailseal/migrations/versions/0008_summaries.py",
                  "trailseal_plugins/embed_local/__init__.py",
                  "trailseal_plugins/embed_local/tokenizer.json.gz",
                  "trailseal_plugins/narrate_local.py",
@@ -147,7 +148,7 @@ def test_wheel_installed_in_a_fresh_venv_runs_migrate(wheel_venv, trailseal_serv
     migrated = subprocess.run([str(wheel_venv / "bin" / "trailseal"), "migrate"], env=env,
                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert migrated.returncode == 0, migrated.stderr
-    assert "0005_semantic_search" in migrated.stdout  # the head revision, from the wheel's scripts
+    assert "0008_summaries" in migrated.stdout  # the head revision, from the wheel's scripts
     with psycopg.connect(with_user_and_db(admin_server, "postgres", dbname)) as conn:
         assert conn.execute("SELECT to_regclass('audit_logs')").fetchone()[0] == "audit_logs"
 

@@ -5,7 +5,7 @@ tenant's events inside its window and cites only them."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
