@@ -18,6 +18,7 @@ from trailseal import hookimpl
 from trailseal.jobs.summaries import store_summaries_all_tenants
 from trailseal.testing import make_tenant
 from trailseal.types import Finding
+from trailseal_plugins.demo.loader import event_to_explain
 
 CITED = re.compile(r"\[([0-9a-f-]{36})\]")
 
@@ -388,6 +389,8 @@ def test_explain_an_anomalous_event(trailseal_client, trailseal_services, regist
     assert {s["id"] for s in x["sources"]} == _cited(x)
     assert "first payroll.exported by mia" in x["narrative"]
     assert old_view not in x["narrative"] and late not in x["narrative"]
+    # the demo prints this request for its strongest anomaly
+    assert event_to_explain(trailseal_services, str(tenant.id)) == export
     # an event that is no anomaly has none; its actor has done it before
     again = trailseal_client.get(f"/api/v1/events/{view}/explain",
                                  headers=tenant.headers).get_json()
@@ -426,3 +429,32 @@ def test_bad_summary_requests(trailseal_client, tenant, url, status):
     resp = trailseal_client.get(url, headers=tenant.headers)
     assert resp.status_code == status, resp.get_json()
     assert resp.get_json()["error"]["message"]
+
+
+class BrokenNarrator:
+    @hookimpl(tryfirst=True)
+    def narrate(self, kind, context):
+        raise RuntimeError("the model server is down")
+
+
+def test_a_failing_narrator_never_fails_the_read(trailseal_client, trailseal_services,
+                                                 register_plugin):
+    tenant = make_tenant(trailseal_services)
+    created = ingest(trailseal_client, tenant, [make_event(occurred_at="2026-11-20T10:00:00Z")])
+    broken = register_plugin(BrokenNarrator())
+    summary = _summary(trailseal_client, tenant, "daily", "2026-11-20")
+    assert summary["narrative"] == ("No narrative could be composed; 1 event(s) in this "
+                                    "period.") and summary["sources"] == []
+    assert summary["totals"]["events"] == 1
+    # a summary without its narrative is not stored: the next read narrates it
+    assert _stored_rows(trailseal_services, tenant.id) == []
+    resp = trailseal_client.get(f"/api/v1/events/{created['ids'][0]}/explain",
+                                headers=tenant.headers)
+    assert resp.status_code == 200
+    x = resp.get_json()
+    assert x["narrative"] == f"{x['what_happened']} [{created['ids'][0]}]"
+    assert [s["id"] for s in x["sources"]] == created["ids"]
+    trailseal_services.pm.unregister(broken)
+    again = _summary(trailseal_client, tenant, "daily", "2026-11-20")
+    assert again["stored"] is False and again["sources"]
+    assert _summary(trailseal_client, tenant, "daily", "2026-11-20")["stored"] is True

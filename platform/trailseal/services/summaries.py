@@ -355,7 +355,7 @@ def summarise(svc, tenant_id: uuid.UUID, w: Window, now: datetime | None = None,
               store: bool = True) -> dict[str, Any]:
     """Compute the summary of ``w`` for a tenant: the figures, the narrative (``narrate``
     kind ``summary``, its citations kept only for events of the tenant in ``w``) and its
-    sources; stored when the period is complete (and ``store``)."""
+    sources; stored when the period is complete and narrated (and ``store``)."""
     now = now or datetime.now(UTC)
     with svc.db.transaction(tenant_id) as conn:
         head = _head_seq(conn, tenant_id)
@@ -366,7 +366,9 @@ def summarise(svc, tenant_id: uuid.UUID, w: Window, now: datetime | None = None,
         narrative, sources = ground_answer(text, allowed)
         content = {**figures, "narrative": narrative or _no_narrative(figures),
                    "sources": sources, "computed_at": format_ts(now)}
-        if store and figures["complete"]:
+        # a summary without its narrative (no narrator answered, or it failed) is not kept:
+        # the next read tries again
+        if store and figures["complete"] and narrative:
             stmt = pg_insert(audit_summaries).values(
                 tenant_id=tenant_id, period=w.period, period_start=w.start, period_end=w.end,
                 timezone=w.zone.key, head_seq=head, content=content)
