@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ingest, make_event, owner_connection
 from trailseal import hookimpl
 from trailseal.jobs.summaries import store_summaries_all_tenants
+from trailseal.services.summaries import delete_stored_summaries
 from trailseal.testing import make_tenant
 from trailseal.types import Finding
 from trailseal_plugins.demo.loader import event_to_explain
@@ -226,6 +227,12 @@ def test_a_complete_summary_is_stored_and_served_from_the_table(trailseal_client
     assert third["stored"] is False and third["totals"]["events"] == 3
     assert third["narrative"] != "from the table"
     assert _summary(trailseal_client, tenant, "daily", "2026-11-20")["stored"] is True
+    # erasure deletes stored summaries (all, or those of windows before a date)
+    with trailseal_services.db.transaction(tenant.id) as conn:
+        assert delete_stored_summaries(conn, before=datetime(2026, 11, 1, tzinfo=UTC)) == 0
+        assert delete_stored_summaries(conn) == 2  # the day and the week
+    assert _stored_rows(trailseal_services, tenant.id) == []
+    assert _summary(trailseal_client, tenant, "daily", "2026-11-20")["stored"] is False
     # another time zone cuts other windows: not served from the Berlin rows
     _set_zone(trailseal_client, tenant, "Asia/Kolkata")
     kolkata = _summary(trailseal_client, tenant, "daily", "2026-11-20")
