@@ -221,6 +221,13 @@ def test_a_complete_summary_is_stored_and_served_from_the_table(trailseal_client
     # any other day of the same week reads the same stored weekly summary once computed
     _summary(trailseal_client, tenant, "weekly", "2026-11-16")
     assert _summary(trailseal_client, tenant, "weekly", "2026-11-22")["stored"] is True
+    # events appended outside the window leave it standing (its head moves up)
+    ingest(trailseal_client, tenant, [make_event(occurred_at="2026-11-25T12:00:00Z")])
+    assert _summary(trailseal_client, tenant, "daily", "2026-11-20")["narrative"] == \
+        "from the table"
+    daily_row = [r for r in _stored_rows(trailseal_services, tenant.id)
+                 if r["period"] == "daily"]
+    assert daily_row[0]["head_seq"] == 3
     # an event of the window appended later makes the stored summary stale: recomputed
     ingest(trailseal_client, tenant, [make_event(occurred_at="2026-11-20T12:00:00Z")])
     third = _summary(trailseal_client, tenant, "daily", "2026-11-20")

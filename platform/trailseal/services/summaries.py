@@ -29,9 +29,9 @@ from sqlalchemy import (
     and_,
     any_,
     case,
-    exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
 )
@@ -172,10 +172,22 @@ def _has_tag(column, tags: tuple[str, ...]):
 
 
 FAILED = or_(_has_tag(a.c.tags, FAILURE_TAGS), _has_tag(i.c.tags, FAILURE_TAGS))
-DELETION = or_(a.c.event_type.op("~*")(DELETION_WORDS.pattern),
-               _has_tag(i.c.tags, ("deletion",)))
-CRITICAL = or_(i.c.risk_level.in_(("high", "critical")), i.c.category.in_(PERMISSION_CATEGORIES),
-               _has_tag(i.c.tags, ("privilege-change",)), DELETION, a.c.severity == "critical")
+PRIVILEGE_TAGGED = _has_tag(i.c.tags, ("privilege-change",))
+DELETION_TAGGED = _has_tag(i.c.tags, ("deletion",))
+
+
+def _critical(deletion_types: list[str]):
+    """Critical changes: high or critical risk, permission and role changes, deletions (an
+    event type of ``deletion_types``, or the ``deletion`` tag) and critical severity. The
+    deletion types are found once per window, in Python, from the window's event types,
+    rather than by a regular expression on every row."""
+    deletion = DELETION_TAGGED
+    if deletion_types:
+        deletion = or_(a.c.event_type.in_(deletion_types), DELETION_TAGGED)
+    return or_(i.c.risk_level.in_(("high", "critical")), i.c.category.in_(PERMISSION_CATEGORIES),
+               PRIVILEGE_TAGGED, deletion, a.c.severity == "critical")
+
+
 NOTABLE = or_(i.c.is_anomaly.is_(True), i.c.risk_level.in_(("high", "critical")),
               a.c.severity.in_(("high", "critical")))
 EVENT_FIELDS = (a.c.id, a.c.seq, a.c.occurred_at, a.c.event_type, a.c.actor_id,
@@ -225,38 +237,63 @@ def _change(now: int, before: int) -> dict[str, Any]:
             "percent": round(100.0 * (now - before) / before, 1) if before else None}
 
 
+def _window_counts(conn: Connection, w: Window) -> tuple[dict[str, Any], list[str]]:
+    """Every count of the window in one pass over its events: grouped by what the counts
+    depend on (a few hundred groups at most), then summed here. Also the window's event
+    types that are deletions."""
+    category = func.coalesce(i.c.category, "uncategorized").label("category")
+    groups = conn.execute(
+        select(a.c.severity, a.c.event_type, category, i.c.risk_level,
+               PRIVILEGE_TAGGED.label("privilege"), DELETION_TAGGED.label("deletion"),
+               func.coalesce(i.c.is_anomaly, False).label("anomaly"),
+               FAILED.label("failed"), func.count().label("n"))
+        .select_from(EVENTS).where(_in(w))
+        # by position: the expressions carry bind parameters, which would differ if repeated
+        .group_by(*[literal_column(str(k)) for k in range(1, 9)])
+    ).mappings().all()
+    deletion_types = sorted({g["event_type"] for g in groups
+                             if DELETION_WORDS.search(g["event_type"])})
+    severity = dict.fromkeys(SEVERITY_RANK, 0)
+    categories: dict[str, int] = {}
+    out = {"events": 0, "failures": 0, "critical": 0, "anomalies": 0}
+    for g in groups:
+        n = g["n"]
+        out["events"] += n
+        severity[g["severity"]] = severity.get(g["severity"], 0) + n
+        categories[g["category"]] = categories.get(g["category"], 0) + n
+        if g["failed"]:
+            out["failures"] += n
+        if g["anomaly"]:
+            out["anomalies"] += n
+        if (g["risk_level"] in ("high", "critical") or g["category"] in PERMISSION_CATEGORIES
+                or g["privilege"] or g["deletion"] or g["event_type"] in deletion_types
+                or g["severity"] == "critical"):
+            out["critical"] += n
+    out["by_severity"] = severity
+    out["by_category"] = dict(sorted(categories.items(), key=lambda kv: (-kv[1], kv[0])))
+    return out, deletion_types
+
+
 def compute_figures(conn: Connection, w: Window, now: datetime) -> dict[str, Any]:
     """Everything a summary states about ``w``, read in the caller's transaction (of the
     tenant): totals, the change from the previous period, critical changes, anomalies, top
     actors and notable events, each naming the events it rests on."""
     prev = previous_window(w)
-    totals = _counts(conn, w)
+    totals, deletion_types = _window_counts(conn, w)
     before = _counts(conn, prev)
-    severity = dict.fromkeys(SEVERITY_RANK, 0)
-    for name, n in conn.execute(select(a.c.severity, func.count()).where(_in(w))
-                                .group_by(a.c.severity)):
-        severity[name] = n
-    category_col = func.coalesce(i.c.category, "uncategorized")
-    categories = {name: n for name, n in conn.execute(
-        select(category_col, func.count()).select_from(EVENTS).where(_in(w))
-        .group_by(category_col).order_by(func.count().desc(), category_col))}
     ends = conn.execute(select(a.c.id, a.c.seq, a.c.occurred_at, a.c.event_type).where(_in(w))
                         .order_by(a.c.occurred_at, a.c.seq).limit(1)).mappings().first()
     last = conn.execute(select(a.c.id, a.c.seq, a.c.occurred_at, a.c.event_type).where(_in(w))
                         .order_by(a.c.occurred_at.desc(), a.c.seq.desc()).limit(1)
                         ).mappings().first()
-
-    critical_count = conn.execute(select(func.count()).select_from(EVENTS)
-                                  .where(_in(w), CRITICAL)).scalar_one()
+    critical_where = _critical(deletion_types)
     critical = conn.execute(
-        select(*EVENT_FIELDS).select_from(EVENTS).where(_in(w), CRITICAL)
+        select(*EVENT_FIELDS).select_from(EVENTS).where(_in(w), critical_where)
         .order_by(_rank(i.c.risk_level, RISK_RANK).desc(),
                   _rank(a.c.severity, SEVERITY_RANK).desc(), a.c.occurred_at.desc(),
                   a.c.seq.desc())
         .limit(CRITICAL_MAX)).mappings().all()
 
-    anomaly_count = conn.execute(select(func.count()).select_from(EVENTS)
-                                 .where(_in(w), i.c.is_anomaly.is_(True))).scalar_one()
     alert_id = (select(an.c.id).where(an.c.kind == "anomaly", an.c.event_id == a.c.id)
                 .order_by(an.c.created_at.desc()).limit(1).scalar_subquery())
     anomalies = conn.execute(
@@ -295,16 +332,16 @@ def compute_figures(conn: Connection, w: Window, now: datetime) -> dict[str, Any
         "window": w.to_dict(),
         "complete": w.end <= now,
         "totals": {"events": totals["events"], "failures": totals["failures"],
-                   "by_severity": severity, "by_category": categories,
+                   "by_severity": totals["by_severity"], "by_category": totals["by_category"],
                    "first_event_id": str(ends["id"]) if ends else None,
                    "last_event_id": str(last["id"]) if last else None},
         "previous": {"window": prev.to_dict(), "events": before["events"],
                      "failures": before["failures"]},
         "change": {"events": _change(totals["events"], before["events"]),
                    "failures": _change(totals["failures"], before["failures"])},
-        "critical_changes": {"count": critical_count,
+        "critical_changes": {"count": totals["critical"],
                              "events": [_event_brief(r) for r in critical]},
-        "anomalies": {"count": anomaly_count,
+        "anomalies": {"count": totals["anomalies"],
                       "top": [{**_event_brief(r), "alert_id": str(r["alert_id"])
                                if r["alert_id"] else None,
                                "anomaly_score": r["anomaly_score"]} for r in anomalies]},
@@ -339,16 +376,30 @@ def _head_seq(conn: Connection, tenant_id: uuid.UUID) -> int:
                         .where(chain_heads.c.tenant_id == tenant_id)).scalar_one_or_none() or 0
 
 
-def _stored(conn: Connection, w: Window) -> dict[str, Any] | None:
+def _stored(conn: Connection, tenant_id: uuid.UUID, w: Window) -> dict[str, Any] | None:
     """The stored summary of ``w`` while it still holds: cut in the same zone with the same
-    end, and no event of the window appended since it was computed."""
+    end, and no event of the window appended since it was computed.
+
+    The check reads only the events appended since the last check: when none of them is in
+    the window, the row's ``head_seq`` moves up to the chain head, so a summary read often
+    costs one index lookup, and one read long after costs one pass over what came since."""
     row = conn.execute(select(audit_summaries).where(
         audit_summaries.c.period == w.period, audit_summaries.c.period_start == w.start)
     ).mappings().first()
     if row is None or row["timezone"] != w.zone.key or row["period_end"] != w.end:
         return None
-    late = conn.execute(select(exists().where(a.c.seq > row["head_seq"], _in(w)))).scalar()
-    return None if late else row["content"]
+    head = _head_seq(conn, tenant_id)
+    if head > row["head_seq"]:
+        late = conn.execute(
+            select(a.c.seq).where(a.c.tenant_id == tenant_id, a.c.seq > row["head_seq"],
+                                  a.c.seq <= head, _in(w)).limit(1)).first()
+        if late is not None:
+            return None
+        conn.execute(audit_summaries.update().where(
+            audit_summaries.c.tenant_id == tenant_id, audit_summaries.c.period == w.period,
+            audit_summaries.c.period_start == w.start,
+            audit_summaries.c.head_seq < head).values(head_seq=head))
+    return row["content"]
 
 
 def summarise(svc, tenant_id: uuid.UUID, w: Window, now: datetime | None = None, *,
@@ -396,7 +447,7 @@ def read_summary(svc, principal: Principal, period: str, day: date | None,
     with audited_read(svc, principal, access) as conn:
         zone = tenant_zone(conn)
         w = window_of(period, day or last_complete_day(period, now, zone), zone)
-        stored = _stored(conn, w)
+        stored = _stored(conn, principal.tenant_id, w)
     if stored is not None:
         return {**stored, "stored": True}
     return {**summarise(svc, principal.tenant_id, w, now), "stored": False}
@@ -411,7 +462,7 @@ def store_due_summaries(svc, tenant_id: uuid.UUID, now: datetime | None = None) 
         with svc.db.transaction(tenant_id) as conn:
             zone = tenant_zone(conn)
             w = window_of(period, last_complete_day(period, now, zone), zone)
-            fresh = _stored(conn, w) is not None
+            fresh = _stored(conn, tenant_id, w) is not None
         if not fresh:
             summarise(svc, tenant_id, w, now)
             done.append(period)
