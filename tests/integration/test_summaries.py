@@ -291,10 +291,10 @@ def test_the_scheduled_job_stores_the_last_complete_periods(trailseal_app, trail
 
 class ForeignNarrator:
     """A narrator that cites an event of another tenant, one of this tenant outside the
-    window, a made-up id and one valid event."""
+    window, a made-up id, one valid event the figures list and one they do not."""
 
-    def __init__(self, foreign: str, outside: str):
-        self.foreign, self.outside = foreign, outside
+    def __init__(self, foreign: str, outside: str, unlisted: str):
+        self.foreign, self.outside, self.unlisted = foreign, outside, unlisted
 
     @hookimpl(tryfirst=True)
     def narrate(self, kind, context):
@@ -305,6 +305,7 @@ class ForeignNarrator:
                           f"Also yesterday [{self.outside}]",
                           f"Made up [{uuid.uuid4()}]",
                           f"Real [{valid}][{self.foreign}]",
+                          f"Also in the window [{self.unlisted}]",
                           "A line of figures"])
 
 
@@ -313,12 +314,19 @@ def test_citations_outside_the_window_or_tenant_are_dropped(trailseal_client,
                                                             register_plugin):
     tenant, other = make_tenant(trailseal_services), make_tenant(trailseal_services)
     foreign = ingest(trailseal_client, other, [make_event(occurred_at="2026-11-20T10:00:00Z")])
-    mine = ingest(trailseal_client, tenant, [make_event(occurred_at="2026-11-19T10:00:00Z"),
-                                             make_event(occurred_at="2026-11-20T10:00:00Z")])
-    register_plugin(ForeignNarrator(foreign["ids"][0], mine["ids"][0]))
+    quiet = {"event_type": "report.viewed", "severity": "low", "tags": []}
+    mine = ingest(trailseal_client, tenant, [make_event(occurred_at="2026-11-19T10:00:00Z")] + [
+        make_event(occurred_at=f"2026-11-20T1{h}:00:00Z", **quiet) for h in range(5)])
+    first, unlisted = mine["ids"][1], mine["ids"][2]
+    register_plugin(ForeignNarrator(foreign["ids"][0], mine["ids"][0], unlisted))
     summary = _summary(trailseal_client, tenant, "daily", "2026-11-20")
-    assert summary["narrative"] == f"Real [{mine['ids'][1]}]\nA line of figures"
-    assert [s["id"] for s in summary["sources"]] == [mine["ids"][1]]
+    listed = {x for actor in summary["top_actors"] for x in actor["event_ids"]} | {
+        summary["totals"]["first_event_id"], summary["totals"]["last_event_id"]} | {
+        e["id"] for e in summary["critical_changes"]["events"] + summary["notable_events"]}
+    assert unlisted not in listed  # any event of the window may be cited
+    assert summary["narrative"] == (f"Real [{first}]\nAlso in the window [{unlisted}]\n"
+                                    "A line of figures")
+    assert [s["id"] for s in summary["sources"]] == [first, unlisted]
 
 
 # --- explanations ------------------------------------------------------------------------------
