@@ -65,6 +65,9 @@ def test_time_zone_setting_defaults_to_utc_and_validates(trailseal_client, trail
                                     headers=tenant.headers)
         assert resp.status_code == 422, (bad, resp.get_json())
         assert resp.get_json()["error"]["message"]
+    null = trailseal_client.put("/api/v1/settings", json={"timezone": None},
+                                headers=tenant.headers)
+    assert null.get_json()["error"]["message"].startswith("timezone: timezone must be an IANA")
     for body in ({}, {"zone": "UTC"}):
         resp = trailseal_client.put("/api/v1/settings", json=body, headers=tenant.headers)
         assert resp.status_code == 422, body
