@@ -12,6 +12,7 @@ def register_jobs():
     from .jobs.enrichment import index_backlog_all_tenants, reconcile_enrichment, verify_all_chains
     from .jobs.notifications import deliver_due_notifications
     from .jobs.reports import send_due_reports
+    from .jobs.summaries import store_summaries_all_tenants
     from .jobs.usage import usage_job
 
     return [
@@ -27,4 +28,6 @@ def register_jobs():
                 timeout=3600),
         JobSpec(send_due_reports, queue="default", cron="* * * * *",
                 name="scheduled-reports", timeout=3600),
+        JobSpec(store_summaries_all_tenants, queue="low", interval=900, name="summaries",
+                timeout=3600),
     ]

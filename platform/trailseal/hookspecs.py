@@ -103,7 +103,12 @@ def narrate(kind: str, context: dict[str, Any], tenant_id: str) -> str | None:
     """Write plain-language text of ``kind`` from ``context``; return None to let another
     plugin answer. ``answer``: ``context`` holds ``question`` and ``events`` (search results,
     best first); cite each claim's events as ``[<event id>]``, one claim per line. Citations
-    of events not in ``events`` are removed, with any line left without one."""
+    of events not in ``events`` are removed, with any line left without one. ``summary``:
+    ``context`` is a period's summary (``GET /api/v1/summary/{period}`` without
+    ``narrative``, ``sources``, ``stored``); only citations of the tenant's events in its
+    window are kept. ``explanation``: ``context`` is an event's explanation
+    (``GET /api/v1/events/{id}/explain`` without ``narrative`` and ``sources``); only
+    citations of the event, the actor's recent events and the related events are kept."""
 
 
 # --- outputs -------------------------------------------------------------------------

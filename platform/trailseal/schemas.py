@@ -823,3 +823,117 @@ class ReportScheduleOut(BaseModel):
 
 class ReportScheduleList(BaseModel):
     schedules: list[ReportScheduleOut]
+
+
+# --- tenant settings, summaries and explanations -------------------------------------------
+
+
+class SettingsIn(BaseModel):
+    """Tenant settings to change (only those sent change)."""
+
+    model_config = ConfigDict(extra="forbid")
+    timezone: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="An IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`): "
+                    "where the tenant's days, weeks and months begin (summaries).")
+
+
+class SettingOut(BaseModel):
+    value: Any
+    default: Any
+    updated_by: str | None
+    updated_at: str | None
+
+
+class SettingsOut(BaseModel):
+    """The tenant's settings, each with its default and who set it when."""
+
+    timezone: SettingOut
+
+
+class SummaryWindow(BaseModel):
+    start: str = Field(description="First instant, UTC (RFC 3339, `Z`).")
+    end: str = Field(description="First instant of the next period (excluded), UTC.")
+    start_local: str = Field(description="`start` in the tenant's time zone, with offset.")
+    end_local: str = Field(description="`end` in the tenant's time zone, with offset.")
+    first_day: str = Field(description="First local day (YYYY-MM-DD).")
+    last_day: str = Field(description="Last local day (YYYY-MM-DD).")
+    hours: float = Field(description="Length in hours (a local day is 23 or 25 h across a "
+                                     "daylight-saving change).")
+
+
+class SummaryEvent(BaseModel):
+    """An event a summary names: its place in the chain, what, who, and why it is named."""
+
+    id: str
+    seq: int
+    occurred_at: str
+    event_type: str
+    actor: str
+    entity: Entity
+    severity: str
+    category: str | None
+    risk_level: str | None
+    reasons: list[str] = Field(description="anomaly, high/critical risk, permission or role "
+                                           "change, deletion, high/critical severity.")
+
+
+class SummaryAnomaly(SummaryEvent):
+    alert_id: str | None
+    anomaly_score: float | None
+
+
+class SummaryOut(BaseModel):
+    """A daily, weekly or monthly summary of the tenant's trail."""
+
+    period: Literal["daily", "weekly", "monthly"]
+    timezone: str
+    window: SummaryWindow
+    complete: bool = Field(description="False while the period is under way (then computed "
+                                       "on every read, never stored).")
+    totals: dict[str, Any] = Field(description="`events`, `failures`, `by_severity`, "
+                                               "`by_category`, `first_event_id`, "
+                                               "`last_event_id`.")
+    previous: dict[str, Any] = Field(description="The previous period: `window`, `events`, "
+                                                 "`failures`.")
+    change: dict[str, Any] = Field(description="`events` and `failures`: `{difference, "
+                                               "percent}` (percent null when the previous "
+                                               "period had none).")
+    critical_changes: dict[str, Any] = Field(description="`count` and the first 20 `events` "
+                                                         "(SummaryEvent), riskiest first.")
+    anomalies: dict[str, Any] = Field(description="`count` and the `top` 5 (SummaryAnomaly), "
+                                                  "highest score first.")
+    top_actors: list[dict[str, Any]] = Field(description="Up to 5 `{actor, events, "
+                                                         "event_ids}` (their latest 3 ids).")
+    notable_events: list[SummaryEvent]
+    narrative: str = Field(description="Plain text, each claim about events citing "
+                                       "`[event id]`; only events of the window are cited.")
+    sources: list[SearchSource]
+    computed_at: str
+    stored: bool = Field(description="True when served from the stored summaries.")
+
+
+class ExplanationOut(BaseModel):
+    """An event explained: structured fields, a narrative and its sources."""
+
+    event: EventOut
+    what_happened: str
+    who: Actor
+    actor_context: dict[str, Any] = Field(
+        description="The actor's events in the 24 h before: `events`, `event_types` "
+                    "[{event_type, count}], `recent_events` (latest 10), "
+                    "`first_time_this_type`.")
+    related_events: dict[str, Any] = Field(
+        description="Events on the same entity within 24 h either side: `count` and up to 20 "
+                    "`events` (nearest in time, listed oldest first).")
+    insights: dict[str, Any] | None = Field(
+        description="`category`, `risk_level`, `tags`, `review_required`, `anomaly_score`, "
+                    "`is_anomaly` (null before enrichment).")
+    anomaly: dict[str, Any] | None = Field(
+        description="When the event is an anomaly: `alert_id`, `status`, `severity`, "
+                    "`score`, `detector`, `summary` (a sentence) and the top 5 "
+                    "`contributions` [{feature, label, value, contribution}].")
+    impact: dict[str, Any] = Field(description="`level` (low…critical) and `statements`.")
+    narrative: str = Field(description="Plain text, each claim citing `[event id]` of the "
+                                       "event, the actor's recent events or related events.")
+    sources: list[SearchSource]

@@ -322,3 +322,15 @@ audit_scheduled_reports = Table(
     _ts("covered_until", nullable=False),
     Column("runs", Integer, nullable=False),
 )
+
+audit_summaries = Table(
+    "audit_summaries", metadata,
+    _uuid("tenant_id", primary_key=True),
+    Column("period", Text, primary_key=True),
+    _ts("period_start", primary_key=True),
+    _ts("period_end", nullable=False),
+    Column("timezone", Text, nullable=False),
+    Column("head_seq", BigInteger, nullable=False),
+    Column("content", JSONB, nullable=False),
+    _ts("computed_at", nullable=False),
+)

@@ -164,6 +164,12 @@ def test_demo_starts_everything_and_stops_cleanly():
                                               "Content-Type": "application/json"})
         answer = json.load(urllib.request.urlopen(req, timeout=60))
         assert answer["results"] and answer["sources"]
+        # the printed summary and explanation run, narrated and cited
+        for label in ("summarise last week", "explain an event"):
+            target = re.search(rf"{label}: curl -H '[^']*' (\S+)", out).group(1)
+            req = urllib.request.Request(target, headers={"Authorization": f"Bearer {token}"})
+            body = json.load(urllib.request.urlopen(req, timeout=120))
+            assert body["narrative"] and body["sources"], label
         assert "dashboards at" in out
         login = urllib.request.urlopen(f"{url}/login", timeout=30).read().decode()
         assert "Sign in" in login

@@ -185,6 +185,7 @@ def _url(rule: str, world, value: str | None = None) -> str:
     url = url.replace("<integration_id>", value or world["integration_id"])
     url = url.replace("<delivery_id>", value or world["delivery_id"])
     url = url.replace("<schedule_id>", value or world["schedule_id"])
+    url = url.replace("<period>", value or "daily")
     return url.replace("<alert_id>", value or world["alert_id"])
 
 
@@ -221,7 +222,9 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/integrations/<integration_id>/deliveries",
              "/api/v1/integrations/<integration_id>/deliveries/<delivery_id>/redeliver",
              "/api/v1/reports/schedules", "/api/v1/reports/schedules/<schedule_id>",
-             "/api/v1/reports/schedules/<schedule_id>/run"}
+             "/api/v1/reports/schedules/<schedule_id>/run",
+             "/api/v1/settings", "/api/v1/summary/<period>",
+             "/api/v1/events/<event_id>/explain"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 
@@ -249,6 +252,8 @@ def _valid_body(rule: str, method: str) -> dict | None:
         return {**_INTEGRATION, "name": "valid body"}
     if method == "POST" and rule == "/api/v1/reports/schedules":
         return dict(_SCHEDULE)
+    if method == "PUT" and rule == "/api/v1/settings":
+        return {"timezone": "Europe/Berlin"}
     return None
 
 
@@ -299,7 +304,10 @@ def test_path_cases_on_every_endpoint_with_an_id(trailseal_app, world, name, val
         resp = _send(world["client"], method, _url(rule, world, value), world["tenant"].headers,
                      json.dumps(body).encode() if body is not None else None,
                      "application/json" if body is not None else None)
-        _check(resp, expect, (name, method, rule))
+        # a summary's period is a word of a fixed list, not an id: a bad one is a 422 (a
+        # path with slashes matches no route: 404)
+        _check(resp, (404, 422) if "<period>" in rule and expect == (404,) else expect,
+               (name, method, rule))
         tried += 1
     assert tried >= 2
 
@@ -463,3 +471,41 @@ def test_report_schedule_body_cases(world, trailseal_services, monkeypatch, name
     _check(resp, (422,), name)
     after = world["client"].get("/api/v1/reports/schedules", headers=world["tenant"].headers)
     assert after.get_json() == before.get_json(), name  # nothing half-written
+# Summaries, explanations and settings: (name, method, URL or (URL, body), statuses).
+SUMMARY_CASES = [
+    ("period unknown", "GET", "/api/v1/summary/yearly", (422,)),
+    ("period upper case", "GET", "/api/v1/summary/DAILY", (422,)),
+    ("period 8 kB", "GET", "/api/v1/summary/" + "d" * 8000, (422,)),
+    ("date: not a day", "GET", "/api/v1/summary/daily?date=2026-02-30", (422,)),
+    ("date: no dashes", "GET", "/api/v1/summary/daily?date=20261120", (422,)),
+    ("date: with a time", "GET", "/api/v1/summary/daily?date=2026-11-20T00:00:00Z", (422,)),
+    ("date: year 1", "GET", "/api/v1/summary/weekly?date=0001-01-01", (422,)),
+    ("date: year 9999", "GET", "/api/v1/summary/monthly?date=9999-12-31", (422,)),
+    ("date: Arabic-Indic digits", "GET", "/api/v1/summary/daily?date=%D9%A2%D9%A0%D9%A2%D9%A6"
+     "-01-01", (422,)),
+    ("date: empty", "GET", "/api/v1/summary/daily?date=", (422,)),
+    ("date: far past and future ends", "GET", "/api/v1/summary/monthly?date=1971-01-01",
+     (200,)),
+    ("date: last year allowed", "GET", "/api/v1/summary/weekly?date=9998-12-31", (200,)),
+    ("zone unknown", "PUT", ("/api/v1/settings", {"timezone": "Mars/Olympus"}), (422,)),
+    ("zone a path", "PUT", ("/api/v1/settings", {"timezone": "../../../etc/passwd"}), (422,)),
+    ("zone lower case", "PUT", ("/api/v1/settings", {"timezone": "europe/berlin"}), (422,)),
+    ("zone empty", "PUT", ("/api/v1/settings", {"timezone": ""}), (422,)),
+    ("zone too long", "PUT", ("/api/v1/settings", {"timezone": "A/" + "b" * 100}), (422,)),
+    ("zone a number", "PUT", ("/api/v1/settings", {"timezone": 1}), (422,)),
+    ("zone null", "PUT", ("/api/v1/settings", {"timezone": None}), (422,)),
+    ("zone NUL", "PUT", ("/api/v1/settings", {"timezone": "UTC\u0000"}), (422,)),
+    ("no setting", "PUT", ("/api/v1/settings", {}), (422,)),
+    ("unknown setting", "PUT", ("/api/v1/settings", {"zone": "UTC"}), (422,)),
+]
+
+
+@pytest.mark.parametrize("name,method,target,expect", SUMMARY_CASES,
+                         ids=[c[0] for c in SUMMARY_CASES])
+def test_summary_and_settings_cases(world, name, method, target, expect):
+    url, body = target if isinstance(target, tuple) else (target, None)
+    resp = world["client"].open(url, method=method, json=body, headers=world["tenant"].headers)
+    _check(resp, expect, name)
+    if method == "PUT" and resp.status_code >= 400:  # nothing half-written
+        shown = world["client"].get("/api/v1/settings", headers=world["tenant"].headers)
+        assert shown.get_json()["timezone"]["value"] in ("UTC", "Europe/Berlin"), name

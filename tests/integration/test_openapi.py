@@ -229,6 +229,15 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
             ("post", "/api/v1/reports/schedules/{schedule_id}/run"): (run_now, None),
             ("delete", "/api/v1/reports/schedules/{schedule_id}"): (trailseal_client.delete(
                 schedule_url, headers=tenant.headers), None),
+            ("put", "/api/v1/settings"): (trailseal_client.put(
+                "/api/v1/settings", json={"timezone": "Europe/Berlin"},
+                headers=tenant.headers), None),
+            ("get", "/api/v1/settings"): (trailseal_client.get(
+                "/api/v1/settings", headers=tenant.headers), None),
+            ("get", "/api/v1/summary/{period}"): (trailseal_client.get(
+                "/api/v1/summary/daily?date=2026-11-20", headers=tenant.headers), None),
+            ("get", "/api/v1/events/{event_id}/explain"): (trailseal_client.get(
+                f"/api/v1/events/{event_id}/explain", headers=tenant.headers), None),
             ("get", "/healthz"): (trailseal_client.get("/healthz"), None),
             ("get", "/metrics"): (trailseal_client.get("/metrics"), None),
             ("get", "/api/v1/openapi.json"): (trailseal_client.get("/api/v1/openapi.json"),

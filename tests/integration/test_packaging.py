@@ -79,6 +79,7 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal/migrations/versions/0006_integrations.py",
                  "trailseal/migrations/versions/0007_scheduled_reports.py",
                  "trailseal_plugins/reports/__init__.py",
+                 "trailseal/migrations/versions/0008_summaries.py",
                  "trailseal_plugins/embed_local/__init__.py",
                  "trailseal_plugins/embed_local/tokenizer.json.gz",
                  "trailseal_plugins/narrate_local.py",

@@ -31,6 +31,7 @@ from ..schemas import (
     EventOut,
     EventPage,
     EventQuery,
+    ExplanationOut,
     ExportFilters,
     ExportJob,
     FeedbackIn,
@@ -47,7 +48,10 @@ from ..schemas import (
     ReportScheduleOut,
     SearchIn,
     SearchOut,
+    SettingsIn,
+    SettingsOut,
     SubjectExport,
+    SummaryOut,
     TagRulesIn,
     TagRulesOut,
     ThresholdIn,
@@ -67,6 +71,8 @@ MODELS: list[type[BaseModel]] = [
     IntegrationIn, IntegrationOut, IntegrationList, IntegrationTestResult, DeliveryOut,
     DeliveryList,
     ReportScheduleIn, ReportScheduleOut, ReportScheduleList,
+    SearchOut, ExportFilters, SubjectExport, ExportJob,
+    SettingsIn, SettingsOut, SummaryOut, ExplanationOut,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -447,6 +453,45 @@ def build_spec(app) -> dict[str, Any]:
                                     "events since the previous report up to now; "
                                     "`next_run` does not change."),
         },
+        "/api/v1/settings": {
+            "get": _op("The tenant's settings (time zone)", "getSettings", "settings",
+                       "audit:read", _ok("The settings", "SettingsOut")),
+            "put": _op("Change the tenant's settings", "putSettings", "settings",
+                       "audit:admin", _ok("The settings", "SettingsOut"), body="SettingsIn",
+                       description="API keys only. Settings not sent keep their value. "
+                                   "`timezone` must be an IANA zone name of the server's "
+                                   "time zone database (422 otherwise, nothing changed)."),
+        },
+        "/api/v1/summary/{period}": {
+            "get": _op("Daily, weekly or monthly summary", "getSummary", "summaries",
+                       "audit:read", _ok("The summary", "SummaryOut"),
+                       parameters=[_path_param("period", "`daily`, `weekly` (ISO week, "
+                                               "Monday to Monday) or `monthly` (422 "
+                                               "otherwise)."),
+                                   _param("date", {"type": "string", "format": "date"},
+                                          "A day of the period wanted (YYYY-MM-DD, "
+                                          "1971–9998), in the tenant's time zone; default: "
+                                          "the last complete period.")],
+                       description="The window is exact in the tenant's time zone (`GET "
+                                   "/settings`): from local midnight to the next period's "
+                                   "local midnight (23 or 25 h for a day across a "
+                                   "daylight-saving change). Complete periods are stored "
+                                   "(by the `summaries` job or the first read) and served "
+                                   "from storage (`stored: true`); a period under way is "
+                                   "computed on every read. The narrative cites only events "
+                                   "of the window. Recorded in the access log."),
+        },
+        "/api/v1/events/{event_id}/explain": {
+            "get": _op("Explain an event", "explainEvent", "summaries", "audit:read",
+                       _ok("The explanation", "ExplanationOut"),
+                       parameters=[_path_param("event_id", "The event's id (UUID).")],
+                       errors=not_found,
+                       description="What happened, who, the actor's events in the 24 h "
+                                   "before, events on the same entity within 24 h, insights, "
+                                   "the anomaly explanation when the event is one, the "
+                                   "likely impact, and a narrative citing only the events "
+                                   "shown. Recorded in the access log."),
+        },
         "/api/v1/access-log": {
             "get": _op("Access log of the trail, newest first", "listAccessLog", "access",
                        "audit:admin", _ok("A page of entries", "AccessLogPage"),
@@ -500,6 +545,9 @@ def build_spec(app) -> dict[str, Any]:
                                                      "deliveries and dead letters"},
             {"name": "statistics", "description": "Dashboard figures"},
             {"name": "usage", "description": "API calls, compute and storage per tenant"},
+            {"name": "settings", "description": "Tenant settings (time zone)"},
+            {"name": "summaries", "description": "Period summaries and event explanations, "
+                                                 "narrated and cited"},
             {"name": "meta", "description": "Health, metrics, this document, 405s"},
         ],
         "paths": paths,

@@ -36,6 +36,7 @@ from ..schemas import (
     ModelQuery,
     ReportScheduleIn,
     SearchIn,
+    SettingsIn,
     TagRulesIn,
     ThresholdIn,
     Timestamp,
@@ -54,6 +55,7 @@ from ..services.anomalies import (
 from ..services.chain import format_ts
 from ..services.corrections import correct_insights, read_tag_rules, write_tag_rules
 from ..services.events import read_event, read_events_page
+from ..services.explain import explain_event
 from ..services.export_jobs import read_export_file, read_export_job, start_export_job
 from ..services.exports import (
     ExportScope,
@@ -74,7 +76,9 @@ from ..services.reports import (
     read_schedules,
 )
 from ..services.search import search_events
+from ..services.settings import read_general_settings, write_general_settings
 from ..services.stats import read_dashboard_stats
+from ..services.summaries import parse_date, parse_period, read_summary
 from ..services.usage import read_usage
 from .requests import (
     access_record,
@@ -602,3 +606,53 @@ def report_schedule_run(schedule_id: str):
     resp.status_code = 202
     resp.headers["Location"] = f"/api/v1/reports/schedules/{schedule['id']}"
     return resp
+
+
+# --- tenant settings, summaries and explanations -------------------------------------------
+
+
+@bp.get("/settings")
+@endpoint("audit:read")
+def settings_show():
+    """The tenant's general settings (its time zone), each with its default and who set it
+    when."""
+    return jsonify(read_general_settings(current_services(), g.principal, access_record()))
+
+
+@bp.put("/settings")
+@endpoint("audit:admin", allow_session=False)
+def settings_update():
+    """Change general settings: body ``{"timezone": "Europe/Berlin"}`` (an IANA name).
+    Settings not sent keep their value; a bad value changes nothing (422)."""
+    body = parse_body(SettingsIn)
+    values = body.model_dump(exclude_unset=True)
+    if not values:
+        raise ValidationFailed('body must set at least one setting, e.g. '
+                               '{"timezone": "Europe/Berlin"}', {"settings": ["timezone"]})
+    updated_by = f"{g.principal.kind}:{g.principal.id}"
+    try:
+        return jsonify(write_general_settings(current_services(), g.principal.tenant_id,
+                                              values, updated_by))
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from None
+
+
+@bp.get("/summary/<period>")
+@endpoint("audit:read", "date")
+def summary_show(period: str):
+    """The daily, weekly or monthly summary of the period containing ``date`` (YYYY-MM-DD,
+    in the tenant's time zone; default: the last complete period): totals, change from the
+    previous period, critical changes, anomalies, top actors, notable events and a cited
+    narrative. Stored once the period is complete, so later reads are instant."""
+    period = parse_period(period)
+    day = parse_date(request.args.get("date"))
+    return jsonify(read_summary(current_services(), g.principal, period, day,
+                                access_record()))
+
+
+@bp.get("/events/<event_id>/explain")
+@endpoint("audit:read")
+def event_explain(event_id: str):
+    """One event explained: what happened, who, the actor's day before, related events on
+    the same entity, insights and anomaly explanation, likely impact, a cited narrative."""
+    return jsonify(explain_event(current_services(), g.principal, event_id, access_record()))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import uuid
 from typing import Any
 
@@ -38,6 +37,7 @@ from ..schemas import EventFilters, SearchIn
 from ..tables import audit_embeddings, audit_search_text
 from .access import AccessRecord, audited_read
 from .events import EVENT_COLUMNS, EVENTS_WITH_INSIGHTS, a, build_filters, i, row_to_event
+from .narration import ground_answer, narrate_text
 from .search_index import FTS_CONFIG
 from .tenancy import Principal
 
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 RRF_K = 60  # the usual constant of reciprocal-rank fusion: damps the head of each list
 DEPTH = 100  # candidates each ranking contributes to the fusion
 SEARCH_CACHE_SECONDS = 600
-CITATION = re.compile(r"\[([0-9a-fA-F-]{36})\]")
 
 
 def _filtered(stmt, table, filters: EventFilters):
@@ -112,28 +111,6 @@ def load_events_by_id(svc, conn: Connection, tenant_id: uuid.UUID,
     return {e["id"]: e for e in events}
 
 
-def ground_answer(text: str, retrieved: dict[str, dict[str, Any]]) -> tuple[str, list[dict]]:
-    """Keep only what the retrieved events support: a citation ``[id]`` of an event that was
-    not retrieved is removed, and a line whose every citation was removed goes with them.
-    Returns the answer and its sources (the cited events, in order of first citation)."""
-    kept_lines: list[str] = []
-    cited: list[str] = []
-    for line in (text or "").splitlines():
-        ids = CITATION.findall(line)
-        valid = [x.lower() for x in ids if x.lower() in retrieved]
-        if ids and not valid:
-            continue
-        line = CITATION.sub(lambda m: m.group(0) if m.group(1).lower() in retrieved else "",
-                            line)
-        kept_lines.append(line.rstrip())
-        for x in valid:
-            if x not in cited:
-                cited.append(x)
-    sources = [{"id": x, "seq": retrieved[x]["seq"], "occurred_at": retrieved[x]["occurred_at"],
-                "event_type": retrieved[x]["event_type"]} for x in cited]
-    return "\n".join(kept_lines).strip(), sources
-
-
 def _cache_key(tenant_id: uuid.UUID, model: str | None, body: SearchIn) -> str:
     material = orjson.dumps({"model": model, "query": body.query, "limit": body.limit,
                              "filters": body.filters.model_dump(mode="json")},
@@ -193,12 +170,8 @@ def search_events(svc, principal: Principal, body: SearchIn, access: AccessRecor
     if body.answer:
         retrieved = {r["id"]: r for r in results}
         context = {"question": body.query, "events": results}
-        try:
-            text = svc.pm.hook.narrate(kind="answer", context=context, tenant_id=str(tid))
-        except Exception:  # a narrator's failure leaves the results standing
-            log.exception("narrate failed for a search answer")
-            text = None
-        answer, sources = ground_answer(text or "", retrieved)
+        text = narrate_text(svc, "answer", context, str(tid))
+        answer, sources = ground_answer(text, retrieved)
         if not answer:
             answer = ("No answer could be composed from the events found." if results
                       else "No events match the question.")

@@ -25,7 +25,7 @@ __all__ = ["demo"]
 @click.option("--load-only", is_flag=True, help="Load the demo data and exit.")
 def demo(host: str, port: int, days: int, load_only: bool) -> None:
     """Start everything on the embedded services with a realistic demo data set."""
-    from .loader import analyse_loaded, load_demo
+    from .loader import analyse_loaded, event_to_explain, load_demo
 
     app = make_app()
     svc = app.extensions["trailseal"]
@@ -74,6 +74,11 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
         click.echo("  reports by mail: set TRAILSEAL_SMTP_HOST, then POST "
                    f"{url}/api/v1/reports/schedules with an admin key (trailseal apikey "
                    "create); see docs/admin-guide.md#scheduled-reports")
+        auth = f"-H 'Authorization: Bearer {summary['api_key']}'"
+        click.echo(f"  summarise last week: curl {auth} {url}/api/v1/summary/weekly")
+        explain_id = event_to_explain(svc, summary["api_key_tenant_id"])
+        if explain_id:
+            click.echo(f"  explain an event: curl {auth} {url}/api/v1/events/{explain_id}/explain")
         click.echo("Press Ctrl-C to stop.")
         serve_app(app, host, port, 8)
     except KeyboardInterrupt:

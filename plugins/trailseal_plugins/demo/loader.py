@@ -35,7 +35,23 @@ def load_demo(svc, *, days: int = 28, echo: Callable[[str], None] = print) -> di
     key = svc.create_api_key(first_tid[0], ["audit:read", "audit:write", "audit:export",
                                             "audit:review"], "demo")
     return {"logins": logins, "api_key": key["token"], "api_key_tenant": first_tid[1],
-            "loaded": loaded}
+            "api_key_tenant_id": str(first_tid[0]), "loaded": loaded}
+
+
+def event_to_explain(svc, tid: str) -> str | None:
+    """The id of the tenant's strongest anomaly (else its latest event): the demo's example
+    of ``GET /api/v1/events/{id}/explain``."""
+    from sqlalchemy import text
+
+    with svc.db.transaction(tid) as conn:
+        return conn.execute(text(
+            "SELECT event_id::text FROM ("
+            " (SELECT event_id, 1 AS rank, (details->>'anomaly_score')::float AS score"
+            "  FROM audit_anomalies WHERE kind = 'anomaly' AND event_id IS NOT NULL"
+            "  ORDER BY score DESC NULLS LAST LIMIT 1)"
+            " UNION ALL"
+            " (SELECT id, 2, NULL FROM audit_logs ORDER BY seq DESC LIMIT 1)) AS pick"
+            " ORDER BY rank LIMIT 1")).scalar()
 
 
 def _show_classification(svc, tid: str, echo: Callable[[str], None]) -> None:
