@@ -109,3 +109,92 @@ def critical_since(seen: str | None) -> list[dict[str, Any]]:
         if a["severity"] == "critical":
             out.append(a)
     return out
+
+
+# --- Reports & integrations (admins) --------------------------------------------------------
+
+
+def _admin():
+    """The signed-in admin; changing channels and schedules needs ``audit:admin``."""
+    from trailseal.errors import Forbidden
+
+    p = _principal()
+    if not p.can("audit:admin"):
+        raise Forbidden("channels and report schedules need the audit:admin permission")
+    return p
+
+
+def channel_kinds() -> dict[str, Any]:
+    """The notification channel kinds installed, by kind (``NotificationChannel``)."""
+    from trailseal.services.integrations import channels
+
+    return channels(current_services().pm)
+
+
+def integrations() -> list[dict[str, Any]]:
+    from trailseal.services.integrations import list_integrations
+
+    return list_integrations(current_services(), _admin(), access_record())["integrations"]
+
+
+def dead_letters(integration_id: str) -> list[dict[str, Any]]:
+    from trailseal.services.deliveries import list_deliveries
+
+    return list_deliveries(current_services(), _admin(), integration_id, access_record(),
+                           status="dead", limit=20)["deliveries"]
+
+
+def add_integration(body: dict[str, Any]) -> dict[str, Any]:
+    from trailseal.services.integrations import create_integration
+
+    return create_integration(current_services(), _admin(), body)
+
+
+def remove_integration(integration_id: str) -> None:
+    from trailseal.services.integrations import delete_integration
+
+    delete_integration(current_services(), _admin(), integration_id)
+
+
+def test_integration(integration_id: str) -> dict[str, Any]:
+    from trailseal.services.deliveries import send_test
+
+    return send_test(current_services(), _admin(), integration_id)
+
+
+def report_schedules() -> list[dict[str, Any]]:
+    from trailseal.services.reports import read_schedules
+
+    return read_schedules(current_services(), _admin(), access_record())["schedules"]
+
+
+def report_mail_problem() -> str | None:
+    from trailseal.services.reports import mail_problem
+
+    return mail_problem(current_services())
+
+
+def export_formats() -> list[str]:
+    from trailseal.services.exports import registered_exporters
+
+    return sorted(registered_exporters(current_services().pm))
+
+
+def add_schedule(body: dict[str, Any]) -> dict[str, Any]:
+    """Validated like the API's body (a bad value raises ``ValidationError``)."""
+    from trailseal.schemas import ReportScheduleIn
+    from trailseal.services.reports import create_schedule
+
+    return create_schedule(current_services(), _admin(), ReportScheduleIn.model_validate(body))
+
+
+def remove_schedule(schedule_id: str) -> None:
+    from trailseal.services.reports import delete_schedule
+
+    delete_schedule(current_services(), _admin(), schedule_id)
+
+
+def run_schedule(schedule_id: str) -> dict[str, Any]:
+    from trailseal.services.reports import start_report_run
+
+    return start_report_run(current_services(), _admin(), schedule_id)

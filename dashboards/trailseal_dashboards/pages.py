@@ -12,6 +12,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from trailseal.types import DashboardPage, Viewer
 
 from . import data
+from .admin import reports_and_integrations
 from .timeline import export_buttons, search_page, timeline
 
 SEVERITY_COLOURS = {"info": "#95a5a6", "low": "#3498db", "medium": "#f39c12", "high": "#e67e22",
@@ -260,5 +261,7 @@ PAGES = [
     DashboardPage("timeline", "Timeline", timeline, order=15),
     DashboardPage("anomalies", "Anomalies", anomalies, order=20),
     DashboardPage("search", "Search", search_page, order=30),
+    DashboardPage("reports", "Reports & integrations", reports_and_integrations,
+                  permission="audit:admin", order=80),
     DashboardPage("integrity", "Integrity & models", integrity, order=90),
 ]

@@ -231,6 +231,74 @@ def test_dash_requests_need_a_session(trailseal_client):
 
 def test_pages_come_from_the_hook(trailseal_app):
     pages = trailseal_app.extensions["trailseal_pages"]
-    assert [p.path for p in pages][:5] == ["overview", "timeline", "anomalies", "search",
-                                          "integrity"]
+    assert [p.path for p in pages][:6] == ["overview", "timeline", "anomalies", "search",
+                                          "reports", "integrity"]
     assert all(isinstance(p, DashboardPage) for p in pages)
+
+
+def test_reports_and_integrations_for_admins(server_url, browser, trailseal_services,
+                                             run_jobs, http_receiver, smtp_receiver,
+                                             monkeypatch, tmp_path):
+    svc = trailseal_services
+    t = make_tenant(svc)
+    admin, analyst = f"admin-{t.slug}@example.com", f"analyst-{t.slug}@example.com"
+    create_user(svc, t.id, admin, "correct horse battery", "admin")
+    create_user(svc, t.id, analyst, "correct horse battery", "analyst")
+    for key, value in smtp_receiver.config().items():
+        monkeypatch.setitem(svc.config, key, value)
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    _sign_in(page, server_url, admin, "correct horse battery", "/dash/reports")
+    page.wait_for_selector("#channels-empty")
+    page.wait_for_selector("#schedules-empty")
+    # a signed webhook: added, tested (the receiver gets a signed message), listed
+    page.select_option("#channel-kind", "webhook")
+    page.wait_for_selector("input.cfg-secret")
+    page.fill("#channel-name", "SOC webhook")
+    page.fill("input.cfg-url", f"{http_receiver.url}/hook")
+    page.fill("input.cfg-secret", "s" * 40)
+    page.click("#channel-add")
+    page.wait_for_selector("#channel-done")
+    assert "Added SOC webhook" in page.inner_text("#channel-done")
+    assert "s" * 40 not in page.inner_text("body")  # the secret is never shown again
+    page.click(".channel-row >> text=Test")
+    page.wait_for_selector("text=Test message delivered")
+    [sent] = http_receiver.requests
+    assert sent.headers["trailseal-signature"].startswith("t=") and sent.path == "/hook"
+    # a bad channel is refused with the reason, in the page
+    page.fill("#channel-name", "Broken")
+    page.fill("input.cfg-url", "https://169.254.169.254/latest")
+    page.fill("input.cfg-secret", "s" * 40)
+    page.click("#channel-add")
+    page.wait_for_selector("#channel-error")
+    assert "Not done" in page.inner_text("#channel-error")
+    # a weekly PDF report: scheduled, run now by a worker, mailed with the PDF attached
+    page.fill("#sched-name", "Weekly for the CISO")
+    page.fill("#sched-recipients", "ciso@example.com")
+    page.click("#sched-add")
+    page.wait_for_selector("#sched-done")
+    assert "Scheduled Weekly for the CISO" in page.inner_text("#sched-done")
+    shots = _shots(tmp_path)
+    page.screenshot(path=str(shots / "dash-reports.png"), full_page=True)
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.screenshot(path=str(shots / "dash-reports-1024.png"), full_page=True)
+    page.click(".schedule-row >> text=Run now")
+    page.wait_for_selector("text=A worker is writing")
+    run_jobs()
+    [mail] = smtp_receiver.wait_for(1)
+    assert mail.recipients == ["ciso@example.com"]
+    [(name, content)] = mail.attachments()
+    assert name.endswith(".pdf") and content.startswith(b"%PDF")
+    # deleted, both
+    page.click(".schedule-row >> text=Delete")
+    page.wait_for_selector("#schedules-empty")
+    page.click(".channel-row >> text=Delete")
+    page.wait_for_selector("#channels-empty")
+    page.close()
+    # an analyst has no such page
+    other = browser.new_page()
+    _sign_in(other, server_url, analyst, "correct horse battery", "/dash/overview")
+    other.wait_for_selector("#nav-overview")
+    assert other.locator("#nav-reports").count() == 0
+    other.goto(f"{server_url}/dash/reports")
+    other.wait_for_selector("text=Not available to you")
+    other.close()

@@ -25,7 +25,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..core import current_services
 from ..errors import BadRequest, ValidationFailed
-from ..jobs.reports import RUN_NOW_JOB
 from ..schemas import (
     AnomalyQuery,
     BiasMetricQuery,
@@ -70,10 +69,9 @@ from ..services.integrity import verify_chain, verify_chain_recorded
 from ..services.reports import (
     create_schedule,
     delete_schedule,
-    find_schedule,
-    mail_problem,
     read_schedule,
     read_schedules,
+    start_report_run,
 )
 from ..services.search import search_events
 from ..services.settings import read_general_settings, write_general_settings
@@ -594,14 +592,7 @@ def report_schedule_delete(schedule_id: str):
 def report_schedule_run(schedule_id: str):
     """Send a schedule's report now (its ``next_run`` stays): a worker writes and mails it.
     202 with the schedule; poll it for ``last_status``."""
-    svc = current_services()
-    schedule = find_schedule(svc, g.principal, schedule_id)
-    problem = mail_problem(svc)
-    if problem:
-        raise ValidationFailed(f"scheduled reports are sent by mail, and {problem}",
-                               {"reason": problem})
-    svc.queues["default"].enqueue(RUN_NOW_JOB, str(g.principal.tenant_id), schedule["id"],
-                                  job_timeout=3600, result_ttl=3600, failure_ttl=7 * 86400)
+    schedule = start_report_run(current_services(), g.principal, schedule_id)
     resp = jsonify(schedule)
     resp.status_code = 202
     resp.headers["Location"] = f"/api/v1/reports/schedules/{schedule['id']}"

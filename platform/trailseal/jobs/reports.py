@@ -12,8 +12,6 @@ from ..services import report_runs
 
 log = logging.getLogger(__name__)
 
-RUN_NOW_JOB = "trailseal.jobs.reports.run_report_now"
-
 
 def send_due_reports() -> dict[str, int]:
     """Claim and send every due scheduled report (the recurring job); counts by outcome."""

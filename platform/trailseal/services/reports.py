@@ -27,6 +27,9 @@ from .exports import filters_for_log, registered_exporters
 from .report_timing import ScheduleInvalid, check_schedule, next_slot, previous_slot
 from .tenancy import Principal
 
+#: The job that runs a schedule now, by import path (services never import jobs).
+RUN_NOW_JOB = "trailseal.jobs.reports.run_report_now"
+
 log = logging.getLogger(__name__)
 
 SCHEDULES_MAX = 100  # per tenant: the list is one page
@@ -142,6 +145,19 @@ def delete_schedule(svc, principal: Principal, schedule_id: str) -> None:
         gone = conn.execute(delete(sched).where(sched.c.id == sid).returning(sched.c.id)).first()
     if gone is None:
         raise NotFound(f"no report schedule {schedule_id!r} in this tenant")
+
+
+def start_report_run(svc, principal: Principal, schedule_id: str) -> dict[str, Any]:
+    """Queue a run of a schedule now (its ``next_run`` stays): a worker writes and mails the
+    report. The schedule; 404 for another tenant's id, 422 when reports cannot be mailed."""
+    schedule = find_schedule(svc, principal, schedule_id)
+    problem = mail_problem(svc)
+    if problem:
+        raise ValidationFailed(f"scheduled reports are sent by mail, and {problem}",
+                               {"reason": problem})
+    svc.queues["default"].enqueue(RUN_NOW_JOB, str(principal.tenant_id), schedule["id"],
+                                  job_timeout=3600, result_ttl=3600, failure_ttl=7 * 86400)
+    return schedule
 
 
 def find_schedule(svc, principal: Principal, schedule_id: str) -> dict[str, Any]:
