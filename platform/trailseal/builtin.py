@@ -8,6 +8,7 @@ from .types import JobSpec
 
 @hookimpl(trylast=True)
 def register_jobs():
+    from .jobs.checkpoints import checkpoint_all
     from .jobs.enrichment import index_backlog_all_tenants, reconcile_enrichment, verify_all_chains
 
     return [
@@ -16,4 +17,6 @@ def register_jobs():
                 timeout=3600),
         JobSpec(verify_all_chains, queue="low", cron="17 3 * * *", name="verify-chains",
                 timeout=6 * 3600),
+        JobSpec(checkpoint_all, queue="low", cron="7 * * * *", name="checkpoints",
+                timeout=3600),
     ]

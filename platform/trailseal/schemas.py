@@ -266,8 +266,12 @@ class ChainVerification(BaseModel):
     head_hash: str
     broken_seq: int | None
     broken_event_id: str | None
-    reason: Literal["modified", "missing", "reordered", "inserted"] | None
+    reason: Literal["modified", "missing", "reordered", "inserted", "rewritten",
+                    "forged_checkpoint"] | None
     detail: str | None
+    checkpoints_checked: int = Field(
+        0, description="Signed checkpoints the stored log was found to match (each covers "
+                       "the events up to its tree size)")
 
 
 class ErrorBody(BaseModel):
