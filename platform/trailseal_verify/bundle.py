@@ -80,8 +80,8 @@ def _record_bytes(event: dict[str, Any], seq: Any) -> bytes:
     raise Problem("the event has no readable record", seq=seq)
 
 
-def check_event(event: Any, expected_seq: int, prev_hash: str | None, tenant_id: str | None
-                ) -> tuple[str, str]:
+def check_event(event: Any, expected_seq: int, prev_hash: str | None, tenant_id: str | None,
+                later: set | frozenset = frozenset()) -> tuple[str, str]:
     """Check one event of a bundle; return its chain hash and id. ``prev_hash`` None: the
     first event of a bundle that does not start at seq 1 (its link is covered by the
     Merkle proof instead)."""
@@ -98,7 +98,14 @@ def check_event(event: Any, expected_seq: int, prev_hash: str | None, tenant_id:
     if isinstance(rec, dict) and isinstance(rec.get("id"), str):
         event_id = rec["id"]
     if seq != expected_seq:
-        if isinstance(seq, int) and not isinstance(seq, bool) and seq > expected_seq:
+        is_int = isinstance(seq, int) and not isinstance(seq, bool)
+        if is_int and seq < expected_seq:
+            raise Problem(f"a second event claims seq {seq}, where seq {expected_seq} belongs "
+                          "(an inserted or repeated event)", seq=seq, event_id=event_id)
+        if expected_seq in later:
+            raise Problem(f"found where seq {expected_seq} belongs, which comes later in the "
+                          "bundle (reordered events)", seq=seq, event_id=event_id)
+        if is_int and seq > expected_seq:
             raise Problem(f"events {expected_seq}..{seq - 1} are missing before this event",
                           seq=seq, event_id=event_id)
         raise Problem(f"found where seq {expected_seq} belongs (a reordered or inserted event)",
@@ -174,8 +181,11 @@ def check_bundle(bundle: Any, key: VerifierKey) -> Report:
         raise Problem("the bundle holds no events")
     prev: str | None = GENESIS_HASH if first == 1 else None
     leaves: list[bytes] = []
+    seqs = [e.get("seq") if isinstance(e, dict) else None for e in events]
     for position, event in enumerate(events):
-        h, _ = check_event(event, first + position, prev, tenant_id)
+        expected = first + position
+        later = {expected} if expected in seqs[position + 1:] else frozenset()
+        h, _ = check_event(event, expected, prev, tenant_id, later)
         leaves.append(bytes.fromhex(h))
         prev = h
     if first + len(leaves) - 1 != last:
