@@ -76,6 +76,18 @@ QUERY_CASES = [
     Case("severity: unknown", "?severity=apocalyptic", needs="severity", expect=(422,)),
     Case("event_type: 10 kB", "?event_type=" + "a" * 10_000, needs="event_type",
          expect=(422,)),
+    Case("from: not a number", "?from=abc&to=1", needs="from", expect=(422,)),
+    Case("from: zero", "?from=0&to=1", needs="from", expect=(422,)),
+    Case("from: Arabic-Indic digit", "?from=%D9%A3&to=1", needs="from", expect=(422,)),
+    Case("to: past int8", "?from=1&to=99999999999999999999", needs="to", expect=(422,)),
+    Case("to: negative", "?from=1&to=-1", needs="to", expect=(422,)),
+    Case("to: missing", "?from=1", needs="to", expect=(422,)),
+    Case("from after to", "?from=5&to=1", needs="from", expect=(422,)),
+    Case("from_seq: float", "?from_seq=1.5", needs="from_seq", expect=(422,)),
+    Case("from_seq: zero", "?from_seq=0", needs="from_seq", expect=(422,)),
+    Case("to_seq: superscript two", "?to_seq=%C2%B2", needs="to_seq", expect=(422,)),
+    Case("to_seq: huge", "?to_seq=" + "9" * 30, needs="to_seq", expect=(422,)),
+    Case("from_seq after to_seq", "?from_seq=9&to_seq=2", needs="from_seq", expect=(409, 422)),
 ]
 
 # Bodies for the endpoints that take one: (name, content type, raw body, expected statuses).
@@ -168,7 +180,10 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/events/<event_id>/insights", "/api/v1/rules/tags",
              "/api/v1/search", "/api/v1/export/<format_name>",
              "/api/v1/subjects/<subject_id>/export", "/api/v1/export/jobs/<job_id>",
-             "/api/v1/export/jobs/<job_id>/file", "/api/v1/openapi.json"}
+             "/api/v1/export/jobs/<job_id>/file", "/api/v1/openapi.json",
+             "/api/v1/checkpoints", "/api/v1/checkpoints/public-key",
+             "/api/v1/checkpoints/consistency", "/api/v1/events/<event_id>/proof",
+             "/api/v1/chain/bundle"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 
@@ -192,6 +207,8 @@ def _valid_body(rule: str, method: str) -> dict | None:
         return {"query": "who changed the settings", "answer": True}
     if method == "POST" and rule == "/api/v1/export/<format_name>":
         return {"severity": ["medium"], "tag": ["finance"]}
+    if method == "POST" and rule == "/api/v1/checkpoints":
+        return {}
     return None
 
 
@@ -327,3 +344,18 @@ SEARCH_BODY_CASES = [
 def test_search_body_cases(world, name, body, expect):
     resp = world["client"].post("/api/v1/search", json=body, headers=world["tenant"].headers)
     _check(resp, expect, name)
+
+
+# Bodies of POST /checkpoints that are valid JSON but not the empty object it takes.
+CHECKPOINT_BODY_CASES = [
+    ("a key", {"tree_size": 5}),
+    ("a nested object", {"x": {"y": 1}}),
+]
+
+
+@pytest.mark.parametrize("name,body", CHECKPOINT_BODY_CASES,
+                         ids=[c[0] for c in CHECKPOINT_BODY_CASES])
+def test_checkpoint_body_cases(world, name, body):
+    resp = world["client"].post("/api/v1/checkpoints", json=body,
+                                headers=world["tenant"].headers)
+    _check(resp, (422,), name)

@@ -75,6 +75,10 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal/migrations/versions/0003_anomaly_detection.py",
                  "trailseal/migrations/versions/0004_classification.py",
                  "trailseal/migrations/versions/0005_semantic_search.py",
+                 "trailseal/migrations/versions/0009_checkpoints.py",
+                 "trailseal_verify/__init__.py", "trailseal_verify/cli.py",
+                 "trailseal_verify/merkle.py", "trailseal_verify/note.py",
+                 "trailseal_verify/records.py", "trailseal_verify/bundle.py",
                  "trailseal_plugins/embed_local/__init__.py",
                  "trailseal_plugins/embed_local/tokenizer.json.gz",
                  "trailseal_plugins/narrate_local.py",
@@ -90,6 +94,7 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(docker_wheel).read(entry_points).decode()
     assert "trailseal = trailseal.cli:main" in text
+    assert "trailseal-verify = trailseal_verify.cli:main" in text
     assert "demo = trailseal_plugins.demo" in text
     assert "exports = trailseal_plugins.exports" in text
 
@@ -147,7 +152,7 @@ def test_wheel_installed_in_a_fresh_venv_runs_migrate(wheel_venv, trailseal_serv
     migrated = subprocess.run([str(wheel_venv / "bin" / "trailseal"), "migrate"], env=env,
                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert migrated.returncode == 0, migrated.stderr
-    assert "0005_semantic_search" in migrated.stdout  # the head revision, from the wheel's scripts
+    assert "0009_checkpoints" in migrated.stdout  # the head revision, from the wheel's scripts
     with psycopg.connect(with_user_and_db(admin_server, "postgres", dbname)) as conn:
         assert conn.execute("SELECT to_regclass('audit_logs')").fetchone()[0] == "audit_logs"
 

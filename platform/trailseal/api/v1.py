@@ -29,6 +29,7 @@ from ..errors import BadRequest, ValidationFailed
 from ..schemas import (
     AnomalyQuery,
     BiasMetricQuery,
+    CheckpointIn,
     CorrectionIn,
     EventQuery,
     ExportFilters,
@@ -446,7 +447,10 @@ def checkpoints_index():
 @endpoint("audit:admin", allow_session=False)
 def checkpoint_create():
     """Sign a checkpoint of the chain head now (201), or return the latest one when no event
-    was appended since (200). 409 when the tenant has no events or its chain is broken."""
+    was appended since (200). 409 when the tenant has no events or its chain is broken.
+    No body, or ``{}``."""
+    if request.content_type or request.get_data(cache=True):
+        parse_body(CheckpointIn)
     result = make_checkpoint(current_services(), g.principal.tenant_id)
     resp = jsonify(result)
     resp.status_code = 201 if result["created"] else 200
