@@ -27,6 +27,17 @@ def chain_leaf(stored_hash: str) -> bytes:
     return raw if len(raw) == 32 else b"bad:" + str(stored_hash).encode("utf-8", "replace")
 
 
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as runs of consecutive ones (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
+
+
 class StoredTree:
     """Complete subtree hashes of a tenant's tree, read from ``merkle_nodes`` and, below
     ``STORED_LEVEL``, computed from the leaves (``cur``: a cursor of the tenant)."""
@@ -50,10 +61,11 @@ class StoredTree:
                 self._nodes[(level, index)] = bytes(h)
         low = [(level, index) for level, index in wanted if level < STORED_LEVEL]
         seqs = sorted({seq for level, index in low
-                       for seq in range((index << level) + 1, ((index + 1) << level) + 1)})
-        if seqs:
+                       for seq in range((index << level) + 1, ((index + 1) << level) + 1)
+                       if (0, seq - 1) not in self._nodes})
+        for first, last in _runs(seqs):  # a proof needs one or two runs of leaves
             self.cur.execute("SELECT seq, hash FROM audit_logs WHERE tenant_id = %s "
-                             "AND seq = ANY(%s)", (self.tenant_id, seqs))
+                             "AND seq BETWEEN %s AND %s", (self.tenant_id, first, last))
             for seq, h in self.cur.fetchall():
                 self._nodes[(0, seq - 1)] = merkle.leaf_hash(chain_leaf(h))
 
@@ -71,8 +83,6 @@ class StoredTree:
                 got = merkle.leaf_hash(b"missing:%d" % (index + 1))
                 self._nodes[(0, index)] = got
             return got
-        if level < STORED_LEVEL:
-            self.load({(0, i) for i in range(index << level, (index + 1) << level)})
         got = merkle.node_hash(self.perfect(level - 1, 2 * index),
                                self.perfect(level - 1, 2 * index + 1))
         self._nodes[(level, index)] = got
