@@ -181,10 +181,14 @@ def check_bundle(bundle: Any, key: VerifierKey) -> Report:
         raise Problem("the bundle holds no events")
     prev: str | None = GENESIS_HASH if first == 1 else None
     leaves: list[bytes] = []
-    seqs = [e.get("seq") if isinstance(e, dict) else None for e in events]
+    last_at: dict[Any, int] = {}  # seq -> its last position, to tell a reorder from a gap
+    for position, event in enumerate(events):
+        seq = event.get("seq") if isinstance(event, dict) else None
+        if isinstance(seq, int):
+            last_at[seq] = position
     for position, event in enumerate(events):
         expected = first + position
-        later = {expected} if expected in seqs[position + 1:] else frozenset()
+        later = {expected} if last_at.get(expected, -1) > position else frozenset()
         h, _ = check_event(event, expected, prev, tenant_id, later)
         leaves.append(bytes.fromhex(h))
         prev = h
