@@ -12,9 +12,9 @@ schema would then be ahead of every other branch's):
    starts) that instance's embedded PostgreSQL without migrating it.
 2. This benchmark's own instance (``--instance``, default ``/tmp/ts-merkle-bench``): a
    tenant whose tree has bench-1m's 1,000,000 chain hashes as its leaves: every complete
-   subtree of 256 leaves and more stored and a signed checkpoint over all of them, as a
+   subtree of 64 leaves and more stored and a signed checkpoint over all of them, as a
    checkpoint leaves them. Disk on the shared VM being short, only the leaf rows the timed
-   proofs read are written (each proved event's block of 256 and the last, partial block; by
+   proofs read are written (each proved event's block of 64 and the last, partial block; by
    COPY as the owner, records and previous hashes left out: a proof reads only ``hash`` and
    ``merkle_nodes``; the secondary indexes dropped), then
    ``GET /api/v1/events/{id}/proof`` in process (auth, access log, queries, proof and its
@@ -117,9 +117,9 @@ def proof_seqs(size: int, n: int) -> list[int]:
 
 
 def synthetic_tenant(svc, leaves: list[bytes], seqs: list[int]) -> uuid.UUID:
-    """Part 2's tenant: the tree of ``leaves`` (every complete subtree of 256 leaves and more
+    """Part 2's tenant: the tree of ``leaves`` (every complete subtree of 64 leaves and more
     stored, and a signed checkpoint over all of them), and the leaf rows a proof of one of
-    ``seqs`` reads: its block of 256 and the last, partial block (disk on this shared VM is
+    ``seqs`` reads: its block of 64 and the last, partial block (disk on this shared VM is
     too short for a million more rows)."""
     from trailseal.services.merkle_store import STORED_LEVEL
     from trailseal.services.signing import signing_key
@@ -127,7 +127,7 @@ def synthetic_tenant(svc, leaves: list[bytes], seqs: list[int]) -> uuid.UUID:
     from trailseal_verify.note import checkpoint_text, sign_note
 
     size = len(leaves)
-    slug = f"merkle-proofs-{size}"
+    slug = f"merkle-proofs-{size}-l{STORED_LEVEL}"
     tid, created = ensure_tenant(svc, slug)
     if not created and event_count(svc, tid) == size:
         return tid
@@ -195,14 +195,39 @@ def proof_latency(app, svc, tid: uuid.UUID, seqs: list[int]) -> None:
           "hashes)")
 
 
+def compare_reads(app, svc, tid: uuid.UUID, size: int, n: int = 300) -> None:
+    """The proof of an event next to the plain read of the same event (``GET
+    /events/{id}``: auth, access log, one row, decryption), interleaved, so both see the
+    same load on this shared machine."""
+    rnd = random.Random(3)
+    seqs = [rnd.randint(1, size) for _ in range(n)]
+    with svc.db.cursor(tid) as cur:
+        cur.execute("SELECT seq, id FROM audit_logs WHERE tenant_id = %s AND "
+                    "seq = ANY(%s::bigint[])", (tid, seqs))
+        ids = dict(cur.fetchall())
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {api_token(svc, tid)}"}
+    plain, proofs = [], []
+    for seq in seqs:
+        for url, into in ((f"/api/v1/events/{ids[seq]}", plain),
+                          (f"/api/v1/events/{ids[seq]}/proof", proofs)):
+            t0 = time.perf_counter()
+            resp = client.get(url, headers=headers)
+            into.append(time.perf_counter() - t0)
+            assert resp.status_code == 200
+    print(f"  interleaved on {size:,} real events: GET /events/{{id}} "
+          f"{format_latency(latency_summary(plain))}")
+    print(f"  {'':>38}GET /events/{{id}}/proof {format_latency(latency_summary(proofs))}")
+
+
 def real_tenant(app, svc, n: int, increment: int) -> None:
     """Part 3."""
     from trailseal.services.checkpoints import bundle_bytes, make_checkpoint
-    from trailseal.services.merkle_store import check_checkpoints
+    from trailseal.services.merkle_store import STORED_LEVEL, check_checkpoints
     from trailseal.services.signing import signing_key
     from trailseal.services.tenancy import PERMISSIONS, Principal
 
-    slug = f"merkle-real-{n}"
+    slug = f"merkle-real-{n}-l{STORED_LEVEL}"
     tid, _ = ensure_tenant(svc, slug)
     have = event_count(svc, tid)
     if have < n:
@@ -231,6 +256,7 @@ def real_tenant(app, svc, n: int, increment: int) -> None:
         print(f"  chain verification's check of the log against its {checked} checkpoints: "
               f"{time.perf_counter() - t0:.2f} s")
         assert problem is None
+    compare_reads(app, svc, tid, size)
     principal = Principal("system", "bench", tid, frozenset(PERMISSIONS))
     first = max(1, size - n + 1)
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ the stored subtree hashes of its Merkle tree.
 - ``chain_checkpoints``: per tenant, the tree size, root hash and signed note (C2SP
   tlog-checkpoint) of each checkpoint; append-only.
 - ``merkle_nodes``: per tenant, the hashes of the complete subtrees of 2^k leaves
-  (k >= 8) of the tenant's tree, filled as checkpoints are made, so proofs over millions
+  (k >= 6) of the tenant's tree, filled as checkpoints are made, so proofs over millions
   of events read a few rows; append-only.
 
 Revision ID: 0009_checkpoints
