@@ -52,10 +52,11 @@ class StoredTree:
         stored = [(level, index) for level, index in wanted
                   if level >= STORED_LEVEL and (level, index) not in self._nodes]
         if stored:
+            # One primary-key lookup per subtree, whatever the planner thinks of the table.
             self.cur.execute(
-                "SELECT n.level, n.index, n.hash FROM merkle_nodes n JOIN unnest("
-                "%s::smallint[], %s::bigint[]) AS w(level, index) "
-                "ON n.level = w.level AND n.index = w.index WHERE n.tenant_id = %s",
+                "SELECT w.level, w.index, n.hash FROM unnest(%s::smallint[], %s::bigint[]) "
+                "AS w(level, index) CROSS JOIN LATERAL (SELECT hash FROM merkle_nodes m "
+                "WHERE m.tenant_id = %s AND m.level = w.level AND m.index = w.index) n",
                 ([lv for lv, _ in stored], [ix for _, ix in stored], self.tenant_id))
             for level, index, h in self.cur.fetchall():
                 self._nodes[(level, index)] = bytes(h)
