@@ -122,11 +122,11 @@ def check_event(event: Any, expected_seq: int, prev_hash: str | None, tenant_id:
     if tenant_id is not None and rec.get("tenant_id") != tenant_id:
         raise Problem(f"its record belongs to tenant {rec.get('tenant_id')!r}", seq=seq,
                       event_id=event_id)
-    for name in COLUMNS:
-        if name not in columns or columns[name] != rec.get(name):
-            raise Problem(f"the stored column {name} differs from its hashed record",
-                          seq=seq, event_id=event_id)
-    if set(columns) != set(COLUMNS):
+    if columns != {name: rec.get(name) for name in COLUMNS}:  # then say which differs
+        for name in COLUMNS:
+            if name not in columns or columns[name] != rec.get(name):
+                raise Problem(f"the stored column {name} differs from its hashed record",
+                              seq=seq, event_id=event_id)
         raise Problem("its stored columns are not the expected set", seq=seq, event_id=event_id)
     if rec.get("v", 1) >= 2:
         try:
