@@ -253,3 +253,21 @@ def test_verifier_names_unreadable_documents(tmp_path, doc):
     path = tmp_path / "doc.json"
     path.write_text(json.dumps(doc))
     assert verify_main([str(path), "--public-key", verifier_key("k", b"\x01" * 32)]) == 1
+
+
+def test_the_signing_key_outlives_a_refused_checkpoint(trailseal_client, trailseal_services):
+    """The key may be created by a request that then signs nothing (no events): it is
+    committed on its own, so the key this process keeps is the stored one."""
+    from trailseal.services.signing import forget_cached_keys, signing_key
+    from trailseal.testing import make_tenant
+
+    forget_cached_keys()
+    empty = make_tenant(trailseal_services)
+    assert trailseal_client.post("/api/v1/checkpoints", headers=empty.headers).status_code == 409
+    with trailseal_services.db.cursor() as cur:
+        key = signing_key(trailseal_services, cur)
+        cur.execute("SELECT public_key FROM checkpoint_keys WHERE name = %s", (key.name,))
+        assert bytes(cur.fetchone()[0]) == key.public_key
+    other = make_tenant(trailseal_services)
+    _fill(trailseal_client, other, 1)
+    assert _checkpoint(trailseal_client, other)["checkpoint"]["key_name"] == key.name

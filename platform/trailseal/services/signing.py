@@ -50,6 +50,12 @@ def default_key_name(configured: str | None) -> str:
     return name or "trailseal.local"
 
 
+def forget_cached_keys() -> None:
+    """Forget the keys this process unwrapped (the next use reads the table again)."""
+    with _lock:
+        _cache.clear()
+
+
 def _purpose(name: str) -> str:
     return f"checkpoint-key|{name}"
 
@@ -66,17 +72,22 @@ def signing_key(svc, cur) -> SigningKey:
                     "ORDER BY created_at, name LIMIT 1")
         row = cur.fetchone()
         if row is None:
+            # In a transaction of its own, committed before use: the caller's may still roll
+            # back (nothing to checkpoint), and a key that signed nothing must not vanish
+            # while this process keeps it.
             name = default_key_name(svc.config.get("CHECKPOINT_KEY_NAME"))
             private = Ed25519PrivateKey.generate()
             raw = private.private_bytes_raw()
-            cur.execute(
-                "INSERT INTO checkpoint_keys (name, public_key, wrapped_private_key) "
-                "VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
-                (name, private.public_key().public_bytes_raw(),
-                 svc.keyring.wrap_secret(_purpose(name), raw)))
-            cur.execute("SELECT name, public_key, wrapped_private_key FROM checkpoint_keys "
-                        "ORDER BY created_at, name LIMIT 1")
-            row = cur.fetchone()
+            with svc.db.cursor() as own:
+                own.execute(
+                    "INSERT INTO checkpoint_keys (name, public_key, wrapped_private_key) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                    (name, private.public_key().public_bytes_raw(),
+                     svc.keyring.wrap_secret(_purpose(name), raw)))
+            with svc.db.cursor() as own:
+                own.execute("SELECT name, public_key, wrapped_private_key FROM checkpoint_keys "
+                            "ORDER BY created_at, name LIMIT 1")
+                row = own.fetchone()
         name, public, wrapped = row
         private = Ed25519PrivateKey.from_private_bytes(
             svc.keyring.unwrap_secret(_purpose(name), wrapped))
