@@ -271,3 +271,37 @@ def test_the_signing_key_outlives_a_refused_checkpoint(trailseal_client, trailse
     other = make_tenant(trailseal_services)
     _fill(trailseal_client, other, 1)
     assert _checkpoint(trailseal_client, other)["checkpoint"]["key_name"] == key.name
+
+
+def test_verifier_compares_the_bundle_with_a_witness_copy(trailseal_client, trailseal_services,
+                                                          tenant, tmp_path, monkeypatch,
+                                                          capsys):
+    from trailseal.services.signing import signing_key
+    from trailseal_verify.note import checkpoint_text, sign_note
+
+    monkeypatch.setitem(trailseal_services.config, "CHECKPOINT_WITNESS_DIR", str(tmp_path))
+    _fill(trailseal_client, tenant, 3)
+    _checkpoint(trailseal_client, tenant)
+    _fill(trailseal_client, tenant, 2)
+    _checkpoint(trailseal_client, tenant)
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(trailseal_client.get("/api/v1/chain/bundle",
+                                            headers=tenant.headers).get_data())
+    vkey = _vkey(trailseal_client, tenant)
+    witnessed = tmp_path / str(tenant.id)
+    assert verify_main([str(bundle), "--public-key", vkey, "--checkpoint",
+                        str(witnessed / "3.note"), "--checkpoint", str(witnessed / "5.note")]) == 0
+    # a witness copy of another history, signed with the same key (a re-signed rewrite)
+    with trailseal_services.db.cursor() as cur:
+        key = signing_key(trailseal_services, cur)
+    other = tmp_path / "other.note"
+    other.write_text(sign_note(checkpoint_text(key.origin(tenant.id), 5, b"\x07" * 32),
+                               key.name, key.private_key))
+    assert verify_main([str(bundle), "--public-key", vkey, "--checkpoint", str(other)]) == 1
+    assert "the log was rewritten or forked" in capsys.readouterr().err
+    # a witness copy of a size the bundle does not carry
+    unknown = tmp_path / "unknown.note"
+    unknown.write_text(sign_note(checkpoint_text(key.origin(tenant.id), 4, b"\x07" * 32),
+                                 key.name, key.private_key))
+    assert verify_main([str(bundle), "--public-key", vkey, "--checkpoint", str(unknown)]) == 1
+    assert "no checkpoint at the witnessed tree size 4" in capsys.readouterr().err
