@@ -7,14 +7,14 @@
   added twice (a flush that stopped after its commit is finished by the next one).
 
 Revision ID: 0010_usage
-Revises: 0008_summaries
+Revises: 0009_checkpoints
 Create Date: 2026-11-28
 """
 
 from alembic import op
 
 revision = "0010_usage"
-down_revision = "0008_summaries"
+down_revision = "0009_checkpoints"
 branch_labels = None
 depends_on = None
 

@@ -9,6 +9,7 @@ from .types import JobSpec
 
 @hookimpl(trylast=True)
 def register_jobs():
+    from .jobs.checkpoints import checkpoint_all
     from .jobs.enrichment import index_backlog_all_tenants, reconcile_enrichment, verify_all_chains
     from .jobs.notifications import deliver_due_notifications
     from .jobs.reports import send_due_reports
@@ -29,5 +30,7 @@ def register_jobs():
         JobSpec(send_due_reports, queue="default", cron="* * * * *",
                 name="scheduled-reports", timeout=3600),
         JobSpec(store_summaries_all_tenants, queue="low", interval=900, name="summaries",
+                timeout=3600),
+        JobSpec(checkpoint_all, queue="low", cron="7 * * * *", name="checkpoints",
                 timeout=3600),
     ]

@@ -98,6 +98,15 @@ DEFAULTS: dict[str, Any] = {
     # Scheduled reports: a report file larger than this is not mailed (the run fails with
     # the reason).
     "REPORT_MAX_BYTES": 20 * 1024 * 1024,
+    # Signed checkpoints: the signing key's name (the origin prefix of every tenant's
+    # checkpoints; default trailseal.<host name>, fixed when the key is created), and the
+    # witness that gets a copy of each checkpoint outside the database: a folder
+    # (<dir>/<tenant id>/<tree size>.note) and/or a URL the note is POSTed to.
+    "CHECKPOINT_KEY_NAME": None,
+    "CHECKPOINT_WITNESS_DIR": None,
+    "CHECKPOINT_WITNESS_URL": None,
+    # Events one export bundle (GET /api/v1/chain/bundle) holds at most.
+    "BUNDLE_MAX_EVENTS": 100_000,
 }
 
 

@@ -185,6 +185,13 @@ class Trailseal:
 
         return verify_chain(self, uuid.UUID(str(tenant_id)))
 
+    def make_checkpoint(self, tenant_id: uuid.UUID | str) -> dict[str, Any]:
+        """Sign a Merkle checkpoint of a tenant's chain head and publish it to the witness
+        (``services.checkpoints.make_checkpoint``): ``{created, checkpoint, witness}``."""
+        from .services.checkpoints import make_checkpoint
+
+        return make_checkpoint(self, uuid.UUID(str(tenant_id)))
+
     def tenant_ids(self) -> list[uuid.UUID]:
         """Every tenant's id, oldest first (for jobs that visit each tenant)."""
         from .services.tenancy import tenant_ids

@@ -266,8 +266,12 @@ class ChainVerification(BaseModel):
     head_hash: str
     broken_seq: int | None
     broken_event_id: str | None
-    reason: Literal["modified", "missing", "reordered", "inserted"] | None
+    reason: Literal["modified", "missing", "reordered", "inserted", "rewritten",
+                    "forged_checkpoint"] | None
     detail: str | None
+    checkpoints_checked: int = Field(
+        0, description="Signed checkpoints the stored log was found to match (each covers "
+                       "the events up to its tree size)")
 
 
 class ErrorBody(BaseModel):
@@ -937,3 +941,83 @@ class ExplanationOut(BaseModel):
     narrative: str = Field(description="Plain text, each claim citing `[event id]` of the "
                                        "event, the actor's recent events or related events.")
     sources: list[SearchSource]
+# --- signed checkpoints and proofs -----------------------------------------------------------
+
+
+class CheckpointIn(BaseModel):
+    """The body of ``POST /checkpoints``: none, or an empty object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckpointOut(BaseModel):
+    tree_size: int = Field(description="Events covered: seq 1..tree_size")
+    root: str = Field(description="The RFC 9162 Merkle tree head (hex) over the events' "
+                                  "chain hashes")
+    note: str = Field(description="The checkpoint as a C2SP tlog-checkpoint signed note")
+    key_name: str
+    created_at: str
+
+
+class CheckpointPage(BaseModel):
+    checkpoints: list[CheckpointOut]
+    next_cursor: str | None
+
+
+class CheckpointMade(BaseModel):
+    created: bool = Field(description="False: no event since the latest checkpoint, which "
+                                      "is returned")
+    checkpoint: CheckpointOut
+    witness: dict[str, Any] = Field(description="Where the copy went: `file`, "
+                                                "`webhook_status`, or `file_error`/"
+                                                "`webhook_error`")
+
+
+class CheckpointKey(BaseModel):
+    algorithm: Literal["ed25519"]
+    name: str = Field(description="The key name; every tenant's origin starts with it")
+    vkey: str = Field(description="Signed-note verifier key: name+key id+base64(0x01||key)")
+    public_key: str = Field(description="The raw 32-byte Ed25519 public key, base64")
+    origin: str = Field(description="This tenant's checkpoint origin: <name>/<tenant id>")
+
+
+class InclusionProof(BaseModel):
+    event_id: str
+    seq: int
+    hash: str = Field(description="The event's chain hash: the Merkle leaf")
+    leaf_index: int = Field(description="seq - 1")
+    tree_size: int
+    root: str
+    checkpoint: str = Field(description="The signed note of the checkpoint proved against")
+    proof: list[str] = Field(description="RFC 9162 inclusion path, hex, from the leaf up")
+    verified: bool = Field(description="Whether the proof checks out here (false: the "
+                                        "stored log no longer matches the checkpoint)")
+
+
+class ConsistencyProof(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: int = Field(alias="from")
+    to: int
+    from_root: str
+    to_root: str
+    from_checkpoint: str
+    to_checkpoint: str
+    proof: list[str] = Field(description="RFC 9162 consistency proof, hex")
+    verified: bool
+
+
+class ExportBundle(BaseModel):
+    format: Literal["trailseal-bundle/1"]
+    tenant_id: str
+    origin: str
+    generated_at: str
+    public_key: dict[str, Any]
+    from_seq: int
+    to_seq: int
+    checkpoints: list[CheckpointOut] = Field(description="The latest checkpoint last; "
+                                                         "earlier ones within the range first")
+    proofs: dict[str, Any] = Field(description="`range`: the subtree hashes around the "
+                                               "events; `consistency`: from each earlier "
+                                               "checkpoint to the latest")
+    events: list[dict[str, Any]] = Field(description="`seq`, `hash`, `record` (the hashed "
+                                                     "canonical JSON) and the stored `columns`")

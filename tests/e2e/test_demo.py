@@ -134,6 +134,7 @@ def test_demo_starts_everything_and_stops_cleanly():
         demo.wait_for(lambda: "Press Ctrl-C" in demo.output, 600, "'Press Ctrl-C'")
         out = demo.output
         assert out.count("chain intact") == 3
+        assert out.count("signed checkpoint at tree size") == 3
         assert "master key" in out.lower()  # the demo says it generated one
         assert len(re.findall(r"incidents planted", out)) == 3
         # every tenant's events are classified and tagged on first load

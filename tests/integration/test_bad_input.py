@@ -89,6 +89,18 @@ QUERY_CASES = [
     Case("last_day: two years on", "?first_day=2024-01-01&last_day=2026-01-01",
          needs="last_day", expect=(422,)),
     Case("last_day: year 1", "?last_day=0001-01-01", needs="last_day", expect=(200,)),
+    Case("from: not a number", "?from=abc&to=1", needs="from", expect=(422,)),
+    Case("from: zero", "?from=0&to=1", needs="from", expect=(422,)),
+    Case("from: Arabic-Indic digit", "?from=%D9%A3&to=1", needs="from", expect=(422,)),
+    Case("to: past int8", "?from=1&to=99999999999999999999", needs="to", expect=(422,)),
+    Case("to: negative", "?from=1&to=-1", needs="to", expect=(422,)),
+    Case("to: missing", "?from=1", needs="to", expect=(422,)),
+    Case("from after to", "?from=5&to=1", needs="from", expect=(422,)),
+    Case("from_seq: float", "?from_seq=1.5", needs="from_seq", expect=(422,)),
+    Case("from_seq: zero", "?from_seq=0", needs="from_seq", expect=(422,)),
+    Case("to_seq: superscript two", "?to_seq=%C2%B2", needs="to_seq", expect=(422,)),
+    Case("to_seq: huge", "?to_seq=" + "9" * 30, needs="to_seq", expect=(422,)),
+    Case("from_seq after to_seq", "?from_seq=9&to_seq=2", needs="from_seq", expect=(409, 422)),
 ]
 
 # Bodies for the endpoints that take one: (name, content type, raw body, expected statuses).
@@ -224,7 +236,10 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/reports/schedules", "/api/v1/reports/schedules/<schedule_id>",
              "/api/v1/reports/schedules/<schedule_id>/run",
              "/api/v1/settings", "/api/v1/summary/<period>",
-             "/api/v1/events/<event_id>/explain"}
+             "/api/v1/events/<event_id>/explain",
+             "/api/v1/checkpoints", "/api/v1/checkpoints/public-key",
+             "/api/v1/checkpoints/consistency", "/api/v1/events/<event_id>/proof",
+             "/api/v1/chain/bundle"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 
@@ -254,6 +269,8 @@ def _valid_body(rule: str, method: str) -> dict | None:
         return dict(_SCHEDULE)
     if method == "PUT" and rule == "/api/v1/settings":
         return {"timezone": "Europe/Berlin"}
+    if method == "POST" and rule == "/api/v1/checkpoints":
+        return {}
     return None
 
 
@@ -509,3 +526,16 @@ def test_summary_and_settings_cases(world, name, method, target, expect):
     if method == "PUT" and resp.status_code >= 400:  # nothing half-written
         shown = world["client"].get("/api/v1/settings", headers=world["tenant"].headers)
         assert shown.get_json()["timezone"]["value"] in ("UTC", "Europe/Berlin"), name
+# Bodies of POST /checkpoints that are valid JSON but not the empty object it takes.
+CHECKPOINT_BODY_CASES = [
+    ("a key", {"tree_size": 5}),
+    ("a nested object", {"x": {"y": 1}}),
+]
+
+
+@pytest.mark.parametrize("name,body", CHECKPOINT_BODY_CASES,
+                         ids=[c[0] for c in CHECKPOINT_BODY_CASES])
+def test_checkpoint_body_cases(world, name, body):
+    resp = world["client"].post("/api/v1/checkpoints", json=body,
+                                headers=world["tenant"].headers)
+    _check(resp, (422,), name)

@@ -83,6 +83,11 @@ def test_every_method_a_path_lacks_is_a_documented_405(trailseal_client, tenant)
     assert checked >= 15
 
 
+def _read(resp):
+    resp.get_data()
+    return resp
+
+
 def test_real_responses_of_every_operation_match_the_document(trailseal_client,
                                                               trailseal_services, tenant,
                                                               run_jobs, http_receiver):
@@ -238,6 +243,20 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
                 "/api/v1/summary/daily?date=2026-11-20", headers=tenant.headers), None),
             ("get", "/api/v1/events/{event_id}/explain"): (trailseal_client.get(
                 f"/api/v1/events/{event_id}/explain", headers=tenant.headers), None),
+            ("post", "/api/v1/checkpoints"): ((made := trailseal_client.post(
+                "/api/v1/checkpoints", headers=tenant.headers)), None),
+            ("get", "/api/v1/checkpoints"): (trailseal_client.get(
+                "/api/v1/checkpoints", headers=tenant.headers), None),
+            ("get", "/api/v1/checkpoints/public-key"): (trailseal_client.get(
+                "/api/v1/checkpoints/public-key", headers=tenant.headers), None),
+            ("get", "/api/v1/checkpoints/consistency"): (trailseal_client.get(
+                "/api/v1/checkpoints/consistency?from={0}&to={0}".format(
+                    made.get_json()["checkpoint"]["tree_size"]), headers=tenant.headers), None),
+            ("get", "/api/v1/events/{event_id}/proof"): (trailseal_client.get(
+                f"/api/v1/events/{event_id}/proof", headers=tenant.headers), None),
+            # read at once: a streamed body left unread holds its request context open
+            ("get", "/api/v1/chain/bundle"): (_read(trailseal_client.get(
+                "/api/v1/chain/bundle", headers=tenant.headers)), None),
             ("get", "/healthz"): (trailseal_client.get("/healthz"), None),
             ("get", "/metrics"): (trailseal_client.get("/metrics"), None),
             ("get", "/api/v1/openapi.json"): (trailseal_client.get("/api/v1/openapi.json"),

@@ -80,6 +80,10 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal/migrations/versions/0007_scheduled_reports.py",
                  "trailseal_plugins/reports/__init__.py",
                  "trailseal/migrations/versions/0008_summaries.py",
+                 "trailseal/migrations/versions/0009_checkpoints.py",
+                 "trailseal_verify/__init__.py", "trailseal_verify/cli.py",
+                 "trailseal_verify/merkle.py", "trailseal_verify/note.py",
+                 "trailseal_verify/records.py", "trailseal_verify/bundle.py",
                  "trailseal_plugins/embed_local/__init__.py",
                  "trailseal_plugins/embed_local/tokenizer.json.gz",
                  "trailseal_plugins/narrate_local.py",
@@ -98,6 +102,7 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(docker_wheel).read(entry_points).decode()
     assert "trailseal = trailseal.cli:main" in text
+    assert "trailseal-verify = trailseal_verify.cli:main" in text
     assert "demo = trailseal_plugins.demo" in text
     assert "exports = trailseal_plugins.exports" in text
     for channel in ("slack", "teams", "zapier", "webhook", "email"):

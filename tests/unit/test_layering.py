@@ -60,7 +60,8 @@ def _imports(path: Path) -> set[str]:
                     found.add(target)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("trailseal"))
-    return {f for f in found if f != name}
+    # trailseal_verify is a package of its own (the standalone verifier), below the core
+    return {f for f in found if f != name and f.split(".")[0] == "trailseal"}
 
 
 def _exists(module: str) -> bool:

@@ -20,6 +20,11 @@ from ..schemas import (
     BiasMetricList,
     BiasMetricQuery,
     ChainVerification,
+    CheckpointIn,
+    CheckpointKey,
+    CheckpointMade,
+    CheckpointPage,
+    ConsistencyProof,
     CorrectedInsights,
     CorrectionIn,
     DashboardStats,
@@ -32,11 +37,13 @@ from ..schemas import (
     EventPage,
     EventQuery,
     ExplanationOut,
+    ExportBundle,
     ExportFilters,
     ExportJob,
     FeedbackIn,
     FeedbackResult,
     Health,
+    InclusionProof,
     IntegrationIn,
     IntegrationList,
     IntegrationOut,
@@ -73,6 +80,7 @@ MODELS: list[type[BaseModel]] = [
     ReportScheduleIn, ReportScheduleOut, ReportScheduleList,
     SearchOut, ExportFilters, SubjectExport, ExportJob,
     SettingsIn, SettingsOut, SummaryOut, ExplanationOut,
+    CheckpointIn, CheckpointPage, CheckpointMade, CheckpointKey, InclusionProof, ConsistencyProof, ExportBundle,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -492,6 +500,63 @@ def build_spec(app) -> dict[str, Any]:
                                    "likely impact, and a narrative citing only the events "
                                    "shown. Recorded in the access log."),
         },
+        "/api/v1/checkpoints": {
+            "get": _op("Signed checkpoints, newest first", "listCheckpoints", "integrity",
+                       "audit:read", _ok("A page of checkpoints", "CheckpointPage"),
+                       parameters=[LIMIT, CURSOR]),
+            "post": _op("Sign a checkpoint of the chain head now", "createCheckpoint",
+                        "integrity", "audit:admin",
+                        {**_ok("Signed", "CheckpointMade", "201"),
+                         **_ok("No event since the latest checkpoint: that one",
+                               "CheckpointMade")},
+                        errors={"409": _error("No events yet, or the chain is broken or no "
+                                              "longer the tree signed before "
+                                              "(code chain_broken): nothing is signed")},
+                        body="CheckpointIn",
+                        description="API keys only. The body, when sent, is `{}`. The hourly "
+                                    "job and `trailseal checkpoint` "
+                                    "make them too. A C2SP tlog-checkpoint signed note; a "
+                                    "copy goes to the witness (file and/or webhook)."),
+        },
+        "/api/v1/checkpoints/public-key": {
+            "get": _op("The key that signs checkpoints", "getCheckpointKey", "integrity",
+                       "audit:read", _ok("The public key", "CheckpointKey"),
+                       description="Compare it with the key obtained out of band before "
+                                   "trusting anything it verifies."),
+        },
+        "/api/v1/checkpoints/consistency": {
+            "get": _op("Consistency proof between two checkpoints", "getConsistencyProof",
+                       "integrity", "audit:read", _ok("The proof", "ConsistencyProof"),
+                       parameters=[
+                           {**_param("from", {"type": "integer", "minimum": 1},
+                                     "Tree size of the older checkpoint."), "required": True},
+                           {**_param("to", {"type": "integer", "minimum": 1},
+                                     "Tree size of the newer checkpoint."), "required": True}],
+                       errors={"404": _error("No checkpoint at one of the tree sizes")}),
+        },
+        "/api/v1/events/{event_id}/proof": {
+            "get": _op("An event's inclusion proof in the latest checkpoint", "getEventProof",
+                       "integrity", "audit:read", _ok("The proof", "InclusionProof"),
+                       parameters=[_path_param("event_id", "The event's id (UUID).")],
+                       errors={**not_found,
+                               "409": _error("No checkpoint covers the event yet")}),
+        },
+        "/api/v1/chain/bundle": {
+            "get": _op("Export bundle for trailseal-verify", "getChainBundle", "integrity",
+                       "audit:export", _ok("The bundle (streamed)", "ExportBundle"),
+                       parameters=[
+                           _param("from_seq", {"type": "integer", "minimum": 1},
+                                  "First event (default 1)."),
+                           _param("to_seq", {"type": "integer", "minimum": 1},
+                                  "Last event (default: the latest checkpoint's tree size).")],
+                       errors={"409": _error("No checkpoint yet, or to_seq past the latest"),
+                               "422": _error("Bad range, or more than "
+                                             "TRAILSEAL_BUNDLE_MAX_EVENTS events")},
+                       description="The stored records and columns of the events, the "
+                                   "checkpoints, the range and consistency proofs and the "
+                                   "public key: everything `trailseal-verify` checks without "
+                                   "the server. Recorded in the access log."),
+        },
         "/api/v1/access-log": {
             "get": _op("Access log of the trail, newest first", "listAccessLog", "access",
                        "audit:admin", _ok("A page of entries", "AccessLogPage"),
@@ -530,7 +595,8 @@ def build_spec(app) -> dict[str, Any]:
         "security": [{"apiKey": []}],
         "tags": [
             {"name": "events", "description": "Append and read the trail"},
-            {"name": "integrity", "description": "Hash-chain verification"},
+            {"name": "integrity", "description": "Hash-chain verification, signed "
+                                                 "checkpoints, proofs and bundles"},
             {"name": "alerts", "description": "Chain breaks, anomalies and plugin alerts"},
             {"name": "anomalies", "description": "Anomaly alerts, analyst verdicts, the "
                                                  "threshold, models and fairness figures"},

@@ -6,6 +6,7 @@ the transactions (every read is recorded in the access log by the service that r
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from ..errors import BadRequest, ValidationFailed
 from ..schemas import (
     AnomalyQuery,
     BiasMetricQuery,
+    CheckpointIn,
     CorrectionIn,
     EventQuery,
     ExportFilters,
@@ -52,6 +54,15 @@ from ..services.anomalies import (
     write_threshold,
 )
 from ..services.chain import format_ts
+from ..services.checkpoints import (
+    begin_bundle,
+    consistency,
+    event_proof,
+    iter_bundle,
+    list_checkpoints,
+    make_checkpoint,
+    read_public_key,
+)
 from ..services.corrections import correct_insights, read_tag_rules, write_tag_rules
 from ..services.events import read_event, read_events_page
 from ..services.explain import explain_event
@@ -445,6 +456,79 @@ def _subject_json(svc, scope: ExportScope, subject_id: str) -> Iterator[bytes]:
             buffer.clear()
     buffer += b'],"count":%d}' % count
     yield bytes(buffer)
+
+
+@bp.get("/checkpoints")
+@endpoint("audit:read", "limit", "cursor")
+def checkpoints_index():
+    """The tenant's signed checkpoints (C2SP tlog-checkpoint notes), newest first."""
+    limit = limit_param()
+    return jsonify(list_checkpoints(current_services(), g.principal, access_record(),
+                                    limit=limit, cursor=request.args.get("cursor")))
+
+
+@bp.post("/checkpoints")
+@endpoint("audit:admin", allow_session=False)
+def checkpoint_create():
+    """Sign a checkpoint of the chain head now (201), or return the latest one when no event
+    was appended since (200). 409 when the tenant has no events or its chain is broken.
+    No body, or ``{}``."""
+    if request.content_type or request.get_data(cache=True):
+        parse_body(CheckpointIn)
+    result = make_checkpoint(current_services(), g.principal.tenant_id)
+    resp = jsonify(result)
+    resp.status_code = 201 if result["created"] else 200
+    return resp
+
+
+@bp.get("/checkpoints/public-key")
+@endpoint("audit:read")
+def checkpoint_public_key():
+    """The instance's checkpoint verifier key (signed-note ``vkey`` and raw base64)."""
+    return jsonify(read_public_key(current_services(), g.principal, access_record()))
+
+
+@bp.get("/checkpoints/consistency")
+@endpoint("audit:read", "from", "to")
+def checkpoint_consistency():
+    """The consistency proof between two checkpointed tree sizes ``from`` ≤ ``to``."""
+    first, second = _size_param("from", required=True), _size_param("to", required=True)
+    return jsonify(consistency(current_services(), g.principal, first, second,
+                               access_record()))
+
+
+@bp.get("/events/<event_id>/proof")
+@endpoint("audit:read")
+def event_inclusion_proof(event_id: str):
+    """The event's inclusion proof in the latest checkpoint (409 when none covers it)."""
+    return jsonify(event_proof(current_services(), g.principal, event_id, access_record()))
+
+
+@bp.get("/chain/bundle")
+@endpoint("audit:export", "from_seq", "to_seq")
+def chain_bundle():
+    """Events ``from_seq..to_seq`` (default: all the latest checkpoint covers) with their
+    stored records and columns, the checkpoints, the proofs and the public key: what
+    ``trailseal-verify`` checks without the server. Streamed."""
+    svc = current_services()
+    head, first, last = begin_bundle(svc, g.principal, _size_param("from_seq"),
+                                     _size_param("to_seq"), access_record())
+    name = f"trailseal-bundle-{g.principal.tenant_id}-{first}-{last}.json"
+    return Response(stream_with_context(iter_bundle(svc, g.principal, head, first, last)),
+                    mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _size_param(name: str, required: bool = False) -> int | None:
+    """A tree size or seq query parameter: ASCII digits, 1 … 2^63-1 (422 otherwise)."""
+    raw = request.args.get(name)
+    if raw is None:
+        if required:
+            raise ValidationFailed(f"{name} is required")
+        return None
+    if not re.fullmatch(r"[0-9]{1,19}", raw) or not 1 <= int(raw) <= 2**63 - 1:
+        raise ValidationFailed(f"{name} must be an integer from 1 to 2^63-1")
+    return int(raw)
 
 
 def _page_bytes() -> int:

@@ -17,7 +17,7 @@ import click
 
 from .admin import apikey, keys, migrate, tenant, usage, user
 from .helpers import TrailsealGroup, make_app
-from .ledger import import_events, verify
+from .ledger import checkpoint, import_events, verify
 from .plugins import add_plugin_commands, plugins
 from .runtime import (
     EXIT_WITH_PARENT,
@@ -46,7 +46,7 @@ def cli(verbose: bool) -> None:
 
 
 for _command in (migrate, tenant, user, apikey, keys, verify, import_events, plugins, serve,
-                 worker, scheduler, train, usage):
+                 worker, scheduler, train, usage, checkpoint):
     cli.add_command(_command)
 
 

@@ -12,7 +12,7 @@ from ..errors import TrailsealError
 from ..types import ImportedEvent, Importer, ImportProblem
 from .helpers import make_services, resolve_tenant_option
 
-__all__ = ["import_events", "verify"]
+__all__ = ["checkpoint", "import_events", "verify"]
 
 log = logging.getLogger(__name__)
 
@@ -273,3 +273,46 @@ class BadLine(Exception):
     def __init__(self, where: str, reason: str):
         super().__init__(f"{where}: {reason}")
         self.where, self.reason = where, reason
+
+
+@click.command()
+@click.option("--tenant", "tenant_ref", help="Tenant slug or id.")
+@click.option("--all", "all_tenants", is_flag=True, help="Every tenant whose chain moved.")
+@click.option("--no-publish", is_flag=True, help="Do not copy it to the witness.")
+def checkpoint(tenant_ref: str | None, all_tenants: bool, no_publish: bool) -> None:
+    """Sign a Merkle checkpoint of a tenant's chain head and publish it to the witness.
+
+    Exit 0 when signed (or already current), 1 when the chain is broken."""
+    from ..errors import Conflict
+    from ..services.checkpoints import make_checkpoint
+    from ..services.tenancy import tenant_ids
+
+    if bool(tenant_ref) == bool(all_tenants):
+        raise click.UsageError("give either --tenant T or --all")
+    svc = make_services()
+    targets = tenant_ids(svc) if all_tenants else [resolve_tenant_option(svc, tenant_ref)]
+    failed = False
+    for tid in targets:
+        started = time.perf_counter()
+        try:
+            result = make_checkpoint(svc, tid, publish=not no_publish)
+        except Conflict as exc:
+            click.echo(f"tenant {tid}: not checkpointed: {exc.message}", err=True)
+            failed |= exc.code == "chain_broken"
+            continue
+        cp = result["checkpoint"]
+        if not result["created"]:
+            click.echo(f"tenant {tid}: checkpoint at tree size {cp['tree_size']} is current "
+                       "(no new events)")
+            continue
+        click.echo(f"tenant {tid}: signed checkpoint at tree size {cp['tree_size']}, root "
+                   f"{cp['root'][:16]}… in {time.perf_counter() - started:.2f} s")
+        witness = result["witness"]
+        for where, label in (("file", "witness file"), ("webhook_status", "witness webhook")):
+            if where in witness:
+                click.echo(f"  {label}: {witness[where]}")
+        for where in ("file_error", "webhook_error"):
+            if where in witness:
+                click.echo(f"  witness {where.split('_')[0]} failed: {witness[where]}", err=True)
+        click.echo(cp["note"], nl=False)
+    sys.exit(1 if failed else 0)

@@ -20,19 +20,30 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
+# The record format lives with the standalone verifier, so the two cannot drift; these
+# names stay importable from here for the rest of the server.
+from trailseal_verify.records import (  # noqa: F401
+    FIELD_SEP,
+    GENESIS_HASH,
+    NULL_MARK,
+    PG_EPOCH,
+    TAG_SEP,
+    columns_digest,
+    format_ts,
+    pack_seq_times,
+    projection_of,
+    record_hash,
+    ts_micros,
+)
+
 from ..infra.copy_binary import CHAIN_RECORD_AT, chain_layout, encode_tuple, message_fields
 
-GENESIS_HASH = "0" * 64
 CANONICAL_VERSION = 2
 COLUMNS_HASH = "columns_hash"
-NULL_MARK = "\x1e"  # stands for NULL in the projection string
-FIELD_SEP = "\x1f"
-TAG_SEP = "\x1d"
 
 # The projection of the record that the indexed columns hold, as one string. Text fields
 # never contain the separators U+001C..U+001F (validation rejects them). The string is
@@ -59,12 +70,7 @@ VERIFY_COLUMNS = (
     "|| timestamptz_send(occurred_at) || timestamptz_send(received_at)"
 )
 VERIFY_FROM = "audit_logs"
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # binary timestamptz counts µs from here
-_ONE_US = timedelta(microseconds=1)
-_NAIVE_EPOCH = datetime(2000, 1, 1)
 _sha256 = hashlib.sha256
-# seq, occurred_at and received_at (µs since 2000) as columns_hash covers them
-pack_seq_times = struct.Struct(">qqq").pack
 _UNPACK3 = struct.Struct(">qqq").unpack_from
 _INT8 = struct.Struct(">q").pack
 _COLUMNS_HASH_AT = b'"columns_hash":"'
@@ -74,22 +80,10 @@ _FIELD_SEP_B = FIELD_SEP.encode()
 _LINK_FROM, _LINK_TO = -(1 + 64 + 24), -24
 
 
-def format_ts(value: datetime) -> str:
-    """Canonical timestamp: UTC, microseconds, ``Z`` suffix."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-def columns_digest(projection: str | bytes, seq: int, occurred_us: int, received_us: int) -> str:
-    """The ``columns_hash`` of a row from its projection string (str, or its UTF-8 bytes as
-    verification reads them) and its binary seq and timestamps."""
-    if isinstance(projection, str):
-        projection = projection.encode()
-    return _sha256(projection + pack_seq_times(seq, occurred_us, received_us)).hexdigest()
 
 
-def record_hash(record: bytes) -> str:
-    """SHA-256 (hex) of a canonical record."""
-    return hashlib.sha256(record).hexdigest()
 
 
 def split_columns(columns: bytes) -> tuple[bytes, int | None, int | None]:
@@ -113,31 +107,8 @@ def row_from_fields(fields: list[bytes | None]) -> tuple:
             f[2] or b"", f[3] or b"")
 
 
-def projection_of(rec: dict[str, Any]) -> str:
-    """The projection string (see ``PROJECTION_SQL``) computed from a decoded record."""
-    tags = rec["tags"]
-    role, dept, source, ikey = (rec["actor_role"], rec["actor_department"], rec["source"],
-                                rec["idempotency_key"])
-    return FIELD_SEP.join((
-        rec["id"], rec["tenant_id"], rec["event_type"], rec["actor_id"], rec["actor_type"],
-        NULL_MARK if role is None else role, NULL_MARK if dept is None else dept,
-        rec["entity_type"], rec["entity_id"], rec["severity"],
-        NULL_MARK if source is None else source, str(len(tags)), TAG_SEP.join(tags),
-        rec["key_id"], NULL_MARK if ikey is None else ikey,
-        str((role is None) + (dept is None) + (source is None) + (ikey is None)),
-        rec["previous_hash"],
-    ))
 
 
-def ts_micros(text: str) -> int:
-    """A canonical timestamp as PostgreSQL's binary form: microseconds since 2000-01-01 UTC."""
-    if len(text) == 27 and text[26] == "Z":  # the canonical form: skip the time zone maths
-        try:
-            d = datetime.fromisoformat(text[:26]) - _NAIVE_EPOCH
-            return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
-        except (TypeError, ValueError):
-            pass
-    return (datetime.fromisoformat(text) - PG_EPOCH) // _ONE_US
 
 
 @dataclass
@@ -151,8 +122,10 @@ class ChainReport:
     head_hash: str
     broken_seq: int | None = None
     broken_event_id: str | None = None
-    reason: str | None = None  # modified | missing | reordered | inserted
+    reason: str | None = None  # modified | missing | reordered | inserted | rewritten
+    #                            | forged_checkpoint
     detail: str | None = None
+    checkpoints_checked: int = 0  # signed checkpoints the log was found to match
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

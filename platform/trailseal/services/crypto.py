@@ -136,6 +136,27 @@ class KeyRing:
         except InvalidTag as exc:
             raise ConfigurationError(f"data key {key_id} of tenant {tenant_id} fails to unwrap") from exc
 
+    # other secrets ------------------------------------------------------------------
+    def wrap_secret(self, purpose: str, secret: bytes) -> bytes:
+        """``secret`` encrypted by the master key for storage, bound to ``purpose`` (the
+        checkpoint signing key: ``checkpoint-key|<name>``)."""
+        nonce = os.urandom(NONCE_BYTES)
+        aad = f"secret|{purpose}".encode()
+        return self.master_key_id.encode() + b":" + nonce + self._master.encrypt(nonce, secret, aad)
+
+    def unwrap_secret(self, purpose: str, wrapped: bytes) -> bytes:
+        """A secret stored by ``wrap_secret`` for the same ``purpose``."""
+        mk_id, _, body = bytes(wrapped).partition(b":")
+        if mk_id.decode(errors="replace") != self.master_key_id:
+            raise ConfigurationError(
+                f"{purpose} is wrapped by master key {mk_id.decode(errors='replace')}, but "
+                f"TRAILSEAL_MASTER_KEY is {self.master_key_id}")
+        try:
+            return self._master.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:],
+                                        f"secret|{purpose}".encode())
+        except InvalidTag as exc:
+            raise ConfigurationError(f"{purpose} fails to unwrap") from exc
+
     # keys in the database ---------------------------------------------------------
     def create_data_key(self, cur, tenant_id: uuid.UUID) -> str:
         """Insert a new data key for the tenant (in the caller's transaction); return its id."""

@@ -19,6 +19,7 @@ from .chain import (
     ChainWalker,
     row_from_fields,
 )
+from .merkle_store import check_checkpoints
 from .tenancy import Principal
 
 PARALLEL_MIN = 150_000  # below this, a second process costs more than it saves
@@ -153,6 +154,8 @@ def verify_chain(svc, tenant_id: uuid.UUID, *, raise_alert: bool = True, full: b
                                  fast=not full)
             _walk(svc, tenant_id, snapshot, walker, 1, None)
             report = walker.finish()
+        if report.intact:
+            _check_against_checkpoints(svc, cur, tenant_id, report)
     if not report.intact and raise_alert:
         record_alert(
             svc, tenant_id, kind="chain_broken", severity="critical",
@@ -161,6 +164,20 @@ def verify_chain(svc, tenant_id: uuid.UUID, *, raise_alert: bool = True, full: b
             dedupe_key=f"chain:{report.broken_seq}:{report.reason}",
         )
     return report
+
+
+def _check_against_checkpoints(svc, cur, tenant_id: uuid.UUID, report: ChainReport) -> None:
+    """An intact chain must also still be the one the signed checkpoints cover: someone who
+    rewrites an event and recomputes every later hash leaves a consistent chain, but not the
+    signed roots."""
+    checked, problem = check_checkpoints(svc, cur, tenant_id)
+    report.checkpoints_checked = checked
+    if problem is not None:
+        report.intact = False
+        report.broken_seq, report.reason, report.detail = problem.seq, problem.reason, problem.detail
+        cur.execute("SELECT id FROM audit_logs WHERE seq = %s ORDER BY id LIMIT 1", (problem.seq,))
+        row = cur.fetchone()
+        report.broken_event_id = str(row[0]) if row else None
 
 
 def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,

@@ -62,6 +62,8 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
             click.echo(f"  sign in: {line}")
         click.echo(f"  API key ({summary['api_key_tenant']}): {summary['api_key']}")
         click.echo(f"  try: curl -H 'Authorization: Bearer {summary['api_key']}' {url}/api/v1/chain/verify")
+        click.echo(f"  bundle for trailseal-verify: curl -H 'Authorization: Bearer "
+                   f"{summary['api_key']}' -o bundle.json {url}/api/v1/chain/bundle")
         click.echo(f"  export: curl -X POST -H 'Authorization: Bearer {summary['api_key']}' "
                    "-H 'Content-Type: application/json' -d '{\"severity\": [\"high\", "
                    f"\"critical\"]}}' -o demo-high.csv {url}/api/v1/export/csv")

@@ -29,6 +29,10 @@ def load_demo(svc, *, days: int = 28, echo: Callable[[str], None] = print) -> di
         report = svc.verify_chain(tid)
         state = "intact" if report.intact else f"BROKEN at seq {report.broken_seq}"
         echo(f"{tenant.name}: chain {state} ({report.events_checked} events)")
+        if report.intact:
+            made = svc.make_checkpoint(tid)["checkpoint"]
+            echo(f"{tenant.name}: signed checkpoint at tree size {made['tree_size']} "
+                 f"(root {made['root'][:16]}…)")
         admin = next(u for u in tenant.users if u["role"] == "admin")
         logins.append(f"{admin['email']} / {admin['password']}  ({tenant.name}, admin)")
         first_tid = first_tid or (tid, tenant.name)

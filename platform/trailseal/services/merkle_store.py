@@ -1,0 +1,171 @@
+"""A tenant's Merkle tree in the database: leaf hashes are the events' chain hashes
+(``audit_logs.hash``, leaf ``seq - 1``); complete subtrees of ``2**STORED_LEVEL`` leaves and
+more are kept in ``merkle_nodes`` as checkpoints are made, so a proof over millions of events
+reads a few node rows and at most a few hundred leaves. Also: checking the stored log
+against the signed checkpoints (part of chain verification)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from trailseal_verify import merkle
+from trailseal_verify.note import NoteError, verify_checkpoint
+
+from .signing import signing_key
+
+STORED_LEVEL = 6  # subtrees of 64 leaves and larger are stored (~31,000 rows per million)
+
+
+def chain_leaf(stored_hash: str) -> bytes:
+    """The Merkle leaf of an event: its chain hash as 32 bytes. A stored hash that is not
+    64 hex digits (a tampered row) gives a leaf no intact event can have."""
+    try:
+        raw = bytes.fromhex(stored_hash)
+    except (ValueError, TypeError):
+        raw = b""
+    return raw if len(raw) == 32 else b"bad:" + str(stored_hash).encode("utf-8", "replace")
+
+
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as runs of consecutive ones (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
+
+
+class StoredTree:
+    """Complete subtree hashes of a tenant's tree, read from ``merkle_nodes`` and, below
+    ``STORED_LEVEL``, computed from the leaves (``cur``: a cursor of the tenant)."""
+
+    def __init__(self, cur, tenant_id: uuid.UUID):
+        self.cur = cur
+        self.tenant_id = tenant_id
+        self._nodes: dict[tuple[int, int], bytes] = {}
+
+    def load(self, wanted: set[tuple[int, int]]) -> None:
+        """Read every subtree of ``wanted`` in two queries (stored nodes, then leaves)."""
+        stored = [(level, index) for level, index in wanted
+                  if level >= STORED_LEVEL and (level, index) not in self._nodes]
+        if stored:
+            # One primary-key lookup per subtree, whatever the planner thinks of the table.
+            self.cur.execute(
+                "SELECT w.level, w.index, n.hash FROM unnest(%s::smallint[], %s::bigint[]) "
+                "AS w(level, index) CROSS JOIN LATERAL (SELECT hash FROM merkle_nodes m "
+                "WHERE m.tenant_id = %s AND m.level = w.level AND m.index = w.index) n",
+                ([lv for lv, _ in stored], [ix for _, ix in stored], self.tenant_id))
+            for level, index, h in self.cur.fetchall():
+                self._nodes[(level, index)] = bytes(h)
+        low = [(level, index) for level, index in wanted if level < STORED_LEVEL]
+        seqs = sorted({seq for level, index in low
+                       for seq in range((index << level) + 1, ((index + 1) << level) + 1)
+                       if (0, seq - 1) not in self._nodes})
+        for first, last in _runs(seqs):  # a proof needs one or two runs of leaves
+            self.cur.execute("SELECT seq, hash FROM audit_logs WHERE tenant_id = %s "
+                             "AND seq BETWEEN %s AND %s", (self.tenant_id, first, last))
+            for seq, h in self.cur.fetchall():
+                self._nodes[(0, seq - 1)] = merkle.leaf_hash(chain_leaf(h))
+
+    def perfect(self, level: int, index: int) -> bytes:
+        """The hash of complete subtree ``index`` of ``2**level`` leaves."""
+        got = self._nodes.get((level, index))
+        if got is not None:
+            return got
+        if level == 0:
+            self.load({(0, index)})
+            got = self._nodes.get((0, index))
+            if got is None:
+                # A removed event: a placeholder no intact leaf hashes to, so any proof
+                # through it fails to verify (which is what it should do).
+                got = merkle.leaf_hash(b"missing:%d" % (index + 1))
+                self._nodes[(0, index)] = got
+            return got
+        got = merkle.node_hash(self.perfect(level - 1, 2 * index),
+                               self.perfect(level - 1, 2 * index + 1))
+        self._nodes[(level, index)] = got
+        return got
+
+    def prove(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """The hashes of a proof's ranges (``merkle.inclusion_ranges`` …)."""
+        self.load(merkle.needed_subtrees(ranges))
+        return merkle.prove(ranges, self.perfect)
+
+
+@dataclass
+class CheckpointProblem:
+    """What checking the log against its signed checkpoints found wrong."""
+
+    seq: int
+    reason: str  # rewritten | forged_checkpoint
+    detail: str
+
+
+def read_leaves(cur, tenant_id: uuid.UUID, last_seq: int, chunk: int = 50_000):
+    """``(seq, chain hash)`` of the tenant's events ``1..last_seq`` in seq order, read in
+    chunks of ``chunk``."""
+    after = 0
+    while after < last_seq:
+        cur.execute("SELECT seq, hash FROM audit_logs WHERE tenant_id = %s AND seq > %s "
+                    "AND seq <= %s ORDER BY seq LIMIT %s",
+                    (tenant_id, after, last_seq, chunk))
+        rows = cur.fetchall()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1][0]
+
+
+def check_checkpoints(svc, cur, tenant_id: uuid.UUID) -> tuple[int, CheckpointProblem | None]:
+    """Check every stored checkpoint of the tenant: its note is signed by the instance key
+    and names this tenant, its size and root; and the root of the stored log's first
+    ``size`` chain hashes equals it. Returns how many checkpoints were checked and the first
+    problem (None: all agree)."""
+    cur.execute("SELECT tree_size, root, key_name, note FROM chain_checkpoints "
+                "WHERE tenant_id = %s ORDER BY tree_size", (tenant_id,))
+    checkpoints = cur.fetchall()
+    if not checkpoints:
+        return 0, None
+    key = signing_key(svc, cur)
+    origin = key.origin(tenant_id)
+    signed = []
+    for size, root, _key_name, note in checkpoints:
+        try:
+            cp = verify_checkpoint(note, key.verifier)
+        except NoteError as exc:
+            return 0, CheckpointProblem(size, "forged_checkpoint",
+                                        f"the checkpoint at tree size {size} is not signed by "
+                                        f"this instance's key ({key.name}): {exc}")
+        if (cp.origin, cp.size, cp.root) != (origin, size, bytes(root)):
+            return 0, CheckpointProblem(size, "forged_checkpoint",
+                                        f"the checkpoint stored at tree size {size} signs "
+                                        f"another tenant, size or root than its row says")
+        signed.append(cp)
+    builder = merkle.TreeBuilder()
+    pending = iter(signed)
+    cp = next(pending)
+    good_size = 0
+    checked = 0
+    for seq, h in read_leaves(cur, tenant_id, signed[-1].size):
+        if seq != builder.size + 1:
+            break  # a gap: reported below as the tree ending early
+        builder.append(chain_leaf(h))
+        while cp is not None and builder.size == cp.size:
+            if builder.root() != cp.root:
+                return checked, CheckpointProblem(
+                    good_size + 1, "rewritten",
+                    f"events {good_size + 1}..{cp.size} no longer match the checkpoint "
+                    f"signed at tree size {cp.size}: at least one of them was rewritten "
+                    "(and the chain recomputed) after the checkpoint signed it")
+            checked += 1
+            good_size = cp.size
+            cp = next(pending, None)
+    if cp is not None:
+        return checked, CheckpointProblem(
+            builder.size + 1, "rewritten",
+            f"the checkpoint at tree size {cp.size} signed {cp.size} events, but the log "
+            f"holds only {builder.size} in order from seq 1: events were removed")
+    return checked, None
