@@ -34,6 +34,21 @@ def verify_chain() -> dict[str, Any]:
     return verify_chain_recorded(current_services(), _principal(), access_record()).to_dict()
 
 
+def last_verification() -> dict[str, Any] | None:
+    """The tenant's latest chain verification (by anyone, or the nightly job), or None."""
+    from trailseal.services.integrity import last_verification as read
+
+    return read(current_services(), _principal().tenant_id)
+
+
+def latest_checkpoint() -> dict[str, Any] | None:
+    """The tenant's newest signed checkpoint, or None before the first."""
+    from trailseal.services.checkpoints import list_checkpoints
+
+    found = list_checkpoints(current_services(), _principal(), access_record(), limit=1)
+    return (found["checkpoints"] or [None])[0]
+
+
 def models(limit: int = 20) -> list[dict[str, Any]]:
     from trailseal.services.anomalies import read_models
 

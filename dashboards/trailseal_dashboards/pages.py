@@ -204,7 +204,8 @@ def integrity(viewer: Viewer):
             html.P("Verification walks every event of your tenant's chain and names the first "
                    "broken one.", className="text-muted small"),
             dbc.Button("Verify now", id="verify-button", color="primary"),
-            dcc.Loading(html.Div(id="verify-result", className="mt-3")),
+            dcc.Loading(html.Div(_last_verification(), id="verify-result", className="mt-3")),
+            _checkpoint_line(),
         ]), className="mb-4 shadow-sm"),
         dbc.Card([dbc.CardHeader("Model versions"), dbc.CardBody(
             dbc.Table([html.Thead(html.Tr([html.Th(h) for h in (
@@ -216,6 +217,35 @@ def integrity(viewer: Viewer):
         dbc.Card([dbc.CardHeader(f"Fairness: {len(alerts)} bias alerts in the latest figures"),
                   dbc.CardBody(_bias_table(bias))], className="shadow-sm"),
     ]
+
+
+def _last_verification():
+    last = data.last_verification()
+    if last is None:
+        return html.P("Not verified yet: press Verify now (the nightly job also verifies "
+                      "every chain).", className="text-muted small mb-0", id="last-verified")
+    when = last["verified_at"][:16].replace("T", " ")
+    if last["intact"]:
+        return html.P([html.Strong("Last verification: "), f"{when} UTC, intact, "
+                       f"{last['events_checked']:,} events and "
+                       f"{last.get('checkpoints_checked') or 0:,} signed checkpoints checked."],
+                      className="small mb-0", id="last-verified")
+    return dbc.Alert([html.Strong("Last verification: "), f"{when} UTC, broken at event "
+                      f"#{last.get('broken_seq')} ({last.get('reason')})."], color="danger",
+                     className="mb-0", id="last-verified")
+
+
+def _checkpoint_line():
+    cp = data.latest_checkpoint()
+    if cp is None:
+        return html.P("No signed checkpoint yet: the hourly job signs one, so that anyone "
+                      "can check this trail with trailseal-verify (docs/auditors.md).",
+                      className="text-muted small mt-2 mb-0", id="latest-checkpoint")
+    return html.P([html.Strong("Latest signed checkpoint: "),
+                   f"{cp['tree_size']:,} events, {cp['created_at'][:16].replace('T', ' ')} "
+                   "UTC, root ", html.Span(cp["root"][:16] + "…", className="font-monospace"),
+                   " (auditors check it with trailseal-verify)"],
+                  className="small mt-2 mb-0", id="latest-checkpoint")
 
 
 def _metric(m: dict) -> str:

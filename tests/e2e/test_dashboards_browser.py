@@ -97,6 +97,12 @@ def test_overview_and_anomalies(server_url, browser, trailseal_client,
     page.wait_for_selector("#verify-status")
     assert "Intact" in page.inner_text("#verify-status")
     assert "5 events checked" in page.inner_text("#verify-status")
+    # the page remembers it, and shows the latest signed checkpoint
+    svc.make_checkpoint(tenant.id)
+    page.reload()
+    page.wait_for_selector("#last-verified")
+    assert "intact, 5 events" in page.inner_text("#last-verified")
+    assert "5 events" in page.inner_text("#latest-checkpoint")
     page.screenshot(path=str(shots / "dash-integrity.png"), full_page=True)
     page.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 from ..db import snapshot_statements
 from ..errors import NotFound
@@ -17,6 +19,7 @@ from .chain import (
     VERIFY_FROM,
     ChainReport,
     ChainWalker,
+    format_ts,
     row_from_fields,
 )
 from .merkle_store import check_checkpoints
@@ -163,7 +166,25 @@ def verify_chain(svc, tenant_id: uuid.UUID, *, raise_alert: bool = True, full: b
             details=report.to_dict(), event_id=report.broken_event_id,
             dedupe_key=f"chain:{report.broken_seq}:{report.reason}",
         )
+    remember_verification(svc, tenant_id, report)
     return report
+
+
+def remember_verification(svc, tenant_id: uuid.UUID, report: ChainReport) -> None:
+    """Keep the outcome of a tenant's latest verification (its time, result, events and
+    checkpoints checked) for the dashboards; ``last_verification`` reads it back."""
+    from .settings import LAST_VERIFICATION, set_setting
+
+    set_setting(svc, tenant_id, LAST_VERIFICATION,
+                {**report.to_dict(), "verified_at": format_ts(datetime.now(UTC))},
+                "system:verification")
+
+
+def last_verification(svc, tenant_id: uuid.UUID) -> dict[str, Any] | None:
+    """The latest verification's report and ``verified_at``, or None before the first."""
+    from .settings import LAST_VERIFICATION, get_setting
+
+    return get_setting(svc, tenant_id, LAST_VERIFICATION)
 
 
 def _check_against_checkpoints(svc, cur, tenant_id: uuid.UUID, report: ChainReport) -> None:

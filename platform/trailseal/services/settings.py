@@ -53,7 +53,17 @@ def _timezone(value: Any) -> str:
     return value
 
 
+LAST_VERIFICATION = "chain.last_verification"  # written by every verification, not by users
+
+
+def _report(value: Any) -> dict:
+    if not isinstance(value, dict) or not isinstance(value.get("intact"), bool):
+        raise ValueError("a verification report is an object with intact")
+    return value
+
+
 SETTINGS = {ANOMALY_THRESHOLD: (DEFAULT_ANOMALY_THRESHOLD, _threshold),
+            LAST_VERIFICATION: (None, _report),
             TAG_RULES: ([], validate_tag_rules),
             TIMEZONE: (DEFAULT_TIMEZONE, _timezone)}
 
