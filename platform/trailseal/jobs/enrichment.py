@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..core import current_services
 from ..services.alerts import announce_alert
-from ..services.chain import format_ts
+from ..services.chain import format_ts, seq_runs
 from ..services.corrections import latest_corrections
 from ..services.insights import find_unenriched, load_events, store_insights
 from ..services.search_index import (
@@ -187,16 +187,6 @@ def reconcile_enrichment(grace_seconds: int | None = None) -> dict[str, int]:
 BACKLOG_PER_RUN = 20_000  # events one backlog run indexes per tenant (the rest: next run)
 
 
-def _runs(seqs: list[int]) -> list[tuple[int, int]]:
-    """Sorted seqs as contiguous (first, last) ranges."""
-    runs: list[tuple[int, int]] = []
-    for seq in seqs:
-        if runs and seq == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], seq)
-        else:
-            runs.append((seq, seq))
-    return runs
-
 
 def index_backlog(tenant_id: str, limit: int = BACKLOG_PER_RUN) -> int:
     """Give the tenant's events that lack them their full-text vector and an embedding of
@@ -219,7 +209,7 @@ def index_backlog(tenant_id: str, limit: int = BACKLOG_PER_RUN) -> int:
                                   limit=min(limit - done, 256))
         if not seqs:
             break
-        events = [e for first, last in _runs(seqs)
+        events = [e for first, last in seq_runs(seqs)
                   for e in load_events(svc, tid, first, last)]
         embedded = None
         if model is not None:

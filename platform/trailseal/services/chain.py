@@ -148,6 +148,31 @@ def _event_id(row: tuple) -> str | None:
         return None
 
 
+def seq_runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as runs of consecutive ones, ``(first, last)`` each."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
+
+
+class NoLookup:
+    """The lookups of a ``ChainWalker`` that only needs to know whether its range is intact
+    (it names no event beyond the range)."""
+
+    def by_hash(self, h):
+        return None
+
+    def by_previous_hash(self, h):
+        return None
+
+    def id_at(self, seq):
+        return None
+
+
 class ChainWalker:
     """Checks rows (laid out as ``VERIFY_COLUMNS``) in ``seq`` order and stops at the first
     break.

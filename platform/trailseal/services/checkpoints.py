@@ -31,7 +31,7 @@ from ..db import driver_cursor
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..infra.copy_binary import copy_out, feed_stream
 from .access import AccessRecord, audited_read
-from .chain import GENESIS_HASH, ChainWalker, row_from_fields
+from .chain import GENESIS_HASH, ChainWalker, NoLookup, row_from_fields
 from .integrity import verify_copy_sql
 from .merkle_store import STORED_LEVEL, StoredTree, chain_leaf
 from .paging import decode_cursor, encode_cursor, seq_part
@@ -50,16 +50,6 @@ class ChainNotCheckpointed(Conflict):
 
     code = "chain_broken"
 
-
-class _NoLookup:
-    def by_hash(self, h):
-        return None
-
-    def by_previous_hash(self, h):
-        return None
-
-    def id_at(self, seq):
-        return None
 
 
 def _lock(cur, tenant_id: uuid.UUID) -> None:
@@ -149,7 +139,7 @@ def walk_and_extend(cur, tenant_id, base: int, head_seq: int, head_hash: str,
             raise ChainNotCheckpointed(f"event seq {base} is missing: not signing a broken "
                                        "chain (GET /api/v1/chain/verify names the break)")
         prev = row[0]
-    walker = ChainWalker(str(tenant_id), head_seq, head_hash, _NoLookup())
+    walker = ChainWalker(str(tenant_id), head_seq, head_hash, NoLookup())
     walker.expected_seq = base + 1
     walker.prev_hash = prev
     append = builder.append

@@ -19,6 +19,7 @@ from .chain import (
     VERIFY_FROM,
     ChainReport,
     ChainWalker,
+    NoLookup,
     format_ts,
     row_from_fields,
 )
@@ -80,25 +81,13 @@ def _walk(svc, tenant_id: uuid.UUID, snapshot: str, walker: ChainWalker, first_s
             blocks.close()  # after a break: cancel the rest of the COPY
 
 
-class _NoLookup:
-    """A range check only needs to know whether its range is intact."""
-
-    def by_hash(self, h):
-        return None
-
-    def by_previous_hash(self, h):
-        return None
-
-    def id_at(self, seq):
-        return None
-
 
 def _check_range(pgconn, tenant_id: str, first_seq: int, last_seq: int | None, head_seq: int,
                  head_hash: str, full: bool = False) -> dict:
     """Check rows ``first_seq..last_seq`` (``None``: to the end of the log) on a connection
     inside the snapshot's transaction; say whether they are intact and how they start and
     end, for the seams between ranges."""
-    walker = ChainWalker(tenant_id, head_seq, head_hash, _NoLookup(), fast=not full)
+    walker = ChainWalker(tenant_id, head_seq, head_hash, NoLookup(), fast=not full)
     walker.expected_seq = first_seq
     walker.prev_hash = None  # the first row's link is checked at the seam
     blocks = copy_out(pgconn, verify_copy_sql(first_seq, last_seq))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from trailseal_verify import merkle
 from trailseal_verify.note import NoteError, verify_checkpoint
 
+from .chain import seq_runs
 from .signing import signing_key
 
 STORED_LEVEL = 6  # subtrees of 64 leaves and larger are stored (~31,000 rows per million)
@@ -26,16 +27,6 @@ def chain_leaf(stored_hash: str) -> bytes:
         raw = b""
     return raw if len(raw) == 32 else b"bad:" + str(stored_hash).encode("utf-8", "replace")
 
-
-def _runs(seqs: list[int]) -> list[tuple[int, int]]:
-    """Sorted seqs as runs of consecutive ones (first, last)."""
-    runs: list[tuple[int, int]] = []
-    for seq in seqs:
-        if runs and seq == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], seq)
-        else:
-            runs.append((seq, seq))
-    return runs
 
 
 class StoredTree:
@@ -64,7 +55,7 @@ class StoredTree:
         seqs = sorted({seq for level, index in low
                        for seq in range((index << level) + 1, ((index + 1) << level) + 1)
                        if (0, seq - 1) not in self._nodes})
-        for first, last in _runs(seqs):  # a proof needs one or two runs of leaves
+        for first, last in seq_runs(seqs):  # a proof needs one or two runs of leaves
             self.cur.execute("SELECT seq, hash FROM audit_logs WHERE tenant_id = %s "
                              "AND seq BETWEEN %s AND %s", (self.tenant_id, first, last))
             for seq, h in self.cur.fetchall():

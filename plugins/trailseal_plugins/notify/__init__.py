@@ -6,7 +6,11 @@ alert."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from trailseal import hookimpl
+from trailseal.types import NotificationChannel
 
 SEVERITY_MARK = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "🔵", "info": "⚪"}
 DETAIL_ITEMS = 8  # details shown in chat cards (the full set goes to webhooks and Zapier)
@@ -42,3 +46,23 @@ def facts(message: dict[str, Any]) -> list[tuple[str, str]]:
         pairs.append((str(key)[:60], shown[:TEXT_MAX]))
     pairs.append(("Delivery", message["delivery_id"]))
     return pairs
+
+
+def json_post_hooks(channel_kind: str, schema: dict[str, Any], description: str,
+                    render: Callable[[dict[str, Any]], Any]):
+    """The ``notification_channels`` and ``notify`` hooks of a channel that POSTs
+    ``render(message)`` as JSON to its config's ``webhook_url`` (Slack, Teams, Zapier);
+    a module assigns them to its own names so pluggy finds them there."""
+
+    @hookimpl(trylast=True)
+    def notification_channels():
+        return [NotificationChannel(channel_kind, schema, description)]
+
+    @hookimpl(trylast=True)
+    def notify(kind, config, message, outbound):
+        if kind != channel_kind:
+            return None
+        outbound.post_json(config["webhook_url"], render(message))
+        return True
+
+    return notification_channels, notify

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trailseal import hookimpl
-from trailseal.types import NotificationChannel
-
-from . import facts, headline, url_property
+from . import facts, headline, json_post_hooks, url_property
 
 KIND = "slack"
 SCHEMA = {
@@ -33,14 +30,5 @@ def render(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@hookimpl(trylast=True)
-def notification_channels():
-    return [NotificationChannel(KIND, SCHEMA, "Slack incoming webhook (Block Kit message)")]
-
-
-@hookimpl(trylast=True)
-def notify(kind, config, message, outbound):
-    if kind != KIND:
-        return None
-    outbound.post_json(config["webhook_url"], render(message))
-    return True
+notification_channels, notify = json_post_hooks(
+    KIND, SCHEMA, "Slack incoming webhook (Block Kit message)", render)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trailseal import hookimpl
-from trailseal.types import NotificationChannel
-
-from . import facts, headline, url_property
+from . import facts, headline, json_post_hooks, url_property
 
 KIND = "teams"
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -38,14 +35,5 @@ def render(message: dict[str, Any]) -> dict[str, Any]:
             "attachments": [{"contentType": CARD_TYPE, "contentUrl": None, "content": card}]}
 
 
-@hookimpl(trylast=True)
-def notification_channels():
-    return [NotificationChannel(KIND, SCHEMA, "Microsoft Teams webhook (Adaptive Card)")]
-
-
-@hookimpl(trylast=True)
-def notify(kind, config, message, outbound):
-    if kind != KIND:
-        return None
-    outbound.post_json(config["webhook_url"], render(message))
-    return True
+notification_channels, notify = json_post_hooks(
+    KIND, SCHEMA, "Microsoft Teams webhook (Adaptive Card)", render)

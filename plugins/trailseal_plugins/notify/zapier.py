@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trailseal import hookimpl
-from trailseal.types import NotificationChannel
-
-from . import headline, url_property
+from . import headline, json_post_hooks, url_property
 
 KIND = "zapier"
 SCHEMA = {
@@ -34,14 +31,5 @@ def render(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@hookimpl(trylast=True)
-def notification_channels():
-    return [NotificationChannel(KIND, SCHEMA, "Zapier Catch Hook (structured JSON)")]
-
-
-@hookimpl(trylast=True)
-def notify(kind, config, message, outbound):
-    if kind != KIND:
-        return None
-    outbound.post_json(config["webhook_url"], render(message))
-    return True
+notification_channels, notify = json_post_hooks(
+    KIND, SCHEMA, "Zapier Catch Hook (structured JSON)", render)
