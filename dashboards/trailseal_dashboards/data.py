@@ -21,11 +21,12 @@ def stats() -> dict[str, Any]:
     return read_dashboard_stats(current_services(), _principal(), None, access_record())
 
 
-def anomalies(limit: int = 50, status: str | None = None) -> dict[str, Any]:
+def anomalies(limit: int = 50, status: str | None = None,
+              cursor: str | None = None) -> dict[str, Any]:
     from trailseal.services.anomalies import read_anomalies_page
 
     return read_anomalies_page(current_services(), _principal(), access_record(),
-                               limit=limit, status=status)
+                               limit=limit, status=status, cursor=cursor)
 
 
 def verify_chain() -> dict[str, Any]:

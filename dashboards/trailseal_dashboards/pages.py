@@ -4,11 +4,13 @@ Anomalies (alerts with their scores, explanations and suggested actions)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlencode
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
+from trailseal.errors import TrailsealError
 from trailseal.types import DashboardPage, Viewer
 
 from . import data
@@ -110,8 +112,20 @@ def _refresh(_):
     return overview_content()
 
 
+ANOMALIES_PAGE = 25
+
+
 def anomalies(viewer: Viewer):
-    page = data.anomalies(limit=50)
+    raw = parse_qs((viewer.query or "").lstrip("?"))
+    cursor = (raw.get("cursor") or [None])[0]
+    try:
+        page_no = max(1, int((raw.get("page") or ["1"])[0])) if cursor else 1
+        page = data.anomalies(limit=ANOMALIES_PAGE, cursor=cursor)
+    except (TrailsealError, ValueError) as exc:  # a cursor from elsewhere: say so
+        return [html.H2("Anomalies", className="mb-1"), dbc.Alert([
+            f"{getattr(exc, 'message', None) or exc} ",
+            dcc.Link("Back to the newest anomalies", href="/dash/anomalies")],
+            color="warning")]
     rows = page["anomalies"]
     if not rows:
         body = dbc.Alert("No anomalies: every scored event looks like your trail's usual "
@@ -140,7 +154,17 @@ def anomalies(viewer: Viewer):
                          f"{a.get('model_version') or '—'}", className="text-muted small"),
                 _verdict(viewer, a),
             ]), className="mb-3 shadow-sm anomaly-card"))
-        body = html.Div(items)
+        first = (page_no - 1) * ANOMALIES_PAGE + 1
+        pager = html.Div([
+            html.Span(f"Alerts {first:,}–{first + len(rows) - 1:,}", className="text-muted "
+                      "small me-3", id="anomalies-count"),
+            dcc.Link("« Newest", href="/dash/anomalies", id="anomalies-newest",
+                     className="btn btn-outline-secondary btn-sm me-2") if cursor else None,
+            dcc.Link("Older »", href="/dash/anomalies?" + urlencode(
+                {"cursor": page["next_cursor"], "page": page_no + 1}), id="anomalies-older",
+                className="btn btn-outline-secondary btn-sm") if page.get("next_cursor")
+            else None], className="mb-4")
+        body = html.Div([*items, pager])
     return [html.H2("Anomalies", className="mb-1"),
             html.P("Newest first. Scores run from 0 to 1; an event is an anomaly at or above "
                    "the tenant's threshold.", className="text-muted"), body]

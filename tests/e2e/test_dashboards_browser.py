@@ -199,6 +199,20 @@ def test_timeline_pages_through_older_events(server_url, browser, trailseal_clie
     # a cursor that belongs to other filters is explained, not a traceback
     page.goto(page.url + "&cursor=bogus&page=3")
     page.wait_for_selector("text=Back to the newest events")
+    # the anomalies page pages too: 25 alerts, then the 5 older ones
+    for n in range(30):
+        record_alert(trailseal_services, t.id, kind="anomaly", severity="low",
+                     title=f"Anomaly number {n}", details={"anomaly_score": 0.6})
+    page.goto(f"{server_url}/dash/anomalies")
+    page.wait_for_selector("#anomalies-count")
+    assert page.locator(".anomaly-card").count() == 25
+    assert "Anomaly number 29" in page.inner_text(".anomaly-card >> nth=0")
+    page.click("#anomalies-older")
+    page.wait_for_function("document.querySelector('#anomalies-count') && document"
+                           ".querySelector('#anomalies-count').innerText.includes('26')")
+    assert page.locator(".anomaly-card").count() == 5
+    assert "Alerts 26–30" in page.inner_text("#anomalies-count")
+    assert page.locator("#anomalies-older").count() == 0
     page.close()
 
 
