@@ -95,10 +95,10 @@ def overview(viewer: Viewer):
         dbc.Row([
             dbc.Col([html.H2("Overview", className="mb-1"),
                      html.P(f"What happened in {viewer.tenant_name}'s trail.",
-                            className="text-muted")], md=8),
+                            className="text-muted")], md=6, xl=8),
             dbc.Col(html.Div([html.Span("Last 30 days: ", className="text-muted small me-2"),
-                              *buttons], className="text-md-end pt-2") if buttons else None,
-                    md=4),
+                              *buttons], className="text-md-end text-nowrap pt-2")
+                    if buttons else None, md=6, xl=4),
         ]),
         dcc.Loading(html.Div(id="export-status", className="small mb-2")),
         dcc.Interval(id="overview-refresh", interval=REFRESH_MS),
@@ -146,10 +146,16 @@ def anomalies(viewer: Viewer):
                 dbc.Progress(value=round(score * 100), label=f"{score:.2f}", color=colour,
                              className="my-2",
                              style={"height": "1.1rem"}),
-                html.P(explanation.get("summary") or "No explanation recorded.",
-                       className="mb-1"),
-                html.Ul([html.Li(s) for s in a.get("suggested_actions", [])[:3]],
-                        className="small mb-1"),
+                dbc.Row([
+                    dbc.Col([
+                        html.P(explanation.get("summary") or "No explanation recorded.",
+                               className="mb-1"),
+                        _affected(a.get("affected_entities") or []),
+                        html.Ul([html.Li(s) for s in a.get("suggested_actions", [])[:3]],
+                                className="small mb-1"),
+                    ], md=7),
+                    dbc.Col(_contributions(explanation.get("contributions") or []), md=5),
+                ]),
                 html.Div(f"Detected {a.get('detected_at') or a['created_at']} · model "
                          f"{a.get('model_version') or '—'}", className="text-muted small"),
                 _verdict(viewer, a),
@@ -168,6 +174,34 @@ def anomalies(viewer: Viewer):
     return [html.H2("Anomalies", className="mb-1"),
             html.P("Newest first. Scores run from 0 to 1; an event is an anomaly at or above "
                    "the tenant's threshold.", className="text-muted"), body]
+
+
+def _affected(entities: list[dict]):
+    if not entities:
+        return None
+    return html.Div([html.Span("Affected: ", className="text-muted"), ", ".join(
+        f"{e.get('type', '?')} {e.get('id', '?')}" for e in entities[:6])],
+        className="small mb-1 affected-entities")
+
+
+def _contributions(contributions: list[dict]):
+    """The explanation's SHAP contributions as a bar chart: what pushed the score up (red)
+    or down (blue), largest first."""
+    rows = [c for c in contributions if isinstance(c.get("contribution"), int | float)][:6]
+    if not rows:
+        return None
+    labels = [str(c.get("label") or c.get("feature"))[:48] for c in rows]
+    values = [float(c["contribution"]) for c in rows]
+    fig = go.Figure(go.Bar(
+        x=values, y=labels, orientation="h",
+        marker_color=["#e74c3c" if v > 0 else "#3498db" for v in values],
+        hovertext=[f"{label}: value {c.get('value')}, contribution {v:+.3f}"
+                   for label, c, v in zip(labels, rows, values, strict=True)],
+        hoverinfo="text"))
+    fig.update_layout(title=dict(text="What drove the score (SHAP)", font=dict(size=12)),
+                      height=60 + 26 * len(rows), margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(autorange="reversed"), plot_bgcolor="white")
+    return dcc.Graph(figure=fig, config={"displayModeBar": False}, className="shap-chart")
 
 
 def _verdict(viewer: Viewer, a: dict):

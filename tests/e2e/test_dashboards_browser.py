@@ -45,7 +45,16 @@ def test_overview_and_anomalies(server_url, browser, trailseal_client,
     record_alert(svc, tenant.id, kind="anomaly", severity="critical",
                  title="Anomalous invoice.deleted by ana",
                  details={"anomaly_score": 0.91, "model_version": "if-test",
-                          "explanation": {"summary": "First invoice.deleted by ana at 03:00."},
+                          "explanation": {"summary": "First invoice.deleted by ana at 03:00.",
+                                          "contributions": [
+                                              {"feature": "hours_from_usual", "value": 9.0,
+                                               "label": "Hours from usual hours",
+                                               "contribution": 0.42},
+                                              {"feature": "actor_type_rarity", "value": 1.0,
+                                               "label": "First time for this actor",
+                                               "contribution": 0.2}]},
+                          "affected_entities": [{"type": "actor", "id": "ana"},
+                                                {"type": "invoice", "id": "INV-7"}],
                           "suggested_actions": ["Confirm with ana that this was intended."]})
     other = make_tenant(svc)  # another tenant's events never show
     ingest(trailseal_client, other, [make_event(actor={"id": "mallory", "type": "user"})] * 5)
@@ -73,6 +82,9 @@ def test_overview_and_anomalies(server_url, browser, trailseal_client,
     card = page.inner_text(".anomaly-card")
     assert "Anomalous invoice.deleted by ana" in card and "0.91" in card
     assert "Confirm with ana" in card
+    assert "Affected: actor ana, invoice INV-7" in card
+    page.wait_for_selector(".shap-chart .bars path")
+    assert "Hours from usual hours" in page.inner_text(".shap-chart")
     page.screenshot(path=str(shots / "dash-anomalies.png"), full_page=True)
     assert (shots / "dash-anomalies.png").stat().st_size > 5000
     # mark it as a false positive, with notes: recorded with who, the alert resolved
@@ -104,6 +116,17 @@ def test_overview_and_anomalies(server_url, browser, trailseal_client,
     assert "intact, 5 events" in page.inner_text("#last-verified")
     assert "5 events" in page.inner_text("#latest-checkpoint")
     page.screenshot(path=str(shots / "dash-integrity.png"), full_page=True)
+    # every page an analyst has, at the two sizes analysts use, for a look
+    for width, height in ((1440, 900), (1024, 768)):
+        page.set_viewport_size({"width": width, "height": height})
+        for path, title in (("overview", "Overview"), ("timeline", "Timeline"),
+                            ("anomalies", "Anomalies"), ("search", "Search"),
+                            ("integrity", "Integrity & models")):
+            page.goto(f"{server_url}/dash/{path}")
+            page.wait_for_selector(f"h2:has-text('{title}')")
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(shots / f"dash-{path}-{width}x{height}.png"),
+                            full_page=True)
     page.close()
 
 
