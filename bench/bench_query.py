@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 import orjson
 import psycopg
 from benchlib import (
+    INSIGHTS_SQL,
     Client,
     Server,
     admin_dsn,
@@ -47,17 +48,6 @@ from benchlib import (
 
 TARGET_P95_MS = 50.0
 OTHER_TENANTS = 3
-# What the enrichment worker stores for an event when no classifier/detector plugin is
-# installed (every field at its default), for the events of the benchmark tenants that have
-# none yet: in steady state every event has an insights row, and the API joins them.
-INSIGHTS_SQL = """
-INSERT INTO event_insights (event_id, tenant_id, anomaly_score, is_anomaly, category,
-  risk_level, tags, ai_insights, model_versions, review_required)
-SELECT a.id, a.tenant_id, NULL, NULL, NULL, NULL, '{}', '{}', '{}', false
-  FROM audit_logs a JOIN tenants t ON t.id = a.tenant_id
- WHERE t.slug LIKE %s
-   AND NOT EXISTS (SELECT 1 FROM event_insights i WHERE i.event_id = a.id)
-"""
 
 
 def ensure_data(svc, slug: str, n: int, n_other: int) -> tuple:

@@ -27,6 +27,7 @@ import uuid
 import orjson
 import psycopg
 from benchlib import (
+    INSIGHTS_SQL,
     Client,
     Server,
     admin_dsn,
@@ -42,14 +43,6 @@ from benchlib import (
     print_header,
 )
 
-INSIGHTS_SQL = """
-INSERT INTO event_insights (event_id, tenant_id, anomaly_score, is_anomaly, category,
-  risk_level, tags, ai_insights, model_versions, review_required)
-SELECT a.id, a.tenant_id, NULL, NULL, NULL, NULL, '{}', '{}', '{}', false
-  FROM audit_logs a JOIN tenants t ON t.id = a.tenant_id
- WHERE t.slug LIKE %s
-   AND NOT EXISTS (SELECT 1 FROM event_insights i WHERE i.event_id = a.id)
-"""
 OTHER_TENANTS = 3
 OTHER_EVENTS = 50_000
 

@@ -31,6 +31,18 @@ from typing import Any
 
 DEFAULT_INSTANCE = "/tmp/ts-bench"
 RATE_LIMIT = "1000000000/60"
+
+# What the enrichment worker stores for an event when no classifier/detector plugin is
+# installed (every field at its default), for the events of the benchmark tenants that have
+# none yet (the parameter: a tenant slug pattern for LIKE): in steady state every event has an insights row, and the API joins them.
+INSIGHTS_SQL = """
+INSERT INTO event_insights (event_id, tenant_id, anomaly_score, is_anomaly, category,
+  risk_level, tags, ai_insights, model_versions, review_required)
+SELECT a.id, a.tenant_id, NULL, NULL, NULL, NULL, '{}', '{}', '{}', false
+  FROM audit_logs a JOIN tenants t ON t.id = a.tenant_id
+ WHERE t.slug LIKE %s
+   AND NOT EXISTS (SELECT 1 FROM event_insights i WHERE i.event_id = a.id)
+"""
 BATCH = 1000
 SERVER_THREADS = 8
 
