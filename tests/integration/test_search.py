@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import ingest, make_event, owner_connection
 from trailseal import hookimpl
 from trailseal.jobs.enrichment import index_backlog
+from trailseal.schemas import EventFilters
+from trailseal.services import search
 from trailseal.services.search import fuse, ground_answer
 from trailseal.services.tenancy import create_api_key
 from trailseal.testing import make_tenant
@@ -250,3 +252,33 @@ def test_fusion_adds_reciprocal_ranks():
     fused = fuse([x, y], [y, z], k=60)
     assert [e for e, _ in fused] == [y, x, z]
     assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_words_too_common_in_a_large_tenant_are_left_out_of_the_full_text_half(
+        trailseal_client, trailseal_services, tenant, run_jobs, monkeypatch):
+    deleted = ingest(trailseal_client, tenant, [
+        make_event(event_type="invoice.deleted", entity={"type": "invoice", "id": f"INV-{k}"},
+                   action_details={"reason": "duplicate"}) for k in range(30)])["ids"]
+    refunds = ingest(trailseal_client, tenant, [
+        make_event(event_type="payment.refunded", entity={"type": "payment", "id": f"PAY-{k}"},
+                   action_details={"note": "chargeback"}) for k in range(5)])["ids"]
+    run_jobs()
+    monkeypatch.setattr(search, "FTS_BUDGET", 10)  # as if 35 events were a large tenant
+    svc = trailseal_services
+    with svc.db.transaction(tenant.id) as conn:
+        events, shares = search.lexeme_shares(svc, conn, tenant.id)
+        assert events == 35
+        assert shares["delet"] == pytest.approx(30 / 35) and shares["chargeback"] == pytest.approx(5 / 35)
+        plain = {str(x) for x in search.text_ranking(conn, tenant.id, "deleted chargeback",
+                                                     EventFilters())}
+        pruned = [str(x) for x in search.text_ranking(conn, tenant.id, "deleted chargeback",
+                                                      EventFilters(), svc=svc)]
+        common_only = search.text_ranking(conn, tenant.id, "invoice deleted", EventFilters(),
+                                          svc=svc)
+    assert plain == set(deleted) | set(refunds)
+    assert sorted(pruned) == sorted(refunds)  # 'delet' would match 30 > 10: left out
+    assert common_only == []  # every word too common: ranked by meaning alone
+    # the estimate is kept with the tenant's search cache, and the API ranks the same way
+    assert svc.redis.get(f"trailseal:search:{tenant.id}:lexemes") is not None
+    found = _search(trailseal_client, tenant, query="deleted chargeback", limit=5)
+    assert set(refunds) <= {r["id"] for r in found["results"]}

@@ -115,3 +115,28 @@ def test_limit_sorted_scores_and_only_own_events(searched, query, limit, answer,
         assert cited == {s["id"] for s in body["sources"]} and cited <= set(got)
     else:
         assert "answer" not in body
+
+
+@PROPERTY
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.floats(0, 1), max_size=12),
+       st.integers(1, 2_000_000), st.integers(1, 50_000),
+       st.lists(st.text(min_size=1, max_size=8), max_size=8, unique=True))
+def test_the_full_text_half_keeps_the_rarest_words_within_its_budget(shares, events, budget,
+                                                                      lexemes):
+    from trailseal.services import search
+
+    estimate = {lex: shares.get(lex, 0.0) * events for lex in lexemes}
+    saved, search.FTS_BUDGET = search.FTS_BUDGET, budget
+    try:
+        kept = search.affordable_lexemes(lexemes, events, shares)
+    finally:
+        search.FTS_BUDGET = saved
+    if sum(estimate.values()) <= budget:
+        assert kept is None  # everything fits: the question is used as it is
+        return
+    slack = budget * 1e-9  # sums in another order may round differently
+    assert kept is not None and sum(estimate[lex] for lex in kept) <= budget + slack
+    left = [lex for lex in lexemes if lex not in kept]
+    # no word left out is rarer than a word kept, and the next rarest would not have fit
+    assert all(estimate[out] >= estimate[k] for out in left for k in kept)
+    assert left and min(estimate[out] for out in left) + sum(estimate[k] for k in kept) > budget - slack

@@ -29,6 +29,7 @@ from .runtime import (
     stop_on_sigterm,
     worker,
 )
+from .search import search_index
 from .train import train
 
 __all__ = ["EXIT_WITH_PARENT", "cli", "main", "make_app", "serve_app", "stop_children",
@@ -46,7 +47,7 @@ def cli(verbose: bool) -> None:
 
 
 for _command in (migrate, tenant, user, apikey, keys, verify, import_events, plugins, serve,
-                 worker, scheduler, train, usage, checkpoint):
+                 worker, scheduler, train, usage, checkpoint, search_index):
     cli.add_command(_command)
 
 

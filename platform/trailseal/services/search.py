@@ -8,7 +8,10 @@ Both rankings run inside the caller's tenant (row-level security, and an explici
   the current model. pgvector 0.6 has no iterative index scans, so an HNSW scan with a tenant
   filter returns fewer rows than asked when the tenant is a small share of the table; the
   exact scan has recall 1 by construction and costs time linear in the tenant's events
-  (``bench/eval_search.py`` measures it);
+  (``bench/eval_search.py`` measures it). A tenant with an HNSW index of its own
+  (``vector_index``: a partial index over its rows of one model) is ranked through it
+  instead; with filters, its 1,000 nearest candidates are filtered, and when fewer than
+  the depth pass the exact scan answers;
 - full text: ``ts_rank`` over ``audit_search_text`` of the query's lexemes joined by OR
   (a question's words rarely all occur in one event);
 - fusion: ``score = sum over both lists of 1 / (RRF_K + rank)``.
@@ -28,24 +31,30 @@ from typing import Any
 import orjson
 import redis
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import Text, and_, cast, func, literal, select
+from sqlalchemy import Text, and_, cast, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.engine import Connection
 
 from ..db import driver_cursor
 from ..schemas import EventFilters, SearchIn
-from ..tables import audit_embeddings, audit_search_text
+from ..tables import audit_embeddings, audit_search_text, chain_heads
 from .access import AccessRecord, audited_read
 from .events import EVENT_COLUMNS, EVENTS_WITH_INSIGHTS, a, build_filters, i, row_to_event
 from .narration import ground_answer, narrate_text
 from .search_index import FTS_CONFIG
 from .tenancy import Principal
+from .vector_index import EF_SEARCH_MAX, has_valid_index
 
 log = logging.getLogger(__name__)
 
 RRF_K = 60  # the usual constant of reciprocal-rank fusion: damps the head of each list
 DEPTH = 100  # candidates each ranking contributes to the fusion
 SEARCH_CACHE_SECONDS = 600
+# The full-text half ranks at most about this many matching events (ts_rank reads each one):
+# in a large tenant, words estimated to match more are left out of the question.
+FTS_BUDGET = 20_000
+FTS_SAMPLE = 5_000  # newest events whose words estimate how common each word is
+LEXEME_STATS_SECONDS = 3600
 
 
 def _filtered(stmt, table, filters: EventFilters):
@@ -61,6 +70,48 @@ def _filtered(stmt, table, filters: EventFilters):
 
 def vector_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float], model: str,
                    filters: EventFilters, depth: int = DEPTH) -> list[uuid.UUID]:
+    """The tenant's events nearest to ``vector`` (cosine distance), best first: through the
+    tenant's own HNSW index when it has one (``vector_index``), by an exact scan otherwise."""
+    if has_valid_index(conn, tenant_id, model, len(vector)):
+        ranked = indexed_ranking(conn, tenant_id, vector, model, filters, depth)
+        if ranked is not None:
+            return ranked
+    return exact_ranking(conn, tenant_id, vector, model, filters, depth)
+
+
+def indexed_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float], model: str,
+                    filters: EventFilters, depth: int = DEPTH) -> list[uuid.UUID] | None:
+    """The nearest events by an HNSW scan of the tenant's partial index. The tenant, model
+    and dimensions are written as literals so the planner can match the index's predicate.
+    With filters, up to ``EF_SEARCH_MAX`` nearest candidates are filtered; ``None`` when
+    fewer than ``depth`` of them pass (the caller then scans exactly)."""
+    dims = len(vector)
+    e = audit_embeddings.alias("e")
+    vec_type = VECTOR(dims)
+    distance = cast(e.c.embedding, vec_type).cosine_distance(
+        cast(literal(vector, VECTOR()), vec_type))
+    tenant = str(uuid.UUID(str(tenant_id)))
+    quoted_model = "'" + model.replace("'", "''") + "'"
+    where = (e.c.tenant_id == literal_column(f"'{tenant}'::uuid"),
+             e.c.model == literal_column(quoted_model), e.c.dims == literal_column(str(dims)))
+    filtered = bool(build_filters(filters))
+    fetch = EF_SEARCH_MAX if filtered else depth
+    conn.execute(select(func.set_config("hnsw.ef_search",
+                                        str(min(EF_SEARCH_MAX, max(2 * fetch, 100))), True)))
+    nearest = select(e.c.event_id, distance.label("d")).where(*where).order_by(distance)
+    if not filtered:
+        return list(conn.execute(select(nearest.limit(depth).subquery().c.event_id)).scalars())
+    cand = nearest.limit(fetch).subquery("c")
+    joined = cand.join(a, and_(a.c.tenant_id == tenant_id, a.c.id == cand.c.event_id)).outerjoin(
+        i, and_(i.c.tenant_id == a.c.tenant_id, i.c.event_id == a.c.id))
+    ranked = list(conn.execute(select(cand.c.event_id).select_from(joined)
+                               .where(*build_filters(filters))
+                               .order_by(cand.c.d, cand.c.event_id).limit(depth)).scalars())
+    return ranked if len(ranked) >= depth else None
+
+
+def exact_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float], model: str,
+                  filters: EventFilters, depth: int = DEPTH) -> list[uuid.UUID]:
     """The tenant's events nearest to ``vector`` (cosine distance), exact scan, best first."""
     e = audit_embeddings.alias("e")
     distance = e.c.embedding.cosine_distance(cast(literal(vector, VECTOR()), VECTOR()))
@@ -76,12 +127,81 @@ def or_query(text: str):
     return cast(func.replace(anded, " & ", " | "), TSQUERY)
 
 
+def tsquery_of(lexemes: list[str]):
+    """A tsquery matching any of these (already normalised) lexemes."""
+    quoted = ["'" + lex.replace("\\", "\\\\").replace("'", "''") + "'" for lex in lexemes]
+    return cast(literal(" | ".join(quoted)), TSQUERY)
+
+
+def lexeme_shares(svc, conn: Connection, tenant_id: uuid.UUID) -> tuple[int, dict[str, float]]:
+    """The tenant's events and, for the words common among its newest ``FTS_SAMPLE``
+    events, the share of those events that hold each: an estimate of how many events a
+    word matches. Empty for a tenant whose every match can be ranked. Kept in Redis for
+    ``LEXEME_STATS_SECONDS`` under the tenant's search prefix (derived data, like the
+    rankings cached there)."""
+    key = f"trailseal:search:{tenant_id}:lexemes"
+    try:
+        raw = svc.redis.get(key)
+    except redis.RedisError:
+        raw = None
+    if raw:
+        events, shares = orjson.loads(raw)
+        return int(events), shares
+    events = conn.execute(select(chain_heads.c.last_seq)
+                          .where(chain_heads.c.tenant_id == tenant_id)).scalar() or 0
+    shares: dict[str, float] = {}
+    if events > FTS_BUDGET:
+        sample = (f"SELECT tsv FROM audit_search_text WHERE tenant_id = "
+                  f"'{uuid.UUID(str(tenant_id))}'::uuid ORDER BY event_id DESC "
+                  f"LIMIT {FTS_SAMPLE}")
+        rows = conn.execute(select(literal_column("word"), literal_column("ndoc")).select_from(
+            func.ts_stat(sample))).all()
+        floor = FTS_BUDGET / 10 / events  # rarer words never decide anything: left out
+        counted = min(FTS_SAMPLE, events)
+        shares = {w: n / counted for w, n in rows if n / counted >= floor}
+    try:
+        svc.redis.set(key, orjson.dumps([events, shares]), ex=LEXEME_STATS_SECONDS)
+    except redis.RedisError:
+        pass
+    return events, shares
+
+
+def affordable_lexemes(lexemes: list[str], events: int,
+                       shares: dict[str, float]) -> list[str] | None:
+    """The question's lexemes the full-text half ranks: rarest first while the events they
+    are estimated to match stay within ``FTS_BUDGET``. ``None`` when all of them fit (the
+    question is used as it is); an empty list when even the rarest is too common (it says
+    little about an event, as a stop word does, and ranking its matches would cost more
+    than the whole search may take)."""
+    estimated = sorted((shares.get(lex, 0.0) * events, lex) for lex in lexemes)
+    if sum(n for n, _ in estimated) <= FTS_BUDGET:
+        return None
+    kept, total = [], 0.0
+    for n, lex in estimated:
+        if total + n > FTS_BUDGET:
+            break
+        kept.append(lex)
+        total += n
+    return kept
+
+
 def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: EventFilters,
-                 depth: int = DEPTH) -> list[uuid.UUID]:
+                 depth: int = DEPTH, svc=None) -> list[uuid.UUID]:
     """The tenant's events whose rendering matches any of the query's lexemes, ranked by
-    ``ts_rank``, best first."""
+    ``ts_rank``, best first. With ``svc``, words too common in a large tenant to rank all
+    their matches are left out (``affordable_lexemes``)."""
     s = audit_search_text.alias("s")
     query = or_query(text)
+    if svc is not None:
+        events, shares = lexeme_shares(svc, conn, tenant_id)
+        if shares:
+            lexemes = conn.execute(select(func.tsvector_to_array(
+                func.to_tsvector(FTS_CONFIG, text)))).scalar() or []
+            kept = affordable_lexemes(list(lexemes), events, shares)
+            if kept is not None:
+                if not kept:
+                    return []
+                query = tsquery_of(kept)
     rank = func.ts_rank(s.c.tsv, query)
     stmt = _filtered(select(s.c.event_id), s, filters).where(
         s.c.tenant_id == tenant_id, s.c.tsv.op("@@")(query),
@@ -159,7 +279,7 @@ def search_events(svc, principal: Principal, body: SearchIn, access: AccessRecor
         if ranking is None:
             by_vector = (vector_ranking(conn, tid, vector, model, body.filters)
                          if vector is not None else [])
-            by_text = text_ranking(conn, tid, body.query, body.filters)
+            by_text = text_ranking(conn, tid, body.query, body.filters, svc=svc)
             ranking = [[str(eid), score] for eid, score in fuse(by_vector, by_text)[:body.limit]]
         events = load_events_by_id(svc, conn, tid, [uuid.UUID(eid) for eid, _ in ranking])
     if not cached:
