@@ -282,3 +282,31 @@ def test_words_too_common_in_a_large_tenant_are_left_out_of_the_full_text_half(
     assert svc.redis.get(f"trailseal:search:{tenant.id}:lexemes") is not None
     found = _search(trailseal_client, tenant, query="deleted chargeback", limit=5)
     assert set(refunds) <= {r["id"] for r in found["results"]}
+
+
+def test_the_full_text_function_reads_only_the_current_tenant(trailseal_client,
+                                                              trailseal_services, tenant,
+                                                              run_jobs):
+    mine = ingest(trailseal_client, tenant, [make_event(action_details={"note": "zebra"})])["ids"]
+    other = make_tenant(trailseal_services)
+    theirs = ingest(trailseal_client, other, [make_event(action_details={"note": "zebra"})])["ids"]
+    run_jobs()
+    q = "SELECT event_id::text FROM trailseal_text_matches('zebra'::tsquery, 10)"
+    with trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute(q)
+        assert [r[0] for r in cur.fetchall()] == mine
+    with trailseal_services.db.cursor(other.id) as cur:
+        cur.execute(q)
+        assert [r[0] for r in cur.fetchall()] == theirs
+    with trailseal_services.db.cursor() as cur:  # no tenant set: nothing at all
+        cur.execute(q)
+        assert cur.fetchall() == []
+        cur.execute("SELECT pg_has_role(current_user, 'trailseal_search_reader', 'MEMBER')")
+        assert cur.fetchone()[0] is False  # the app reads the table only under its policy
+        cur.execute("SELECT count(*) FROM audit_search_text")
+        assert cur.fetchone()[0] == 0
+    with trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("SELECT count(*) FROM trailseal_text_matches('zebra'::tsquery, 0)")
+        assert cur.fetchone()[0] == 0
+    found = _search(trailseal_client, tenant, query="zebra", limit=10)
+    assert [r["id"] for r in found["results"]] == mine

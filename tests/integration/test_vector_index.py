@@ -54,10 +54,10 @@ def _brute_force(vectors: dict[str, np.ndarray], query: np.ndarray, k: int) -> l
 
 
 def _rank(services, tenant, query, filters=None, depth=search.DEPTH):
-    """``search.vector_ranking`` with sequential scans priced out: in tables this small the
+    """``search.vector_ranking`` with sequential scans and sorts priced out: in tables this small the
     planner would rather sort every row, and the test is about what the index returns."""
     with services.db.transaction(tenant.id) as conn:
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
         return [str(x) for x in search.vector_ranking(
             conn, tenant.id, [float(v) for v in query], MODEL, filters or EventFilters(),
             depth)]
@@ -78,7 +78,7 @@ def statements(trailseal_services):
 
 def _plan(services, tenant, statement, params) -> str:
     with services.db.transaction(tenant.id) as conn:
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
         rows = conn.exec_driver_sql("EXPLAIN " + statement, params).scalars().all()
     return "\n".join(rows)
 

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 import redis
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import Text, and_, cast, func, literal, literal_column, select
+from sqlalchemy import REAL, UUID, Text, and_, cast, column, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.engine import Connection
 
@@ -53,6 +53,10 @@ SEARCH_CACHE_SECONDS = 600
 # The full-text half ranks at most about this many matching events (ts_rank reads each one):
 # in a large tenant, words estimated to match more are left out of the question.
 FTS_BUDGET = 20_000
+# Candidates an HNSW scan considers (``hnsw.ef_search``) for an unfiltered ranking: more is
+# closer to the exact scan and slower (bench/bench_search_scale.py measures both).
+HNSW_CANDIDATES = 200
+TEXT_CANDIDATES = 1_000  # best full-text matches a filtered search filters
 FTS_SAMPLE = 5_000  # newest events whose words estimate how common each word is
 LEXEME_STATS_SECONDS = 3600
 
@@ -96,8 +100,8 @@ def indexed_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float],
              e.c.model == literal_column(quoted_model), e.c.dims == literal_column(str(dims)))
     filtered = bool(build_filters(filters))
     fetch = EF_SEARCH_MAX if filtered else depth
-    conn.execute(select(func.set_config("hnsw.ef_search",
-                                        str(min(EF_SEARCH_MAX, max(2 * fetch, 100))), True)))
+    ef_search = min(EF_SEARCH_MAX, max(fetch, HNSW_CANDIDATES))
+    conn.execute(select(func.set_config("hnsw.ef_search", str(ef_search), True)))
     nearest = select(e.c.event_id, distance.label("d")).where(*where).order_by(distance)
     if not filtered:
         return list(conn.execute(select(nearest.limit(depth).subquery().c.event_id)).scalars())
@@ -190,7 +194,6 @@ def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: Eve
     """The tenant's events whose rendering matches any of the query's lexemes, ranked by
     ``ts_rank``, best first. With ``svc``, words too common in a large tenant to rank all
     their matches are left out (``affordable_lexemes``)."""
-    s = audit_search_text.alias("s")
     query = or_query(text)
     if svc is not None:
         events, shares = lexeme_shares(svc, conn, tenant_id)
@@ -202,6 +205,25 @@ def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: Eve
                 if not kept:
                     return []
                 query = tsquery_of(kept)
+    where = build_filters(filters)
+    fetch = TEXT_CANDIDATES if where else depth
+    m = func.trailseal_text_matches(query, fetch).table_valued(
+        column("event_id", UUID(as_uuid=True)), column("rank", REAL)).alias("m")
+    candidates = list(conn.execute(select(m.c.event_id)
+                                   .order_by(m.c.rank.desc(), m.c.event_id)).scalars())
+    if not where:
+        return candidates
+    passing = set(conn.execute(
+        select(a.c.id).select_from(a.outerjoin(i, and_(i.c.tenant_id == a.c.tenant_id,
+                                                       i.c.event_id == a.c.id)))
+        .where(a.c.tenant_id == tenant_id, a.c.id.in_(candidates), *where)).scalars()
+    ) if candidates else set()
+    ranked = [eid for eid in candidates if eid in passing][:depth]
+    if len(ranked) >= depth or len(candidates) < fetch:
+        return ranked  # enough, or every match was a candidate
+    # A narrow filter: rank every match that passes it (row-level security keeps this to
+    # the tenant's rows; it reads each of them, so it is exact rather than fast).
+    s = audit_search_text.alias("s")
     rank = func.ts_rank(s.c.tsv, query)
     stmt = _filtered(select(s.c.event_id), s, filters).where(
         s.c.tenant_id == tenant_id, s.c.tsv.op("@@")(query),
