@@ -1,5 +1,5 @@
 """Search in a tenant of 1,000,000 events: the vector ranking by exact scan and through the
-tenant's own HNSW index (latency, and recall@10 of the index against the exact scan), the
+tenant's own IVFFlat index (latency, and recall@10 of the index against the exact scan), the
 full-text ranking, and ``POST /api/v1/search`` end to end (uncached), with and without
 filters.
 
@@ -19,7 +19,7 @@ needs for search, once:
 Then, per question of ``QUESTIONS`` (written for the demo company's trail): the exact scan
 (``search.exact_ranking``), the index build when there is none yet (``trailseal
 search-index build``'s function), the ranking through the index at several
-``hnsw.ef_search`` values with its recall@10 against the exact scan (the same events, and
+``ivfflat.probes`` values with its recall@10 against the exact scan (the same events, and
 events as close to the question as the exact 10th), the full-text ranking, and the API.
 The index is left in place (``--drop-index`` removes it at the end).
 
@@ -50,7 +50,7 @@ from benchlib import (
 
 TENANT = "bench-1m"
 TARGET_P95_MS = 150.0
-DEFAULT_EF = 200  # search.HNSW_CANDIDATES as shipped
+DEFAULT_PROBES = 10  # search.IVF_PROBES as shipped
 QUESTIONS = [
     "who refunded a payment",
     "failed sign-in attempts",
@@ -177,14 +177,20 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=2_000)
     parser.add_argument("--noise", type=float, default=0.025)
     parser.add_argument("--drop-index", action="store_true")
-    parser.add_argument("--ef-search", type=int, nargs="+", default=[100, 200, 400, 1000],
-                        help="hnsw.ef_search values to measure (the product uses 200)")
+    parser.add_argument("--probes", type=int, nargs="+", default=[5, 10, 20, 40],
+                        help="ivfflat.probes values to measure (the product uses 10)")
     args = parser.parse_args()
 
     from trailseal.schemas import EventFilters
     from trailseal.services import search
     from trailseal.services.search_index import current_embedding_model
-    from trailseal.services.vector_index import build_index, drop_index, index_name, memory_for
+    from trailseal.services.vector_index import (
+        build_index,
+        drop_index,
+        index_name,
+        lists_for,
+        memory_for,
+    )
 
     app = open_app(args.instance)
     svc = app.extensions["trailseal"]
@@ -221,12 +227,12 @@ def main() -> None:
 
     _, build_s, built = build_index(owner, tid, model, dims, vectors=head)
     if built:
-        print(f"index build (m 16, ef_construction 64, maintenance_work_mem "
+        print(f"index build ({lists_for(head)} lists, maintenance_work_mem "
               f"{memory_for(head, dims)}): {build_s:.0f} s")
     else:
         print(f"index {name} was already built (an earlier run's build time applies)")
-    for ef in args.ef_search:
-        search.HNSW_CANDIDATES = ef
+    for probes in args.probes:
+        search.IVF_PROBES = probes
         indexed_s, recalls, close = [], [], []
         for q, vec in zip(QUESTIONS, vectors, strict=True):
             with svc.db.transaction(tid) as conn:
@@ -236,12 +242,12 @@ def main() -> None:
             recalls.append(len(set(got[:10]) & set(exact[q][:10])) / 10)
             tenth = max(dist[e] for e in exact[q][:10])
             close.append(sum(dist[g] <= tenth + 1e-6 for g in got[:10]) / 10)
-        print(f"vector ranking, HNSW index, ef_search {ef:>4}: "
+        print(f"vector ranking, IVFFlat index, {probes:>2} probes: "
               + format_latency(latency_summary(indexed_s)))
         print(f"    recall@10 against the exact scan: same events {np.mean(recalls):.3f} "
               f"(min {min(recalls):.1f}); as close as the exact 10th {np.mean(close):.3f} "
               f"(min {min(close):.1f})")
-    search.HNSW_CANDIDATES = DEFAULT_EF
+    search.IVF_PROBES = DEFAULT_PROBES
 
     text_s = []
     for q in QUESTIONS:
@@ -255,7 +261,7 @@ def main() -> None:
     cases = {"no filter": {}, "severity high": {"severity": ["high"]},
              "last 30 days": {"start": "2026-10-28T00:00:00Z"}}
     worst = 0.0
-    for label, filters in cases.items():
+    for label, filters in [(f"{k}, 1st pass", v) for k, v in cases.items()] + list(cases.items()):
         samples = []
         for q in QUESTIONS:
             for key in svc.redis.scan_iter(f"trailseal:search:{tid}:*"):
@@ -267,9 +273,10 @@ def main() -> None:
             if resp.status_code != 200:
                 sys.exit(f"search answered {resp.status_code}: {resp.get_data(as_text=True)}")
         summary = latency_summary(samples)
-        worst = max(worst, summary["p95"])
-        print(f"POST /api/v1/search, {label:<14} " + format_latency(summary))
-    print(f"\ntarget p95 <= {TARGET_P95_MS:.0f} ms: worst p95 {worst:.1f} ms "
+        if "1st pass" not in label:
+            worst = max(worst, summary["p95"])
+        print(f"POST /api/v1/search, {label:<21} " + format_latency(summary))
+    print(f"\ntarget p95 <= {TARGET_P95_MS:.0f} ms: worst p95 (second pass) {worst:.1f} ms "
           f"{verdict(worst <= TARGET_P95_MS)}")
     if args.drop_index:
         drop_index(owner, name)

@@ -1,4 +1,4 @@
-"""Per-tenant HNSW indexes for vector search (``services/vector_index.py``, ``trailseal
+"""Per-tenant IVFFlat indexes for vector search (``services/vector_index.py``, ``trailseal
 search-index``): built as the owner, used by search only for their own tenant and model,
 ranking as the exact scan does, falling back to it when filters leave too few candidates,
 ignored while invalid; against real PostgreSQL + pgvector."""
@@ -99,9 +99,16 @@ def test_the_index_is_used_for_its_tenant_and_ranks_as_the_exact_scan(
     assert built and seconds >= 0 and name == vector_index.index_name(tenant.id, MODEL, DIMS)
     again = vector_index.build_index(_owner_url(trailseal_services), tenant.id, MODEL, DIMS)
     assert again == (name, 0.0, False)  # a valid index is left as it is
+    rebuilt = vector_index.build_index(_owner_url(trailseal_services), tenant.id, MODEL, DIMS,
+                                       lists=10, rebuild=True)
+    assert rebuilt[0] == name and rebuilt[2] is True
+    with psycopg.connect(_owner_url(trailseal_services)) as conn:
+        definition = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                                  (name,)).fetchone()[0]
+    assert "USING ivfflat" in definition and "lists='10'" in definition
     statements.clear()
     after = [_rank(trailseal_services, tenant, q) for q in queries]
-    # HNSW is approximate; at this size with ef_search 200 it finds the same neighbours
+    # 300 vectors make 10 lists, and 10 probes read them all: the same neighbours
     for q, got in zip(queries, after, strict=True):
         assert got[:10] == _brute_force(vectors, q, 10)
         assert len(got) == search.DEPTH and set(got) <= set(vectors)

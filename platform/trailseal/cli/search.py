@@ -1,4 +1,4 @@
-"""``trailseal search-index``: per-tenant HNSW indexes for vector search (built as the schema
+"""``trailseal search-index``: per-tenant IVFFlat indexes for vector search (built as the schema
 owner, like ``trailseal migrate``)."""
 
 from __future__ import annotations
@@ -50,14 +50,17 @@ def list_cmd() -> None:
               help="Every tenant with at least --min-vectors vectors of a model.")
 @click.option("--min-vectors", type=click.IntRange(min=1), default=None,
               help="With --all: the smallest tenant worth an index (default 100000).")
+@click.option("--rebuild", is_flag=True,
+              help="Build again even where a valid index exists (its lists are centred on "
+                   "the vectors of its build: rebuild once they have doubled).")
+@click.option("--lists", type=click.IntRange(min=1, max=32768), default=None,
+              help="IVFFlat lists (default: vectors / 1000, at least 10).")
 @click.option("--maintenance-work-mem", default=None,
-              help="Memory for the build (default: enough for the tenant's vectors, about "
-                   "2.7 KB each at 384 dimensions); a graph that outgrows it builds many "
-                   "times slower.")
+              help="Memory for the build (default: enough for its k-means sample).")
 def build_cmd(tenant_ref: str | None, all_tenants: bool, min_vectors: int | None,
-              maintenance_work_mem: str | None) -> None:
-    """Build the HNSW index of a tenant's vectors (every model it has), without blocking
-    writes. Already built indexes are left as they are."""
+              rebuild: bool, lists: int | None, maintenance_work_mem: str | None) -> None:
+    """Build the IVFFlat index of a tenant's vectors (every model it has), without blocking
+    writes. Already built indexes are left as they are unless --rebuild."""
     from ..services.vector_index import DEFAULT_MIN_EMBEDDINGS, build_index, embedding_counts
 
     if bool(tenant_ref) == bool(all_tenants):
@@ -77,6 +80,7 @@ def build_cmd(tenant_ref: str | None, all_tenants: bool, min_vectors: int | None
         return
     for tenant, model, dims, count in targets:
         name, seconds, built = build_index(url, tenant, model, dims, vectors=count,
+                                           lists=lists, rebuild=rebuild,
                                            maintenance_work_mem=maintenance_work_mem)
         state = f"built in {seconds:.1f} s" if built else "already built"
         click.echo(f"tenant {tenant}: {model} ({dims} dims, {count} vectors): {name} {state}")

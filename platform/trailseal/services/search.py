@@ -5,12 +5,12 @@ Both rankings run inside the caller's tenant (row-level security, and an explici
 ``tenant_id`` condition so the planner uses the tenant's index):
 
 - vectors: an exact scan, ``ORDER BY embedding <=> query`` over the tenant's embeddings of
-  the current model. pgvector 0.6 has no iterative index scans, so an HNSW scan with a tenant
+  the current model. pgvector 0.6 has no iterative index scans, so an index scan with a tenant
   filter returns fewer rows than asked when the tenant is a small share of the table; the
   exact scan has recall 1 by construction and costs time linear in the tenant's events
-  (``bench/eval_search.py`` measures it). A tenant with an HNSW index of its own
-  (``vector_index``: a partial index over its rows of one model) is ranked through it
-  instead; with filters, its 1,000 nearest candidates are filtered, and when fewer than
+  (``bench/eval_search.py`` measures it). A tenant with an index of its own
+  (``vector_index``: a partial IVFFlat index over its rows of one model) is ranked through
+  it instead; with filters, its 1,000 nearest candidates are filtered, and when fewer than
   the depth pass the exact scan answers;
 - full text: ``ts_rank`` over ``audit_search_text`` of the query's lexemes joined by OR
   (a question's words rarely all occur in one event);
@@ -43,7 +43,7 @@ from .events import EVENT_COLUMNS, EVENTS_WITH_INSIGHTS, a, build_filters, i, ro
 from .narration import ground_answer, narrate_text
 from .search_index import FTS_CONFIG
 from .tenancy import Principal
-from .vector_index import EF_SEARCH_MAX, has_valid_index
+from .vector_index import PROBES, has_valid_index
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,10 @@ SEARCH_CACHE_SECONDS = 600
 # The full-text half ranks at most about this many matching events (ts_rank reads each one):
 # in a large tenant, words estimated to match more are left out of the question.
 FTS_BUDGET = 20_000
-# Candidates an HNSW scan considers (``hnsw.ef_search``) for an unfiltered ranking: more is
-# closer to the exact scan and slower (bench/bench_search_scale.py measures both).
-HNSW_CANDIDATES = 200
+# Lists of a tenant's IVFFlat index a ranking reads: more is closer to the exact scan and
+# slower (bench/bench_search_scale.py measures both).
+IVF_PROBES = PROBES
+VECTOR_CANDIDATES = 1_000  # nearest vectors a filtered search filters
 TEXT_CANDIDATES = 1_000  # best full-text matches a filtered search filters
 FTS_SAMPLE = 5_000  # newest events whose words estimate how common each word is
 LEXEME_STATS_SECONDS = 3600
@@ -73,22 +74,26 @@ def _filtered(stmt, table, filters: EventFilters):
 
 
 def vector_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float], model: str,
-                   filters: EventFilters, depth: int = DEPTH) -> list[uuid.UUID]:
+                   filters: EventFilters, depth: int = DEPTH,
+                   need: int | None = None) -> list[uuid.UUID]:
     """The tenant's events nearest to ``vector`` (cosine distance), best first: through the
-    tenant's own HNSW index when it has one (``vector_index``), by an exact scan otherwise."""
+    tenant's own index when it has one (``vector_index``), by an exact scan otherwise."""
     if has_valid_index(conn, tenant_id, model, len(vector)):
-        ranked = indexed_ranking(conn, tenant_id, vector, model, filters, depth)
+        ranked = indexed_ranking(conn, tenant_id, vector, model, filters, depth, need)
         if ranked is not None:
             return ranked
     return exact_ranking(conn, tenant_id, vector, model, filters, depth)
 
 
 def indexed_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float], model: str,
-                    filters: EventFilters, depth: int = DEPTH) -> list[uuid.UUID] | None:
-    """The nearest events by an HNSW scan of the tenant's partial index. The tenant, model
+                    filters: EventFilters, depth: int = DEPTH,
+                    need: int | None = None) -> list[uuid.UUID] | None:
+    """The nearest events by a scan of the tenant's partial IVFFlat index. The tenant, model
     and dimensions are written as literals so the planner can match the index's predicate.
-    With filters, up to ``EF_SEARCH_MAX`` nearest candidates are filtered; ``None`` when
-    fewer than ``depth`` of them pass (the caller then scans exactly)."""
+    With filters, up to ``VECTOR_CANDIDATES`` nearest candidates are filtered. Those that
+    pass are the filtered ranking's head, in order (every event beyond them is farther), so
+    they are enough unless fewer than ``need`` (default ``depth``) pass: then ``None``, and
+    the caller scans exactly."""
     dims = len(vector)
     e = audit_embeddings.alias("e")
     vec_type = VECTOR(dims)
@@ -99,9 +104,8 @@ def indexed_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float],
     where = (e.c.tenant_id == literal_column(f"'{tenant}'::uuid"),
              e.c.model == literal_column(quoted_model), e.c.dims == literal_column(str(dims)))
     filtered = bool(build_filters(filters))
-    fetch = EF_SEARCH_MAX if filtered else depth
-    ef_search = min(EF_SEARCH_MAX, max(fetch, HNSW_CANDIDATES))
-    conn.execute(select(func.set_config("hnsw.ef_search", str(ef_search), True)))
+    fetch = VECTOR_CANDIDATES if filtered else depth
+    conn.execute(select(func.set_config("ivfflat.probes", str(int(IVF_PROBES)), True)))
     nearest = select(e.c.event_id, distance.label("d")).where(*where).order_by(distance)
     if not filtered:
         return list(conn.execute(select(nearest.limit(depth).subquery().c.event_id)).scalars())
@@ -111,7 +115,7 @@ def indexed_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float],
     ranked = list(conn.execute(select(cand.c.event_id).select_from(joined)
                                .where(*build_filters(filters))
                                .order_by(cand.c.d, cand.c.event_id).limit(depth)).scalars())
-    return ranked if len(ranked) >= depth else None
+    return ranked if len(ranked) >= (depth if need is None else min(need, depth)) else None
 
 
 def exact_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float], model: str,
@@ -190,10 +194,13 @@ def affordable_lexemes(lexemes: list[str], events: int,
 
 
 def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: EventFilters,
-                 depth: int = DEPTH, svc=None) -> list[uuid.UUID]:
+                 depth: int = DEPTH, svc=None, need: int | None = None) -> list[uuid.UUID]:
     """The tenant's events whose rendering matches any of the query's lexemes, ranked by
     ``ts_rank``, best first. With ``svc``, words too common in a large tenant to rank all
-    their matches are left out (``affordable_lexemes``)."""
+    their matches are left out (``affordable_lexemes``). With filters, the best
+    ``TEXT_CANDIDATES`` matches are filtered; those that pass are the filtered ranking's
+    head, and only when fewer than ``need`` (default ``depth``) pass is every match
+    ranked."""
     query = or_query(text)
     if svc is not None:
         events, shares = lexeme_shares(svc, conn, tenant_id)
@@ -219,7 +226,7 @@ def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: Eve
         .where(a.c.tenant_id == tenant_id, a.c.id.in_(candidates), *where)).scalars()
     ) if candidates else set()
     ranked = [eid for eid in candidates if eid in passing][:depth]
-    if len(ranked) >= depth or len(candidates) < fetch:
+    if len(ranked) >= (depth if need is None else min(need, depth)) or len(candidates) < fetch:
         return ranked  # enough, or every match was a candidate
     # A narrow filter: rank every match that passes it (row-level security keeps this to
     # the tenant's rows; it reads each of them, so it is exact rather than fast).
@@ -299,9 +306,10 @@ def search_events(svc, principal: Principal, body: SearchIn, access: AccessRecor
     cached = ranking is not None
     with audited_read(svc, principal, access) as conn:
         if ranking is None:
-            by_vector = (vector_ranking(conn, tid, vector, model, body.filters)
-                         if vector is not None else [])
-            by_text = text_ranking(conn, tid, body.query, body.filters, svc=svc)
+            by_vector = (vector_ranking(conn, tid, vector, model, body.filters,
+                                        need=body.limit) if vector is not None else [])
+            by_text = text_ranking(conn, tid, body.query, body.filters, svc=svc,
+                                   need=body.limit)
             ranking = [[str(eid), score] for eid, score in fuse(by_vector, by_text)[:body.limit]]
         events = load_events_by_id(svc, conn, tid, [uuid.UUID(eid) for eid, _ in ranking])
     if not cached:

@@ -1,32 +1,42 @@
-"""Per-tenant HNSW indexes for vector search.
+"""Per-tenant vector indexes for search (IVFFlat).
 
-pgvector 0.6 has no iterative index scans: an HNSW scan of the whole ``audit_embeddings``
-table followed by a ``tenant_id`` filter returns far fewer rows than asked when the tenant
-is a small share of the table. Search therefore ranks a tenant's vectors by an exact scan,
-which is exact but costs time linear in the tenant's events (about 0.5 µs per vector).
+pgvector 0.6 has no iterative index scans: an approximate scan of the whole
+``audit_embeddings`` table followed by a ``tenant_id`` filter returns far fewer rows than
+asked when the tenant is a small share of the table. Search therefore ranks a tenant's
+vectors by an exact scan, which is exact but costs time linear in the tenant's events
+(about 0.4 s per million vectors on two cores).
 
-A tenant large enough for that to matter gets an index of its own: a *partial* HNSW index
-over its rows of one embedding model,
+A tenant large enough for that to matter gets an index of its own: a *partial* IVFFlat
+index over its rows of one embedding model,
 
-    CREATE INDEX CONCURRENTLY audit_embeddings_hnsw_<digest> ON audit_embeddings
-      USING hnsw ((embedding::vector(<dims>)) vector_cosine_ops)
+    CREATE INDEX CONCURRENTLY audit_embeddings_ivf_<digest> ON audit_embeddings
+      USING ivfflat ((embedding::vector(<dims>)) vector_cosine_ops) WITH (lists = <n>)
       WHERE tenant_id = '<tenant>' AND model = '<model>' AND dims = <dims>
 
-An index scan of it meets only the tenant's rows, so the filter loses nothing, and search
-uses it when it is valid (``vector_ranking`` writes the tenant, model and dimensions as
+A scan of it meets only the tenant's rows, so the filter loses nothing, and search uses it
+when it is valid (``search.indexed_ranking`` writes the tenant, model and dimensions as
 literals so the planner can prove the index's predicate). New embeddings of the tenant join
-the index as they are inserted.
+the list of their nearest centre as they are inserted.
+
+IVFFlat rather than HNSW: audit events are templated (thousands differ only in an id), so
+their vectors cluster tightly. On the benchmark's million vectors, clustered that way
+(``bench/bench_search_scale.py``), an HNSW graph (m 16) stranded whole clusters: recall@10
+0.52 at ``ef_search`` 200 and 0.66 at 1000, with some questions at 0. IVFFlat reads whole
+lists around the question and had recall@10 0.99 with 10 probes. Its build was also about
+twelve times faster.
 
 Building an index is the schema owner's work (the app role owns no table), so it is a
 command, ``trailseal search-index build``, run with the owner's connection as
 ``trailseal migrate`` is. ``CONCURRENTLY`` keeps the table writable during the build; a
 build that stops half-way leaves an invalid index, which search ignores and the next build
-replaces.
+replaces. The lists are centred on the vectors there at build time: rebuild
+(``--rebuild``) once the tenant's vectors have doubled.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 import uuid
@@ -35,9 +45,10 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-INDEX_PREFIX = "audit_embeddings_hnsw_"
-# HNSW returns at most ``hnsw.ef_search`` rows per scan (pgvector's maximum is 1000).
-EF_SEARCH_MAX = 1000
+INDEX_PREFIX = "audit_embeddings_ivf_"
+# Lists a search reads (``ivfflat.probes``): recall@10 0.99 against the exact scan at a
+# million vectors, about 20 ms (``bench/bench_search_scale.py``).
+PROBES = 10
 # Tenants at or above this many embeddings of one model are worth an index of their own
 # (the exact scan of 200,000 vectors takes about 110 ms on two cores).
 DEFAULT_MIN_EMBEDDINGS = 100_000
@@ -118,31 +129,36 @@ def embedding_counts(admin_url: str) -> list[tuple[str, str, int, int]]:
             "GROUP BY 1, 2, 3 ORDER BY 4 DESC").fetchall()]
 
 
+def lists_for(vectors: int) -> int:
+    """IVFFlat lists for a tenant of this many vectors (pgvector's advice: rows / 1000 up to
+    a million, the square root beyond), at least 10."""
+    return max(10, vectors // 1000 if vectors <= 1_000_000 else int(math.sqrt(vectors)))
+
+
 def memory_for(vectors: int, dims: int) -> str:
-    """``maintenance_work_mem`` that holds the whole graph while it is built (each vector
-    and its neighbour lists, with a quarter spare: about 2.7 KB at 384 dimensions); a
-    graph that outgrows it is finished on disk, many times slower."""
-    need = int(vectors * (dims * 4 + 640) * 1.25) // (1 << 20) + 64
+    """``maintenance_work_mem`` for the build's k-means (a sample of 50 vectors per list,
+    with its working copies: PostgreSQL asked 272 MB for 1,000 lists of 384 dimensions)."""
+    need = int(lists_for(vectors) * 50 * (dims * 4 + 64) * 4) // (1 << 20) + 64
     return f"{need}MB"
 
 
 def build_index(admin_url: str, tenant_id: uuid.UUID | str, model: str, dims: int, *,
-                m: int = 16, ef_construction: int = 64,
+                vectors: int = 0, lists: int | None = None,
                 maintenance_work_mem: str | None = None,
-                vectors: int = 0) -> tuple[str, float, bool]:
+                rebuild: bool = False) -> tuple[str, float, bool]:
     """Build the tenant's index (as the owner, without blocking writes). Returns its name,
     the seconds the build took and whether it was built now (``False``: a valid one
-    existed). An invalid leftover of an interrupted build is dropped first. The build's
-    memory is ``maintenance_work_mem``, or enough for ``vectors`` (``memory_for``)."""
+    existed and ``rebuild`` was not asked). An invalid leftover of an interrupted build is
+    dropped first. ``lists`` defaults to ``lists_for(vectors)``."""
     tenant = str(uuid.UUID(str(tenant_id)))
     if not (1 <= int(dims) <= 2000):
-        raise ValueError(f"HNSW indexes hold 1 to 2,000 dimensions, not {dims}")
+        raise ValueError(f"IVFFlat indexes hold 1 to 2,000 dimensions, not {dims}")
     name = index_name(tenant, model, dims)
     started = time.monotonic()
     with psycopg.connect(admin_url, autocommit=True) as conn:
         row = conn.execute("SELECT i.indisvalid FROM pg_class c JOIN pg_index i "
                            "ON i.indexrelid = c.oid WHERE c.relname = %s", (name,)).fetchone()
-        if row is not None and row[0]:
+        if row is not None and row[0] and not rebuild:
             return name, 0.0, False
         if row is not None:
             conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
@@ -150,13 +166,12 @@ def build_index(admin_url: str, tenant_id: uuid.UUID | str, model: str, dims: in
         conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(
             sql.Literal(maintenance_work_mem or memory_for(vectors, dims))))
         conn.execute(sql.SQL(
-            "CREATE INDEX CONCURRENTLY {name} ON audit_embeddings USING hnsw "
-            "((embedding::vector({dims})) vector_cosine_ops) WITH (m = {m}, "
-            "ef_construction = {efc}) WHERE tenant_id = {tenant}::uuid AND model = {model} "
-            "AND dims = {dims}").format(
-                name=sql.Identifier(name), dims=sql.Literal(int(dims)), m=sql.Literal(int(m)),
-                efc=sql.Literal(int(ef_construction)), tenant=sql.Literal(tenant),
-                model=sql.Literal(model)))
+            "CREATE INDEX CONCURRENTLY {name} ON audit_embeddings USING ivfflat "
+            "((embedding::vector({dims})) vector_cosine_ops) WITH (lists = {lists}) "
+            "WHERE tenant_id = {tenant}::uuid AND model = {model} AND dims = {dims}").format(
+                name=sql.Identifier(name), dims=sql.Literal(int(dims)),
+                lists=sql.Literal(int(lists or lists_for(vectors))),
+                tenant=sql.Literal(tenant), model=sql.Literal(model)))
         conn.execute(sql.SQL("ANALYZE audit_embeddings"))
     forget_cached()
     return name, time.monotonic() - started, True
