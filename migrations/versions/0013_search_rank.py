@@ -7,7 +7,7 @@ tenant (about half a second at 1,000,000 events). The full-text half of search t
 reads through one function:
 
 - ``trailseal_text_matches(q, max_rows)``: the current tenant's events matching ``q``, best
-  ``ts_rank`` first, at most ``max_rows``. It runs as ``trailseal_search_reader``, a role
+  ``ts_rank`` first (the newest first among equals), at most ``max_rows``. It runs as ``trailseal_search_reader``, a role
   without login whose only policy on ``audit_search_text`` lets it read every row, so the
   index is used; the function itself confines the rows to ``trailseal_current_tenant()``
   (the setting the app's row-level security reads too) and returns nothing when none is
@@ -51,7 +51,7 @@ BEGIN
   -- The tenant as a literal: the planner then knows how many rows it holds.
   RETURN QUERY EXECUTE format(
     'SELECT s.event_id, ts_rank(s.tsv, $1) FROM audit_search_text s '
-    'WHERE s.tenant_id = %L::uuid AND s.tsv @@ $1 ORDER BY 2 DESC, 1 LIMIT $2', tenant)
+    'WHERE s.tenant_id = %L::uuid AND s.tsv @@ $1 ORDER BY 2 DESC, 1 DESC LIMIT $2', tenant)
     USING q, max_rows;
 END $f$;
 ALTER FUNCTION trailseal_text_matches(tsquery, integer) OWNER TO trailseal_search_reader;

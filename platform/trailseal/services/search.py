@@ -196,11 +196,12 @@ def affordable_lexemes(lexemes: list[str], events: int,
 def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: EventFilters,
                  depth: int = DEPTH, svc=None, need: int | None = None) -> list[uuid.UUID]:
     """The tenant's events whose rendering matches any of the query's lexemes, ranked by
-    ``ts_rank``, best first. With ``svc``, words too common in a large tenant to rank all
-    their matches are left out (``affordable_lexemes``). With filters, the best
-    ``TEXT_CANDIDATES`` matches are filtered; those that pass are the filtered ranking's
-    head, and only when fewer than ``need`` (default ``depth``) pass is every match
-    ranked."""
+    ``ts_rank``, best first (the newest first among equals). With ``svc``, words too
+    common in a large tenant to rank all their matches are left out
+    (``affordable_lexemes``). With filters, the best
+    ``TEXT_CANDIDATES`` matches are filtered, then twenty times as many; those that pass
+    are the filtered ranking's head, and only when fewer than ``need`` (default ``depth``)
+    pass is every match ranked."""
     query = or_query(text)
     if svc is not None:
         events, shares = lexeme_shares(svc, conn, tenant_id)
@@ -213,28 +214,31 @@ def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: Eve
                     return []
                 query = tsquery_of(kept)
     where = build_filters(filters)
-    fetch = TEXT_CANDIDATES if where else depth
-    m = func.trailseal_text_matches(query, fetch).table_valued(
-        column("event_id", UUID(as_uuid=True)), column("rank", REAL)).alias("m")
-    candidates = list(conn.execute(select(m.c.event_id)
-                                   .order_by(m.c.rank.desc(), m.c.event_id)).scalars())
-    if not where:
-        return candidates
-    passing = set(conn.execute(
-        select(a.c.id).select_from(a.outerjoin(i, and_(i.c.tenant_id == a.c.tenant_id,
-                                                       i.c.event_id == a.c.id)))
-        .where(a.c.tenant_id == tenant_id, a.c.id.in_(candidates), *where)).scalars()
-    ) if candidates else set()
-    ranked = [eid for eid in candidates if eid in passing][:depth]
-    if len(ranked) >= (depth if need is None else min(need, depth)) or len(candidates) < fetch:
-        return ranked  # enough, or every match was a candidate
+    for fetch in (TEXT_CANDIDATES, 20 * TEXT_CANDIDATES) if where else (depth,):
+        m = func.trailseal_text_matches(query, fetch).table_valued(
+            column("event_id", UUID(as_uuid=True)), column("rank", REAL)).alias("m")
+        candidates = list(conn.execute(select(m.c.event_id).order_by(
+            m.c.rank.desc(), m.c.event_id.desc())).scalars())
+        if not where:
+            return candidates
+        passing: set[uuid.UUID] = set()
+        for start in range(0, len(candidates), TEXT_CANDIDATES):
+            chunk = candidates[start:start + TEXT_CANDIDATES]
+            passing.update(conn.execute(
+                select(a.c.id).select_from(a.outerjoin(i, and_(i.c.tenant_id == a.c.tenant_id,
+                                                               i.c.event_id == a.c.id)))
+                .where(a.c.tenant_id == tenant_id, a.c.id.in_(chunk), *where)).scalars())
+        ranked = [eid for eid in candidates if eid in passing][:depth]
+        if (len(ranked) >= (depth if need is None else min(need, depth))
+                or len(candidates) < fetch):
+            return ranked  # enough, or every match was a candidate
     # A narrow filter: rank every match that passes it (row-level security keeps this to
     # the tenant's rows; it reads each of them, so it is exact rather than fast).
     s = audit_search_text.alias("s")
     rank = func.ts_rank(s.c.tsv, query)
     stmt = _filtered(select(s.c.event_id), s, filters).where(
         s.c.tenant_id == tenant_id, s.c.tsv.op("@@")(query),
-    ).order_by(rank.desc(), s.c.event_id).limit(depth)
+    ).order_by(rank.desc(), s.c.event_id.desc()).limit(depth)
     return list(conn.execute(stmt).scalars())
 
 
