@@ -1,0 +1,203 @@
+"""Retention and legal hold: the expired, unheld prefix of a chain is archived (encrypted
+bundle), then removed through the maintenance role only; the retained chain still verifies
+on the server and with ``trailseal-verify``, and tampering with it is still caught."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import psycopg
+import pytest
+
+from tests.conftest import ingest, make_event, owner_connection, ts
+from trailseal.db import maintenance_connection
+from trailseal.services.archives import ArchiveUnreadable, open_archive
+from trailseal.services.retention import apply_retention
+from trailseal.testing import make_tenant
+from trailseal_verify.bundle import check_bundle
+from trailseal_verify.cli import main as verify_main
+from trailseal_verify.note import parse_verifier_key
+
+OLD = 4000  # days: past the default 7 years
+
+
+def _fill(client, tenant, old: int, recent: int, entity=lambda i: ("invoice", f"INV-{i}")):
+    events = []
+    for i in range(old + recent):
+        etype, eid = entity(i)
+        events.append(make_event(occurred_at=ts(OLD if i < old else 1),
+                                 entity={"type": etype, "id": eid}))
+    ids = []
+    for start in range(0, len(events), 1000):
+        ids += ingest(client, tenant, events[start:start + 1000])["ids"]
+    return ids
+
+
+def _verify(client, tenant) -> dict:
+    resp = client.get("/api/v1/chain/verify", headers=tenant.headers)
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def _bundle(client, tenant) -> dict:
+    resp = client.get("/api/v1/chain/bundle", headers=tenant.headers)
+    assert resp.status_code == 200, resp.get_json()
+    return json.loads(resp.data)
+
+
+def _vkey(client, tenant) -> str:
+    return client.get("/api/v1/checkpoints/public-key", headers=tenant.headers).get_json()["vkey"]
+
+
+def _verify_file(tmp_path, client, tenant, doc) -> int:
+    path = tmp_path / f"doc-{uuid.uuid4().hex}.json"
+    path.write_text(json.dumps(doc))
+    return verify_main([str(path), "--public-key", _vkey(client, tenant)])
+
+
+def test_purge_archives_then_removes_the_prefix_and_the_rest_still_verifies(
+        trailseal_client, trailseal_services, tenant, tmp_path):
+    ids = _fill(trailseal_client, tenant, old=150, recent=20)
+    with trailseal_services.db.cursor(tenant.id) as cur:  # derived rows of a purged event
+        cur.execute("INSERT INTO event_insights (tenant_id, event_id, category) "
+                    "VALUES (%s, %s, 'finance'), (%s, %s, 'finance')",
+                    (tenant.id, ids[3], tenant.id, ids[160]))
+        cur.execute("INSERT INTO audit_search_text (tenant_id, event_id, tsv) VALUES "
+                    "(%s, %s, to_tsvector('x'))", (tenant.id, ids[3]))
+    dry = apply_retention(trailseal_services, tenant.id, dry_run=True)
+    # 150 expired, but a checkpoint must cover them first (the real run makes one).
+    assert dry["events_removed"] == 0 and dry["dry_run"] is True
+
+    done = apply_retention(trailseal_services, tenant.id)
+    # Removal goes in whole blocks of 64 events: 1..128 of the 150 expired ones.
+    assert done["events_removed"] == 128 and done["purged_through"] == 128
+    (purge,) = done["purges"]
+    assert (purge["from_seq"], purge["to_seq"]) == (1, 128)
+
+    # The archive opens with the master key and verifies on its own.
+    out = io.BytesIO()
+    header = open_archive(trailseal_services.keyring, purge["archive"], out)
+    assert (header["from_seq"], header["to_seq"], header["tenant_id"]) == (1, 128, str(tenant.id))
+    archived = json.loads(out.getvalue())
+    report = check_bundle(archived, parse_verifier_key(_vkey(trailseal_client, tenant)))
+    assert (report.first_seq, report.last_seq, report.events) == (1, 128, 128)
+    assert [e["columns"]["id"] for e in archived["events"]] == ids[:128]
+
+    # Gone from the ledger and from the derived tables; the rest is untouched.
+    with trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("SELECT min(seq), count(*) FROM audit_logs")
+        assert cur.fetchone() == (129, 42)
+        cur.execute("SELECT event_id::text FROM event_insights")
+        assert [r[0] for r in cur.fetchall()] == [ids[160]]
+        cur.execute("SELECT count(*) FROM audit_search_text")
+        assert cur.fetchone()[0] == 0
+
+    # The server's verification and trailseal-verify both pass on the retained chain.
+    report = _verify(trailseal_client, tenant)
+    assert report["intact"] is True and report["events_checked"] == 42
+    assert report["checkpoints_checked"] >= 1
+    bundle = _bundle(trailseal_client, tenant)
+    assert bundle["from_seq"] == 129 and bundle["events"][0]["columns"]["id"] == ids[128]
+    assert _verify_file(tmp_path, trailseal_client, tenant, bundle) == 0
+    # New events and checkpoints keep working after the purge.
+    more = _fill(trailseal_client, tenant, old=0, recent=70)
+    made = trailseal_client.post("/api/v1/checkpoints", headers=tenant.headers)
+    assert made.status_code == 201, made.get_json()
+    proof = trailseal_client.get(f"/api/v1/events/{more[-1]}/proof", headers=tenant.headers)
+    assert proof.status_code == 200 and proof.get_json()["verified"] is True
+    assert _verify(trailseal_client, tenant)["intact"] is True
+    assert _verify_file(tmp_path, trailseal_client, tenant,
+                        _bundle(trailseal_client, tenant)) == 0
+    # Removed events are gone for the API too; a bundle cannot ask for them.
+    assert trailseal_client.get(f"/api/v1/events/{ids[0]}",
+                                headers=tenant.headers).status_code == 404
+    resp = trailseal_client.get("/api/v1/chain/bundle?from_seq=5", headers=tenant.headers)
+    assert resp.status_code == 409 and resp.get_json()["error"]["details"] == {
+        "purged_through": 128}
+    # Nothing more to do: a second run removes nothing.
+    assert apply_retention(trailseal_services, tenant.id)["events_removed"] == 0
+
+
+def _purged_tenant(client, services):
+    tenant = make_tenant(services)
+    ids = _fill(client, tenant, old=64, recent=10)
+    assert apply_retention(services, tenant.id)["events_removed"] == 64
+    return tenant, ids
+
+
+@pytest.mark.parametrize("tamper", ["modify_retained", "delete_first_retained", "forge_anchor"])
+def test_tampering_after_a_purge_is_still_caught(trailseal_client, trailseal_services, tmp_path,
+                                                 tamper):
+    tenant, ids = _purged_tenant(trailseal_client, trailseal_services)
+    with owner_connection(trailseal_services) as conn:
+        if tamper == "modify_retained":
+            conn.execute("UPDATE audit_logs SET actor_id = 'mallory' "
+                         "WHERE tenant_id = %s AND seq = 66", (tenant.id,))
+            expected = 66
+        elif tamper == "delete_first_retained":
+            conn.execute("DELETE FROM audit_logs WHERE tenant_id = %s AND seq = 65",
+                         (tenant.id,))
+            expected = 65
+        else:
+            conn.execute("UPDATE retention_purges SET last_hash = repeat('0', 64) "
+                         "WHERE tenant_id = %s", (tenant.id,))
+            expected = 65
+    report = _verify(trailseal_client, tenant)
+    assert report["intact"] is False and report["broken_seq"] == expected, report
+    if tamper == "modify_retained":
+        bundle = _bundle(trailseal_client, tenant)
+        assert _verify_file(tmp_path, trailseal_client, tenant, bundle) != 0
+
+
+def test_only_the_maintenance_role_can_remove_and_only_what_may_go(trailseal_client,
+                                                                   trailseal_services):
+    tenant = make_tenant(trailseal_services)
+    _fill(trailseal_client, tenant, old=10, recent=70)  # seqs 11.. have not expired
+    assert trailseal_client.post("/api/v1/checkpoints", headers=tenant.headers).status_code == 201
+    # The app role: no DELETE on the ledger, no right to call the purge.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), \
+            trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("DELETE FROM audit_logs WHERE seq <= 64")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), \
+            trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("SELECT trailseal_retention_purge(%s, 64, 'x', repeat('a', 64), 'me')",
+                    (tenant.id,))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), \
+            trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("SELECT set_config('trailseal.retention_purge', %s, true)",
+                    (f"{tenant.id}:64",))
+        cur.execute("DELETE FROM audit_logs WHERE seq <= 64")
+    url = trailseal_services.config["MAINTENANCE_DATABASE_URL"]
+    # The maintenance role: no table privileges, and the purge refuses unexpired events.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), maintenance_connection(url) as conn:
+        conn.execute("DELETE FROM audit_logs WHERE tenant_id = %s", (tenant.id,))
+    with pytest.raises(psycopg.errors.CheckViolation), maintenance_connection(url) as conn:
+        conn.execute("SELECT trailseal_retention_purge(%s, 64, 'x', repeat('a', 64), 'me')",
+                     (tenant.id,))
+    # Even the owner's own DELETE is refused by the trigger outside the purge.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), \
+            psycopg.connect(trailseal_services.config["ADMIN_DATABASE_URL"]
+                            .replace("+psycopg", "")) as conn:
+        conn.execute("DELETE FROM audit_logs WHERE tenant_id = %s", (tenant.id,))
+    with trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("SELECT count(*) FROM audit_logs")
+        assert cur.fetchone()[0] == 80
+
+
+def test_an_archive_that_was_altered_does_not_open(trailseal_client, trailseal_services,
+                                                   tmp_path):
+    tenant, _ = _purged_tenant(trailseal_client, trailseal_services)
+    with trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("SELECT archive_name FROM retention_purges")
+        (name,) = cur.fetchone()
+    from trailseal.services.archives import archive_dir
+
+    path = archive_dir(trailseal_services.config) / str(tenant.id) / name
+    raw = bytearray(path.read_bytes())
+    raw[-40] ^= 1
+    bad = tmp_path / "bad.tsarc"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ArchiveUnreadable):
+        open_archive(trailseal_services.keyring, bad, io.BytesIO())
