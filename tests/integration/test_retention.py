@@ -201,3 +201,98 @@ def test_an_archive_that_was_altered_does_not_open(trailseal_client, trailseal_s
     bad.write_bytes(bytes(raw))
     with pytest.raises(ArchiveUnreadable):
         open_archive(trailseal_services.keyring, bad, io.BytesIO())
+
+
+def test_retention_policy_api(trailseal_client, trailseal_services):
+    tenant = make_tenant(trailseal_services)
+    shown = trailseal_client.get("/api/v1/retention", headers=tenant.headers)
+    assert shown.status_code == 200
+    body = shown.get_json()
+    assert body["policy"] == {"days": 2557, "default_days": 2557, "updated_by": None,
+                              "updated_at": None}
+    assert body["purged_through"] == 0 and body["purges"] == [] and body["active_holds"] == 0
+    _fill(trailseal_client, tenant, old=0, recent=70)  # occurred a day ago
+    assert trailseal_client.post("/api/v1/checkpoints", headers=tenant.headers).status_code == 201
+    assert trailseal_client.get("/api/v1/retention", headers=tenant.headers) \
+        .get_json()["expiring"]["events"] == 0
+    # A shorter period makes them expire: the whole first block may go.
+    resp = trailseal_client.put("/api/v1/retention", json={"days": 1}, headers=tenant.headers)
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["policy"]["days"] == 1 and body["policy"]["updated_by"].startswith("api_key:")
+    assert body["expiring"] == {"from_seq": 1, "to_seq": 64, "events": 64}
+    reader = make_tenant(trailseal_services, permissions=("audit:read",))
+    assert trailseal_client.put("/api/v1/retention", json={"days": 5},
+                                headers=reader.headers).status_code == 403
+    # Recorded in the access log, with the value.
+    log = trailseal_client.get("/api/v1/access-log", headers=tenant.headers).get_json()["entries"]
+    assert any(e["endpoint"] == "/api/v1/retention" and e["method"] == "PUT"
+               and e["query"].get("days") == "1" for e in log)
+    done = apply_retention(trailseal_services, tenant.id, actor="user:ops")
+    assert done["events_removed"] == 64
+    shown = trailseal_client.get("/api/v1/retention", headers=tenant.headers).get_json()
+    assert shown["purged_through"] == 64
+    (purge,) = shown["purges"]
+    assert purge["from_seq"] == 1 and purge["to_seq"] == 64 and purge["retention_days"] == 1
+    assert purge["purged_by"] == "user:ops" and purge["archive"] == "retention-1-64.tsarc"
+
+
+def test_legal_holds_stop_retention_and_are_audited(trailseal_client, trailseal_services):
+    tenant = make_tenant(trailseal_services)
+    # 200 expired events; the entity ACME-9 appears at seq 150.
+    _fill(trailseal_client, tenant, old=200, recent=5,
+          entity=lambda i: ("customer", "ACME-9") if i == 149 else ("invoice", f"INV-{i}"))
+    holds = "/api/v1/legal-holds"
+    made = trailseal_client.post(holds, headers=tenant.headers, json={
+        "scope": "entity", "entity_type": "customer", "entity_id": "ACME-9",
+        "reason": "litigation 2026-17"})
+    assert made.status_code == 201, made.get_json()
+    hold = made.get_json()
+    assert hold["active"] is True and hold["created_by"].startswith("api_key:")
+    assert made.headers["Location"] == f"{holds}/{hold['id']}"
+    # The held event is seq 150: the prefix stops before it (in blocks of 64: 1..128).
+    assert apply_retention(trailseal_services, tenant.id)["purged_through"] == 128
+    # A tenant-wide hold stops everything.
+    whole = trailseal_client.post(holds, headers=tenant.headers,
+                                  json={"scope": "tenant", "reason": "regulator inquiry"})
+    assert whole.status_code == 201
+    whole_id = whole.get_json()["id"]
+    result = apply_retention(trailseal_services, tenant.id)
+    assert result["events_removed"] == 0 and result["tenant_on_hold"] is True
+    trailseal_client.post(holds + f"/{whole_id}/release", headers=tenant.headers,
+                          json={"reason": "inquiry over"})
+    # Released: the entity hold still keeps seq 150 and everything after it.
+    assert apply_retention(trailseal_services, tenant.id)["events_removed"] == 0
+    with trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("SELECT seq FROM audit_logs WHERE entity_id = 'ACME-9'")
+        assert cur.fetchall() == [(150,)]
+    listed = trailseal_client.get(holds + "?active=true", headers=tenant.headers).get_json()
+    assert [h["id"] for h in listed["holds"]] == [hold["id"]]
+    released = trailseal_client.get(holds + "?active=false", headers=tenant.headers).get_json()
+    (old,) = released["holds"]
+    assert old["release_reason"] == "inquiry over" and old["released_by"].startswith("api_key:")
+    # Released twice: 409; another tenant's hold: 404; readers cannot place holds.
+    again = trailseal_client.post(holds + f"/{whole_id}/release", headers=tenant.headers,
+                                  json={"reason": "again"})
+    assert again.status_code == 409
+    other = make_tenant(trailseal_services)
+    assert trailseal_client.post(holds + f"/{hold['id']}/release", headers=other.headers,
+                                 json={"reason": "x"}).status_code == 404
+    reader = make_tenant(trailseal_services, permissions=("audit:read",))
+    assert trailseal_client.post(holds, headers=reader.headers,
+                                 json={"scope": "tenant", "reason": "x"}).status_code == 403
+    assert trailseal_client.get(holds, headers=other.headers).get_json() == {"holds": []}
+    trailseal_client.post(holds + f"/{hold['id']}/release", headers=tenant.headers,
+                          json={"reason": "case closed"})
+    assert apply_retention(trailseal_services, tenant.id)["purged_through"] == 192
+    # Every step is in the access log; the purges name their archives.
+    log = trailseal_client.get("/api/v1/access-log?limit=100",
+                               headers=tenant.headers).get_json()["entries"]
+    steps = [(e["method"], e["endpoint"]) for e in log]
+    assert steps.count(("POST", holds)) == 2
+    assert ("POST", f"{holds}/{hold['id']}/release") in steps
+    purges = [e for e in log if e["endpoint"] == "retention:purge"]
+    assert [(p["query"]["from_seq"], p["query"]["to_seq"]) for p in purges] == [(129, 192),
+                                                                              (1, 128)]
+    assert all(p["principal_type"] == "system" for p in purges)
+    assert _verify(trailseal_client, tenant)["intact"] is True

@@ -87,6 +87,11 @@ def make_checkpoint(svc, tenant_id: uuid.UUID, *, publish: bool = True) -> dict[
             return {"created": False, "checkpoint": _row(*latest), "witness": {}}
         if head_seq == 0:
             raise Conflict("the tenant has no events yet: there is nothing to checkpoint")
+        if latest is not None and latest[0] > head_seq:
+            # The chain head went back behind a signed checkpoint: events were removed.
+            raise ChainNotCheckpointed(
+                f"the chain head (seq {head_seq}) is behind the checkpoint signed at tree "
+                f"size {latest[0]}: not signing it (GET /api/v1/chain/verify names the break)")
         cur.execute("SELECT coalesce(max(index) + 1, 0) FROM merkle_nodes "
                     "WHERE tenant_id = %s AND level = %s", (tenant_id, STORED_LEVEL))
         base = min(cur.fetchone()[0] << STORED_LEVEL, head_seq)
