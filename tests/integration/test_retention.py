@@ -170,6 +170,12 @@ def test_only_the_maintenance_role_can_remove_and_only_what_may_go(trailseal_cli
                     (f"{tenant.id}:64",))
         cur.execute("DELETE FROM audit_logs WHERE seq <= 64")
     url = trailseal_services.config["MAINTENANCE_DATABASE_URL"]
+    # The app's login is not accepted as the maintenance connection.
+    from trailseal.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="only a member of trailseal_maintenance"), \
+            maintenance_connection(trailseal_services.config["DATABASE_URL"]):
+        pass
     # The maintenance role: no table privileges, and the purge refuses unexpired events.
     with pytest.raises(psycopg.errors.InsufficientPrivilege), maintenance_connection(url) as conn:
         conn.execute("DELETE FROM audit_logs WHERE tenant_id = %s", (tenant.id,))
