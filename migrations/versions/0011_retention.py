@@ -127,6 +127,10 @@ BEGIN
   RETURN greatest(v_from, ((v_stop - 1) / 64) * 64);
 END $f$;
 
+-- Removing events checks the alerts that reference them (the foreign key): by index, not
+-- a scan of the tenant's alerts per removed event.
+CREATE INDEX audit_anomalies_event_idx ON audit_anomalies (tenant_id, event_id);
+
 CREATE FUNCTION trailseal_audit_logs_guard() RETURNS trigger LANGUAGE plpgsql AS $f$
 DECLARE
   v_allowed text := coalesce(current_setting('trailseal.retention_purge', true), '');
@@ -232,6 +236,7 @@ DROP FUNCTION IF EXISTS trailseal_retention_purge(uuid, bigint, text, text, text
   trailseal_retention_boundary(uuid), trailseal_retention_days(uuid),
   trailseal_audit_logs_guard(), trailseal_hold_guard();
 DROP TABLE IF EXISTS retention_purges, legal_holds;
+DROP INDEX IF EXISTS audit_anomalies_event_idx;
 """
 
 

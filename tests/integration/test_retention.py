@@ -351,3 +351,22 @@ def test_cli_job_and_archive_restore(trailseal_client, trailseal_services, run_j
     shown = trailseal_client.get("/api/v1/retention", headers=tenant.headers).get_json()
     assert shown["purged_through"] == 192  # 203 expired now; blocks of 64 up to 192
     assert _verify(trailseal_client, tenant)["intact"] is True
+
+
+def test_without_the_maintenance_role_nothing_is_removed(trailseal_client, trailseal_services,
+                                                         monkeypatch):
+    from trailseal.errors import ConfigurationError
+    from trailseal.services.retention import apply_retention_all
+
+    tenant = make_tenant(trailseal_services)
+    _fill(trailseal_client, tenant, old=70, recent=1)
+    assert trailseal_client.post("/api/v1/checkpoints", headers=tenant.headers).status_code == 201
+    monkeypatch.setitem(trailseal_services.config, "MAINTENANCE_DATABASE_URL", None)
+    assert apply_retention_all(trailseal_services) == {}
+    with pytest.raises(ConfigurationError, match="MAINTENANCE_DATABASE_URL"):
+        apply_retention(trailseal_services, tenant.id)
+    assert apply_retention(trailseal_services, tenant.id, dry_run=True)["expiring"] == {
+        "from_seq": 1, "to_seq": 64, "events": 64}
+    with trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("SELECT count(*) FROM audit_logs")
+        assert cur.fetchone()[0] == 71
