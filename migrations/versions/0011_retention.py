@@ -174,24 +174,24 @@ BEGIN
       USING ERRCODE = 'check_violation';
   END IF;
   SELECT hash INTO v_hash FROM audit_logs WHERE tenant_id = p_tenant AND seq = p_through;
-  CREATE TEMP TABLE IF NOT EXISTS trailseal_purged_ids (id uuid PRIMARY KEY) ON COMMIT DROP;
-  INSERT INTO trailseal_purged_ids
+  CREATE TEMP TABLE IF NOT EXISTS pg_temp.trailseal_purged_ids (id uuid PRIMARY KEY) ON COMMIT DROP;
+  INSERT INTO pg_temp.trailseal_purged_ids
     SELECT id FROM audit_logs WHERE tenant_id = p_tenant AND seq > v_from AND seq <= p_through;
   DELETE FROM event_insights WHERE tenant_id = p_tenant
-    AND event_id IN (SELECT id FROM trailseal_purged_ids);
+    AND event_id IN (SELECT id FROM pg_temp.trailseal_purged_ids);
   DELETE FROM audit_embeddings WHERE tenant_id = p_tenant
-    AND event_id IN (SELECT id FROM trailseal_purged_ids);
+    AND event_id IN (SELECT id FROM pg_temp.trailseal_purged_ids);
   DELETE FROM ai_predictions WHERE tenant_id = p_tenant
-    AND event_id IN (SELECT id FROM trailseal_purged_ids);
+    AND event_id IN (SELECT id FROM pg_temp.trailseal_purged_ids);
   DELETE FROM insight_corrections WHERE tenant_id = p_tenant
-    AND event_id IN (SELECT id FROM trailseal_purged_ids);
+    AND event_id IN (SELECT id FROM pg_temp.trailseal_purged_ids);
   DELETE FROM audit_search_text WHERE tenant_id = p_tenant
-    AND event_id IN (SELECT id FROM trailseal_purged_ids);
+    AND event_id IN (SELECT id FROM pg_temp.trailseal_purged_ids);
   DELETE FROM anomaly_feedback WHERE tenant_id = p_tenant
     AND alert_id IN (SELECT id FROM audit_anomalies WHERE tenant_id = p_tenant
-                      AND event_id IN (SELECT id FROM trailseal_purged_ids));
+                      AND event_id IN (SELECT id FROM pg_temp.trailseal_purged_ids));
   DELETE FROM audit_anomalies WHERE tenant_id = p_tenant
-    AND event_id IN (SELECT id FROM trailseal_purged_ids);
+    AND event_id IN (SELECT id FROM pg_temp.trailseal_purged_ids);
   PERFORM set_config('trailseal.retention_purge', p_tenant::text || ':' || p_through, true);
   DELETE FROM audit_logs WHERE tenant_id = p_tenant AND seq > v_from AND seq <= p_through;
   GET DIAGNOSTICS v_removed = ROW_COUNT;
@@ -200,7 +200,7 @@ BEGIN
     RAISE EXCEPTION 'retention: events % to % are not all stored (% found): verify the chain',
       v_from + 1, p_through, v_removed USING ERRCODE = 'data_corrupted';
   END IF;
-  DROP TABLE trailseal_purged_ids;
+  DROP TABLE pg_temp.trailseal_purged_ids;
   INSERT INTO retention_purges (tenant_id, purged_through, from_seq, last_hash, events_removed,
                                 archive_name, archive_sha256, retention_days, purged_by)
     VALUES (p_tenant, p_through, v_from + 1, v_hash, v_removed, p_archive_name,
