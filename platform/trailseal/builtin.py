@@ -13,6 +13,7 @@ def register_jobs():
     from .jobs.enrichment import index_backlog_all_tenants, reconcile_enrichment, verify_all_chains
     from .jobs.notifications import deliver_due_notifications
     from .jobs.reports import send_due_reports
+    from .jobs.retention import retention_all
     from .jobs.summaries import store_summaries_all_tenants
     from .jobs.usage import usage_job
 
@@ -33,4 +34,6 @@ def register_jobs():
                 timeout=3600),
         JobSpec(checkpoint_all, queue="low", cron="7 * * * *", name="checkpoints",
                 timeout=3600),
+        JobSpec(retention_all, queue="low", cron="37 2 * * *", name="retention",
+                timeout=6 * 3600),
     ]

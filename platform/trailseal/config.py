@@ -107,6 +107,12 @@ DEFAULTS: dict[str, Any] = {
     "CHECKPOINT_WITNESS_URL": None,
     # Events one export bundle (GET /api/v1/chain/bundle) holds at most.
     "BUNDLE_MAX_EVENTS": 100_000,
+    # Retention (docs/admin-guide.md "Retention and legal hold"): the login role that runs
+    # the daily purge, a member of trailseal_maintenance only (unset with an external
+    # database: nothing is ever removed); where the encrypted archives of removed events
+    # are written (unset: <instance>/archives).
+    "MAINTENANCE_DATABASE_URL": None,
+    "ARCHIVE_DIR": None,
 }
 
 

@@ -16,9 +16,11 @@ from .config import load_config
 from .db import (
     EMBEDDED_APP_USER,
     EMBEDDED_DB,
+    EMBEDDED_MAINTENANCE_USER,
     Database,
     ensure_app_login,
     ensure_database,
+    ensure_maintenance_login,
     run_migrations,
     with_user_and_db,
 )
@@ -48,10 +50,13 @@ def resolve_service_urls(
         ensure_database(server, EMBEDDED_DB)
         cfg["ADMIN_DATABASE_URL"] = with_user_and_db(server, "postgres", EMBEDDED_DB)
         cfg["DATABASE_URL"] = with_user_and_db(server, EMBEDDED_APP_USER, EMBEDDED_DB)
+        cfg["MAINTENANCE_DATABASE_URL"] = with_user_and_db(server, EMBEDDED_MAINTENANCE_USER,
+                                                           EMBEDDED_DB)
         cfg["EMBEDDED_DATABASE"] = True
         if migrate:
             run_migrations(cfg["ADMIN_DATABASE_URL"])
             ensure_app_login(cfg["ADMIN_DATABASE_URL"], cfg["DATABASE_URL"])
+            ensure_maintenance_login(cfg["ADMIN_DATABASE_URL"], cfg["MAINTENANCE_DATABASE_URL"])
     if start_redis and not cfg.get("REDIS_URL"):
         cfg["REDIS_URL"] = embedded.ensure_valkey(instance)
         cfg["EMBEDDED_REDIS"] = True

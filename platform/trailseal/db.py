@@ -25,7 +25,9 @@ from .errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 APP_GROUP_ROLE = "trailseal_app"
+MAINTENANCE_GROUP_ROLE = "trailseal_maintenance"
 EMBEDDED_APP_USER = "trailseal_web"
+EMBEDDED_MAINTENANCE_USER = "trailseal_maintainer"
 EMBEDDED_DB = "trailseal"
 
 
@@ -188,8 +190,10 @@ def ensure_database(server_url: str, dbname: str) -> None:
             conn.execute(f'CREATE DATABASE "{dbname}"')
 
 
-def ensure_app_login(admin_url: str, app_url: str) -> None:
-    """Make the user of ``app_url`` a login role inside ``trailseal_app`` (created if missing).
+def ensure_app_login(admin_url: str, app_url: str, group: str = APP_GROUP_ROLE,
+                     setting: str = "TRAILSEAL_DATABASE_URL") -> None:
+    """Make the user of ``app_url`` a login role inside ``group`` (``trailseal_app``, or
+    ``trailseal_maintenance`` for the retention purge's connection), created if missing.
 
     Does nothing to the password of an existing role; a new role gets the URL's password,
     or none when the URL has none (trust/peer authentication, as on the embedded server).
@@ -200,11 +204,11 @@ def ensure_app_login(admin_url: str, app_url: str) -> None:
         query_user = parse_qs(parts.query).get("user")
         user = query_user[0] if query_user else ""
     if not user:
-        raise ConfigurationError("TRAILSEAL_DATABASE_URL names no user")
+        raise ConfigurationError(f"{setting} names no user")
     admin_user = urlsplit(libpq_url(admin_url)).username
     if user == admin_user:
         raise ConfigurationError(
-            "TRAILSEAL_DATABASE_URL and TRAILSEAL_ADMIN_DATABASE_URL use the same role "
+            f"{setting} and TRAILSEAL_ADMIN_DATABASE_URL use the same role "
             f"({user!r}); the app must not connect as the schema owner."
         )
     with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
@@ -220,6 +224,31 @@ def ensure_app_login(admin_url: str, app_url: str) -> None:
             else:
                 conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(ident))
         conn.execute(
-            psycopg.sql.SQL("GRANT {} TO {}").format(psycopg.sql.Identifier(APP_GROUP_ROLE), ident)
+            psycopg.sql.SQL("GRANT {} TO {}").format(psycopg.sql.Identifier(group), ident)
         )
+
+
+def ensure_maintenance_login(admin_url: str, maintenance_url: str) -> None:
+    """Make the user of ``maintenance_url`` a login role inside ``trailseal_maintenance``:
+    the only role that may run the retention purge (``services.retention``)."""
+    ensure_app_login(admin_url, maintenance_url, MAINTENANCE_GROUP_ROLE,
+                     "TRAILSEAL_MAINTENANCE_DATABASE_URL")
+
+
+@contextmanager
+def maintenance_connection(url: str) -> Iterator[psycopg.Connection]:
+    """One transaction on a connection as the maintenance role (a short-lived connection:
+    the purge runs once a day). Refuses a role that could do more than the purge."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        name, is_super, bypass, member, app = conn.execute(
+            "SELECT r.rolname, r.rolsuper, r.rolbypassrls, pg_has_role(current_user, %s, "
+            "'MEMBER'), pg_has_role(current_user, %s, 'MEMBER') FROM pg_roles r "
+            "WHERE r.rolname = current_user", (MAINTENANCE_GROUP_ROLE, APP_GROUP_ROLE)).fetchone()
+        if is_super or bypass or not member or app:
+            raise ConfigurationError(
+                f"TRAILSEAL_MAINTENANCE_DATABASE_URL connects as {name!r}: it must be a login "
+                f"role that is only a member of {MAINTENANCE_GROUP_ROLE} (not a superuser, "
+                f"not BYPASSRLS, not in {APP_GROUP_ROLE}); see docs/admin-guide.md")
+        with conn.transaction():
+            yield conn
 

@@ -1021,3 +1021,88 @@ class ExportBundle(BaseModel):
                                                "checkpoint to the latest")
     events: list[dict[str, Any]] = Field(description="`seq`, `hash`, `record` (the hashed "
                                                      "canonical JSON) and the stored `columns`")
+
+
+# --- retention and legal hold -----------------------------------------------------------
+
+
+class RetentionIn(BaseModel):
+    """The body of ``PUT /retention``."""
+
+    model_config = ConfigDict(extra="forbid")
+    days: int = Field(ge=1, le=36_500, strict=True,
+                      description="Retention period in days (1–36500): events whose "
+                                  "`occurred_at` is older are archived and removed by the "
+                                  "daily job, unless held.")
+
+
+class RetentionPolicy(BaseModel):
+    days: int
+    default_days: int = Field(description="The period of a tenant that set none (7 years).")
+    updated_by: str | None
+    updated_at: str | None
+
+
+class RetentionPurge(BaseModel):
+    from_seq: int
+    to_seq: int
+    events_removed: int
+    archive: str = Field(description="The archive file's name (in TRAILSEAL_ARCHIVE_DIR/"
+                                     "<tenant id>/)")
+    archive_sha256: str
+    retention_days: int
+    purged_by: str
+    purged_at: str
+
+
+class RetentionOut(BaseModel):
+    """The retention policy and what it did and would do."""
+
+    policy: RetentionPolicy
+    purged_through: int = Field(description="Events 1..purged_through were removed (0: none); "
+                                            "the chain verifies from the next one")
+    expiring: dict[str, int] = Field(description="`from_seq`..`to_seq` (`events` of them) "
+                                                 "may go at the next run: expired, unheld, "
+                                                 "checkpointed, in whole blocks of 64")
+    active_holds: int
+    tenant_on_hold: bool
+    purges: list[RetentionPurge] = Field(description="The latest 20 purges, newest first")
+
+
+class LegalHoldIn(BaseModel):
+    """The body of ``POST /legal-holds``."""
+
+    model_config = ConfigDict(extra="forbid")
+    scope: Literal["tenant", "entity"]
+    entity_type: str | None = Field(default=None, min_length=1, max_length=128,
+                                    pattern=TEXT_PATTERN,
+                                    description="With scope `entity`: the events' entity.type")
+    entity_id: str | None = Field(default=None, min_length=1, max_length=256,
+                                  pattern=TEXT_PATTERN,
+                                  description="With scope `entity`: the events' entity.id")
+    reason: str = Field(min_length=1, max_length=1000, pattern=TEXT_PATTERN)
+
+
+class HoldReleaseIn(BaseModel):
+    """The body of ``POST /legal-holds/{hold_id}/release``."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000, pattern=TEXT_PATTERN)
+
+
+class LegalHoldOut(BaseModel):
+    id: str
+    scope: Literal["tenant", "entity"]
+    entity_type: str | None
+    entity_id: str | None
+    reason: str
+    created_by: str
+    created_at: str
+    released_by: str | None
+    released_at: str | None
+    release_reason: str | None
+    active: bool
+
+
+class LegalHoldList(BaseModel):
+    holds: list[LegalHoldOut] = Field(description="Newest first")

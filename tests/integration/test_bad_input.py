@@ -198,7 +198,20 @@ def _url(rule: str, world, value: str | None = None) -> str:
     url = url.replace("<delivery_id>", value or world["delivery_id"])
     url = url.replace("<schedule_id>", value or world["schedule_id"])
     url = url.replace("<period>", value or "daily")
+    if "<hold_id>" in url:
+        url = url.replace("<hold_id>", value or _hold_id(world))
     return url.replace("<alert_id>", value or world["alert_id"])
+
+
+def _hold_id(world) -> str:
+    """An active legal hold of the world's tenant (placed on first use)."""
+    if "hold_id" not in world:
+        resp = world["client"].post("/api/v1/legal-holds", headers=world["tenant"].headers,
+                                    json={"scope": "entity", "entity_type": "invoice",
+                                          "entity_id": "INV-1", "reason": "bad input"})
+        assert resp.status_code == 201, resp.get_json()
+        world["hold_id"] = resp.get_json()["id"]
+    return world["hold_id"]
 
 
 def _send(client, method, url, headers, body=None, content_type=None):
@@ -239,7 +252,8 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/events/<event_id>/explain",
              "/api/v1/checkpoints", "/api/v1/checkpoints/public-key",
              "/api/v1/checkpoints/consistency", "/api/v1/events/<event_id>/proof",
-             "/api/v1/chain/bundle"}
+             "/api/v1/chain/bundle", "/api/v1/retention", "/api/v1/legal-holds",
+             "/api/v1/legal-holds/<hold_id>/release"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 
@@ -271,6 +285,13 @@ def _valid_body(rule: str, method: str) -> dict | None:
         return {"timezone": "Europe/Berlin"}
     if method == "POST" and rule == "/api/v1/checkpoints":
         return {}
+    if method == "PUT" and rule == "/api/v1/retention":
+        return {"days": 3650}
+    if method == "POST" and rule == "/api/v1/legal-holds":
+        return {"scope": "entity", "entity_type": "invoice", "entity_id": "INV-1",
+                "reason": "bad input"}
+    if method == "POST" and rule == "/api/v1/legal-holds/<hold_id>/release":
+        return {"reason": "bad input"}
     return None
 
 
@@ -539,3 +560,53 @@ def test_checkpoint_body_cases(world, name, body):
     resp = world["client"].post("/api/v1/checkpoints", json=body,
                                 headers=world["tenant"].headers)
     _check(resp, (422,), name)
+
+
+# Retention and legal holds: (name, method, URL, body, statuses); nothing is half-written.
+RETENTION_CASES = [
+    ("days zero", "PUT", "/api/v1/retention", {"days": 0}, (422,)),
+    ("days negative", "PUT", "/api/v1/retention", {"days": -1}, (422,)),
+    ("days past 100 years", "PUT", "/api/v1/retention", {"days": 36_501}, (422,)),
+    ("days a float", "PUT", "/api/v1/retention", {"days": 30.5}, (422,)),
+    ("days a string", "PUT", "/api/v1/retention", {"days": "30"}, (422,)),
+    ("days true", "PUT", "/api/v1/retention", {"days": True}, (422,)),
+    ("days past int8", "PUT", "/api/v1/retention", {"days": 2**70}, (422,)),
+    ("days missing", "PUT", "/api/v1/retention", {}, (422,)),
+    ("unknown key", "PUT", "/api/v1/retention", {"days": 30, "years": 1}, (422,)),
+    ("hold: no scope", "POST", "/api/v1/legal-holds", {"reason": "x"}, (422,)),
+    ("hold: unknown scope", "POST", "/api/v1/legal-holds", {"scope": "actor", "reason": "x"},
+     (422,)),
+    ("hold: no reason", "POST", "/api/v1/legal-holds", {"scope": "tenant"}, (422,)),
+    ("hold: empty reason", "POST", "/api/v1/legal-holds", {"scope": "tenant", "reason": ""},
+     (422,)),
+    ("hold: reason 1001 chars", "POST", "/api/v1/legal-holds",
+     {"scope": "tenant", "reason": "r" * 1001}, (422,)),
+    ("hold: NUL in reason", "POST", "/api/v1/legal-holds",
+     {"scope": "tenant", "reason": "a\u0000b"}, (422,)),
+    ("hold: entity without id", "POST", "/api/v1/legal-holds",
+     {"scope": "entity", "entity_type": "invoice", "reason": "x"}, (422,)),
+    ("hold: tenant with an entity", "POST", "/api/v1/legal-holds",
+     {"scope": "tenant", "entity_type": "invoice", "entity_id": "1", "reason": "x"}, (422,)),
+    ("hold: entity_id too long", "POST", "/api/v1/legal-holds",
+     {"scope": "entity", "entity_type": "invoice", "entity_id": "i" * 257, "reason": "x"},
+     (422,)),
+    ("hold: entity_type a number", "POST", "/api/v1/legal-holds",
+     {"scope": "entity", "entity_type": 7, "entity_id": "1", "reason": "x"}, (422,)),
+    ("release: no reason", "POST", "/api/v1/legal-holds/<hold_id>/release", {}, (422,)),
+    ("release: unknown key", "POST", "/api/v1/legal-holds/<hold_id>/release",
+     {"reason": "x", "by": "me"}, (422,)),
+    ("holds: active maybe", "GET", "/api/v1/legal-holds?active=maybe", None, (422,)),
+]
+
+
+@pytest.mark.parametrize("name,method,url,body,expect", RETENTION_CASES,
+                         ids=[c[0] for c in RETENTION_CASES])
+def test_retention_and_hold_cases(world, name, method, url, body, expect):
+    headers = world["tenant"].headers
+    before = (world["client"].get("/api/v1/retention", headers=headers).get_json(),
+              world["client"].get("/api/v1/legal-holds", headers=headers).get_json())
+    resp = world["client"].open(_url(url, world), method=method, json=body, headers=headers)
+    _check(resp, expect, name)
+    after = (world["client"].get("/api/v1/retention", headers=headers).get_json(),
+             world["client"].get("/api/v1/legal-holds", headers=headers).get_json())
+    assert after == before, name  # nothing half-written

@@ -257,6 +257,19 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
             # read at once: a streamed body left unread holds its request context open
             ("get", "/api/v1/chain/bundle"): (_read(trailseal_client.get(
                 "/api/v1/chain/bundle", headers=tenant.headers)), None),
+            ("put", "/api/v1/retention"): (trailseal_client.put(
+                "/api/v1/retention", json={"days": 3650}, headers=tenant.headers), None),
+            ("get", "/api/v1/retention"): (trailseal_client.get(
+                "/api/v1/retention", headers=tenant.headers), None),
+            ("post", "/api/v1/legal-holds"): ((hold := trailseal_client.post(
+                "/api/v1/legal-holds", json={"scope": "entity", "entity_type": "invoice",
+                                             "entity_id": "INV-1", "reason": "audit"},
+                headers=tenant.headers)), None),
+            ("post", "/api/v1/legal-holds/{hold_id}/release"): (trailseal_client.post(
+                f"/api/v1/legal-holds/{hold.get_json()['id']}/release",
+                json={"reason": "done"}, headers=tenant.headers), None),
+            ("get", "/api/v1/legal-holds"): (trailseal_client.get(
+                "/api/v1/legal-holds?active=false", headers=tenant.headers), None),
             ("get", "/healthz"): (trailseal_client.get("/healthz"), None),
             ("get", "/metrics"): (trailseal_client.get("/metrics"), None),
             ("get", "/api/v1/openapi.json"): (trailseal_client.get("/api/v1/openapi.json"),

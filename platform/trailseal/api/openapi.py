@@ -43,16 +43,22 @@ from ..schemas import (
     FeedbackIn,
     FeedbackResult,
     Health,
+    HoldReleaseIn,
     InclusionProof,
     IntegrationIn,
     IntegrationList,
     IntegrationOut,
     IntegrationTestResult,
+    LegalHoldIn,
+    LegalHoldList,
+    LegalHoldOut,
     ModelList,
     ModelQuery,
     ReportScheduleIn,
     ReportScheduleList,
     ReportScheduleOut,
+    RetentionIn,
+    RetentionOut,
     SearchIn,
     SearchOut,
     SettingsIn,
@@ -81,6 +87,7 @@ MODELS: list[type[BaseModel]] = [
     SearchOut, ExportFilters, SubjectExport, ExportJob,
     SettingsIn, SettingsOut, SummaryOut, ExplanationOut,
     CheckpointIn, CheckpointPage, CheckpointMade, CheckpointKey, InclusionProof, ConsistencyProof, ExportBundle,
+    RetentionIn, RetentionOut, LegalHoldIn, LegalHoldOut, LegalHoldList, HoldReleaseIn,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -563,6 +570,7 @@ def build_spec(app) -> dict[str, Any]:
                        parameters=[LIMIT, CURSOR]),
         },
         **_integration_paths(),
+        **_retention_paths(),
     }
     adapter = app.url_map.bind("localhost")
     for path, ops in paths.items():
@@ -615,6 +623,7 @@ def build_spec(app) -> dict[str, Any]:
             {"name": "summaries", "description": "Period summaries and event explanations, "
                                                  "narrated and cited"},
             {"name": "meta", "description": "Health, metrics, this document, 405s"},
+            {"name": "retention", "description": "Retention period, purges and legal holds"},
         ],
         "paths": paths,
         "components": {
@@ -682,6 +691,48 @@ def _integration_paths() -> dict[str, Any]:
                                               "(details.status)"), **BODY_ERRORS},
                         description=f"API keys only. {no_body} The whole retry schedule "
                                     "starts again."),
+        },
+    }
+
+
+def _retention_paths() -> dict[str, Any]:
+    """Retention and legal hold (changes: ``audit:admin`` with API keys only)."""
+    hold = _path_param("hold_id", "The hold's id (UUID).")
+    return {
+        "/api/v1/retention": {
+            "get": _op("Retention period, purges so far and what may go next", "getRetention",
+                       "retention", "audit:read", _ok("The policy and status", "RetentionOut"),
+                       description="Recorded in the access log."),
+            "put": _op("Set the retention period", "putRetention", "retention", "audit:admin",
+                       _ok("The policy and status", "RetentionOut"), body="RetentionIn",
+                       description="API keys only. `days` from 1 to 36500 (422 otherwise, "
+                                   "nothing changed). The daily `retention` job archives and "
+                                   "then removes the expired prefix of the chain."),
+        },
+        "/api/v1/legal-holds": {
+            "get": _op("The tenant's legal holds, newest first", "listLegalHolds", "retention",
+                       "audit:read", _ok("The holds", "LegalHoldList"),
+                       parameters=[_param("active", {"type": "boolean"},
+                                          "Only active (true) or released (false) holds."),
+                                   _param("limit", {"type": "integer", "minimum": 1,
+                                                    "maximum": 500, "default": 100},
+                                          "Holds returned at most.")]),
+            "post": _op("Place a legal hold on the tenant or one entity", "createLegalHold",
+                        "retention", "audit:admin", _ok("The hold", "LegalHoldOut", "201"),
+                        body="LegalHoldIn",
+                        description="API keys only. While a hold is active, retention "
+                                    "removes none of its events (the whole tenant's, or "
+                                    "those of `entity_type`/`entity_id`) nor any event after "
+                                    "the first held one. Recorded with who and when."),
+        },
+        "/api/v1/legal-holds/{hold_id}/release": {
+            "post": _op("Release a legal hold", "releaseLegalHold", "retention", "audit:admin",
+                        _ok("The released hold", "LegalHoldOut"), body="HoldReleaseIn",
+                        parameters=[hold],
+                        errors={"404": _error("No such hold in this tenant"),
+                                "409": _error("The hold was already released")},
+                        description="API keys only. A released hold stays in the list "
+                                    "with who released it, when and why."),
         },
     }
 

@@ -731,3 +731,71 @@ def event_explain(event_id: str):
     """One event explained: what happened, who, the actor's day before, related events on
     the same entity, insights and anomaly explanation, likely impact, a cited narrative."""
     return jsonify(explain_event(current_services(), g.principal, event_id, access_record()))
+
+
+# --- retention and legal hold ---------------------------------------------------------------
+
+
+@bp.get("/retention")
+@endpoint("audit:read")
+def retention_show():
+    """The tenant's retention period, what was removed so far (and archived where), the
+    active holds and what the next daily run may remove."""
+    from ..services.retention import read_retention
+
+    return jsonify(read_retention(current_services(), g.principal, access_record()))
+
+
+@bp.put("/retention")
+@endpoint("audit:admin", allow_session=False)
+def retention_update():
+    """Set the retention period: body ``{"days": 2557}`` (1–36500). Recorded in the access
+    log with the value."""
+    from ..schemas import RetentionIn
+    from ..services.retention import write_retention_days
+
+    body = parse_body(RetentionIn)
+    return jsonify(write_retention_days(current_services(), g.principal, body.days,
+                                        access_record(body.model_dump())))
+
+
+@bp.get("/legal-holds")
+@endpoint("audit:read", "active", "limit")
+def legal_holds_index():
+    """The tenant's legal holds, newest first; ``active=true|false`` filters."""
+    from ..services.retention import list_holds
+
+    active = bool_param("active") if "active" in request.args else None
+    return jsonify(list_holds(current_services(), g.principal, access_record(), active=active,
+                              limit=limit_param(default=100)))
+
+
+@bp.post("/legal-holds")
+@endpoint("audit:admin", allow_session=False)
+def legal_hold_create():
+    """Place a legal hold on the tenant (``{"scope": "tenant", "reason": …}``) or on one
+    entity (``{"scope": "entity", "entity_type": …, "entity_id": …, "reason": …}``): 201.
+    Retention then removes none of the held events nor anything after them."""
+    from ..schemas import LegalHoldIn
+    from ..services.retention import create_hold
+
+    body = parse_body(LegalHoldIn)
+    hold = create_hold(current_services(), g.principal, body.scope, body.entity_type,
+                       body.entity_id, body.reason,
+                       access_record(body.model_dump(exclude_none=True)))
+    resp = jsonify(hold)
+    resp.status_code = 201
+    resp.headers["Location"] = f"/api/v1/legal-holds/{hold['id']}"
+    return resp
+
+
+@bp.post("/legal-holds/<hold_id>/release")
+@endpoint("audit:admin", allow_session=False)
+def legal_hold_release(hold_id: str):
+    """Release an active hold: body ``{"reason": …}``; 404 unknown, 409 already released."""
+    from ..schemas import HoldReleaseIn
+    from ..services.retention import release_hold
+
+    body = parse_body(HoldReleaseIn)
+    return jsonify(release_hold(current_services(), g.principal, hold_id, body.reason,
+                                access_record(body.model_dump())))

@@ -19,6 +19,7 @@ from .admin import apikey, keys, migrate, tenant, usage, user
 from .helpers import TrailsealGroup, make_app
 from .ledger import checkpoint, import_events, verify
 from .plugins import add_plugin_commands, plugins
+from .retention import retention
 from .runtime import (
     EXIT_WITH_PARENT,
     exit_with_parent,
@@ -47,7 +48,7 @@ def cli(verbose: bool) -> None:
 
 
 for _command in (migrate, tenant, user, apikey, keys, verify, import_events, plugins, serve,
-                 worker, scheduler, train, usage, checkpoint, search_index):
+                 worker, scheduler, train, usage, checkpoint, retention, search_index):
     cli.add_command(_command)
 
 

@@ -19,7 +19,7 @@ def migrate() -> None:
 
     from ..config import load_config
     from ..core import resolve_service_urls
-    from ..db import current_revision, ensure_app_login, run_migrations
+    from ..db import current_revision, ensure_app_login, ensure_maintenance_login, run_migrations
 
     cfg = load_config()
     if cfg.get("DATABASE_URL") and not cfg.get("ADMIN_DATABASE_URL"):
@@ -30,6 +30,8 @@ def migrate() -> None:
     try:
         run_migrations(cfg["ADMIN_DATABASE_URL"])
         ensure_app_login(cfg["ADMIN_DATABASE_URL"], cfg["DATABASE_URL"])
+        if cfg.get("MAINTENANCE_DATABASE_URL"):
+            ensure_maintenance_login(cfg["ADMIN_DATABASE_URL"], cfg["MAINTENANCE_DATABASE_URL"])
     except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
         first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise click.ClickException(f"cannot reach the database: {first}") from exc

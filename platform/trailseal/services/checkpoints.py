@@ -33,7 +33,7 @@ from ..infra.copy_binary import copy_out, feed_stream
 from .access import AccessRecord, audited_read
 from .chain import GENESIS_HASH, ChainWalker, NoLookup, row_from_fields
 from .integrity import verify_copy_sql
-from .merkle_store import STORED_LEVEL, StoredTree, chain_leaf
+from .merkle_store import STORED_LEVEL, StoredTree, chain_leaf, purged_prefix
 from .paging import decode_cursor, encode_cursor, seq_part
 from .signing import SigningKey, signing_key
 from .tenancy import Principal
@@ -87,10 +87,18 @@ def make_checkpoint(svc, tenant_id: uuid.UUID, *, publish: bool = True) -> dict[
             return {"created": False, "checkpoint": _row(*latest), "witness": {}}
         if head_seq == 0:
             raise Conflict("the tenant has no events yet: there is nothing to checkpoint")
+        if latest is not None and latest[0] > head_seq:
+            # The chain head went back behind a signed checkpoint: events were removed.
+            raise ChainNotCheckpointed(
+                f"the chain head (seq {head_seq}) is behind the checkpoint signed at tree "
+                f"size {latest[0]}: not signing it (GET /api/v1/chain/verify names the break)")
         cur.execute("SELECT coalesce(max(index) + 1, 0) FROM merkle_nodes "
                     "WHERE tenant_id = %s AND level = %s", (tenant_id, STORED_LEVEL))
         base = min(cur.fetchone()[0] << STORED_LEVEL, head_seq)
         base -= base % (1 << STORED_LEVEL)
+        # Events 1..purged were removed by retention: the tree grows from their subtrees.
+        purged, purged_hash = purged_prefix(cur, tenant_id)
+        base = max(base, purged)
         tree = StoredTree(cur, tenant_id)
         parts = merkle.subtree_ranges(base)
         tree.load(set(parts))
@@ -101,7 +109,8 @@ def make_checkpoint(svc, tenant_id: uuid.UUID, *, publish: bool = True) -> dict[
             if level >= STORED_LEVEL:
                 new_nodes.append((level, index, h))
 
-        walk_and_extend(cur, tenant_id, base, head_seq, head_hash, builder, keep)
+        walk_and_extend(cur, tenant_id, base, head_seq, head_hash, builder, keep,
+                        base_hash=purged_hash if base == purged and purged else None)
         if new_nodes:
             cur.execute(
                 "INSERT INTO merkle_nodes (tenant_id, level, index, hash) "
@@ -125,13 +134,13 @@ def make_checkpoint(svc, tenant_id: uuid.UUID, *, publish: bool = True) -> dict[
 
 
 def walk_and_extend(cur, tenant_id, base: int, head_seq: int, head_hash: str,
-                     builder: merkle.TreeBuilder, keep) -> None:
+                     builder: merkle.TreeBuilder, keep, base_hash: str | None = None) -> None:
     """Check the chain of events ``base+1..head_seq`` (one binary COPY on ``cur``'s
     connection, the chain walker of verification) and append their hashes to ``builder``;
     ``keep(level, index, hash)`` hears of every complete subtree. ``ChainNotCheckpointed``
     at the first break. What a checkpoint spends its time on (bench/bench_merkle.py)."""
-    prev = GENESIS_HASH
-    if base:
+    prev = GENESIS_HASH if base_hash is None else base_hash
+    if base and base_hash is None:
         cur.execute("SELECT hash FROM audit_logs WHERE tenant_id = %s AND seq = %s",
                     (tenant_id, base))
         row = cur.fetchone()
@@ -329,6 +338,11 @@ def consistency(svc, principal: Principal, first: int, second: int,
         for size, found in ((first, old), (second, new)):
             if found is None:
                 raise NotFound(f"no checkpoint at tree size {size} in this tenant")
+        purged, _ = purged_prefix(cur, principal.tenant_id)
+        if first <= purged:
+            raise Conflict(f"events 1..{purged} were removed by retention: consistency "
+                           f"proofs start from a checkpoint of more than {purged} events",
+                           {"purged_through": purged})
         proof = StoredTree(cur, principal.tenant_id).prove(merkle.consistency_ranges(first,
                                                                                      second))
     return {"from": first, "to": second, "from_root": bytes(old[1]).hex(),
@@ -358,9 +372,12 @@ def _event_entry(row) -> dict[str, Any]:
 
 
 def begin_bundle(svc, principal: Principal, from_seq: int | None, to_seq: int | None,
-                 access: AccessRecord) -> tuple[dict[str, Any], int, int]:
+                 access: AccessRecord, *, max_events: int | None = None
+                 ) -> tuple[dict[str, Any], int, int]:
     """Everything of a bundle but its events (read after, page by page): the checkpoints,
-    the proofs and the public key. Returns the head and the seq range."""
+    the proofs and the public key. Returns the head and the seq range. ``from_seq``
+    defaults to the first event retention kept; ``max_events`` overrides
+    ``BUNDLE_MAX_EVENTS`` (retention archives)."""
     tid = principal.tenant_id
     with audited_read(svc, principal, access) as conn, driver_cursor(conn) as cur:
         key = signing_key(svc, cur)
@@ -371,15 +388,20 @@ def begin_bundle(svc, principal: Principal, from_seq: int | None, to_seq: int | 
             raise Conflict("the tenant has no checkpoint yet; make one with POST "
                            "/api/v1/checkpoints (or wait for the hourly job)")
         size = latest[0]
-        first = 1 if from_seq is None else from_seq
+        purged, _ = purged_prefix(cur, tid)
+        first = purged + 1 if from_seq is None else from_seq
         last = size if to_seq is None else to_seq
         if first > last:
             raise ValidationFailed("from_seq must not be larger than to_seq",
                                    {"from_seq": first, "to_seq": last})
+        if first <= purged:
+            raise Conflict(f"events 1..{purged} were removed by retention (their archive "
+                           "holds them); ask for from_seq "
+                           f"{purged + 1} or later", {"purged_through": purged})
         if last > size:
             raise Conflict(f"the latest checkpoint covers events 1..{size}; to_seq {last} is "
                            "past it (make a checkpoint first)", {"latest_tree_size": size})
-        limit = int(svc.config["BUNDLE_MAX_EVENTS"])
+        limit = int(svc.config["BUNDLE_MAX_EVENTS"]) if max_events is None else max_events
         if last - first + 1 > limit:
             raise ValidationFailed(f"a bundle holds at most {limit} events; ask for a "
                                    "narrower from_seq..to_seq", {"max": limit})

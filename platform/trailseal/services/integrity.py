@@ -23,7 +23,7 @@ from .chain import (
     format_ts,
     row_from_fields,
 )
-from .merkle_store import check_checkpoints
+from .merkle_store import check_checkpoints, purged_prefix
 from .tenancy import Principal
 
 PARALLEL_MIN = 150_000  # below this, a second process costs more than it saves
@@ -137,14 +137,20 @@ def verify_chain(svc, tenant_id: uuid.UUID, *, raise_alert: bool = True, full: b
         if head is None:
             raise NotFound("tenant not found")
         head_seq, head_hash = head
+        # After a retention purge the chain starts at the first retained event, which must
+        # link to the last removed one (its hash is kept with the purge; the signed
+        # checkpoints then vouch for both, see merkle_store.check_checkpoints).
+        purged, purged_hash = purged_prefix(cur, tenant_id)
         report = None
-        if head_seq >= parallel_min and helpers.multi_core():
+        if head_seq - purged >= parallel_min and helpers.multi_core():
             report = _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash, range_min,
-                                       full)
+                                       full, start=(purged, purged_hash))
         if report is None:
             walker = ChainWalker(str(tenant_id), head_seq, head_hash, _StoredLookup(cur),
                                  fast=not full)
-            _walk(svc, tenant_id, snapshot, walker, 1, None)
+            walker.expected_seq = purged + 1
+            walker.prev_hash = purged_hash
+            _walk(svc, tenant_id, snapshot, walker, purged + 1, None)
             report = walker.finish()
         if report.intact:
             _check_against_checkpoints(svc, cur, tenant_id, report)
@@ -191,7 +197,8 @@ def _check_against_checkpoints(svc, cur, tenant_id: uuid.UUID, report: ChainRepo
 
 
 def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,
-                      range_min: int = RANGE_MIN, full: bool = False) -> ChainReport | None:
+                      range_min: int = RANGE_MIN, full: bool = False,
+                      start: tuple[int, str] = (0, GENESIS_HASH)) -> ChainReport | None:
     """The intact report when every range and every seam checks out; None otherwise (the
     caller then walks the whole chain in order, to name the first break exactly).
 
@@ -200,8 +207,10 @@ def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,
     started, so all cores finish at about the same time whatever each is slowed by.
     """
     workers = helpers.helper_count() + 1
-    count = min(3 * workers, max(2, head_seq // max(1, range_min)))
-    bounds = [1 + head_seq * i // count for i in range(count + 1)]
+    purged, expected_prev = start
+    length = head_seq - purged
+    count = min(3 * workers, max(2, length // max(1, range_min)))
+    bounds = [purged + 1 + length * i // count for i in range(count + 1)]
     ranges = [(bounds[i], bounds[i + 1] - 1) for i in range(count)]
     ranges[-1] = (ranges[-1][0], None)  # the last range reads to the end of the log
     tid = str(tenant_id)
@@ -243,7 +252,6 @@ def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,
     finally:
         for future in futures.values():
             helpers.abandon(future)
-    expected_prev = GENESIS_HASH
     for index, (first, last) in enumerate(ranges):
         r = results[index]
         end = head_seq if last is None else last
@@ -253,7 +261,7 @@ def _verify_in_ranges(svc, tenant_id, snapshot, head_seq, head_hash,
         expected_prev = r["last_hash"]
     if expected_prev != head_hash:
         return None
-    return ChainReport(tenant_id=tid, intact=True, events_checked=head_seq,
+    return ChainReport(tenant_id=tid, intact=True, events_checked=length,
                        head_seq=head_seq, head_hash=head_hash)
 
 

@@ -12,10 +12,20 @@ from dataclasses import dataclass
 from trailseal_verify import merkle
 from trailseal_verify.note import NoteError, verify_checkpoint
 
-from .chain import seq_runs
+from .chain import GENESIS_HASH, seq_runs
 from .signing import signing_key
 
 STORED_LEVEL = 6  # subtrees of 64 leaves and larger are stored (~31,000 rows per million)
+
+
+def purged_prefix(cur, tenant_id: uuid.UUID) -> tuple[int, str]:
+    """``(N, hash of event N)``: events ``1..N`` were removed by retention (N is a multiple
+    of ``2**STORED_LEVEL``, so their subtrees stay in ``merkle_nodes``) and the first
+    retained event must link to that hash; ``(0, GENESIS_HASH)`` before any purge."""
+    cur.execute("SELECT purged_through, last_hash FROM retention_purges WHERE tenant_id = %s "
+                "ORDER BY purged_through DESC LIMIT 1", (tenant_id,))
+    row = cur.fetchone()
+    return (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
 
 
 def chain_leaf(stored_hash: str) -> bytes:
@@ -95,10 +105,9 @@ class CheckpointProblem:
     detail: str
 
 
-def read_leaves(cur, tenant_id: uuid.UUID, last_seq: int, chunk: int = 50_000):
-    """``(seq, chain hash)`` of the tenant's events ``1..last_seq`` in seq order, read in
-    chunks of ``chunk``."""
-    after = 0
+def read_leaves(cur, tenant_id: uuid.UUID, last_seq: int, chunk: int = 50_000, after: int = 0):
+    """``(seq, chain hash)`` of the tenant's events ``after+1..last_seq`` in seq order, read
+    in chunks of ``chunk``."""
     while after < last_seq:
         cur.execute("SELECT seq, hash FROM audit_logs WHERE tenant_id = %s AND seq > %s "
                     "AND seq <= %s ORDER BY seq LIMIT %s",
@@ -135,12 +144,23 @@ def check_checkpoints(svc, cur, tenant_id: uuid.UUID) -> tuple[int, CheckpointPr
                                         f"the checkpoint stored at tree size {size} signs "
                                         f"another tenant, size or root than its row says")
         signed.append(cp)
+    # After a retention purge the tree's first N leaves are the stored subtrees; checkpoints
+    # of N events or fewer were checked against the log before it went (their signatures
+    # are checked above).
+    purged, _ = purged_prefix(cur, tenant_id)
     builder = merkle.TreeBuilder()
-    pending = iter(signed)
-    cp = next(pending)
-    good_size = 0
-    checked = 0
-    for seq, h in read_leaves(cur, tenant_id, signed[-1].size):
+    if purged:
+        tree = StoredTree(cur, tenant_id)
+        parts = merkle.subtree_ranges(purged)
+        tree.load(set(parts))
+        builder = merkle.TreeBuilder(purged, [tree.perfect(lv, ix) for lv, ix in parts])
+    pending = iter([cp for cp in signed if cp.size > purged])
+    cp = next(pending, None)
+    if cp is None:
+        return len(signed), None
+    good_size = purged
+    checked = len(signed) - sum(1 for c in signed if c.size > purged)
+    for seq, h in read_leaves(cur, tenant_id, signed[-1].size, after=purged):
         if seq != builder.size + 1:
             break  # a gap: reported below as the tree ending early
         builder.append(chain_leaf(h))
@@ -158,5 +178,5 @@ def check_checkpoints(svc, cur, tenant_id: uuid.UUID) -> tuple[int, CheckpointPr
         return checked, CheckpointProblem(
             builder.size + 1, "rewritten",
             f"the checkpoint at tree size {cp.size} signed {cp.size} events, but the log "
-            f"holds only {builder.size} in order from seq 1: events were removed")
+            f"holds only {builder.size} in order from seq {purged + 1}: events were removed")
     return checked, None
