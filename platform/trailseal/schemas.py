@@ -1021,3 +1021,34 @@ class ExportBundle(BaseModel):
                                                "checkpoint to the latest")
     events: list[dict[str, Any]] = Field(description="`seq`, `hash`, `record` (the hashed "
                                                      "canonical JSON) and the stored `columns`")
+
+
+# --- GDPR erasure ------------------------------------------------------------------------------
+
+
+class ErasureIn(BaseModel):
+    """The body of ``POST /subjects/{id}/erase``."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: _text(1000) = Field(description="Why the subject is erased (e.g. the request's "
+                                            "reference); kept in the erasure record.")
+
+
+class ErasureOut(BaseModel):
+    subject_id: str
+    erasure_id: str
+    erased_at: str = Field(description="When the subject's key was destroyed (the first "
+                                       "erasure's time when asked again)")
+    already_erased: bool = Field(description="The key had been destroyed by an earlier "
+                                             "erasure; nothing more was destroyed")
+    key_destroyed: bool = Field(description="This request destroyed a stored key")
+    events_erased: int = Field(description="Events by or about the subject whose sensitive "
+                                           "fields now read `[erased]`")
+    events_not_erased: dict[str, int] = Field(
+        description="Events naming the subject whose fields stay readable: `legacy` "
+                    "(written before per-subject keys), `entity_not_person` (the subject is "
+                    "their entity, of a type that is not a person)")
+    derived_removed: dict[str, int] = Field(
+        description="Derived rows removed or cleared: `embeddings`, `search_rows`, "
+                    "`insight_texts`, `predictions`, `alert_details`, `summaries`, "
+                    "`export_files`, `search_cache`")
