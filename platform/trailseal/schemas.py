@@ -216,9 +216,13 @@ class EventOut(BaseModel):
     entity: Entity
     severity: Severity
     source: str | None
-    ip_address: str | None
-    user_agent: str | None
-    action_details: dict[str, Any] | None
+    ip_address: str | None = Field(description="`[erased]` once a subject of the event is "
+                                               "erased")
+    user_agent: str | None = Field(description="`[erased]` once a subject of the event is "
+                                               "erased")
+    action_details: dict[str, Any] | Literal["[erased]"] | None = Field(
+        description="The details sent; the string `[erased]` once a subject of the event is "
+                    "erased")
     tags: list[str]
     idempotency_key: str | None
     previous_hash: str

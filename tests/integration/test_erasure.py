@@ -155,7 +155,7 @@ def test_unknown_subject_other_tenant_permissions_and_bad_input(trailseal_client
                                      headers=tenant.headers)
         assert resp.status_code in (400, 415, 422), (body, resp.status_code)
     too_long = "x" * 257
-    assert _erase(trailseal_client, tenant, too_long, expect=422)["error"]["message"]
+    assert _erase(trailseal_client, tenant, too_long, expect=404)["error"]["message"]
     with trailseal_services.db.cursor(tenant.id) as cur:
         cur.execute("SELECT count(*) FROM subject_erasures")
         assert cur.fetchone()[0] == 0  # nothing half-written
@@ -219,8 +219,10 @@ def test_derived_data_about_the_subject_is_removed(trailseal_client, trailseal_s
                    occurred_at="2026-11-20T11:00:00Z", action_details={"note": "ivyword"}),
     ])["ids"]
     run_jobs()  # enrichment: insights, embeddings, full-text rows
-    owner.execute("UPDATE event_insights SET ai_insights = '{\"quote\": \"hankspecialword\"}' "
-                  "WHERE tenant_id = %s", (tenant.id,))
+    for event_id, word in zip(ids, ("hankspecialword", "ivyword"), strict=True):
+        # what a narrator's insight may quote
+        owner.execute("UPDATE event_insights SET ai_insights = jsonb_build_object('quote', "
+                      "%s::text) WHERE event_id = %s", (word, event_id))
     # a stored summary, a kept export file, a cached search ranking
     assert trailseal_client.get("/api/v1/summary/daily?date=2026-11-20",
                                 headers=tenant.headers).status_code == 200
@@ -256,7 +258,7 @@ def test_derived_data_about_the_subject_is_removed(trailseal_client, trailseal_s
     assert removed["export_files"] == 1 and removed["search_cache"] >= 1
     after = counts()
     assert after["audit_embeddings"] == [ids[1]] and after["audit_search_text"] == [ids[1]]
-    assert after["insights"][ids[0]] == {} and after["insights"][ids[1]] != {}
+    assert after["insights"] == {ids[0]: {}, ids[1]: {"quote": "ivyword"}}
     assert after["summaries"] == 0
     gone = trailseal_client.get(job_url + "/file", headers=tenant.headers)
     assert gone.status_code == 409  # the job says the file was removed

@@ -162,7 +162,7 @@ def test_wheel_installed_in_a_fresh_venv_runs_migrate(wheel_venv, trailseal_serv
     migrated = subprocess.run([str(wheel_venv / "bin" / "trailseal"), "migrate"], env=env,
                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert migrated.returncode == 0, migrated.stderr
-    assert "0010_usage" in migrated.stdout  # the head revision, from the wheel's scripts
+    assert "0012_erasure" in migrated.stdout  # the head revision, from the wheel's scripts
     with psycopg.connect(with_user_and_db(admin_server, "postgres", dbname)) as conn:
         assert conn.execute("SELECT to_regclass('audit_logs')").fetchone()[0] == "audit_logs"
 

@@ -32,9 +32,12 @@ _NAMING = "(a.actor_id = %(s)s OR a.entity_id = %(s)s)"
 
 
 def _check_subject(subject_id: str) -> None:
-    if not subject_id or len(subject_id) > 256 or not re.match(TEXT_PATTERN, subject_id):
+    if not subject_id or not re.match(TEXT_PATTERN, subject_id):
         raise ValidationFailed("subject id must be 1–256 characters without control "
                                "separators (U+001C–U+001F) or NUL", {"subject_id": subject_id[:80]})
+    if len(subject_id) > 256:  # no actor or entity id is that long: like any unknown subject
+        raise NotFound(f"no subject {subject_id[:80]!r} in this tenant",
+                       {"subject_id": subject_id[:80]})
 
 
 def erase_subject(svc, principal: Principal, subject_id: str, reason: str,
