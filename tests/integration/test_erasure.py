@@ -94,6 +94,11 @@ def test_erasing_an_actor_shreds_its_events_and_keeps_the_chain(trailseal_client
     assert [shown[i] for i in ids if i in shown] == [ERASED, ERASED, ERASED,
                                                      SECRET["action_details"]]
 
+    # a CSV export shows the same
+    csv_text = trailseal_client.post("/api/v1/export/csv", json={},
+                                     headers=tenant.headers).get_data(as_text=True)
+    assert csv_text.count(ERASED) == 3 + 3 + 1 and "Secret/1.0" in csv_text
+    assert csv_text.count("alice@example.com") == 2  # bob's event and the invoice's
     # the wrapped key is gone from the table (a tombstone remains)
     row = owner.execute("SELECT wrapped_key, erased_at FROM subject_keys "
                         "WHERE tenant_id = %s AND subject_id = 'alice'", (tenant.id,)).fetchone()

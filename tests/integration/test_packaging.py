@@ -76,6 +76,7 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal/migrations/versions/0004_classification.py",
                  "trailseal/migrations/versions/0005_semantic_search.py",
                  "trailseal/migrations/versions/0010_usage.py",
+                 "trailseal/migrations/versions/0012_erasure.py",
                  "trailseal/migrations/versions/0006_integrations.py",
                  "trailseal/migrations/versions/0007_scheduled_reports.py",
                  "trailseal_plugins/reports/__init__.py",

@@ -204,6 +204,7 @@ def list_events(svc, conn: Connection, tenant_id: uuid.UUID, q: EventQuery,
     more = len(fitting) < len(rows)
     with driver_cursor(conn) as cur:
         keys = EventDecryptor(svc, cur, tenant_id)
+        keys.prefetch(r["record"] for r in fitting)
         events = [row_to_event(svc, cur, tenant_id, r, keys) for r in fitting]
     next_cursor = None
     if more and fitting:

@@ -69,6 +69,7 @@ def iter_events(svc, tenant_id: uuid.UUID, *, after_seq: int = 0, last_seq: int 
             cur.execute(sql, params)
             rows = cur.fetchall()
             keys = EventDecryptor(svc, cur, tenant_id)
+            keys.prefetch(record for _, record in rows)
             events = [_record_event(svc, cur, tenant_id, record, text_id, keys)
                       for _, record in rows]
         if not events:

@@ -252,6 +252,24 @@ class EventDecryptor:
         self.svc, self.cur, self.tenant_id = svc, cur, tenant_id
         self._pairs: dict[tuple[str, str, str | None], AESGCM | None] = {}
 
+    def prefetch(self, records: Iterable[bytes | None]) -> None:
+        """Read the subject keys a page of stored records needs in one query (instead of
+        one per subject as ``key`` meets them)."""
+        import orjson
+
+        ids = set()
+        for record in records:
+            if record is None:
+                continue
+            rec = orjson.loads(record)
+            _, sep, mode = rec["key_id"].partition(":")
+            if sep:
+                ids.add(rec["actor_id"])
+                if mode == "ae":
+                    ids.add(rec["entity_id"])
+        if ids:
+            read_subject_keys(self.svc, self.cur, self.tenant_id, ids)
+
     def key(self, rec: dict[str, Any]) -> AESGCM | None:
         """The key of a stored record's fields, None when they are erased."""
         key_id = rec["key_id"]
