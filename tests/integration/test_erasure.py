@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from tests.conftest import ingest, make_event
+from trailseal.services.alerts import record_alert
 from trailseal.services.bulk import append_stream
 from trailseal.services.ingest import lock_head, write_batch
 from trailseal.services.records import link_batch, prepare_batch
@@ -228,6 +229,10 @@ def test_derived_data_about_the_subject_is_removed(trailseal_client, trailseal_s
         # what a narrator's insight may quote
         owner.execute("UPDATE event_insights SET ai_insights = jsonb_build_object('quote', "
                       "%s::text) WHERE event_id = %s", (word, event_id))
+    alert = record_alert(trailseal_services, tenant.id, kind="anomaly", severity="high",
+                         title="unusual deletion", event_id=uuid.UUID(ids[0]),
+                         details={"anomaly_score": 0.93, "suggested_actions": ["ask hank"],
+                                  "explanation": {"summary": "hankspecialword at night"}})
     # a stored summary, a kept export file, a cached search ranking
     assert trailseal_client.get("/api/v1/summary/daily?date=2026-11-20",
                                 headers=tenant.headers).status_code == 200
@@ -265,6 +270,10 @@ def test_derived_data_about_the_subject_is_removed(trailseal_client, trailseal_s
     assert after["audit_embeddings"] == [ids[1]] and after["audit_search_text"] == [ids[1]]
     assert after["insights"] == {ids[0]: {}, ids[1]: {"quote": "ivyword"}}
     assert after["summaries"] == 0
+    assert removed["alert_details"] == 1
+    with trailseal_services.db.cursor(tenant.id) as cur:
+        cur.execute("SELECT details FROM audit_anomalies WHERE id = %s", (alert.id,))
+        assert cur.fetchone()[0] == {"anomaly_score": 0.93, "erased": True}
     gone = trailseal_client.get(job_url + "/file", headers=tenant.headers)
     assert gone.status_code == 409  # the job says the file was removed
     assert "erasure" in trailseal_client.get(job_url, headers=tenant.headers).get_json()["error"]

@@ -130,8 +130,11 @@ def _remove_derived(cur, params: dict[str, Any]) -> dict[str, int]:
     cur.execute(f"UPDATE ai_predictions SET features = '{{}}'::jsonb WHERE tenant_id = %(t)s "
                 f"AND features <> '{{}}'::jsonb AND event_id IN ({naming})", params)
     out["predictions"] = cur.rowcount
-    cur.execute(f"UPDATE audit_anomalies SET details = '{{\"erased\": true}}'::jsonb "
-                f"WHERE tenant_id = %(t)s AND details <> '{{\"erased\": true}}'::jsonb "
+    # An alert keeps its score, model and affected ids (plaintext columns anyway); its
+    # explanation and suggested actions are text that may quote the details.
+    cur.execute(f"UPDATE audit_anomalies SET details = (details - 'explanation' "
+                f"- 'suggested_actions') || '{{\"erased\": true}}'::jsonb "
+                f"WHERE tenant_id = %(t)s AND NOT details ? 'erased' "
                 f"AND event_id IN ({naming})", params)
     out["alert_details"] = cur.rowcount
     return out
