@@ -107,6 +107,9 @@ DEFAULTS: dict[str, Any] = {
     "CHECKPOINT_WITNESS_URL": None,
     # Events one export bundle (GET /api/v1/chain/bundle) holds at most.
     "BUNDLE_MAX_EVENTS": 100_000,
+    # GDPR erasure: entity types whose entity id is a person (a subject with its own key, so
+    # erasing them makes the events about them unreadable), comma-separated.
+    "PERSON_ENTITY_TYPES": "user,person,customer,employee,member,patient,contact",
 }
 
 

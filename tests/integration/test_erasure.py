@@ -140,6 +140,10 @@ def test_erasure_is_idempotent_recorded_and_later_events_are_unreadable(
                               entity={"type": "customer", "id": "dave"}, **SECRET)])["ids"]
     assert [_fields(_event(trailseal_client, tenant, i)) for i in late] == \
         [(ERASED, ERASED, ERASED)] * 2
+    # the demo's example subject: the customer with most events
+    from trailseal_plugins.demo.loader import subject_to_erase
+
+    assert subject_to_erase(trailseal_services, str(tenant.id)) == "dave"
     assert _verify(trailseal_client, tenant)["intact"] is True
 
 
