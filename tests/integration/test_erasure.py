@@ -315,3 +315,20 @@ def test_cli_erase(trailseal_client, trailseal_services, tenant):
     missing = subprocess.run([*cmd[:-4], "--subject", "nobody", "--reason", "x"], env=env,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "no subject 'nobody'" in missing.stderr
+
+
+def test_person_entity_types_are_configurable_and_recorded_per_event(
+        trailseal_client, trailseal_services, tenant, monkeypatch):
+    monkeypatch.setitem(trailseal_services.config, "PERSON_ENTITY_TYPES", "patient")
+    by_then = ingest(trailseal_client, tenant, [
+        make_event(actor={"id": "yan", "type": "user"}, entity={"type": "user", "id": "zed"},
+                   **SECRET),
+        make_event(actor={"id": "yan", "type": "user"}, entity={"type": "patient", "id": "zed"},
+                   **SECRET)])["ids"]
+    monkeypatch.setitem(trailseal_services.config, "PERSON_ENTITY_TYPES", "user")
+    result = _erase(trailseal_client, tenant, "zed")
+    # the user entity was no person when written (key_id ":a"); the patient was (":ae")
+    assert result["events_erased"] == 1
+    assert result["events_not_erased"] == {"legacy": 0, "entity_not_person": 1}
+    assert [_fields(_event(trailseal_client, tenant, i))[1] for i in by_then] == [
+        "Secret/1.0", ERASED]

@@ -214,6 +214,11 @@ def ensure_subject_keys(svc, tenant_id: uuid.UUID, ids: Iterable[str]) -> dict[s
         fetched = {sid: _unwrap(svc, tenant_id, sid, w) for sid, w in cur.fetchall()}
         new = sorted(sid for sid in missing if sid not in fetched)
         if new:
+            # No wait for the WAL flush here: the events that use these keys commit later,
+            # synchronously, and flushing their commit record flushes everything written
+            # before it, these keys included. So a key is durable whenever an event needing
+            # it is (a crash in between loses only keys nothing uses).
+            cur.execute("SET LOCAL synchronous_commit = off")
             raw = {sid: AESGCM.generate_key(bit_length=256) for sid in new}
             wrapped = [svc.keyring.wrap_secret(_aad(tenant_id, sid), raw[sid]) for sid in new]
             # A concurrent ingest may create the same subject's key, or an erasure its
