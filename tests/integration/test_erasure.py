@@ -234,7 +234,7 @@ def test_derived_data_about_the_subject_is_removed(trailseal_client, trailseal_s
         owner.execute("UPDATE event_insights SET ai_insights = jsonb_build_object('quote', "
                       "%s::text) WHERE event_id = %s", (word, event_id))
     alert = record_alert(trailseal_services, tenant.id, kind="anomaly", severity="high",
-                         title="unusual deletion", event_id=uuid.UUID(ids[0]),
+                         title="unusual deletion", event_id=ids[0],
                          details={"anomaly_score": 0.93, "suggested_actions": ["ask hank"],
                                   "explanation": {"summary": "hankspecialword at night"}})
     # a stored summary, a kept export file, a cached search ranking
