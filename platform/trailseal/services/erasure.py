@@ -21,7 +21,6 @@ from ..errors import NotFound, ValidationFailed
 from ..schemas import TEXT_PATTERN
 from .access import AccessRecord, audited_read
 from .chain import format_ts
-from .subject_keys import person_entity_types
 from .summaries import delete_stored_summaries
 from .tenancy import Principal
 
@@ -51,8 +50,9 @@ def erase_subject(svc, principal: Principal, subject_id: str, reason: str,
     if not reason or len(reason) > 1000:
         raise ValidationFailed("reason must be 1–1000 characters")
     tenant_id = principal.tenant_id
-    person_types = sorted(person_entity_types(svc.config))
-    params = {"t": tenant_id, "s": subject_id, "persons": person_types}
+    # Which events are unreadable now is written in each event's key_id (":a" actor key,
+    # ":ae" actor and entity keys), not decided by today's PERSON_ENTITY_TYPES.
+    params = {"t": tenant_id, "s": subject_id}
     context = (audited_read(svc, principal, access) if access is not None
                else svc.db.transaction(tenant_id))
     with context as conn, driver_cursor(conn) as cur:
