@@ -300,6 +300,7 @@ def test_derived_data_about_the_subject_is_removed(trailseal_client, trailseal_s
 def test_cli_erase(trailseal_client, trailseal_services, tenant):
     ids = ingest(trailseal_client, tenant, [make_event(actor={"id": "jack", "type": "user"},
                                                        **SECRET)])["ids"]
+    assert _fields(_event(trailseal_client, tenant, ids[0]))[1] == "Secret/1.0"  # key cached
     env = dict(os.environ, TRAILSEAL_INSTANCE_PATH=trailseal_services.config["INSTANCE_PATH"])
     cmd = [sys.executable, "-m", "trailseal", "erase", "--tenant", tenant.slug,
            "--subject", "jack", "--reason", "GDPR request 7"]
@@ -307,8 +308,7 @@ def test_cli_erase(trailseal_client, trailseal_services, tenant):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["key_destroyed"] is True and result["events_erased"] == 1
-    # this process cached jack's key: it forgets it within SUBJECT_KEY_TTL, or at once here
-    trailseal_services.keyring.subject_cache.clear()
+    # this process had jack's key cached: the erasure counter in Redis makes it forget it
     assert _fields(_event(trailseal_client, tenant, ids[0])) == (ERASED, ERASED, ERASED)
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "already erased" in again.stdout

@@ -9,20 +9,25 @@ gone (see ``subject_keys``).
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import redis
 
 from ..db import driver_cursor
 from ..errors import NotFound, ValidationFailed
 from ..schemas import TEXT_PATTERN
 from .access import AccessRecord, audited_read
 from .chain import format_ts
+from .subject_keys import SUBJECT_KEY_TTL, erasure_counter
 from .summaries import delete_stored_summaries
 from .tenancy import Principal
+
+log = logging.getLogger(__name__)
 
 # Events by or about the subject: the actor, or the entity when it names a person (the events
 # erasure makes unreadable) and any other event whose entity id is the subject (whose
@@ -108,6 +113,12 @@ def erase_subject(svc, principal: Principal, subject_id: str, reason: str,
             (result["erasure_id"], tenant_id, subject_id, reason,
              f"{principal.kind}:{principal.id}", orjson.dumps(result).decode()))
     svc.keyring.subject_cache.forget(str(tenant_id), subject_id)
+    try:
+        # every other process empties its cached keys of the tenant before its next read
+        svc.redis.incr(erasure_counter(str(tenant_id)))
+    except redis.RedisError:
+        log.warning("erasure of a subject of tenant %s not announced (Redis); other "
+                    "processes forget the key within %.0f s", tenant_id, SUBJECT_KEY_TTL)
     return result
 
 

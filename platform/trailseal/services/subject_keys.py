@@ -30,14 +30,16 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import redis
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import ConfigurationError
 
 #: What an erased field reads as (the API, exports, search results, dashboards).
 ERASED = "[erased]"
-#: Seconds a process keeps using a subject key it read; an erasure in another process reaches
-#: this one within that time (the erasing process forgets the key at once).
+#: Seconds a process keeps using a subject key it read. Readers also check the tenant's
+#: erasure counter in Redis before each page, so an erasure elsewhere reaches them at once;
+#: the TTL bounds staleness when Redis does not answer.
 SUBJECT_KEY_TTL = 30.0
 #: The entity types whose entity id is a person (a subject with a key of its own) by default.
 DEFAULT_PERSON_ENTITY_TYPES = "user,person,customer,employee,member,patient,contact"
@@ -135,19 +137,22 @@ def _aad(tenant_id: uuid.UUID | str, subject_id: str) -> str:
 
 class SubjectKeyCache:
     """Per-process cache of unwrapped subject keys, ``SUBJECT_KEY_TTL`` seconds each;
-    an erased subject (a tombstone) is remembered for good."""
+    an erased subject (a tombstone) is remembered for good. Readers first compare the
+    tenant's erasure counter in Redis (``sync``): an erasure in another process empties
+    this process's keys of that tenant before its next read."""
 
     def __init__(self):
-        self._keys: dict[tuple[str, str], tuple[bytes | None, float]] = {}
+        self._keys: dict[str, dict[str, tuple[bytes | None, float]]] = {}
+        self._seen: dict[str, bytes | None] = {}
         self._lock = threading.Lock()
 
     def get_many(self, tenant_text: str, ids: Iterable[str]) -> tuple[dict[str, bytes | None], list[str]]:
         """The cached keys of ``ids`` and the ids not (or no longer) cached."""
         now = time.monotonic()
         found, missing = {}, []
-        keys = self._keys
+        keys = self._keys.get(tenant_text, {})
         for sid in ids:
-            hit = keys.get((tenant_text, sid))
+            hit = keys.get(sid)
             if hit is not None and (hit[0] is None or now - hit[1] < SUBJECT_KEY_TTL):
                 found[sid] = hit[0]
             else:
@@ -157,19 +162,37 @@ class SubjectKeyCache:
     def put_many(self, tenant_text: str, keys: dict[str, bytes | None]) -> None:
         now = time.monotonic()
         with self._lock:
-            if len(self._keys) + len(keys) > _CACHE_MAX:
+            if sum(map(len, self._keys.values())) + len(keys) > _CACHE_MAX:
                 self._keys.clear()
+            mine = self._keys.setdefault(tenant_text, {})
             for sid, key in keys.items():
-                self._keys[(tenant_text, sid)] = (key, now)
+                mine[sid] = (key, now)
 
     def forget(self, tenant_text: str, subject_id: str) -> None:
         """Drop a subject's key from this process (erasure) so it is read again."""
         with self._lock:
-            self._keys.pop((tenant_text, subject_id), None)
+            self._keys.get(tenant_text, {}).pop(subject_id, None)
+
+    def sync(self, svc, tenant_text: str) -> None:
+        """Empty the tenant's cached keys when its erasure counter in Redis moved since this
+        process last looked (one GET; without Redis the TTL still bounds staleness)."""
+        try:
+            now = svc.redis.get(erasure_counter(tenant_text))
+        except redis.RedisError:
+            return
+        if self._seen.get(tenant_text) != now:
+            with self._lock:
+                self._keys.pop(tenant_text, None)
+                self._seen[tenant_text] = now
 
     def clear(self) -> None:
         with self._lock:
             self._keys.clear()
+
+
+def erasure_counter(tenant_text: str) -> str:
+    """The Redis key erasures of a tenant increment (see ``SubjectKeyCache.sync``)."""
+    return f"trailseal:subject-erasures:{tenant_text}"
 
 
 def _cache(svc) -> SubjectKeyCache:
@@ -256,6 +279,12 @@ class EventDecryptor:
     def __init__(self, svc, cur, tenant_id: uuid.UUID):
         self.svc, self.cur, self.tenant_id = svc, cur, tenant_id
         self._pairs: dict[tuple[str, str, str | None], AESGCM | None] = {}
+        self._synced = False
+
+    def _sync(self) -> None:
+        if not self._synced:
+            self._synced = True
+            _cache(self.svc).sync(self.svc, str(self.tenant_id))
 
     def prefetch(self, records: Iterable[bytes | None]) -> None:
         """Read the subject keys a page of stored records needs in one query (instead of
@@ -273,6 +302,7 @@ class EventDecryptor:
                 if mode == "ae":
                     ids.add(rec["entity_id"])
         if ids:
+            self._sync()
             read_subject_keys(self.svc, self.cur, self.tenant_id, ids)
 
     def key(self, rec: dict[str, Any]) -> AESGCM | None:
@@ -288,6 +318,7 @@ class EventDecryptor:
         if pair in self._pairs:
             return self._pairs[pair]
         ids = [rec["actor_id"]] if entity is None else [rec["actor_id"], entity]
+        self._sync()
         keys = read_subject_keys(self.svc, self.cur, self.tenant_id, ids)
         if any(keys.get(sid) is None for sid in ids):
             aes = None
