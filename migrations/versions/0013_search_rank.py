@@ -14,14 +14,14 @@ reads through one function:
   set. The app role may execute it and is not a member of the role.
 
 Revision ID: 0013_search_rank
-Revises: 0011_retention
+Revises: 0012_erasure
 Create Date: 2026-11-28
 """
 
 from alembic import op
 
 revision = "0013_search_rank"
-down_revision = "0011_retention"
+down_revision = "0012_erasure"
 branch_labels = None
 depends_on = None
 

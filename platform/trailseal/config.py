@@ -113,6 +113,9 @@ DEFAULTS: dict[str, Any] = {
     # are written (unset: <instance>/archives).
     "MAINTENANCE_DATABASE_URL": None,
     "ARCHIVE_DIR": None,
+    # GDPR erasure: entity types whose entity id is a person (a subject with its own key, so
+    # erasing them makes the events about them unreadable), comma-separated.
+    "PERSON_ENTITY_TYPES": "user,person,customer,employee,member,patient,contact",
 }
 
 

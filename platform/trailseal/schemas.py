@@ -216,9 +216,13 @@ class EventOut(BaseModel):
     entity: Entity
     severity: Severity
     source: str | None
-    ip_address: str | None
-    user_agent: str | None
-    action_details: dict[str, Any] | None
+    ip_address: str | None = Field(description="`[erased]` once a subject of the event is "
+                                               "erased")
+    user_agent: str | None = Field(description="`[erased]` once a subject of the event is "
+                                               "erased")
+    action_details: dict[str, Any] | Literal["[erased]"] | None = Field(
+        description="The details sent; the string `[erased]` once a subject of the event is "
+                    "erased")
     tags: list[str]
     idempotency_key: str | None
     previous_hash: str
@@ -1106,3 +1110,32 @@ class LegalHoldOut(BaseModel):
 
 class LegalHoldList(BaseModel):
     holds: list[LegalHoldOut] = Field(description="Newest first")
+# --- GDPR erasure ------------------------------------------------------------------------------
+
+
+class ErasureIn(BaseModel):
+    """The body of ``POST /subjects/{id}/erase``."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: _text(1000) = Field(description="Why the subject is erased (e.g. the request's "
+                                            "reference); kept in the erasure record.")
+
+
+class ErasureOut(BaseModel):
+    subject_id: str
+    erasure_id: str
+    erased_at: str = Field(description="When the subject's key was destroyed (the first "
+                                       "erasure's time when asked again)")
+    already_erased: bool = Field(description="The key had been destroyed by an earlier "
+                                             "erasure; nothing more was destroyed")
+    key_destroyed: bool = Field(description="This request destroyed a stored key")
+    events_erased: int = Field(description="Events by or about the subject whose sensitive "
+                                           "fields now read `[erased]`")
+    events_not_erased: dict[str, int] = Field(
+        description="Events naming the subject whose fields stay readable: `legacy` "
+                    "(written before per-subject keys), `entity_not_person` (the subject is "
+                    "their entity, of a type that is not a person)")
+    derived_removed: dict[str, int] = Field(
+        description="Derived rows removed or cleared: `embeddings`, `search_rows`, "
+                    "`insight_texts`, `predictions`, `alert_details`, `summaries`, "
+                    "`export_files`, `search_cache`")

@@ -253,7 +253,7 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/checkpoints", "/api/v1/checkpoints/public-key",
              "/api/v1/checkpoints/consistency", "/api/v1/events/<event_id>/proof",
              "/api/v1/chain/bundle", "/api/v1/retention", "/api/v1/legal-holds",
-             "/api/v1/legal-holds/<hold_id>/release"}
+             "/api/v1/legal-holds/<hold_id>/release", "/api/v1/subjects/<subject_id>/erase"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 
@@ -290,7 +290,8 @@ def _valid_body(rule: str, method: str) -> dict | None:
     if method == "POST" and rule == "/api/v1/legal-holds":
         return {"scope": "entity", "entity_type": "invoice", "entity_id": "INV-1",
                 "reason": "bad input"}
-    if method == "POST" and rule == "/api/v1/legal-holds/<hold_id>/release":
+    if method == "POST" and rule in ("/api/v1/legal-holds/<hold_id>/release",
+                                     "/api/v1/subjects/<subject_id>/erase"):
         return {"reason": "bad input"}
     return None
 
@@ -610,3 +611,23 @@ def test_retention_and_hold_cases(world, name, method, url, body, expect):
     after = (world["client"].get("/api/v1/retention", headers=headers).get_json(),
              world["client"].get("/api/v1/legal-holds", headers=headers).get_json())
     assert after == before, name  # nothing half-written
+# Bodies of POST /subjects/{id}/erase that are valid JSON but not a valid erasure request.
+ERASE_BODY_CASES = [
+    ("empty object", {}, (422,)),
+    ("reason empty", {"reason": ""}, (422,)),
+    ("reason too long", {"reason": "r" * 1001}, (422,)),
+    ("reason not a string", {"reason": ["why"]}, (422,)),
+    ("reason with NUL", {"reason": "a\u0000b"}, (422,)),
+    ("unknown key", {"reason": "why", "subject": "u-2"}, (422,)),
+]
+
+
+@pytest.mark.parametrize("name,body,expect", ERASE_BODY_CASES,
+                         ids=[c[0] for c in ERASE_BODY_CASES])
+def test_erase_body_cases(trailseal_services, world, name, body, expect):
+    resp = world["client"].post("/api/v1/subjects/u-1/erase", json=body,
+                                headers=world["tenant"].headers)
+    _check(resp, expect, name)
+    with trailseal_services.db.cursor(world["tenant"].id) as cur:
+        cur.execute("SELECT count(*) FROM subject_erasures")
+        assert cur.fetchone()[0] == 0  # nothing half-written

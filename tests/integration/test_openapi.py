@@ -270,6 +270,10 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
                 json={"reason": "done"}, headers=tenant.headers), None),
             ("get", "/api/v1/legal-holds"): (trailseal_client.get(
                 "/api/v1/legal-holds?active=false", headers=tenant.headers), None),
+            # last of the event readers: every event of u-1 reads [erased] from here on
+            ("post", "/api/v1/subjects/{subject_id}/erase"): (trailseal_client.post(
+                "/api/v1/subjects/u-1/erase", json={"reason": "contract"},
+                headers=tenant.headers), None),
             ("get", "/healthz"): (trailseal_client.get("/healthz"), None),
             ("get", "/metrics"): (trailseal_client.get("/metrics"), None),
             ("get", "/api/v1/openapi.json"): (trailseal_client.get("/api/v1/openapi.json"),

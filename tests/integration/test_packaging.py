@@ -78,6 +78,7 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal/migrations/versions/0010_usage.py",
                  "trailseal/migrations/versions/0013_search_rank.py",
                  "trailseal/migrations/versions/0011_retention.py",
+                 "trailseal/migrations/versions/0012_erasure.py",
                  "trailseal/migrations/versions/0006_integrations.py",
                  "trailseal/migrations/versions/0007_scheduled_reports.py",
                  "trailseal_plugins/reports/__init__.py",

@@ -30,6 +30,8 @@ from ..schemas import (
     DashboardStats,
     DeliveryList,
     DeliveryOut,
+    ErasureIn,
+    ErasureOut,
     ErrorResponse,
     EventCreated,
     EventIn,
@@ -88,6 +90,7 @@ MODELS: list[type[BaseModel]] = [
     SettingsIn, SettingsOut, SummaryOut, ExplanationOut,
     CheckpointIn, CheckpointPage, CheckpointMade, CheckpointKey, InclusionProof, ConsistencyProof, ExportBundle,
     RetentionIn, RetentionOut, LegalHoldIn, LegalHoldOut, LegalHoldList, HoldReleaseIn,
+    ErasureIn, ErasureOut,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -423,6 +426,28 @@ def build_spec(app) -> dict[str, Any]:
                        errors={"404": _error("No event by or about this id in this tenant")},
                        description="Events whose actor or entity is the subject, decrypted, "
                                    "with their insights. Recorded in the access log."),
+        },
+        "/api/v1/subjects/{subject_id}/erase": {
+            "post": _op("Erase a data subject, keeping the chain (GDPR)", "eraseSubject",
+                        "exports", "audit:admin", _ok("What was erased", "ErasureOut"),
+                        body="ErasureIn",
+                        parameters=[_path_param("subject_id", "The person's id as events "
+                                                "name it (`actor.id`, or `entity.id` of an "
+                                                "entity of a person type).")],
+                        errors={"404": _error("Neither a key for nor an event naming this id "
+                                              "in this tenant"),
+                                "422": _error("Missing or invalid reason")},
+                        description="API keys only. Destroys the subject's key: the "
+                                    "`ip_address`, `user_agent` and `action_details` of every "
+                                    "event by the subject, or about it as an entity of a "
+                                    "person type, read `[erased]` from then on (events "
+                                    "written later too). The events stay in the chain and "
+                                    "verify. Removes embeddings and full-text rows (rebuilt "
+                                    "from the erased text), clears insight texts, prediction "
+                                    "features and alert details of those events, deletes "
+                                    "the tenant's stored summaries, kept export files and "
+                                    "cached search rankings. Idempotent (`already_erased`); "
+                                    "recorded with its reason and in the access log."),
         },
         "/api/v1/reports/schedules": {
             "post": _op("Schedule a report mailed as an attachment", "createReportSchedule",

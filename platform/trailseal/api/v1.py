@@ -31,6 +31,7 @@ from ..schemas import (
     BiasMetricQuery,
     CheckpointIn,
     CorrectionIn,
+    ErasureIn,
     EventQuery,
     ExportFilters,
     FeedbackIn,
@@ -64,6 +65,7 @@ from ..services.checkpoints import (
     read_public_key,
 )
 from ..services.corrections import correct_insights, read_tag_rules, write_tag_rules
+from ..services.erasure import erase_subject
 from ..services.events import read_event, read_events_page
 from ..services.explain import explain_event
 from ..services.export_jobs import read_export_file, read_export_job, start_export_job
@@ -799,3 +801,17 @@ def legal_hold_release(hold_id: str):
     body = parse_body(HoldReleaseIn)
     return jsonify(release_hold(current_services(), g.principal, hold_id, body.reason,
                                 access_record(body.model_dump())))
+# --- GDPR erasure --------------------------------------------------------------------------
+
+
+@bp.post("/subjects/<subject_id>/erase")
+@endpoint("audit:admin", allow_session=False)
+def subject_erase(subject_id: str):
+    """Erase a data subject (an actor id, or the id of an entity of a person type): body
+    ``{"reason": "..."}``. Destroys the subject's key, so the sensitive fields of its events
+    read ``[erased]``; the events stay in the chain, which still verifies. Removes derived
+    data (embeddings, full-text rows, insight texts, stored summaries, kept export files,
+    cached search rankings). Idempotent; recorded. 404 when the tenant has no such subject."""
+    body = parse_body(ErasureIn)
+    return jsonify(erase_subject(current_services(), g.principal, subject_id, body.reason,
+                                 access_record()))

@@ -16,6 +16,7 @@ import signal
 import click
 
 from .admin import apikey, keys, migrate, tenant, usage, user
+from .erasure import erase
 from .helpers import TrailsealGroup, make_app
 from .ledger import checkpoint, import_events, verify
 from .plugins import add_plugin_commands, plugins
@@ -48,7 +49,7 @@ def cli(verbose: bool) -> None:
 
 
 for _command in (migrate, tenant, user, apikey, keys, verify, import_events, plugins, serve,
-                 worker, scheduler, train, usage, checkpoint, retention, search_index):
+                 worker, scheduler, train, usage, checkpoint, retention, erase, search_index):
     cli.add_command(_command)
 
 

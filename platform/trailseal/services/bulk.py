@@ -17,9 +17,15 @@ from ..errors import NotFound, ValidationFailed
 from ..infra import helpers
 from .ingest import AppendResult, lock_head, validate_events, write_batch
 from .records import PreparedBatch, link_batch, prepare_batch
+from .subject_keys import (
+    EventKeys,
+    ensure_subject_keys,
+    person_entity_types,
+    subjects_of,
+    subjects_of_raw,
+)
 
 log = logging.getLogger(__name__)
-_HELPER_KEYS: dict[tuple[str, str], Any] = {}  # (tenant, key id) -> AESGCM, inside a helper
 
 
 def parse_documents(raw: list[Any]) -> list[Any]:
@@ -40,21 +46,14 @@ def parse_documents(raw: list[Any]) -> list[Any]:
     return out
 
 
-def _prepare_raw(tenant_text: str, key_id: str, key: bytes, raw: list[Any]) -> tuple[str, Any]:
+def _prepare_raw(tenant_text: str, keys: EventKeys, raw: list[Any]) -> tuple[str, Any]:
     """Parse, validate and prepare one raw batch in a helper process: ``("ok", PreparedBatch)`` or
     ``("invalid", (message, details))``."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    dek = _HELPER_KEYS.get((tenant_text, key_id))
-    if dek is None:
-        if len(_HELPER_KEYS) > 64:
-            _HELPER_KEYS.clear()
-        dek = _HELPER_KEYS[(tenant_text, key_id)] = AESGCM(key)
     try:
         events = validate_events(parse_documents(raw))
     except ValidationFailed as exc:
         return "invalid", (exc.message, exc.details)
-    return "ok", prepare_batch(tenant_text, key_id, dek, events)
+    return "ok", prepare_batch(tenant_text, keys, events)
 
 
 @dataclass
@@ -103,8 +102,15 @@ def append_stream(
         cur.execute("SELECT 1 FROM chain_heads WHERE tenant_id = %s", (tenant_id,))
         if cur.fetchone() is None:
             raise NotFound("tenant not found", {"tenant_id": tenant_text})
-        key_id, dek = svc.keyring.active_key(cur, tenant_id)
-        material = svc.keyring.key_material(cur, tenant_id, key_id) if workers != 0 else None
+        key_id, _ = svc.keyring.active_key(cur, tenant_id)
+        tenant_key = svc.keyring.raw_key(cur, tenant_id, key_id)
+    person_types = person_entity_types(svc.config)
+
+    def keys_for(raw: list[Any]) -> EventKeys:
+        # The batch's subjects are read here, before a helper validates it, so their keys
+        # (created when new) travel with the batch: helpers never touch the database.
+        subject_keys = ensure_subject_keys(svc, tenant_id, subjects_of_raw(raw, person_types))
+        return EventKeys(key_id, tenant_key, subject_keys, person_types)
 
     done = StreamResult()
     numbered = ((number, raw) for number, raw in enumerate(batches) if raw)
@@ -132,7 +138,9 @@ def append_stream(
                 events = validate_events(parse_documents(raw))
             except ValidationFailed as exc:
                 raise invalid(number, exc.message, exc.details) from None
-            commit(prepare_batch(tenant_text, key_id, dek, events))
+            subject_keys = ensure_subject_keys(svc, tenant_id, subjects_of(events, person_types))
+            commit(prepare_batch(tenant_text, EventKeys(key_id, tenant_key, subject_keys,
+                                                        person_types), events))
 
     if workers == 0:
         inline(numbered)
@@ -162,7 +170,7 @@ def append_stream(
         future = None
         if not broken:
             try:
-                future = helpers.submit(pool, _prepare_raw, tenant_text, key_id, material, raw)
+                future = helpers.submit(pool, _prepare_raw, tenant_text, keys_for(raw), raw)
             except (helpers.BrokenProcessPool, RuntimeError):
                 broken = True
         pending.append((number, raw, future))

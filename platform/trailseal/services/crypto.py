@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import ConfigurationError, TrailsealError
+from .subject_keys import SubjectKeyCache
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,9 @@ class KeyRing:
         self._master = AESGCM(master_key)
         self.master_key_id = master_key_id(master_key)
         self._keys: dict[tuple[str, str], AESGCM] = {}
+        self._raw: dict[tuple[str, str], bytes] = {}
+        #: unwrapped per-subject keys (``subject_keys``)
+        self.subject_cache = SubjectKeyCache()
         self._active: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -171,6 +175,7 @@ class KeyRing:
             # never stored, and later appends must not encrypt with it. The next
             # ``active_key`` reads the committed newest key.
             self._keys[(str(tenant_id), key_id)] = AESGCM(dek)
+            self._raw[(str(tenant_id), key_id)] = dek
             self._active.pop(str(tenant_id), None)
         return key_id
 
@@ -201,6 +206,14 @@ class KeyRing:
             return aes
         return self._remember(tenant_id, key_id, self._wrapped(cur, tenant_id, key_id))
 
+    def raw_key(self, cur, tenant_id: uuid.UUID, key_id: str) -> bytes:
+        """The raw bytes of a data key (cached): what per-subject event keys derive from."""
+        raw = self._raw.get((str(tenant_id), key_id))
+        if raw is None:
+            self._remember(tenant_id, key_id, self._wrapped(cur, tenant_id, key_id))
+            raw = self._raw[(str(tenant_id), key_id)]
+        return raw
+
     def key_material(self, cur, tenant_id: uuid.UUID, key_id: str) -> bytes:
         """The raw bytes of a data key, for a helper process of this one (bulk import).
         Never cached, never logged, never leaves the machine."""
@@ -218,7 +231,9 @@ class KeyRing:
         return row[0]
 
     def _remember(self, tenant_id: uuid.UUID, key_id: str, wrapped: bytes) -> AESGCM:
-        aes = AESGCM(self._unwrap(tenant_id, key_id, wrapped))
+        raw = self._unwrap(tenant_id, key_id, wrapped)
+        aes = AESGCM(raw)
         with self._lock:
             self._keys[(str(tenant_id), key_id)] = aes
+            self._raw[(str(tenant_id), key_id)] = raw
         return aes

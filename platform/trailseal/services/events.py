@@ -28,6 +28,7 @@ from .access import AccessRecord, audited_read
 from .chain import format_ts
 from .crypto import decrypt_field
 from .paging import decode_cursor, encode_cursor, seq_part, time_part
+from .subject_keys import ERASED, EventDecryptor
 from .tenancy import Principal
 
 a = audit_logs.alias("a")
@@ -92,24 +93,29 @@ def build_filters(q: EventQuery) -> list[ColumnElement[bool]]:
     return where
 
 
-def _decrypt(svc, cur, tenant_id, event_id, key_id, field, text: str | None) -> bytes | None:
+def _decrypt(aes, tenant_id, event_id, field, text: str | None) -> bytes | str | None:
     if text is None:
         return None
-    key = svc.keyring.key(cur, tenant_id, key_id)
-    return decrypt_field(key, tenant_id, event_id, field, base64.b64decode(text))
+    if aes is None:
+        return ERASED
+    return decrypt_field(aes, tenant_id, event_id, field, base64.b64decode(text))
 
 
-def row_to_event(svc, cur, tenant_id: uuid.UUID, r: Mapping[str, Any]) -> dict[str, Any]:
+def row_to_event(svc, cur, tenant_id: uuid.UUID, r: Mapping[str, Any],
+                 keys: EventDecryptor | None = None) -> dict[str, Any]:
     """One row of ``EVENT_COLUMNS`` as the API's event object (``cur``: a psycopg cursor of
-    the same transaction, for the keyring). Every field shown comes from the hashed record,
-    so what a reader sees is what verification covers."""
+    the same transaction, for the keyring; ``keys``: one decryptor shared by a page). Every
+    field shown comes from the hashed record, so what a reader sees is what verification
+    covers. The sensitive fields of an event whose subject was erased read ``"[erased]"``."""
     record = r["record"]
     rec = orjson.loads(record)
     event_id = uuid.UUID(rec["id"])
-    key_id = rec["key_id"]
-    ip = _decrypt(svc, cur, tenant_id, event_id, key_id, "ip_address", rec["ip_address"])
-    ua = _decrypt(svc, cur, tenant_id, event_id, key_id, "user_agent", rec["user_agent"])
-    details = _decrypt(svc, cur, tenant_id, event_id, key_id, "action_details", rec["action_details"])
+    if keys is None:
+        keys = EventDecryptor(svc, cur, tenant_id)
+    aes = keys.key(rec) if (rec["ip_address"] or rec["user_agent"] or rec["action_details"]) else None
+    ip = _decrypt(aes, tenant_id, event_id, "ip_address", rec["ip_address"])
+    ua = _decrypt(aes, tenant_id, event_id, "user_agent", rec["user_agent"])
+    details = _decrypt(aes, tenant_id, event_id, "action_details", rec["action_details"])
     insights = None
     if r["has_insights"]:
         insights = {
@@ -130,14 +136,18 @@ def row_to_event(svc, cur, tenant_id: uuid.UUID, r: Mapping[str, Any]) -> dict[s
         "severity": rec["severity"],
         "source": rec["source"],
         "tags": rec["tags"],
-        "ip_address": ip.decode() if ip is not None else None,
-        "user_agent": ua.decode() if ua is not None else None,
-        "action_details": orjson.loads(details) if details is not None else None,
+        "ip_address": _text(ip),
+        "user_agent": _text(ua),
+        "action_details": orjson.loads(details) if isinstance(details, bytes) else details,
         "idempotency_key": rec["idempotency_key"],
         "previous_hash": rec["previous_hash"],
         "hash": hashlib.sha256(record).hexdigest(),
         "insights": insights,
     }
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def page_statement(q: EventQuery, chronological: bool = False,
@@ -193,7 +203,9 @@ def list_events(svc, conn: Connection, tenant_id: uuid.UUID, q: EventQuery,
     fitting = [r for r in rows[: q.limit] if r["record"] is not None]
     more = len(fitting) < len(rows)
     with driver_cursor(conn) as cur:
-        events = [row_to_event(svc, cur, tenant_id, r) for r in fitting]
+        keys = EventDecryptor(svc, cur, tenant_id)
+        keys.prefetch(r["record"] for r in fitting)
+        events = [row_to_event(svc, cur, tenant_id, r, keys) for r in fitting]
     next_cursor = None
     if more and fitting:
         last = fitting[-1]

@@ -30,6 +30,7 @@ from ..types import Exporter
 from .access import AccessRecord, audited_read, record_read
 from .chain import format_ts
 from .events import EVENT_COLUMNS, EVENTS_WITH_INSIGHTS, a, build_filters, row_to_event
+from .subject_keys import EventDecryptor
 from .tenancy import Principal, get_tenant
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,9 @@ def iter_events(svc, scope: ExportScope) -> Iterator[dict[str, Any]]:
             rows = _page(conn, scope, after)
             fitting = [r for r in rows if r["record"] is not None]
             with driver_cursor(conn) as cur:
-                events = [row_to_event(svc, cur, scope.tenant_id, r) for r in fitting]
+                keys = EventDecryptor(svc, cur, scope.tenant_id)
+                keys.prefetch(r["record"] for r in fitting)
+                events = [row_to_event(svc, cur, scope.tenant_id, r, keys) for r in fitting]
         yield from events
         del events
         if len(rows) < scope.page_size and len(fitting) == len(rows):

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..schemas import TEXT_PATTERN, EventIn
 from .records import FIELD_JOIN, PreparedBatch, link_batch, prepare_batch
+from .subject_keys import ensure_subject_keys, event_keys, person_entity_types, subjects_of
 
 # Raw SQL on the hot path measured by bench/bench_ingest.py and bench/bench_post_event.py.
 # Columns travel as one string each, values joined by U+001F (validated text never contains
@@ -30,7 +31,7 @@ INSERT INTO audit_logs (id, tenant_id, seq, occurred_at, received_at, event_type
 SELECT u.id::uuid, %(tenant)s, %(first_seq)s + u.n - 1, u.occurred_at::timestamptz,
   %(received_at)s, u.event_type, u.actor_id, u.actor_type, u.actor_role, u.actor_department,
   u.entity_type, u.entity_id, u.severity, u.source,
-  string_to_array(coalesce(u.tags, ''), chr(29)), %(key_id)s, %(idempotency_key)s,
+  string_to_array(coalesce(u.tags, ''), chr(29)), u.key_id, %(idempotency_key)s,
   u.previous_hash, u.hash, convert_to(u.record, 'UTF8')
 FROM unnest(
   string_to_array(%(id)s, chr(31)), string_to_array(%(occurred_at)s, chr(31)),
@@ -41,10 +42,11 @@ FROM unnest(
   string_to_array(%(severity)s, chr(31)), string_to_array(%(source)s, chr(31), chr(30)),
   string_to_array(%(tags)s, chr(31), chr(30)), string_to_array(%(previous_hash)s, chr(31)),
   string_to_array(%(hash)s, chr(31)),
-  string_to_array(convert_from(%(record)b, 'UTF8'), chr(31))
+  string_to_array(convert_from(%(record)b, 'UTF8'), chr(31)),
+  string_to_array(%(key_id)s, chr(31))
 ) WITH ORDINALITY AS u(id, occurred_at, event_type, actor_id, actor_type, actor_role,
   actor_department, entity_type, entity_id, severity, source, tags, previous_hash, hash,
-  record, n)
+  record, key_id, n)
 """
 
 @dataclass
@@ -113,7 +115,7 @@ def write_batch(cur, tenant_id: uuid.UUID, batch: PreparedBatch) -> AppendResult
     """INSERT the linked batch and move the chain head (the head row is locked)."""
     cur.execute(INSERT_SQL, {
         **batch.columns,
-        "tenant": tenant_id, "received_at": batch.received_at, "key_id": batch.key_id,
+        "tenant": tenant_id, "received_at": batch.received_at,
         "idempotency_key": batch.single_key, "first_seq": batch.seqs[0],
         "previous_hash": FIELD_JOIN.join(batch.prevs), "hash": FIELD_JOIN.join(batch.hashes),
         "record": b"\x1f".join(batch.blobs),
@@ -139,10 +141,12 @@ def append_events(
     if not events:
         raise ValidationFailed("nothing to append: the batch is empty")
     single_key = idempotency_key if len(events) == 1 else None
+    subject_keys = ensure_subject_keys(
+        svc, tenant_id, subjects_of(events, person_entity_types(svc.config)))
     with svc.db.cursor(tenant_id) as cur:
-        key_id, dek = svc.keyring.active_key(cur, tenant_id)
+        keys = event_keys(svc, cur, tenant_id, subject_keys)
         # Everything but seq/previous_hash is prepared before the chain head is locked.
-        batch = prepare_batch(str(tenant_id), key_id, dek, events, single_key)
+        batch = prepare_batch(str(tenant_id), keys, events, single_key)
         # The chain head row lock serialises appends of this tenant (one lock per batch).
         head = lock_head(cur, tenant_id)
         if idempotency_key is not None:

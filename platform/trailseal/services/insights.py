@@ -19,6 +19,7 @@ from .alerts import insert_alert
 from .chain import format_ts
 from .crypto import decrypt_field
 from .search_index import store_embeddings, store_search_text
+from .subject_keys import ERASED, EventDecryptor
 
 RECONCILE_CHUNK = 1000  # longest seq range the reconciler enqueues as one job
 INSIGHT_FIELDS = ("anomaly_score", "is_anomaly", "category", "risk_level", "tags",
@@ -67,7 +68,10 @@ def iter_events(svc, tenant_id: uuid.UUID, *, after_seq: int = 0, last_seq: int 
         with svc.db.cursor(tenant_id) as cur:
             cur.execute(sql, params)
             rows = cur.fetchall()
-            events = [_record_event(svc, cur, tenant_id, record, text_id) for _, record in rows]
+            keys = EventDecryptor(svc, cur, tenant_id)
+            keys.prefetch(record for _, record in rows)
+            events = [_record_event(svc, cur, tenant_id, record, text_id, keys)
+                      for _, record in rows]
         if not events:
             return
         yield events
@@ -77,24 +81,31 @@ def iter_events(svc, tenant_id: uuid.UUID, *, after_seq: int = 0, last_seq: int 
 
 
 def _record_event(svc, cur, tenant_id: uuid.UUID, record: bytes,
-                  tenant_text: str | None = None) -> Event:
+                  tenant_text: str | None = None, keys: EventDecryptor | None = None) -> Event:
     """A stored record as plugins see the event (decrypted), read straight from its
     JSON (the same fields ``row_to_event`` shows). The record's id is the canonical text of
-    the event's UUID, so it is the associated data as it was bound at encryption."""
+    the event's UUID, so it is the associated data as it was bound at encryption. An erased
+    event's ip_address and user_agent read ``"[erased]"`` and its details None (plugins
+    keep their dict-or-None contract)."""
     rec = orjson.loads(record)
     event_id = rec["id"]
     tenant_text = tenant_text or str(tenant_id)
-    key = None
+    keys = keys or EventDecryptor(svc, cur, tenant_id)
+    key = erased = None
     values = []
     for name in ("ip_address", "user_agent", "action_details"):
         blob = rec[name]
         if blob is None:
             values.append(None)
             continue
-        if key is None:
-            key = svc.keyring.key(cur, tenant_id, rec["key_id"])
-        values.append(decrypt_field(key, tenant_text, event_id, name, a2b_base64(blob)))
+        if key is None and not erased:
+            key = keys.key(rec)
+            erased = key is None
+        values.append(ERASED.encode() if erased else
+                      decrypt_field(key, tenant_text, event_id, name, a2b_base64(blob)))
     ip, agent, details = values
+    if erased:
+        details = None
     return Event(
         id=event_id, tenant_id=tenant_text, seq=rec["seq"], occurred_at=rec["occurred_at"],
         event_type=rec["event_type"], actor_id=rec["actor_id"], actor_type=rec["actor_type"],

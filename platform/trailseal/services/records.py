@@ -28,6 +28,7 @@ from .chain import (
     pack_seq_times,
 )
 from .crypto import NONCE_BYTES, encrypt_field
+from .subject_keys import EventKeys
 
 # Values of one column travel joined by U+001F (validated text never contains U+001C..U+001F;
 # canonical JSON escapes every control character), NULL as U+001E.
@@ -75,7 +76,7 @@ class PreparedBatch:
     received_us: int
     columns: dict[str, str]  # the indexed columns, joined (see INSERT_SQL)
     received_at: datetime
-    key_id: str
+    key_id: str  # the tenant data key the batch's event keys derive from
     single_key: str | None
     seqs: list[int] | None = None
     prevs: list[str] | None = None
@@ -98,10 +99,12 @@ def _split_record(blob: bytes) -> tuple[bytes, bytes, bytes, bytes]:
     return blob[:i], blob[i:j], blob[j:k + 7], blob[k + 8:]
 
 
-def prepare_batch(tenant_text: str, key_id: str, dek, events: list[EventIn],
+def prepare_batch(tenant_text: str, keys: EventKeys, events: list[EventIn],
              single_key: str | None = None) -> PreparedBatch:
     """Ids, encryption, the canonical records (up to their columns_hash, seq and
-    previous_hash) and the indexed columns: everything that does not need the chain head."""
+    previous_hash) and the indexed columns: everything that does not need the chain head.
+    Each event's fields are encrypted with its subjects' event key (``keys.for_event``) and
+    its record names that key's ``key_id``."""
     received_at = datetime.now(UTC)
     received_text = format_ts(received_at)
     received_us = (received_at - PG_EPOCH) // _ONE_US
@@ -109,10 +112,13 @@ def prepare_batch(tenant_text: str, key_id: str, dek, events: list[EventIn],
     nonces = os.urandom(NONCE_BYTES * 3 * len(events))
     dumps = orjson.dumps
     ikey = NULL_JOIN if single_key is None else single_key
-    parts, occurred, occurred_us, projections = [], [], [], []
+    parts, occurred, occurred_us, projections, key_ids = [], [], [], [], []
+    for_event = keys.for_event
     n = 0
     for eid, ev in zip(ids, events, strict=True):
         actor, entity = ev.actor, ev.entity
+        key_id, dek = for_event(actor.id, entity.type, entity.id)
+        key_ids.append(key_id)
         ip = ua = details = None
         if ev.ip_address is not None:
             ip = _b64(encrypt_field(dek, tenant_text, eid, "ip_address", ev.ip_address.encode(),
@@ -165,9 +171,10 @@ def prepare_batch(tenant_text: str, key_id: str, dek, events: list[EventIn],
         "severity": FIELD_JOIN.join([ev.severity for ev in events]),
         "source": _joined([ev.source for ev in events]),
         "tags": FIELD_JOIN.join([TAG_SEP.join(ev.tags) if ev.tags else NULL_JOIN for ev in events]),
+        "key_id": FIELD_JOIN.join(key_ids),
     }
     return PreparedBatch(ids, parts, projections, occurred_us, received_us, columns, received_at,
-                  key_id, single_key)
+                  keys.tenant_key_id, single_key)
 
 
 def link_batch(batch: PreparedBatch, last_seq: int, last_hash: str) -> None:

@@ -42,6 +42,7 @@ from .access import AccessRecord, audited_read
 from .events import EVENT_COLUMNS, EVENTS_WITH_INSIGHTS, a, build_filters, i, row_to_event
 from .narration import ground_answer, narrate_text
 from .search_index import FTS_CONFIG
+from .subject_keys import EventDecryptor
 from .tenancy import Principal
 from .vector_index import PROBES, has_valid_index
 
@@ -260,7 +261,9 @@ def load_events_by_id(svc, conn: Connection, tenant_id: uuid.UUID,
     stmt = select(*EVENT_COLUMNS).select_from(EVENTS_WITH_INSIGHTS).where(a.c.id.in_(ids))
     rows = conn.execute(stmt).mappings().all()
     with driver_cursor(conn) as cur:
-        events = [row_to_event(svc, cur, tenant_id, r) for r in rows]
+        keys = EventDecryptor(svc, cur, tenant_id)
+        keys.prefetch(r["record"] for r in rows)
+        events = [row_to_event(svc, cur, tenant_id, r, keys) for r in rows]
     return {e["id"]: e for e in events}
 
 

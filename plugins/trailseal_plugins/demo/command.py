@@ -25,7 +25,7 @@ __all__ = ["demo"]
 @click.option("--load-only", is_flag=True, help="Load the demo data and exit.")
 def demo(host: str, port: int, days: int, load_only: bool) -> None:
     """Start everything on the embedded services with a realistic demo data set."""
-    from .loader import analyse_loaded, event_to_explain, load_demo
+    from .loader import analyse_loaded, event_to_explain, load_demo, subject_to_erase
 
     app = make_app()
     svc = app.extensions["trailseal"]
@@ -81,6 +81,11 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
         explain_id = event_to_explain(svc, summary["api_key_tenant_id"])
         if explain_id:
             click.echo(f"  explain an event: curl {auth} {url}/api/v1/events/{explain_id}/explain")
+        customer = subject_to_erase(svc, summary["api_key_tenant_id"])
+        if customer:
+            click.echo(f"  GDPR erasure (the customer's events then read [erased], the chain "
+                       f"still verifies): trailseal erase --tenant "
+                       f"{summary['api_key_tenant_id']} --subject {customer} --reason 'demo'")
         click.echo("Press Ctrl-C to stop.")
         serve_app(app, host, port, 8)
     except KeyboardInterrupt:

@@ -103,3 +103,14 @@ def analyse_loaded(svc, loaded: list[tuple[str, str, int]],
         for severity, summary in rows:
             echo(f"  - [{severity}] {summary or '(no explanation)'}")
         _show_classification(svc, tid, echo)
+
+
+def subject_to_erase(svc, tid: str) -> str | None:
+    """A customer of the tenant with a few events about them: the demo's example of
+    ``trailseal erase`` (GDPR erasure)."""
+    from sqlalchemy import text
+
+    with svc.db.transaction(tid) as conn:
+        return conn.execute(text(
+            "SELECT entity_id FROM audit_logs WHERE entity_type = 'customer' "
+            "GROUP BY entity_id ORDER BY count(*) DESC, entity_id LIMIT 1")).scalar()
