@@ -173,24 +173,25 @@ def _export_peak(client, tenant, body) -> tuple[int, int]:
 def test_csv_export_pages_with_bounded_memory(trailseal_client, trailseal_services, tenant,
                                               monkeypatch):
     """An export four times larger takes no more memory: events are read in pages of
-    ``EXPORT_PAGE_SIZE`` and written out chunk by chunk, never held whole."""
-    import trailseal.services.exports as exports
+    ``EXPORT_STREAM_PAGE_SIZE`` (the streamed export's binary COPY pages) and written out
+    chunk by chunk, never held whole."""
+    import trailseal.services.export_rows as export_rows
 
     for batch in range(4):
         ingest(trailseal_client, tenant, [
             make_event(occurred_at=_at(batch * 1000 + n), entity={"type": "doc",
                                                                   "id": f"D-{batch}-{n}"},
                        action_details={"note": "x" * 200, "n": n}) for n in range(1000)])
-    monkeypatch.setitem(trailseal_services.config, "EXPORT_PAGE_SIZE", 100)
+    monkeypatch.setitem(trailseal_services.config, "EXPORT_STREAM_PAGE_SIZE", 100)
     pages = []
-    real_page = exports._page
+    real_page = export_rows._read_page
 
-    def counting_page(conn, scope, after):
-        rows = real_page(conn, scope, after)
+    def counting_page(svc, scope, after, size):
+        rows = real_page(svc, scope, after, size)
         pages.append(len(rows))
         return rows
 
-    monkeypatch.setattr(exports, "_page", counting_page)
+    monkeypatch.setattr(export_rows, "_read_page", counting_page)
     small_size, small_peak = _export_peak(trailseal_client, tenant, {"end": _at(1000)})
     pages.clear()
     size, peak = _export_peak(trailseal_client, tenant, {})
