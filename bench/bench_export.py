@@ -98,6 +98,9 @@ def main() -> None:
     os.environ["TRAILSEAL_EXPORT_SYNC_MAX_EVENTS"] = str(PDF_EVENTS)
     with Server(args.instance) as server:
         pid = server.proc.pid
+        started = _vm_hwm_mb(pid)
+        print(f"web process after start-up (VmHWM) {started:,.0f} MB; load average "
+              f"{os.getloadavg()[0]:.2f}")
         t0 = time.perf_counter()
         resp = _post(server.port, token, "/api/v1/export/csv", {})
         assert resp.status == 200, resp.read()[:300]
@@ -112,6 +115,7 @@ def main() -> None:
         print(f"CSV: {rows:,} rows ({total:,} events), {size / 1e6:,.0f} MB in {csv_s:.1f} s "
               f"= {rate:,.0f} rows/s {verdict(rate >= TARGET_ROWS_PER_S)} "
               f"(target >= {TARGET_ROWS_PER_S:,})")
+        print(f"CSV: load average after it {os.getloadavg()[0]:.2f}")
         print(f"CSV: web process peak memory (VmHWM) {peak:,.0f} MB "
               f"{verdict(peak <= TARGET_PEAK_MB)} (target <= {TARGET_PEAK_MB})")
 

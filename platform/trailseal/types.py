@@ -297,7 +297,9 @@ class Exporter(Protocol):
     ``events`` are API event objects (``GET /api/v1/events/{id}``), oldest first, read page
     by page as the exporter iterates. ``context`` holds ``tenant`` (``id``, ``name``,
     ``slug``), ``filters`` (those set), ``period`` (``start``, ``end``, None when open),
-    ``generated_at``, ``generated_by`` and ``head_seq``; a document export (no ``stream``)
+    ``generated_at``, ``generated_by``, ``head_seq`` and ``checkpoint`` (the signed checkpoint
+    that covers the export: ``tree_size``, ``root``, ``note``, ``key_name``, ``created_at``,
+    ``covers_all``; None before the tenant's first checkpoint); a document export (no ``stream``)
     also gets ``event_count`` and ``chain`` (the chain verification report).
 
     Optional attributes: ``extension`` (of the file name; ``name`` otherwise),

@@ -72,6 +72,7 @@ from ..services.exports import (
     ExportScope,
     begin_export,
     begin_subject_export,
+    checkpoint_headers,
     filters_for_log,
     find_exporter,
     iter_events,
@@ -376,7 +377,7 @@ def export_events(format_name: str):
     streams = by_rows or callable(getattr(exporter, "stream", None))
     scope, total = begin_export(svc, g.principal, filters,
                                 access_record(filters_for_log(filters)), count=not streams)
-    headers = {"X-Export-Head-Seq": str(scope.head_seq)}
+    headers = {"X-Export-Head-Seq": str(scope.head_seq), **checkpoint_headers(scope)}
     name = _export_filename(scope, getattr(exporter, "extension", exporter.name))
     if streams:
         chunks = (exporter.stream_rows(iter_event_rows(svc, scope), dict(scope.context))
