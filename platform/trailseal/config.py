@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "EXPORT_PAGE_SIZE": 500,
     # Events read per page by a streamed export (CSV): one binary COPY in a short transaction
     # of its own, ended early by PAGE_MAX_BYTES too; two pages are in memory at once.
-    "EXPORT_STREAM_PAGE_SIZE": 2000,
+    "EXPORT_STREAM_PAGE_SIZE": 1000,
     "DB_POOL_SIZE": 10,
     # Behind TLS: mark the session cookie Secure.
     "SESSION_COOKIE_SECURE": False,
