@@ -53,6 +53,8 @@ _EVENT_KEYS = frozenset((
     "ip_address", "key_id", "occurred_at", "previous_hash", "received_at", "seq",
     "severity", "source", "tags", "tenant_id", "user_agent", "v",
 ))
+# A record with as many keys and each read key present is one of these (a missing key
+# raises KeyError, which sends the record to the reference path).
 _KEY_COUNT = len(_EVENT_KEYS)
 _DONE = object()
 
@@ -275,7 +277,7 @@ def _prefetched(svc, scope: ExportScope, size: int) -> Iterator[list[tuple]]:
                 if stop.is_set():
                     break
                 pages.put(page)
-        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the consumer
             pages.put(exc)
             return
         pages.put(_DONE)
