@@ -198,3 +198,25 @@ def test_records_of_another_shape_go_through_the_reference_path(trailseal_client
     expected[EVENT_ROW_FIELDS.index("hash")] = hashlib.sha256(other).hexdigest()
     assert list(fallback) == expected  # decrypted the same, hash of the bytes it read
     assert fallback[EVENT_ROW_FIELDS.index("user_agent")] == "ua-2"
+
+
+def test_a_download_stopped_half_way_stops_the_page_reader(trailseal_client,
+                                                           trailseal_services, tenant,
+                                                           monkeypatch):
+    """A client that goes away closes the stream: the thread reading pages ahead stops and
+    its connection goes back to the pool; the next export still works."""
+    import threading
+
+    svc = trailseal_services
+    ingest(trailseal_client, tenant, [make_event(occurred_at=_at(n)) for n in range(60)])
+    monkeypatch.setitem(svc.config, "EXPORT_STREAM_PAGE_SIZE", 5)
+    resp = trailseal_client.post("/api/v1/export/csv", json={}, headers=tenant.headers)
+    chunks = iter(resp.response)
+    first = next(chunks) + next(chunks)
+    assert first.startswith(b"id,seq,")
+    assert any(t.name == "trailseal-export-pages" for t in threading.enumerate())
+    resp.close()
+    assert not any(t.name == "trailseal-export-pages" and t.is_alive()
+                   for t in threading.enumerate())
+    again = trailseal_client.post("/api/v1/export/csv", json={}, headers=tenant.headers)
+    assert again.get_data().count(b"\r\n") == 61
