@@ -8,11 +8,13 @@ events), and a test compares it field by field with ``row_to_event``.
 
 Why it is faster than ``exports.iter_events`` (hot path, raw SQL, commented):
 
-- a page is one binary ``COPY`` (``infra.copy_binary``) of a keyset query, thousands of
-  rows long, each page in a short transaction of its own, so a slow download still holds
-  no database connection between pages; the next page is read by a thread while this one
-  is decoded, so the database and Python work at the same time;
-- each row is cut from its COPY message at fixed offsets; the record's JSON is parsed
+- a page is one keyset query of a thousand rows with binary results read through libpq
+  (each value the server's bytes, no per-value conversion; measured cheaper per row than a
+  binary ``COPY`` cut with ``infra.copy_binary``), each page in a short transaction of its
+  own, so a slow download still holds no database connection between pages; the next page
+  is read by a thread while this one is decoded, so the database and Python work at the
+  same time;
+- the record's JSON is parsed
   once, the three encrypted fields are decrypted with the data key's ``AESGCM`` object and
   their associated data built from one per-row prefix; ``action_details`` is its decrypted
   plaintext, which ``records.prepare_batch`` wrote as orjson's canonical text (what the API
@@ -37,12 +39,11 @@ from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
-from psycopg import ClientCursor
+from psycopg import ClientCursor, OperationalError, pq
 from sqlalchemy import Text, case, cast, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from ..db import driver_cursor
-from ..infra.copy_binary import SIGNATURE, copy_out
 from .chain import CANONICAL_VERSION, PG_EPOCH
 from .events import EVENTS_WITH_INSIGHTS, a, i, row_to_event
 from .exports import ExportScope
@@ -58,14 +59,11 @@ _EVENT_KEYS = frozenset((
 _KEY_COUNT = len(_EVENT_KEYS)
 _DONE = object()
 
-# The COPY's columns, in order: seq int8, occurred_at timestamptz, record bytea (NULL past
-# the page's byte budget), then the insights: present (bool), anomaly_score float8,
-# is_anomaly bool, category text, risk_level text, tags as JSON text, ai_insights as text,
-# review_required bool (all NULL but "present" when the event has none).
-_HEAD = struct.Struct(">hiqiqi")  # count, 8, seq, 8, occurred_at (µs), record length
-_RECORD_AT = _HEAD.size
-_INT16 = struct.Struct(">h").unpack_from
-_INT32 = struct.Struct(">i").unpack_from
+# A page's columns, in binary: seq int8, occurred_at timestamptz (µs since 2000-01-01),
+# record bytea (NULL past the page's byte budget), then the insights: present (bool),
+# anomaly_score float8, is_anomaly bool, category text, risk_level text, tags as JSON text,
+# ai_insights as text, review_required bool (all NULL but "present" when there are none).
+_INT8 = struct.Struct(">q").unpack_from
 _FLOAT8 = struct.Struct(">d").unpack_from
 _TRUE = b"\x01"
 _ONE_US = timedelta(microseconds=1)
@@ -78,7 +76,7 @@ def page_size(svc) -> int:
 
 
 def _page_sql(cur, scope: ExportScope, after: tuple[int, int] | None, size: int) -> str:
-    """The binary COPY of one page: up to ``size`` events of ``scope`` after ``after``
+    """The query of one page: up to ``size`` events of ``scope`` after ``after``
     (occurred_at in µs since 2000-01-01, seq), in (occurred_at, seq) order, each with its
     record only while the records before it stay under ``scope.max_bytes``."""
     where = [*scope.where, a.c.seq <= scope.head_seq]
@@ -108,53 +106,32 @@ def _page_sql(cur, scope: ExportScope, after: tuple[int, int] | None, size: int)
                    cast(p.insight_tags, Text), cast(p.ai_insights, Text), p.review_required)
             .order_by(p.occurred_at.asc(), p.seq.asc()))
     compiled = stmt.compile(dialect=_DIALECT)
-    # COPY takes no parameters: psycopg binds them client-side, quoted for this server.
-    query = ClientCursor(cur.connection).mogrify(str(compiled), compiled.params)
-    return f"COPY ({query}) TO STDOUT (FORMAT BINARY)"
-
-
-def _fields(msg) -> tuple[int, int, bytes | None, list[bytes | None]]:
-    """(seq, occurred_at µs, record or None, the insight fields) of one COPY data message."""
-    count, _, seq, _, occurred, size = _HEAD.unpack_from(msg, 0)
-    pos = _RECORD_AT
-    record = None
-    if size >= 0:
-        record = bytes(msg[pos:pos + size])
-        pos += size
-    rest: list[bytes | None] = []
-    for _ in range(count - 3):
-        size = _INT32(msg, pos)[0]
-        pos += 4
-        if size < 0:
-            rest.append(None)
-        else:
-            rest.append(bytes(msg[pos:pos + size]))
-            pos += size
-    return seq, occurred, record, rest
+    # psycopg binds the parameters client-side, quoted for this server: one text to send.
+    return ClientCursor(cur.connection).mogrify(str(compiled), compiled.params)
 
 
 def _read_page(svc, scope: ExportScope, after, size: int) -> list[tuple]:
-    """One page's rows as ``_fields`` tuples, read in a transaction of its own."""
-    rows = []
+    """One page's rows as ``(seq, occurred_at µs, record or None, [the insight fields])``,
+    read in a transaction of its own."""
     with svc.db.transaction(scope.tenant_id) as conn, driver_cursor(conn) as cur:
         # A page is a short index-ordered read: parallel workers only add their start-up.
         cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        sql = _page_sql(cur, scope, after, size)
-        for msg in copy_out(cur.connection.pgconn, sql):
-            # The server sends each tuple as one message; the file header comes in front
-            # of the first, the trailer (a count of -1) alone at the end.
-            if not rows and msg[:len(SIGNATURE)] == SIGNATURE:
-                msg = msg[len(SIGNATURE) + 8 + _INT32(msg, len(SIGNATURE) + 4)[0]:]
-                if not msg:
-                    continue
-            if _INT16(msg, 0)[0] == -1:
-                continue
-            rows.append(_fields(msg))
-    return rows
+        query = _page_sql(cur, scope, after, size)
+        # Raw libpq, binary results: each value is taken as the server's bytes, with none
+        # of the per-value conversion of a cursor (measured cheaper than a binary COPY).
+        res = cur.connection.pgconn.exec_params(query.encode(), [], result_format=1)
+        try:
+            if res.status != pq.ExecStatus.TUPLES_OK:
+                raise OperationalError(res.error_message.decode(errors="replace"))
+            value = res.get_value
+            return [(_INT8(value(r, 0))[0], _INT8(value(r, 1))[0], value(r, 2),
+                     [value(r, c) for c in range(3, 11)]) for r in range(res.ntuples)]
+        finally:
+            res.clear()
 
 
 class _Decoder:
-    """Turns COPY rows into event rows; holds the tenant's data keys while an export runs."""
+    """Turns page rows into event rows; holds the tenant's data keys while an export runs."""
 
     def __init__(self, svc, tenant_id: uuid.UUID):
         self.svc = svc
