@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import selectors
 import struct
 import threading
 import uuid
@@ -110,6 +111,31 @@ def _page_sql(cur, scope: ExportScope, after: tuple[int, int] | None, size: int)
     return ClientCursor(cur.connection).mogrify(str(compiled), compiled.params)
 
 
+def _run_binary(pgconn, query: str):
+    """The result of ``query`` in binary format, waiting for the server with a selector
+    (which releases the GIL, so the exporting thread works meanwhile)."""
+    pgconn.send_query_params(query.encode(), None, result_format=1)
+    fd = pgconn.socket
+    with selectors.DefaultSelector() as selector:
+        while pgconn.flush():
+            selector.register(fd, selectors.EVENT_WRITE)
+            selector.select()
+            selector.unregister(fd)
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            pgconn.consume_input()
+            if not pgconn.is_busy():
+                break
+            selector.select()
+    res = pgconn.get_result()
+    while pgconn.get_result() is not None:  # a single statement: nothing else follows
+        pass
+    if res is None or res.status != pq.ExecStatus.TUPLES_OK:
+        message = (res.error_message if res is not None else pgconn.error_message) or b""
+        raise OperationalError(message.decode(errors="replace") or "the page query failed")
+    return res
+
+
 def _read_page(svc, scope: ExportScope, after, size: int) -> list[tuple]:
     """One page's rows as ``(seq, occurred_at µs, record or None, [the insight fields])``,
     read in a transaction of its own."""
@@ -119,10 +145,8 @@ def _read_page(svc, scope: ExportScope, after, size: int) -> list[tuple]:
         query = _page_sql(cur, scope, after, size)
         # Raw libpq, binary results: each value is taken as the server's bytes, with none
         # of the per-value conversion of a cursor (measured cheaper than a binary COPY).
-        res = cur.connection.pgconn.exec_params(query.encode(), [], result_format=1)
+        res = _run_binary(cur.connection.pgconn, query)
         try:
-            if res.status != pq.ExecStatus.TUPLES_OK:
-                raise OperationalError(res.error_message.decode(errors="replace"))
             value = res.get_value
             return [(_INT8(value(r, 0))[0], _INT8(value(r, 1))[0], value(r, 2),
                      [value(r, c) for c in range(3, 11)]) for r in range(res.ntuples)]
