@@ -268,38 +268,41 @@ def event_as_row(event: dict[str, Any]) -> tuple:
 
 def _prefetched(svc, scope: ExportScope, size: int) -> Iterator[list[tuple]]:
     """The scope's pages in order, each read by a helper thread while the caller works on
-    the one before (at most one page waits). Stops the thread when the caller stops."""
-    pages: queue.Queue = queue.Queue(maxsize=1)
+    the one before: two pages at most exist at once. Stops the thread when the caller
+    stops."""
+    pages: queue.SimpleQueue = queue.SimpleQueue()
+    turn = threading.Semaphore(1)  # a page may be read (released as the caller takes one)
     stop = threading.Event()
 
     def read_all() -> None:
         try:
-            for page in _pages(svc, scope, size):
+            source = _pages(svc, scope, size)
+            while True:
+                turn.acquire()
                 if stop.is_set():
-                    break
+                    return
+                page = next(source, _DONE)
                 pages.put(page)
+                if page is _DONE:
+                    return
         except BaseException as exc:  # noqa: BLE001 - re-raised by the consumer
             pages.put(exc)
-            return
-        pages.put(_DONE)
 
     reader = threading.Thread(target=read_all, name="trailseal-export-pages", daemon=True)
     reader.start()
     try:
         while True:
             page = pages.get()
+            turn.release()
             if page is _DONE:
                 return
             if isinstance(page, BaseException):
                 raise page
             yield page
+            del page
     finally:
         stop.set()
-        while reader.is_alive():  # unblock a reader waiting to hand over its page
-            try:
-                pages.get(timeout=0.1)
-            except queue.Empty:
-                pass
+        turn.release()
         reader.join()
 
 
