@@ -21,8 +21,8 @@ Why it is faster than ``exports.iter_events`` (hot path, raw SQL, commented):
   would print after parsing it).
 
 Any record this path does not recognise (another record format version, other fields, a
-field that does not decrypt) goes through ``row_to_event`` instead, so its row is exactly
-the API's view, or the API's error.
+field that does not decrypt, a data key that is gone) goes through ``row_to_event``
+instead, so its row is exactly the API's view, or the API's error.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from ..db import driver_cursor
 from .chain import CANONICAL_VERSION, PG_EPOCH
+from .crypto import DecryptionFailed
 from .events import EVENTS_WITH_INSIGHTS, a, i, row_to_event
 from .exports import ExportScope
 
@@ -204,7 +205,7 @@ class _Decoder:
                     blob = a2b_base64(details)
                     details = decrypt(blob[:12], blob[12:],
                                       (prefix + "action_details").encode()).decode()
-            except (LookupError, ValueError, TypeError, InvalidTag):
+            except (LookupError, ValueError, TypeError, InvalidTag, DecryptionFailed):
                 # Not a record this path knows (or one that fails): the reference path
                 # reads it, or raises the API's error for it.
                 append(self._reference_row(seq, record, has, score, flagged, category,
