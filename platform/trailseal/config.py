@@ -41,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     # Events read per page (one short transaction) by an export; a page also ends once its
     # stored records pass PAGE_MAX_BYTES, so this and that bound an export's memory.
     "EXPORT_PAGE_SIZE": 500,
+    # Events read per page by a streamed export (CSV): one query with binary results in a
+    # short transaction of its own, ended early by PAGE_MAX_BYTES too; two pages are in
+    # memory at once.
+    "EXPORT_STREAM_PAGE_SIZE": 1000,
     "DB_POOL_SIZE": 10,
     # Behind TLS: mark the session cookie Secure.
     "SESSION_COOKIE_SECURE": False,

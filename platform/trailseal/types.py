@@ -272,6 +272,23 @@ class Narrator(Protocol):
         ...
 
 
+#: The fields of an event row, the flat form of the API's event object that streamed
+#: exporters with ``stream_rows`` receive (a tuple per event, in this order). Text and
+#: numbers as in the event object; ``tags``, ``action_details``, ``insight_tags`` and
+#: ``ai_insights`` as their compact JSON text (``None`` where the object has null). The
+#: last seven come from ``insights``: all ``None`` when the event has no insights yet
+#: (``insight_tags`` is never ``None`` when it has).
+EVENT_ROW_FIELDS = (
+    "id", "seq", "occurred_at", "received_at", "event_type",
+    "actor_id", "actor_type", "actor_role", "actor_department",
+    "entity_type", "entity_id", "severity", "source", "tags",
+    "ip_address", "user_agent", "action_details", "idempotency_key",
+    "previous_hash", "hash",
+    "category", "risk_level", "insight_tags", "anomaly_score", "is_anomaly",
+    "review_required", "ai_insights",
+)
+
+
 @runtime_checkable
 class Exporter(Protocol):
     """Writes events in a file format (``export_formats``): the format of
@@ -280,11 +297,16 @@ class Exporter(Protocol):
     ``events`` are API event objects (``GET /api/v1/events/{id}``), oldest first, read page
     by page as the exporter iterates. ``context`` holds ``tenant`` (``id``, ``name``,
     ``slug``), ``filters`` (those set), ``period`` (``start``, ``end``, None when open),
-    ``generated_at``, ``generated_by`` and ``head_seq``; a document export (no ``stream``)
+    ``generated_at``, ``generated_by``, ``head_seq`` and ``checkpoint`` (the signed checkpoint
+    that covers the export: ``tree_size``, ``root``, ``note``, ``key_name``, ``created_at``,
+    ``covers_all``; None before the tenant's first checkpoint); a document export (no ``stream``)
     also gets ``event_count`` and ``chain`` (the chain verification report).
 
-    Optional attributes: ``extension`` (of the file name; ``name`` otherwise) and
-    ``stream(events, context) -> Iterator[bytes]``. An exporter with ``stream`` is streamed
+    Optional attributes: ``extension`` (of the file name; ``name`` otherwise),
+    ``stream_rows(batches, context) -> Iterator[bytes]`` (preferred over ``stream`` when both
+    exist: ``batches`` are lists of event rows, see ``EVENT_ROW_FIELDS``, read by the core's
+    fast export path) and ``stream(events, context) -> Iterator[bytes]``. An exporter with
+    ``stream_rows`` or ``stream`` is streamed
     to the client chunk by chunk, whatever the size of the export; one without writes the
     whole file with ``export`` (in the worker above ``TRAILSEAL_EXPORT_SYNC_MAX_EVENTS``
     events) and is refused above ``TRAILSEAL_EXPORT_MAX_EVENTS`` events.

@@ -173,24 +173,25 @@ def _export_peak(client, tenant, body) -> tuple[int, int]:
 def test_csv_export_pages_with_bounded_memory(trailseal_client, trailseal_services, tenant,
                                               monkeypatch):
     """An export four times larger takes no more memory: events are read in pages of
-    ``EXPORT_PAGE_SIZE`` and written out chunk by chunk, never held whole."""
-    import trailseal.services.exports as exports
+    ``EXPORT_STREAM_PAGE_SIZE`` (the streamed export's binary COPY pages) and written out
+    chunk by chunk, never held whole."""
+    import trailseal.services.export_rows as export_rows
 
     for batch in range(4):
         ingest(trailseal_client, tenant, [
             make_event(occurred_at=_at(batch * 1000 + n), entity={"type": "doc",
                                                                   "id": f"D-{batch}-{n}"},
                        action_details={"note": "x" * 200, "n": n}) for n in range(1000)])
-    monkeypatch.setitem(trailseal_services.config, "EXPORT_PAGE_SIZE", 100)
+    monkeypatch.setitem(trailseal_services.config, "EXPORT_STREAM_PAGE_SIZE", 100)
     pages = []
-    real_page = exports._page
+    real_page = export_rows._read_page
 
-    def counting_page(conn, scope, after):
-        rows = real_page(conn, scope, after)
+    def counting_page(svc, scope, after, size):
+        rows = real_page(svc, scope, after, size)
         pages.append(len(rows))
         return rows
 
-    monkeypatch.setattr(exports, "_page", counting_page)
+    monkeypatch.setattr(export_rows, "_read_page", counting_page)
     small_size, small_peak = _export_peak(trailseal_client, tenant, {"end": _at(1000)})
     pages.clear()
     size, peak = _export_peak(trailseal_client, tenant, {})
@@ -395,3 +396,51 @@ def test_large_pdf_is_written_by_a_worker(trailseal_client, trailseal_services, 
     other = make_tenant(trailseal_services)
     for url in (f"/api/v1/export/jobs/{job['id']}", status["download_url"]):
         assert trailseal_client.get(url, headers=other.headers).status_code == 404
+
+
+def test_exports_carry_the_signed_checkpoint(trailseal_client, trailseal_services, tenant,
+                                             tmp_path):
+    """CSV: the checkpoint in response headers (none before the first one); PDF: on its
+    verification page. The note verifies with the instance's public key."""
+    import base64
+
+    from trailseal_verify.note import parse_verifier_key, verify_checkpoint
+
+    ingest(trailseal_client, tenant, [make_event(occurred_at=_at(n)) for n in range(5)])
+    before = trailseal_client.post("/api/v1/export/csv", json={}, headers=tenant.headers)
+    assert before.status_code == 200 and "Trailseal-Checkpoint" not in before.headers
+    assert len(_csv_rows(before)) == 5
+    pdf = trailseal_client.post("/api/v1/export/pdf", json={}, headers=tenant.headers)
+    assert "No signed checkpoint covers these events yet" in _pdf_text(pdf.get_data(),
+                                                                       tmp_path)
+    made = trailseal_client.post("/api/v1/checkpoints", headers=tenant.headers)
+    assert made.status_code == 201, made.get_json()
+    checkpoint = made.get_json()["checkpoint"]
+    key = trailseal_client.get("/api/v1/checkpoints/public-key",
+                               headers=tenant.headers).get_json()
+
+    resp = trailseal_client.post("/api/v1/export/csv", json={}, headers=tenant.headers)
+    note = base64.b64decode(resp.headers["Trailseal-Checkpoint"]).decode()
+    assert note == checkpoint["note"]
+    assert resp.headers["Trailseal-Checkpoint-Tree-Size"] == "5" == resp.headers[
+        "X-Export-Head-Seq"]
+    signed = verify_checkpoint(note, parse_verifier_key(key["vkey"]))
+    assert signed.size == 5 and signed.root.hex() == checkpoint["root"]
+    assert len(_csv_rows(resp)) == 5  # the body is the CSV alone
+
+    # later events: the newest checkpoint covers the export's first five events only
+    ingest(trailseal_client, tenant, [make_event(occurred_at=_at(10))])
+    partial = trailseal_client.post("/api/v1/export/csv", json={}, headers=tenant.headers)
+    assert partial.headers["Trailseal-Checkpoint-Tree-Size"] == "5"
+    assert partial.headers["X-Export-Head-Seq"] == "6" and len(_csv_rows(partial)) == 6
+
+    text = _pdf_text(trailseal_client.post("/api/v1/export/pdf", json={},
+                                           headers=tenant.headers).get_data(), tmp_path)
+    for expected in ("Signed checkpoint", checkpoint["key_name"], checkpoint["root"],
+                     "Tree size", "the exported events up to seq 5",
+                     note.splitlines()[0], note.splitlines()[2]):
+        assert expected in text, expected
+    trailseal_client.post("/api/v1/checkpoints", headers=tenant.headers)
+    text = _pdf_text(trailseal_client.post("/api/v1/export/pdf", json={},
+                                           headers=tenant.headers).get_data(), tmp_path)
+    assert "every exported event (seq 1 to 6)" in text

@@ -69,10 +69,12 @@ from ..services.erasure import erase_subject
 from ..services.events import read_event, read_events_page
 from ..services.explain import explain_event
 from ..services.export_jobs import read_export_file, read_export_job, start_export_job
+from ..services.export_rows import iter_event_rows
 from ..services.exports import (
     ExportScope,
     begin_export,
     begin_subject_export,
+    checkpoint_headers,
     filters_for_log,
     find_exporter,
     iter_events,
@@ -373,13 +375,15 @@ def export_events(format_name: str):
     svc = current_services()
     exporter = find_exporter(svc.pm, format_name)
     filters = parse_body(ExportFilters)
-    streams = callable(getattr(exporter, "stream", None))
+    by_rows = callable(getattr(exporter, "stream_rows", None))
+    streams = by_rows or callable(getattr(exporter, "stream", None))
     scope, total = begin_export(svc, g.principal, filters,
                                 access_record(filters_for_log(filters)), count=not streams)
-    headers = {"X-Export-Head-Seq": str(scope.head_seq)}
+    headers = {"X-Export-Head-Seq": str(scope.head_seq), **checkpoint_headers(scope)}
     name = _export_filename(scope, getattr(exporter, "extension", exporter.name))
     if streams:
-        chunks = exporter.stream(iter_events(svc, scope), dict(scope.context))
+        chunks = (exporter.stream_rows(iter_event_rows(svc, scope), dict(scope.context))
+                  if by_rows else exporter.stream(iter_events(svc, scope), dict(scope.context)))
         headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return Response(stream_with_context(chunks), mimetype=exporter.media_type,
                         headers=headers)

@@ -14,6 +14,7 @@ objects); this module knows none of them.
 
 from __future__ import annotations
 
+import base64
 import logging
 import uuid
 from collections.abc import Iterator
@@ -126,9 +127,39 @@ def export_scope(svc, tenant_id: uuid.UUID, filters: ExportFilters, head_seq: in
         "generated_at": format_ts(datetime.now(UTC)),
         "generated_by": generated_by,
         "head_seq": head_seq,
+        "checkpoint": export_checkpoint(svc, tenant_id, head_seq),
     }
     return ExportScope(tenant_id, head_seq, tuple(build_filters(filters)),
                        **_page_limits(svc), context=context)
+
+
+def export_checkpoint(svc, tenant_id: uuid.UUID, head_seq: int) -> dict[str, Any] | None:
+    """The signed checkpoint an export of events up to ``head_seq`` carries: the smallest
+    one that covers them all (tree size >= ``head_seq``), else the newest (it covers the
+    events up to its tree size). ``{"tree_size", "root" (hex), "note", "key_name",
+    "created_at", "covers_all"}``; None when the tenant has no checkpoint yet."""
+    with svc.db.cursor(tenant_id) as cur:
+        cur.execute("SELECT tree_size, root, note, key_name, created_at FROM chain_checkpoints "
+                    "WHERE tenant_id = %(t)s ORDER BY tree_size >= %(h)s DESC, "
+                    "CASE WHEN tree_size >= %(h)s THEN tree_size END, tree_size DESC LIMIT 1",
+                    {"t": tenant_id, "h": head_seq})
+        row = cur.fetchone()
+    if row is None:
+        return None
+    size, root, note, key_name, created_at = row
+    return {"tree_size": size, "root": bytes(root).hex(), "note": note, "key_name": key_name,
+            "created_at": format_ts(created_at), "covers_all": size >= head_seq}
+
+
+def checkpoint_headers(scope: ExportScope) -> dict[str, str]:
+    """The response headers that carry an export's checkpoint (none without one):
+    ``Trailseal-Checkpoint`` (base64 of the signed note) and
+    ``Trailseal-Checkpoint-Tree-Size``."""
+    checkpoint = scope.context.get("checkpoint")
+    if not checkpoint:
+        return {}
+    return {"Trailseal-Checkpoint": base64.b64encode(checkpoint["note"].encode()).decode(),
+            "Trailseal-Checkpoint-Tree-Size": str(checkpoint["tree_size"])}
 
 
 def _page(conn, scope: ExportScope, after: tuple[datetime, int] | None):

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import orjson
+
+from trailseal.types import EVENT_ROW_FIELDS
 
 # Every field of the API's event object, flattened, then its insights.
 COLUMNS = (
@@ -74,6 +77,34 @@ def event_row(event: dict[str, Any]) -> list[str]:
     return [neutralise(_text(v)) for v in values]
 
 
+# Event rows (trailseal.types.EVENT_ROW_FIELDS) are in COLUMNS order already.
+assert EVENT_ROW_FIELDS == COLUMNS
+_TAGS = COLUMNS.index("tags")
+_BOOLS = {True: "true", False: "false"}
+
+
+def row_cells(row: tuple) -> list[str]:
+    """The CSV cells of one event row (``trailseal.types.EVENT_ROW_FIELDS``), neutralised:
+    the same cells as ``event_row`` of the event object it flattens."""
+    cells = ["" if v is None else v if type(v) is str else _BOOLS[v] if type(v) is bool
+             else str(v) for v in row]
+    if not cells[_TAGS]:
+        cells[_TAGS] = "[]"  # the event object's tags, or an empty list
+    first = _FIRST_CHECKED
+    return [neutralise(c) if c[:1] in first else c for c in cells]
+
+
+# What makes ``csv.writer`` (QUOTE_MINIMAL, CRLF) quote a cell.
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]').search
+
+
+def csv_line(cells: list[str]) -> str:
+    """One CSV record of ``cells`` with its CRLF, exactly as ``csv.writer(lineterminator=
+    "\\r\\n")`` writes it, in about half its time: most cells need no quotes."""
+    return ",".join(['"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES(c) else c
+                     for c in cells]) + "\r\n"
+
+
 class CsvExporter:
     """RFC 4180 CSV, UTF-8, a header row, CRLF line ends, streamed."""
 
@@ -96,6 +127,16 @@ class CsvExporter:
                 buffer.seek(0)
                 buffer.truncate()
         yield buffer.getvalue().encode()
+
+    def stream_rows(self, batches: Iterable[list[tuple]], context: dict[str, Any]
+                    ) -> Iterator[bytes]:
+        """The file from event rows (the core's fast path), in chunks of at most
+        ``ROWS_PER_CHUNK`` rows; the same bytes as ``stream`` of the same events."""
+        yield csv_line(list(COLUMNS)).encode()
+        for batch in batches:
+            for start in range(0, len(batch), ROWS_PER_CHUNK):
+                yield "".join([csv_line(row_cells(r))
+                               for r in batch[start:start + ROWS_PER_CHUNK]]).encode()
 
     def export(self, events: Iterable[dict[str, Any]], context: dict[str, Any],
                out: IO[bytes]) -> None:

@@ -317,6 +317,33 @@ def _chain(context: dict[str, Any]) -> list:
              _p("Anyone can check the head hash against the chain: "
                 "GET /api/v1/chain/verify reports the same value while no event is appended.",
                 SMALL)]
+    return flow + _checkpoint(context)
+
+
+def _checkpoint(context: dict[str, Any]) -> list:
+    """The signed checkpoint that covers the export: what an auditor checks the events
+    against without trusting the server (docs/auditors.md)."""
+    checkpoint = context.get("checkpoint")
+    flow: list = [_p("Signed checkpoint", H2)]
+    if not checkpoint:
+        return flow + [_p("No signed checkpoint covers these events yet (checkpoints are "
+                          "made hourly, or with POST /api/v1/checkpoints).")]
+    size = checkpoint.get("tree_size")
+    if checkpoint.get("covers_all"):
+        covers = f"every exported event (seq 1 to {size:,})"
+    else:
+        covers = (f"the exported events up to seq {size:,}; later ones are covered by the "
+                  "next checkpoint")
+    rows = [["Key name", str(checkpoint.get("key_name", ""))], ["Tree size", f"{size}"],
+            ["Root (SHA-256)", str(checkpoint.get("root", ""))],
+            ["Signed at", str(checkpoint.get("created_at", ""))], ["Covers", covers]]
+    flow.append(_table(rows, [30 * mm, 230 * mm], header=False,
+                       extra=[("FONT", (0, 0), (0, -1), "Helvetica-Bold", 9)]))
+    note = "<br/>".join(escape(line) for line in str(checkpoint.get("note", "")).split("\n"))
+    flow += [_p("Signed note (C2SP tlog-checkpoint)", H2), Paragraph(note, MONO),
+             _p("Check its signature with the public key (GET /api/v1/checkpoints/public-key)"
+                " and each event's inclusion with GET /api/v1/events/{id}/proof, or the whole "
+                "export with a bundle and trailseal-verify.", SMALL)]
     return flow
 
 
