@@ -135,7 +135,14 @@ def test_fast_rows_equal_the_event_objects_field_by_field(trailseal_client,
     _add_insights(svc, tenant.id, ids)
     monkeypatch.setitem(svc.config, "EXPORT_STREAM_PAGE_SIZE", 4)  # pages end mid-tie too
     scope = _scope(svc, tenant.id)
+    fell_back = []
+    reference = _Decoder._reference_row
+    monkeypatch.setattr(_Decoder, "_reference_row",
+                        lambda self, *args: fell_back.append(args[0]) or reference(self, *args))
     batches = list(iter_event_rows(svc, scope))
+    # every event here has per-subject keys (key_id "<tenant key>:a"/":ae"): the fast path
+    # decrypts them itself rather than handing them to the reference path
+    assert fell_back == []
     rows = [row for batch in batches for row in batch]
     assert max(len(b) for b in batches) == 4 and len(batches) >= 4
     events = list(iter_events(svc, scope))  # the reference read path (row_to_event)

@@ -35,6 +35,7 @@ import threading
 import uuid
 from binascii import a2b_base64
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -45,10 +46,12 @@ from sqlalchemy import Text, case, cast, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from ..db import driver_cursor
+from ..errors import ConfigurationError
 from .chain import CANONICAL_VERSION, PG_EPOCH
 from .crypto import DecryptionFailed
 from .events import EVENTS_WITH_INSIGHTS, a, i, row_to_event
 from .exports import ExportScope
+from .subject_keys import EventDecryptor
 
 _EVENT_KEYS = frozenset((
     "action_details", "actor_department", "actor_id", "actor_role", "actor_type",
@@ -174,21 +177,42 @@ class _Decoder:
 
     def rows(self, page: list[tuple]) -> list[tuple]:
         """The event rows of a page's fitting rows (those with their record)."""
+        with ExitStack() as stack:
+            return self._rows(page, stack)
+
+    def _rows(self, page: list[tuple], stack: ExitStack) -> list[tuple]:
         out = []
         append = out.append
         loads, dumps, sha256 = orjson.loads, orjson.dumps, hashlib.sha256
         keys, tenant_text = self.keys, self.tenant_text
-        for seq, _occurred, record, (has, score, flagged, category, risk, tags, ai,
-                                     review) in page:
-            if record is None:
+        parsed: list[Any] = []
+        for row in page:
+            if row[2] is None:
                 break
             try:
-                rec = loads(record)
-                if len(rec) != _KEY_COUNT or rec["v"] != CANONICAL_VERSION:
+                parsed.append(loads(row[2]))
+            except ValueError:
+                parsed.append(None)
+        subjects = None  # the page's subject keys, read once a record needs them
+        for (seq, _occurred, record, (has, score, flagged, category, risk, tags, ai,
+                                      review)), rec in zip(page, parsed, strict=False):
+            try:
+                if (rec is None or len(rec) != _KEY_COUNT
+                        or rec["v"] != CANONICAL_VERSION):
                     raise LookupError("another record format")
                 eid = rec["id"]
                 key_id = rec["key_id"]
-                decrypt = (keys.get(key_id) or self.key(key_id)).decrypt
+                aes = keys.get(key_id)
+                if aes is None and ":" in key_id:  # per-subject event key
+                    if subjects is None:
+                        cur = stack.enter_context(self.svc.db.cursor(self.tenant_id))
+                        subjects = EventDecryptor(self.svc, cur, self.tenant_id)
+                        subjects.prefetch_parsed(r for r in parsed if isinstance(r, dict)
+                                                 and ":" in str(r.get("key_id", "")))
+                    aes = subjects.key(rec)
+                    if aes is None:
+                        raise LookupError("erased: the reference path writes [erased]")
+                decrypt = (aes or self.key(key_id)).decrypt
                 prefix = f"{tenant_text}|{eid}|"
                 ip = rec["ip_address"]
                 if ip is not None:
@@ -205,7 +229,8 @@ class _Decoder:
                     blob = a2b_base64(details)
                     details = decrypt(blob[:12], blob[12:],
                                       (prefix + "action_details").encode()).decode()
-            except (LookupError, ValueError, TypeError, InvalidTag, DecryptionFailed):
+            except (LookupError, ValueError, TypeError, InvalidTag, DecryptionFailed,
+                    ConfigurationError):
                 # Not a record this path knows (or one that fails): the reference path
                 # reads it, or raises the API's error for it.
                 append(self._reference_row(seq, record, has, score, flagged, category,

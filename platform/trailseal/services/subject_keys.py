@@ -291,11 +291,12 @@ class EventDecryptor:
         one per subject as ``key`` meets them)."""
         import orjson
 
+        self.prefetch_parsed(orjson.loads(r) for r in records if r is not None)
+
+    def prefetch_parsed(self, recs: Iterable[dict[str, Any]]) -> None:
+        """``prefetch`` for records already parsed."""
         ids = set()
-        for record in records:
-            if record is None:
-                continue
-            rec = orjson.loads(record)
+        for rec in recs:
             _, sep, mode = rec["key_id"].partition(":")
             if sep:
                 ids.add(rec["actor_id"])
