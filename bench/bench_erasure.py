@@ -25,17 +25,10 @@ from benchlib import append_all, base_parser, demo_events, new_tenant, open_app,
 
 def _legacy_keys(svc, tenant_id):
     """EventKeys that encrypt like the code before per-subject keys: the tenant key alone."""
-    from trailseal.services.subject_keys import EventKeys
-
-    class TenantKeyOnly(EventKeys):
-        def for_event(self, actor_id, entity_type, entity_id):
-            return self.tenant_key_id, self.tenant_aes
+    from trailseal.services.subject_keys import TenantKeyOnly
 
     with svc.db.cursor(tenant_id) as cur:
-        key_id, aes = svc.keyring.active_key(cur, tenant_id)
-    keys = TenantKeyOnly(key_id, b"", {}, frozenset())
-    keys.tenant_aes = aes
-    return keys
+        return TenantKeyOnly(*svc.keyring.active_key(cur, tenant_id))
 
 
 def encryption_cost(svc, tenant_id, events, rounds: int) -> dict[str, float]:

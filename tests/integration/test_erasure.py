@@ -18,7 +18,7 @@ from trailseal.services.alerts import record_alert
 from trailseal.services.bulk import append_stream
 from trailseal.services.ingest import lock_head, write_batch
 from trailseal.services.records import link_batch, prepare_batch
-from trailseal.services.subject_keys import EventKeys
+from trailseal.services.subject_keys import TenantKeyOnly
 from trailseal.testing import make_tenant
 from trailseal_verify.cli import main as verify_main
 
@@ -177,14 +177,8 @@ def _append_legacy(svc, tenant_id: uuid.UUID, events: list[dict]) -> list[str]:
     alone, its id as the event's key_id (what a ledger upgraded in place holds)."""
     from trailseal.services.ingest import validate_events
 
-    class TenantKeyOnly(EventKeys):
-        def for_event(self, actor_id, entity_type, entity_id):
-            return self.tenant_key_id, self._tenant_aes
-
     with svc.db.cursor(tenant_id) as cur:
-        key_id, aes = svc.keyring.active_key(cur, tenant_id)
-        keys = TenantKeyOnly(key_id, b"", {}, frozenset())
-        keys._tenant_aes = aes
+        keys = TenantKeyOnly(*svc.keyring.active_key(cur, tenant_id))
         batch = prepare_batch(str(tenant_id), keys, validate_events(events))
         link_batch(batch, *lock_head(cur, tenant_id))
         return write_batch(cur, tenant_id, batch).ids

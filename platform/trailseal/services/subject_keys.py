@@ -271,6 +271,19 @@ def event_keys(svc, cur, tenant_id: uuid.UUID, subject_keys: dict[str, bytes | N
                      person_entity_types(svc.config))
 
 
+class TenantKeyOnly(EventKeys):
+    """``EventKeys`` that encrypt with the tenant's data key alone, its id as the
+    ``key_id``: the format of events written before per-subject keys (what a ledger
+    upgraded in place holds). For tests and benchmarks of such ledgers."""
+
+    def __init__(self, tenant_key_id: str, tenant_aes: AESGCM):
+        super().__init__(tenant_key_id, b"", {}, frozenset())
+        self.tenant_aes = tenant_aes
+
+    def for_event(self, actor_id: str, entity_type: str, entity_id: str) -> tuple[str, AESGCM]:
+        return self.tenant_key_id, self.tenant_aes
+
+
 class EventDecryptor:
     """Finds the AES-GCM key of stored events for reading (one per transaction and page):
     the tenant key of an old event, or the event key derived from its subjects' keys;
@@ -331,6 +344,7 @@ class EventDecryptor:
         return aes
 
 
-__all__ = ["ERASED", "EventDecryptor", "EventKeys", "SubjectKeyCache", "derive_event_key",
+__all__ = ["ERASED", "EventDecryptor", "EventKeys", "SubjectKeyCache", "TenantKeyOnly",
+           "derive_event_key",
            "ensure_subject_keys", "event_keys", "person_entity_types", "read_subject_keys",
            "subjects_of", "subjects_of_raw"]

@@ -13,16 +13,9 @@ import orjson
 
 from trailseal.types import EVENT_ROW_FIELDS
 
-# Every field of the API's event object, flattened, then its insights.
-COLUMNS = (
-    "id", "seq", "occurred_at", "received_at", "event_type",
-    "actor_id", "actor_type", "actor_role", "actor_department",
-    "entity_type", "entity_id", "severity", "source", "tags",
-    "ip_address", "user_agent", "action_details", "idempotency_key",
-    "previous_hash", "hash",
-    "category", "risk_level", "insight_tags", "anomaly_score", "is_anomaly",
-    "review_required", "ai_insights",
-)
+# Every field of the API's event object, flattened, then its insights: the event row's
+# fields, so event rows are in column order already.
+COLUMNS = EVENT_ROW_FIELDS
 # A spreadsheet reads a cell starting with one of these as a formula (or a command, DDE);
 # also after leading spaces, which some strip.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -77,8 +70,6 @@ def event_row(event: dict[str, Any]) -> list[str]:
     return [neutralise(_text(v)) for v in values]
 
 
-# Event rows (trailseal.types.EVENT_ROW_FIELDS) are in COLUMNS order already.
-assert EVENT_ROW_FIELDS == COLUMNS
 _TAGS = COLUMNS.index("tags")
 _BOOLS = {True: "true", False: "false"}
 
