@@ -37,6 +37,17 @@ def make_services():
     return make_app().extensions["trailseal"]
 
 
+def tenant_targets(tenant_ref: str | None, all_tenants: bool):
+    """The services and the tenant ids of a command's ``--tenant T`` / ``--all`` (exactly
+    one of them; a usage error otherwise)."""
+    from ..services.tenancy import tenant_ids
+
+    if bool(tenant_ref) == bool(all_tenants):
+        raise click.UsageError("give either --tenant T or --all")
+    svc = make_services()
+    return svc, (tenant_ids(svc) if all_tenants else [resolve_tenant_option(svc, tenant_ref)])
+
+
 def resolve_tenant_option(svc, ref: str):
     """The id of the tenant a ``--tenant`` option names (slug or id); an unknown tenant is a
     ``click.ClickException``."""

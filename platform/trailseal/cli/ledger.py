@@ -10,7 +10,7 @@ import click
 
 from ..errors import TrailsealError
 from ..types import ImportedEvent, Importer, ImportProblem
-from .helpers import make_services, resolve_tenant_option
+from .helpers import make_services, resolve_tenant_option, tenant_targets
 
 __all__ = ["checkpoint", "import_events", "verify"]
 
@@ -285,12 +285,8 @@ def checkpoint(tenant_ref: str | None, all_tenants: bool, no_publish: bool) -> N
     Exit 0 when signed (or already current), 1 when the chain is broken."""
     from ..errors import Conflict
     from ..services.checkpoints import make_checkpoint
-    from ..services.tenancy import tenant_ids
 
-    if bool(tenant_ref) == bool(all_tenants):
-        raise click.UsageError("give either --tenant T or --all")
-    svc = make_services()
-    targets = tenant_ids(svc) if all_tenants else [resolve_tenant_option(svc, tenant_ref)]
+    svc, targets = tenant_targets(tenant_ref, all_tenants)
     failed = False
     for tid in targets:
         started = time.perf_counter()

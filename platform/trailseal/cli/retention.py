@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import TrailsealError
-from .helpers import make_services, resolve_tenant_option
+from .helpers import make_services, tenant_targets
 
 __all__ = ["retention"]
 
@@ -29,12 +29,8 @@ def retention(ctx: click.Context, tenant_ref: str | None, all_tenants: bool, dry
     if ctx.invoked_subcommand is not None:
         return
     from ..services.retention import apply_retention
-    from ..services.tenancy import tenant_ids
 
-    if bool(tenant_ref) == bool(all_tenants):
-        raise click.UsageError("give either --tenant T or --all")
-    svc = make_services()
-    targets = tenant_ids(svc) if all_tenants else [resolve_tenant_option(svc, tenant_ref)]
+    svc, targets = tenant_targets(tenant_ref, all_tenants)
     failed = False
     for tid in targets:
         try:

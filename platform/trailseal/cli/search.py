@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .helpers import make_services, resolve_tenant_option
+from .helpers import make_services, tenant_targets
 
 __all__ = ["search_index"]
 
@@ -63,13 +63,11 @@ def build_cmd(tenant_ref: str | None, all_tenants: bool, min_vectors: int | None
     writes. Already built indexes are left as they are unless --rebuild."""
     from ..services.vector_index import DEFAULT_MIN_EMBEDDINGS, build_index, embedding_counts
 
-    if bool(tenant_ref) == bool(all_tenants):
-        raise click.UsageError("give either --tenant T or --all")
     if min_vectors is not None and not all_tenants:
         raise click.UsageError("--min-vectors goes with --all")
-    svc = make_services()
+    svc, targets_given = tenant_targets(tenant_ref, all_tenants)
     url = _admin_url(svc)
-    wanted = str(resolve_tenant_option(svc, tenant_ref)) if tenant_ref else None
+    wanted = str(targets_given[0]) if tenant_ref else None
     floor = min_vectors or DEFAULT_MIN_EMBEDDINGS
     counts = embedding_counts(url)
     targets = ([c for c in counts if c[0] == wanted] if wanted
