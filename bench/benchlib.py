@@ -67,8 +67,16 @@ def app_config(instance: str) -> dict[str, Any]:
 
 
 def open_app(instance: str):
-    """Create the Flask app on the benchmark instance (starts embedded PG + Valkey)."""
+    """Create the Flask app on the benchmark instance (starts embedded PG + Valkey). A
+    SIGTERM then stops the benchmark as Ctrl-C does, so the exit handlers that stop the
+    embedded servers it started still run."""
+    import threading
+
     from trailseal import create_app
+    from trailseal.cli import stop_on_sigterm
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
 
     return create_app(app_config(instance))
 
