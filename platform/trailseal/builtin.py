@@ -15,6 +15,7 @@ def register_jobs():
     from .jobs.reports import send_due_reports
     from .jobs.retention import retention_all
     from .jobs.summaries import store_summaries_all_tenants
+    from .jobs.tenant_deletion import tenant_deletions_all
     from .jobs.usage import usage_job
 
     return [
@@ -35,5 +36,7 @@ def register_jobs():
         JobSpec(checkpoint_all, queue="low", cron="7 * * * *", name="checkpoints",
                 timeout=3600),
         JobSpec(retention_all, queue="low", cron="37 2 * * *", name="retention",
+                timeout=6 * 3600),
+        JobSpec(tenant_deletions_all, queue="low", cron="47 2 * * *", name="tenant-deletions",
                 timeout=6 * 3600),
     ]

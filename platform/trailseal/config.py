@@ -117,6 +117,8 @@ DEFAULTS: dict[str, Any] = {
     # are written (unset: <instance>/archives).
     "MAINTENANCE_DATABASE_URL": None,
     "ARCHIVE_DIR": None,
+    # Tenant deletion: hours a second admin has to confirm a request before it expires.
+    "TENANT_DELETION_CONFIRM_HOURS": 72,
     # GDPR erasure: entity types whose entity id is a person (a subject with its own key, so
     # erasing them makes the events about them unreadable), comma-separated.
     "PERSON_ENTITY_TYPES": "user,person,customer,employee,member,patient,contact",

@@ -1139,3 +1139,74 @@ class ErasureOut(BaseModel):
         description="Derived rows removed or cleared: `embeddings`, `search_rows`, "
                     "`insight_texts`, `predictions`, `alert_details`, `summaries`, "
                     "`export_files`, `search_cache`")
+
+
+class TenantDeletionIn(BaseModel):
+    """The body of ``POST /tenant/deletion``."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: _text(1000) = Field(description="Why the tenant is to be deleted (e.g. the "
+                                            "contract's end); kept in the deletion record "
+                                            "and the trail.")
+
+
+class TenantDeletionConfirmIn(BaseModel):
+    """The body of ``POST /tenant/deletion/confirm``."""
+
+    model_config = ConfigDict(extra="forbid")
+    deletion_id: _text(64) = Field(description="The id of the request being confirmed.")
+
+
+class TenantDeletionCancelIn(BaseModel):
+    """The body of ``POST /tenant/deletion/cancel``."""
+
+    model_config = ConfigDict(extra="forbid")
+    deletion_id: _text(64) = Field(description="The id of the request being cancelled.")
+    reason: _text(1000)
+
+
+class TenantDeletionStep(BaseModel):
+    step: str = Field(description="requested, confirmed, cancelled, expired, archived, "
+                                  "marked, purged, restored or failed")
+    actor: str
+    at: str
+    details: dict[str, Any]
+
+
+class TenantDeletionOut(BaseModel):
+    id: str
+    state: str = Field(description="requested, confirmed, archived, marked, purged, "
+                                   "cancelled or restored")
+    reason: str
+    requested_by: str
+    requested_at: str
+    confirm_by: str | None = Field(description="When an unconfirmed request expires")
+    confirmed_by: str | None
+    confirmed_at: str | None
+    cancelled_by: str | None
+    cancelled_at: str | None
+    cancel_reason: str | None
+    archived_at: str | None
+    archives: list[dict[str, Any]] | None = Field(
+        description="The encrypted archives of the trail: seq range, file name, SHA-256")
+    head_seq: int | None
+    head_hash: str | None
+    checkpoint_note: str | None = Field(description="The signed checkpoint of the closed "
+                                                    "chain the archives verify against")
+    public_key: str | None = Field(description="The checkpoint key (vkey)")
+    marked_at: str | None
+    retention_days: int | None
+    purge_after: str | None = Field(description="Earliest purge: the mark plus the "
+                                                "retention period")
+    purged_by: str | None
+    purged_at: str | None
+    purge_result: dict[str, Any] | None
+    restored_by: str | None
+    restored_at: str | None
+    restore_reason: str | None
+    steps: list[TenantDeletionStep] | None = None
+    archive_job: str | None = None
+
+
+class TenantDeletionState(BaseModel):
+    deletion: TenantDeletionOut | None

@@ -42,7 +42,7 @@ def test_external_database_migrate_and_run(trailseal_services, tmp_path):
     assert no_admin.returncode != 0 and "TRAILSEAL_ADMIN_DATABASE_URL" in no_admin.stderr
     migrated = _cli(["migrate"], env, tmp_path)
     assert migrated.returncode == 0, migrated.stderr
-    assert "0013_search_rank" in migrated.stdout  # the head revision
+    assert "0014_tenant_deletion" in migrated.stdout  # the head revision
     again = _cli(["migrate"], env, tmp_path)  # idempotent
     assert again.returncode == 0, again.stderr
     created = _cli(["tenant", "create", "Ext Corp"], env, tmp_path)

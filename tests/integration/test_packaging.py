@@ -77,6 +77,7 @@ def test_dockerfile_copies_what_the_wheel_needs(docker_wheel):
                  "trailseal/migrations/versions/0005_semantic_search.py",
                  "trailseal/migrations/versions/0010_usage.py",
                  "trailseal/migrations/versions/0013_search_rank.py",
+                 "trailseal/migrations/versions/0014_tenant_deletion.py",
                  "trailseal/migrations/versions/0011_retention.py",
                  "trailseal/migrations/versions/0012_erasure.py",
                  "trailseal/migrations/versions/0006_integrations.py",
@@ -165,7 +166,7 @@ def test_wheel_installed_in_a_fresh_venv_runs_migrate(wheel_venv, trailseal_serv
     migrated = subprocess.run([str(wheel_venv / "bin" / "trailseal"), "migrate"], env=env,
                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert migrated.returncode == 0, migrated.stderr
-    assert "0013_search_rank" in migrated.stdout  # the head revision, from the wheel's scripts
+    assert "0014_tenant_deletion" in migrated.stdout  # the head revision, from the wheel's scripts
     with psycopg.connect(with_user_and_db(admin_server, "postgres", dbname)) as conn:
         assert conn.execute("SELECT to_regclass('audit_logs')").fetchone()[0] == "audit_logs"
 

@@ -69,6 +69,11 @@ from ..schemas import (
     SummaryOut,
     TagRulesIn,
     TagRulesOut,
+    TenantDeletionCancelIn,
+    TenantDeletionConfirmIn,
+    TenantDeletionIn,
+    TenantDeletionOut,
+    TenantDeletionState,
     ThresholdIn,
     ThresholdOut,
     UsageOut,
@@ -91,6 +96,8 @@ MODELS: list[type[BaseModel]] = [
     CheckpointIn, CheckpointPage, CheckpointMade, CheckpointKey, InclusionProof, ConsistencyProof, ExportBundle,
     RetentionIn, RetentionOut, LegalHoldIn, LegalHoldOut, LegalHoldList, HoldReleaseIn,
     ErasureIn, ErasureOut,
+    TenantDeletionIn, TenantDeletionConfirmIn, TenantDeletionCancelIn, TenantDeletionOut,
+    TenantDeletionState,
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -596,6 +603,7 @@ def build_spec(app) -> dict[str, Any]:
         },
         **_integration_paths(),
         **_retention_paths(),
+        **_tenant_deletion_paths(),
     }
     adapter = app.url_map.bind("localhost")
     for path, ops in paths.items():
@@ -649,6 +657,8 @@ def build_spec(app) -> dict[str, Any]:
                                                  "narrated and cited"},
             {"name": "meta", "description": "Health, metrics, this document, 405s"},
             {"name": "retention", "description": "Retention period, purges and legal holds"},
+            {"name": "tenant", "description": "Deleting the whole tenant: request, a second "
+                                              "admin's confirmation, archive, purge"},
         ],
         "paths": paths,
         "components": {
@@ -758,6 +768,52 @@ def _retention_paths() -> dict[str, Any]:
                                 "409": _error("The hold was already released")},
                         description="API keys only. A released hold stays in the list "
                                     "with who released it, when and why."),
+        },
+    }
+
+
+def _tenant_deletion_paths() -> dict[str, Any]:
+    """Tenant deletion (``audit:admin``; API keys or signed-in admins)."""
+    not_open = _error("The request is not awaiting confirmation (details.state)")
+    return {
+        "/api/v1/tenant/deletion": {
+            "get": _op("The tenant's newest deletion request and its steps",
+                       "getTenantDeletion", "tenant", "audit:admin",
+                       _ok("The request, or null", "TenantDeletionState"),
+                       description="Recorded in the access log. An unconfirmed request past "
+                                   "`confirm_by` is shown expired (cancelled)."),
+            "post": _op("Request the deletion of the whole tenant", "requestTenantDeletion",
+                        "tenant", "audit:admin", _ok("The request", "TenantDeletionOut", "201"),
+                        body="TenantDeletionIn",
+                        errors={"409": _error("A deletion is already requested")},
+                        description="Appends `tenant.deletion_requested` to the trail. "
+                                    "Another admin credential must confirm it within "
+                                    "`TRAILSEAL_TENANT_DELETION_CONFIRM_HOURS` (72)."),
+        },
+        "/api/v1/tenant/deletion/confirm": {
+            "post": _op("Confirm a deletion request (a second admin)", "confirmTenantDeletion",
+                        "tenant", "audit:admin", _ok("The confirmed request", "TenantDeletionOut"),
+                        body="TenantDeletionConfirmIn",
+                        errors={"403": _error("The credential that requested it cannot confirm "
+                                              "it"),
+                                "404": _error("No such request in this tenant"),
+                                "409": not_open},
+                        description="Appends `tenant.deletion_confirmed` and closes the chain "
+                                    "(appends answer 409 `tenant_closed` from then on). The "
+                                    "job then archives the trail and marks the tenant "
+                                    "deleted: its users and API keys stop working. The purge, "
+                                    "the tenant's retention period later, destroys its data "
+                                    "keys."),
+        },
+        "/api/v1/tenant/deletion/cancel": {
+            "post": _op("Cancel an unconfirmed deletion request", "cancelTenantDeletion",
+                        "tenant", "audit:admin", _ok("The cancelled request", "TenantDeletionOut"),
+                        body="TenantDeletionCancelIn",
+                        errors={"404": _error("No such request in this tenant"),
+                                "409": not_open},
+                        description="Appends `tenant.deletion_cancelled`. A confirmed "
+                                    "deletion is undone only by an operator "
+                                    "(`trailseal tenant-deletion restore`) before its purge."),
         },
     }
 

@@ -819,3 +819,58 @@ def subject_erase(subject_id: str):
     body = parse_body(ErasureIn)
     return jsonify(erase_subject(current_services(), g.principal, subject_id, body.reason,
                                  access_record()))
+
+
+# --- tenant deletion ---------------------------------------------------------------------
+
+
+@bp.get("/tenant/deletion")
+@endpoint("audit:admin")
+def tenant_deletion_show():
+    """The tenant's newest deletion request and its steps (``{"deletion": null}`` if none)."""
+    from ..services.tenant_deletion import read_deletion
+
+    return jsonify(read_deletion(current_services(), g.principal, access_record()))
+
+
+@bp.post("/tenant/deletion")
+@endpoint("audit:admin")
+def tenant_deletion_request():
+    """Ask for the whole tenant to be deleted: body ``{"reason": …}``; 201. Another admin
+    must confirm within ``TENANT_DELETION_CONFIRM_HOURS``; 409 when a request is open."""
+    from ..schemas import TenantDeletionIn
+    from ..services.tenant_deletion import request_deletion
+
+    body = parse_body(TenantDeletionIn)
+    found = request_deletion(current_services(), g.principal, body.reason,
+                             access_record(body.model_dump()))
+    resp = jsonify(found)
+    resp.status_code = 201
+    resp.headers["Location"] = "/api/v1/tenant/deletion"
+    return resp
+
+
+@bp.post("/tenant/deletion/confirm")
+@endpoint("audit:admin")
+def tenant_deletion_confirm():
+    """A second admin confirms: body ``{"deletion_id": …}``. The chain closes at once (no more
+    events), the job archives it and marks the tenant deleted; 403 for the requester's own
+    credential, 409 unless the request awaits confirmation."""
+    from ..schemas import TenantDeletionConfirmIn
+    from ..services.tenant_deletion import confirm_deletion
+
+    body = parse_body(TenantDeletionConfirmIn)
+    return jsonify(confirm_deletion(current_services(), g.principal, body.deletion_id,
+                                    access_record(body.model_dump())))
+
+
+@bp.post("/tenant/deletion/cancel")
+@endpoint("audit:admin")
+def tenant_deletion_cancel():
+    """Cancel a request not yet confirmed: body ``{"deletion_id": …, "reason": …}``."""
+    from ..schemas import TenantDeletionCancelIn
+    from ..services.tenant_deletion import cancel_deletion
+
+    body = parse_body(TenantDeletionCancelIn)
+    return jsonify(cancel_deletion(current_services(), g.principal, body.deletion_id,
+                                   body.reason, access_record(body.model_dump())))

@@ -32,6 +32,7 @@ from .runtime import (
     worker,
 )
 from .search import search_index
+from .tenant_deletion import tenant_deletion
 from .train import train
 
 __all__ = ["EXIT_WITH_PARENT", "cli", "main", "make_app", "serve_app", "stop_children",
@@ -49,7 +50,8 @@ def cli(verbose: bool) -> None:
 
 
 for _command in (migrate, tenant, user, apikey, keys, verify, import_events, plugins, serve,
-                 worker, scheduler, train, usage, checkpoint, retention, erase, search_index):
+                 worker, scheduler, train, usage, checkpoint, retention, erase, search_index,
+                 tenant_deletion):
     cli.add_command(_command)
 
 

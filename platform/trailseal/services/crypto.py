@@ -121,6 +121,17 @@ class KeyRing:
         with self._lock:
             self._active.clear()
 
+    def forget_tenant(self, tenant_id: str) -> None:
+        """Drop every unwrapped key of a tenant from this process (its keys were destroyed
+        by a tenant purge)."""
+        with self._lock:
+            for cache in (self._keys, self._raw):
+                for key in [k for k in cache if k[0] == tenant_id]:
+                    del cache[key]
+            self._active.pop(tenant_id, None)
+        with self.subject_cache._lock:
+            self.subject_cache._keys.pop(tenant_id, None)
+
     # wrapping ------------------------------------------------------------------
     def _wrap(self, tenant_id: uuid.UUID, key_id: str, dek: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)

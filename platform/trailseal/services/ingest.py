@@ -49,6 +49,13 @@ FROM unnest(
   record, key_id, n)
 """
 
+
+class TenantClosed(Conflict):
+    """The tenant's chain is closed by a confirmed deletion: no event may be appended."""
+
+    code = "tenant_closed"
+
+
 @dataclass
 class AppendResult:
     """What an append returns (and what an idempotent replay returns again)."""
@@ -102,13 +109,17 @@ def request_fingerprint(body: Any) -> str:
 def lock_head(cur, tenant_id: uuid.UUID) -> tuple[int, str]:
     """Lock the tenant's chain head row (serialising its appends) and return it."""
     cur.execute(
-        "SELECT last_seq, last_hash FROM chain_heads WHERE tenant_id = %s FOR UPDATE",
-        (tenant_id,),
+        "SELECT last_seq, last_hash, closed_at FROM chain_heads WHERE tenant_id = %s "
+        "FOR UPDATE", (tenant_id,),
     )
     head = cur.fetchone()
     if head is None:
         raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
-    return head
+    if head[2] is not None:
+        # A confirmed tenant deletion closed the chain (the database refuses it too).
+        raise TenantClosed("the tenant is being deleted: its trail takes no more events",
+                           {"closed_at": head[2].isoformat()})
+    return head[0], head[1]
 
 
 def write_batch(cur, tenant_id: uuid.UUID, batch: PreparedBatch) -> AppendResult:
@@ -126,6 +137,18 @@ def write_batch(cur, tenant_id: uuid.UUID, batch: PreparedBatch) -> AppendResult
         (batch.seqs[-1], batch.hashes[-1], tenant_id),
     )
     return AppendResult(batch.ids, batch.seqs, batch.hashes)
+
+
+def append_in(svc, cur, tenant_id: uuid.UUID, events: list[EventIn]) -> AppendResult:
+    """Append validated events inside the caller's transaction (``cur`` from
+    ``svc.db.cursor(tenant_id)``), so they commit or roll back with the caller's other
+    writes. The caller runs ``svc.after_ingest(tenant_id, result)`` after the commit."""
+    subject_keys = ensure_subject_keys(
+        svc, tenant_id, subjects_of(events, person_entity_types(svc.config)))
+    keys = event_keys(svc, cur, tenant_id, subject_keys)
+    batch = prepare_batch(str(tenant_id), keys, events, None)
+    link_batch(batch, *lock_head(cur, tenant_id))
+    return write_batch(cur, tenant_id, batch)
 
 
 def append_events(

@@ -170,6 +170,8 @@ def session_user(svc, tenant_id: uuid.UUID, user_id: str, session_id: str,
         .select_from(s.join(u, (u.c.tenant_id == s.c.tenant_id) & (u.c.id == s.c.user_id)))
         .where(s.c.id == uuid.UUID(session_id), s.c.user_id == uuid.UUID(user_id),
                s.c.revoked_at.is_(None), u.c.is_active,
+               # a tenant marked deleted signs nobody in
+               ~func.trailseal_tenant_deleted(tenant_id),
                # make_interval(years, months, weeks, days, hours, mins, secs)
                s.c.created_at > func.now() - func.make_interval(
                    0, 0, 0, 0, 0, 0, float(max_age_hours * 3600)))
