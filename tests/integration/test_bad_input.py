@@ -253,7 +253,9 @@ def test_every_api_route_is_covered(trailseal_app):
              "/api/v1/checkpoints", "/api/v1/checkpoints/public-key",
              "/api/v1/checkpoints/consistency", "/api/v1/events/<event_id>/proof",
              "/api/v1/chain/bundle", "/api/v1/retention", "/api/v1/legal-holds",
-             "/api/v1/legal-holds/<hold_id>/release", "/api/v1/subjects/<subject_id>/erase"}
+             "/api/v1/legal-holds/<hold_id>/release", "/api/v1/subjects/<subject_id>/erase",
+             "/api/v1/tenant/deletion", "/api/v1/tenant/deletion/confirm",
+             "/api/v1/tenant/deletion/cancel"}
     # A new route must get a valid body and path arguments here before it can be fuzzed.
     assert rules == known, rules ^ known
 
@@ -293,6 +295,11 @@ def _valid_body(rule: str, method: str) -> dict | None:
     if method == "POST" and rule in ("/api/v1/legal-holds/<hold_id>/release",
                                      "/api/v1/subjects/<subject_id>/erase"):
         return {"reason": "bad input"}
+    if method == "POST" and rule == "/api/v1/tenant/deletion":
+        return {"reason": "bad input"}
+    if method == "POST" and rule in ("/api/v1/tenant/deletion/confirm",
+                                     "/api/v1/tenant/deletion/cancel"):
+        return {"deletion_id": "00000000-0000-4000-8000-000000000000", "reason": "bad input"}
     return None
 
 
@@ -631,3 +638,44 @@ def test_erase_body_cases(trailseal_services, world, name, body, expect):
     with trailseal_services.db.cursor(world["tenant"].id) as cur:
         cur.execute("SELECT count(*) FROM subject_erasures")
         assert cur.fetchone()[0] == 0  # nothing half-written
+
+
+# Tenant deletion bodies that are valid JSON but not a valid request: nothing is recorded,
+# and the chain stays open.
+TENANT_DELETION_CASES = [
+    ("request: no reason", "/api/v1/tenant/deletion", {}, (422,)),
+    ("request: empty reason", "/api/v1/tenant/deletion", {"reason": ""}, (422,)),
+    ("request: reason 1001 chars", "/api/v1/tenant/deletion", {"reason": "r" * 1001}, (422,)),
+    ("request: reason a list", "/api/v1/tenant/deletion", {"reason": ["why"]}, (422,)),
+    ("request: NUL in reason", "/api/v1/tenant/deletion", {"reason": "a\u0000b"}, (422,)),
+    ("request: unknown key", "/api/v1/tenant/deletion", {"reason": "x", "now": True}, (422,)),
+    ("confirm: no id", "/api/v1/tenant/deletion/confirm", {}, (422,)),
+    ("confirm: id a number", "/api/v1/tenant/deletion/confirm", {"deletion_id": 7}, (422,)),
+    ("confirm: id too long", "/api/v1/tenant/deletion/confirm", {"deletion_id": "d" * 65},
+     (422,)),
+    ("confirm: id not a uuid", "/api/v1/tenant/deletion/confirm", {"deletion_id": "x"}, (404,)),
+    ("confirm: unknown id", "/api/v1/tenant/deletion/confirm",
+     {"deletion_id": "00000000-0000-4000-8000-000000000000"}, (404,)),
+    ("confirm: unknown key", "/api/v1/tenant/deletion/confirm",
+     {"deletion_id": "x", "force": True}, (422,)),
+    ("cancel: no reason", "/api/v1/tenant/deletion/cancel",
+     {"deletion_id": "00000000-0000-4000-8000-000000000000"}, (422,)),
+    ("cancel: unknown id", "/api/v1/tenant/deletion/cancel",
+     {"deletion_id": "00000000-0000-4000-8000-000000000000", "reason": "x"}, (404,)),
+]
+
+
+@pytest.mark.parametrize("name,url,body,expect", TENANT_DELETION_CASES,
+                         ids=[c[0] for c in TENANT_DELETION_CASES])
+def test_tenant_deletion_cases(trailseal_services, world, name, url, body, expect):
+    headers = world["tenant"].headers
+    with trailseal_services.db.cursor(world["tenant"].id) as cur:
+        cur.execute("SELECT count(*) FROM tenant_deletion_steps")
+        before = cur.fetchone()[0]
+    resp = world["client"].post(url, json=body, headers=headers)
+    _check(resp, expect, name)
+    with trailseal_services.db.cursor(world["tenant"].id) as cur:
+        cur.execute("SELECT count(*) FROM tenant_deletion_steps")
+        assert cur.fetchone()[0] == before, name  # nothing recorded
+        cur.execute("SELECT closed_at FROM chain_heads")
+        assert cur.fetchone()[0] is None, name

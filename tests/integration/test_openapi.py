@@ -97,6 +97,8 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
 
     from tests.conftest import make_event
     from trailseal.services.alerts import record_alert
+    from trailseal.services.tenancy import create_api_key
+    from trailseal.testing import make_tenant
 
     spec = trailseal_client.get("/api/v1/openapi.json").get_json()
     old_limit = trailseal_services.config["RATE_LIMIT"]
@@ -274,6 +276,22 @@ def test_real_responses_of_every_operation_match_the_document(trailseal_client,
             ("post", "/api/v1/subjects/{subject_id}/erase"): (trailseal_client.post(
                 "/api/v1/subjects/u-1/erase", json={"reason": "contract"},
                 headers=tenant.headers), None),
+            # deletion on a tenant of its own (the confirmation closes its chain)
+            ("post", "/api/v1/tenant/deletion"): ((asked := trailseal_client.post(
+                "/api/v1/tenant/deletion", json={"reason": "contract ended"},
+                headers=(leaving := make_tenant(trailseal_services)).headers)), None),
+            ("post", "/api/v1/tenant/deletion/cancel"): (trailseal_client.post(
+                "/api/v1/tenant/deletion/cancel", json={"deletion_id": asked.get_json()["id"],
+                                                        "reason": "not yet"},
+                headers=leaving.headers), None),
+            ("post", "/api/v1/tenant/deletion/confirm"): (trailseal_client.post(
+                "/api/v1/tenant/deletion/confirm", json={"deletion_id": trailseal_client.post(
+                    "/api/v1/tenant/deletion", json={"reason": "now"},
+                    headers=leaving.headers).get_json()["id"]},
+                headers={"Authorization": "Bearer " + create_api_key(
+                    trailseal_services, leaving.id, ["audit:admin"])["token"]}), None),
+            ("get", "/api/v1/tenant/deletion"): (trailseal_client.get(
+                "/api/v1/tenant/deletion", headers=leaving.headers), None),
             ("get", "/healthz"): (trailseal_client.get("/healthz"), None),
             ("get", "/metrics"): (trailseal_client.get("/metrics"), None),
             ("get", "/api/v1/openapi.json"): (trailseal_client.get("/api/v1/openapi.json"),
