@@ -12,8 +12,9 @@ keys (crypto-shredding); every step recorded.
   after the purge, with the deletion row and the tenant's row.
 - ``chain_heads.closed_at``: set at confirmation; a closed chain takes no more events (the
   guard refuses moving its head) and is reopened only by a restore.
-- The look-ups through row-level security (logins, API keys, the tenants jobs visit) skip a
-  tenant marked deleted, so nobody signs in, calls the API or ingests for it.
+- The look-ups through row-level security (logins, API keys, the tenants jobs visit, due
+  scheduled reports) skip a tenant marked deleted, so nobody signs in, calls the API or
+  ingests for it, and no job or report runs for it.
 - ``trailseal_tenant_purge`` and ``trailseal_tenant_restore``: SECURITY DEFINER, executable
   only by ``trailseal_maintenance``. The purge checks the deletion is marked, due and under
   no legal hold, then deletes every row of the tenant from every table with a
@@ -209,6 +210,13 @@ CREATE OR REPLACE FUNCTION trailseal_tenant_ids()
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
   AS $f$ SELECT id FROM tenants WHERE NOT trailseal_tenant_deleted(id) ORDER BY created_at $f$;
 
+CREATE OR REPLACE FUNCTION trailseal_due_report_schedules(p_now timestamptz, p_limit integer)
+  RETURNS TABLE (tenant_id uuid, id uuid, next_run timestamptz)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+  AS $f$ SELECT tenant_id, id, next_run FROM audit_scheduled_reports
+         WHERE next_run <= p_now AND NOT trailseal_tenant_deleted(tenant_id)
+         ORDER BY next_run LIMIT p_limit $f$;
+
 -- What the deletion job has to do: confirmed, not yet purged, restored or cancelled.
 CREATE FUNCTION trailseal_open_deletions()
   RETURNS TABLE (tenant_id uuid, deletion_id uuid)
@@ -356,6 +364,11 @@ CREATE OR REPLACE FUNCTION trailseal_tenant_ids()
   RETURNS SETOF uuid
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
   AS $f$ SELECT id FROM tenants ORDER BY created_at $f$;
+CREATE OR REPLACE FUNCTION trailseal_due_report_schedules(p_now timestamptz, p_limit integer)
+  RETURNS TABLE (tenant_id uuid, id uuid, next_run timestamptz)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+  AS $f$ SELECT tenant_id, id, next_run FROM audit_scheduled_reports
+         WHERE next_run <= p_now ORDER BY next_run LIMIT p_limit $f$;
 DROP FUNCTION IF EXISTS trailseal_tenant_deleted(uuid);
 CREATE OR REPLACE FUNCTION trailseal_reject_change() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN

@@ -89,8 +89,10 @@ def _login(app, email, password):
 
 
 def test_the_whole_lifecycle(trailseal_app, trailseal_client, trailseal_services, run_jobs,
-                             tmp_path):
+                             smtp_receiver, monkeypatch):
     client, svc = trailseal_client, trailseal_services
+    for key, value in smtp_receiver.config().items():  # scheduled reports need mail
+        monkeypatch.setitem(svc.config, key, value)
     tenant = make_tenant(svc)
     other = make_tenant(svc)
     ids = ingest(client, tenant, [make_event(occurred_at=ts(3)) for _ in range(70)])["ids"]
@@ -106,6 +108,19 @@ def test_the_whole_lifecycle(trailseal_app, trailseal_client, trailseal_services
     assert signed_in.status_code == 302
     assert browser.get("/api/v1/tenant/deletion").get_json() == {"deletion": None}
     second = _second_admin(svc, tenant)
+    schedule = client.post("/api/v1/reports/schedules", headers=tenant.headers, json={
+        "name": "Yearly", "cron": "0 0 1 1 *", "timezone": "UTC", "format": "csv",
+        "recipients": ["ciso@example.com"]})
+    assert schedule.status_code == 201, schedule.get_json()
+
+    def due_reports() -> int:
+        with svc.db.cursor() as cur:
+            cur.execute("SELECT count(*) FROM trailseal_due_report_schedules("
+                        "now() + interval '2 years', 100000) WHERE tenant_id = %s",
+                        (tenant.id,))
+            return cur.fetchone()[0]
+
+    assert due_reports() == 1
 
     # Request: recorded, and an event of the trail itself.
     asked = _request(client, tenant)
@@ -144,6 +159,7 @@ def test_the_whole_lifecycle(trailseal_app, trailseal_client, trailseal_services
     assert client.get("/api/v1/events", headers=second).status_code == 401
     assert _login(trailseal_app, email, "correct horse battery")[1].status_code == 401
     assert tenant.id not in tenant_ids(svc) and other.id in tenant_ids(svc)
+    assert due_reports() == 0  # no report is mailed for it either
     from trailseal.services.tenant_deletion import deletion_status
 
     marked = deletion_status(svc, tenant.id)
