@@ -189,8 +189,12 @@ def test_the_whole_lifecycle(trailseal_app, trailseal_client, trailseal_services
     before = _rows_of(svc, tenant.id)
     assert before["tenant_keys"] >= 1 and before["subject_keys"] >= 1
     assert before["audit_logs"] == 73 and before["audit_access_log"] > 0
+    svc.redis.set(f"trailseal:search:{tenant.id}:cached", b"x")  # a cached value of it
+    svc.redis.set(f"trailseal:search:{other.id}:cached", b"x")
     result = process_deletion(svc, tenant.id, marked["id"])
     assert result["done"] == ["purged"]
+    assert svc.redis.get(f"trailseal:search:{tenant.id}:cached") is None
+    assert svc.redis.get(f"trailseal:search:{other.id}:cached") == b"x"
     purged = result["deletion"]
     assert purged["state"] == "purged"
     assert purged["purge_result"]["events_removed"] == 73

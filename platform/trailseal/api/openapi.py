@@ -773,7 +773,7 @@ def _retention_paths() -> dict[str, Any]:
 
 
 def _tenant_deletion_paths() -> dict[str, Any]:
-    """Tenant deletion (``audit:admin``; API keys or signed-in admins)."""
+    """Tenant deletion (``audit:admin``; changes with API keys only)."""
     not_open = _error("The request is not awaiting confirmation (details.state)")
     return {
         "/api/v1/tenant/deletion": {
@@ -786,7 +786,8 @@ def _tenant_deletion_paths() -> dict[str, Any]:
                         "tenant", "audit:admin", _ok("The request", "TenantDeletionOut", "201"),
                         body="TenantDeletionIn",
                         errors={"409": _error("A deletion is already requested")},
-                        description="Appends `tenant.deletion_requested` to the trail. "
+                        description="API keys only. Appends `tenant.deletion_requested` to "
+                                    "the trail. "
                                     "Another admin credential must confirm it within "
                                     "`TRAILSEAL_TENANT_DELETION_CONFIRM_HOURS` (72)."),
         },
@@ -798,7 +799,8 @@ def _tenant_deletion_paths() -> dict[str, Any]:
                                               "it"),
                                 "404": _error("No such request in this tenant"),
                                 "409": not_open},
-                        description="Appends `tenant.deletion_confirmed` and closes the chain "
+                        description="API keys only. Appends `tenant.deletion_confirmed` and "
+                                    "closes the chain "
                                     "(appends answer 409 `tenant_closed` from then on). The "
                                     "job then archives the trail and marks the tenant "
                                     "deleted: its users and API keys stop working. The purge, "
@@ -811,7 +813,8 @@ def _tenant_deletion_paths() -> dict[str, Any]:
                         body="TenantDeletionCancelIn",
                         errors={"404": _error("No such request in this tenant"),
                                 "409": not_open},
-                        description="Appends `tenant.deletion_cancelled`. A confirmed "
+                        description="API keys only. Appends `tenant.deletion_cancelled`. "
+                                    "A confirmed "
                                     "deletion is undone only by an operator "
                                     "(`trailseal tenant-deletion restore`) before its purge."),
         },

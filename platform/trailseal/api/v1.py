@@ -834,7 +834,7 @@ def tenant_deletion_show():
 
 
 @bp.post("/tenant/deletion")
-@endpoint("audit:admin")
+@endpoint("audit:admin", allow_session=False)
 def tenant_deletion_request():
     """Ask for the whole tenant to be deleted: body ``{"reason": …}``; 201. Another admin
     must confirm within ``TENANT_DELETION_CONFIRM_HOURS``; 409 when a request is open."""
@@ -851,7 +851,7 @@ def tenant_deletion_request():
 
 
 @bp.post("/tenant/deletion/confirm")
-@endpoint("audit:admin")
+@endpoint("audit:admin", allow_session=False)
 def tenant_deletion_confirm():
     """A second admin confirms: body ``{"deletion_id": …}``. The chain closes at once (no more
     events), the job archives it and marks the tenant deleted; 403 for the requester's own
@@ -865,7 +865,7 @@ def tenant_deletion_confirm():
 
 
 @bp.post("/tenant/deletion/cancel")
-@endpoint("audit:admin")
+@endpoint("audit:admin", allow_session=False)
 def tenant_deletion_cancel():
     """Cancel a request not yet confirmed: body ``{"deletion_id": …, "reason": …}``."""
     from ..schemas import TenantDeletionCancelIn
