@@ -25,7 +25,13 @@ __all__ = ["demo"]
 @click.option("--load-only", is_flag=True, help="Load the demo data and exit.")
 def demo(host: str, port: int, days: int, load_only: bool) -> None:
     """Start everything on the embedded services with a realistic demo data set."""
-    from .loader import analyse_loaded, event_to_explain, load_demo, subject_to_erase
+    from .loader import (
+        analyse_loaded,
+        event_to_explain,
+        load_demo,
+        offboard_demo_tenant,
+        subject_to_erase,
+    )
 
     app = make_app()
     svc = app.extensions["trailseal"]
@@ -33,6 +39,7 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
     if summary["loaded"]:
         with app.app_context():
             analyse_loaded(svc, summary["loaded"], echo=click.echo)
+    offboarded = offboard_demo_tenant(svc, echo=click.echo)
     if load_only:
         click.echo(f"API key ({summary['api_key_tenant']}): {summary['api_key']}")
         return
@@ -86,6 +93,8 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
             click.echo(f"  GDPR erasure (the customer's events then read [erased], the chain "
                        f"still verifies): trailseal erase --tenant "
                        f"{summary['api_key_tenant_id']} --subject {customer} --reason 'demo'")
+        click.echo(f"  tenant deletion (two admins, archive, purge after retention): trailseal "
+                   f"tenant-deletion status --tenant {offboarded}")
         click.echo("Press Ctrl-C to stop.")
         serve_app(app, host, port, 8)
     except KeyboardInterrupt:

@@ -114,3 +114,46 @@ def subject_to_erase(svc, tid: str) -> str | None:
         return conn.execute(text(
             "SELECT entity_id FROM audit_logs WHERE entity_type = 'customer' "
             "GROUP BY entity_id ORDER BY count(*) DESC, entity_id LIMIT 1")).scalar()
+
+
+OFFBOARDED = ("Offboarded Ltd", "offboarded-ltd")
+
+
+def offboard_demo_tenant(svc, echo: Callable[[str], None] = print) -> str | None:
+    """A small extra tenant taken through tenant deletion up to the purge: requested by one
+    admin key, confirmed by another (its chain closes), archived and marked deleted. Done
+    once; returns its slug."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from trailseal.services.access import AccessRecord
+    from trailseal.services.tenancy import Principal
+    from trailseal.services.tenant_deletion import (
+        confirm_deletion,
+        process_deletion,
+        request_deletion,
+    )
+
+    name, slug = OFFBOARDED
+    if svc.resolve_tenant(slug, missing_ok=True) is not None:
+        return slug
+    tid = uuid.UUID(str(svc.create_tenant(name, slug)["id"]))
+    start = datetime.now(UTC) - timedelta(days=30)
+    svc.append_events(tid, [{
+        "event_type": kind, "occurred_at": (start + timedelta(hours=7 * i)).isoformat(),
+        "actor": {"id": f"ops{i % 3}@offboarded.example", "type": "user", "role": "admin"},
+        "entity": {"type": "invoice", "id": f"INV-{100 + i}"}, "severity": "low",
+        "source": "billing", "action_details": {"amount": 120 + 7 * i}}
+        for i, kind in enumerate(["invoice.created", "invoice.sent", "invoice.paid"] * 10)])
+    admins = []
+    for label in ("offboarding admin", "second admin"):
+        key = svc.create_api_key(tid, ["audit:admin"], label)
+        admins.append(Principal("api_key", key["id"], tid, frozenset(key["permissions"]), label))
+    access = AccessRecord("demo:tenant-deletion", "CLI")
+    asked = request_deletion(svc, admins[0], "contract ended (demo)", access)
+    confirm_deletion(svc, admins[1], asked["id"], access)
+    done = process_deletion(svc, tid, asked["id"], actor="system:demo")["deletion"]
+    echo(f"{name}: deletion requested by one admin key, confirmed by a second, trail archived "
+         f"({done['head_seq']} events, {len(done['archives'])} encrypted archive), tenant "
+         f"{done['state']} deleted; purge due from {done['purge_after']}")
+    return slug
