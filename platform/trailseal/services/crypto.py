@@ -129,8 +129,7 @@ class KeyRing:
                 for key in [k for k in cache if k[0] == tenant_id]:
                     del cache[key]
             self._active.pop(tenant_id, None)
-        with self.subject_cache._lock:
-            self.subject_cache._keys.pop(tenant_id, None)
+        self.subject_cache.forget_tenant(tenant_id)
 
     # wrapping ------------------------------------------------------------------
     def _wrap(self, tenant_id: uuid.UUID, key_id: str, dek: bytes) -> bytes:

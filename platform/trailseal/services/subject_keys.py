@@ -173,6 +173,11 @@ class SubjectKeyCache:
         with self._lock:
             self._keys.get(tenant_text, {}).pop(subject_id, None)
 
+    def forget_tenant(self, tenant_text: str) -> None:
+        """Drop every cached key of a tenant (its keys were destroyed by a tenant purge)."""
+        with self._lock:
+            self._keys.pop(tenant_text, None)
+
     def sync(self, svc, tenant_text: str) -> None:
         """Empty the tenant's cached keys when its erasure counter in Redis moved since this
         process last looked (one GET; without Redis the TTL still bounds staleness)."""
