@@ -124,6 +124,24 @@ def _parse_id(deletion_id: str) -> uuid.UUID:
         raise NotFound("no such tenant deletion request") from None
 
 
+def _reason(reason: str | None) -> str:
+    reason = (reason or "").strip()
+    if not reason or len(reason) > 1000:
+        raise ValidationFailed("reason must be 1–1000 characters")
+    return reason
+
+
+def _awaiting(cur, svc, tenant_id: uuid.UUID, did: uuid.UUID) -> dict[str, Any]:
+    """The request ``did``, locked, if it awaits confirmation: 404 unknown, 409 otherwise."""
+    found = _fetch(cur, svc, tenant_id, did, lock=True)
+    if found is None:
+        raise NotFound("no such tenant deletion request")
+    if found["state"] != "requested":
+        raise Conflict(f"the deletion request is {found['state']}, not awaiting confirmation",
+                       {"state": found["state"]})
+    return found
+
+
 def _trail_event(svc, cur, principal: Principal, event_type: str, severity: str,
                  details: dict[str, Any]):
     """Append one event about the deletion to the tenant's own trail (the caller's
@@ -173,9 +191,7 @@ def request_deletion(svc, principal: Principal, reason: str,
                      access: AccessRecord) -> dict[str, Any]:
     """Ask for the tenant to be deleted; another admin must confirm. 409 when a request is
     already open (or the tenant is being deleted)."""
-    reason = (reason or "").strip()
-    if not reason or len(reason) > 1000:
-        raise ValidationFailed("reason must be 1–1000 characters")
+    reason = _reason(reason)
     _expire(svc, principal.tenant_id)
     did = uuid.uuid4()
     with svc.db.transaction(principal.tenant_id) as conn, driver_cursor(conn) as cur:
@@ -209,12 +225,7 @@ def confirm_deletion(svc, principal: Principal, deletion_id: str,
     _expire(svc, principal.tenant_id)
     with svc.db.transaction(principal.tenant_id) as conn, driver_cursor(conn) as cur:
         record_access(conn, principal, access)
-        found = _fetch(cur, svc, principal.tenant_id, did, lock=True)
-        if found is None:
-            raise NotFound("no such tenant deletion request")
-        if found["state"] != "requested":
-            raise Conflict(f"the deletion request is {found['state']}, not awaiting "
-                           "confirmation", {"state": found["state"]})
+        found = _awaiting(cur, svc, principal.tenant_id, did)
         if found["requested_by"] == _who(principal):
             raise Forbidden("a second admin must confirm: the credential that requested the "
                             "deletion cannot confirm it", {"requested_by": found["requested_by"]})
@@ -242,19 +253,12 @@ def confirm_deletion(svc, principal: Principal, deletion_id: str,
 def cancel_deletion(svc, principal: Principal, deletion_id: str, reason: str,
                     access: AccessRecord) -> dict[str, Any]:
     """Cancel a request that is not confirmed yet (any admin)."""
-    reason = (reason or "").strip()
-    if not reason or len(reason) > 1000:
-        raise ValidationFailed("reason must be 1–1000 characters")
+    reason = _reason(reason)
     did = _parse_id(deletion_id)
     _expire(svc, principal.tenant_id)
     with svc.db.transaction(principal.tenant_id) as conn, driver_cursor(conn) as cur:
         record_access(conn, principal, access)
-        found = _fetch(cur, svc, principal.tenant_id, did, lock=True)
-        if found is None:
-            raise NotFound("no such tenant deletion request")
-        if found["state"] != "requested":
-            raise Conflict(f"the deletion request is {found['state']}; only a request awaiting "
-                           "confirmation can be cancelled here", {"state": found["state"]})
+        _awaiting(cur, svc, principal.tenant_id, did)
         appended = _trail_event(svc, cur, principal, "tenant.deletion_cancelled", "medium",
                                 {"deletion_id": str(did), "reason": reason})
         cur.execute("UPDATE tenant_deletions SET cancelled_by = %s, cancelled_at = now(), "
@@ -423,9 +427,7 @@ def restore_tenant(svc, tenant_id: uuid.UUID, reason: str, *, actor: str) -> dic
     if not url:
         raise ConfigurationError("TRAILSEAL_MAINTENANCE_DATABASE_URL is not set: a tenant is "
                                  "restored only through the maintenance role")
-    reason = (reason or "").strip()
-    if not reason or len(reason) > 1000:
-        raise ValidationFailed("reason must be 1–1000 characters")
+    reason = _reason(reason)
     with svc.db.cursor(tenant_id) as cur:
         found = _fetch(cur, svc, tenant_id)
     if found is None or found["state"] not in ("confirmed", "archived", "marked"):
