@@ -39,7 +39,7 @@ def demo(host: str, port: int, days: int, load_only: bool) -> None:
     if summary["loaded"]:
         with app.app_context():
             analyse_loaded(svc, summary["loaded"], echo=click.echo)
-    offboarded = offboard_demo_tenant(svc, echo=click.echo)
+    offboarded = offboard_demo_tenant(app, echo=click.echo)
     if load_only:
         click.echo(f"API key ({summary['api_key_tenant']}): {summary['api_key']}")
         return

@@ -119,25 +119,17 @@ def subject_to_erase(svc, tid: str) -> str | None:
 OFFBOARDED = ("Offboarded Ltd", "offboarded-ltd")
 
 
-def offboard_demo_tenant(svc, echo: Callable[[str], None] = print) -> str | None:
-    """A small extra tenant taken through tenant deletion up to the purge: requested by one
-    admin key, confirmed by another (its chain closes), archived and marked deleted. Done
-    once; returns its slug."""
-    import uuid
+def offboard_demo_tenant(app, echo: Callable[[str], None] = print) -> str | None:
+    """A small extra tenant whose deletion is requested by one admin key and confirmed by
+    another through the REST API, as a tenant's admins would (its chain closes; the worker
+    then archives the trail and marks the tenant deleted). Done once; returns its slug."""
     from datetime import UTC, datetime, timedelta
 
-    from trailseal.services.access import AccessRecord
-    from trailseal.services.tenancy import Principal
-    from trailseal.services.tenant_deletion import (
-        confirm_deletion,
-        process_deletion,
-        request_deletion,
-    )
-
+    svc = app.extensions["trailseal"]
     name, slug = OFFBOARDED
     if svc.resolve_tenant(slug, missing_ok=True) is not None:
         return slug
-    tid = uuid.UUID(str(svc.create_tenant(name, slug)["id"]))
+    tid = svc.create_tenant(name, slug)["id"]
     start = datetime.now(UTC) - timedelta(days=30)
     svc.append_events(tid, [{
         "event_type": kind, "occurred_at": (start + timedelta(hours=7 * i)).isoformat(),
@@ -145,15 +137,17 @@ def offboard_demo_tenant(svc, echo: Callable[[str], None] = print) -> str | None
         "entity": {"type": "invoice", "id": f"INV-{100 + i}"}, "severity": "low",
         "source": "billing", "action_details": {"amount": 120 + 7 * i}}
         for i, kind in enumerate(["invoice.created", "invoice.sent", "invoice.paid"] * 10)])
-    admins = []
-    for label in ("offboarding admin", "second admin"):
-        key = svc.create_api_key(tid, ["audit:admin"], label)
-        admins.append(Principal("api_key", key["id"], tid, frozenset(key["permissions"]), label))
-    access = AccessRecord("demo:tenant-deletion", "CLI")
-    asked = request_deletion(svc, admins[0], "contract ended (demo)", access)
-    confirm_deletion(svc, admins[1], asked["id"], access)
-    done = process_deletion(svc, tid, asked["id"], actor="system:demo")["deletion"]
-    echo(f"{name}: deletion requested by one admin key, confirmed by a second, trail archived "
-         f"({done['head_seq']} events, {len(done['archives'])} encrypted archive), tenant "
-         f"{done['state']} deleted; purge due from {done['purge_after']}")
+    first, second = ({"Authorization": "Bearer " + svc.create_api_key(
+        tid, ["audit:admin"], label)["token"]} for label in ("offboarding admin", "second admin"))
+    client = app.test_client()
+    asked = client.post("/api/v1/tenant/deletion", json={"reason": "contract ended (demo)"},
+                        headers=first)
+    done = client.post("/api/v1/tenant/deletion/confirm",
+                       json={"deletion_id": asked.get_json()["id"]}, headers=second)
+    if done.status_code != 200:
+        echo(f"{name}: tenant deletion not confirmed ({done.get_json()['error']['message']})")
+        return slug
+    echo(f"{name}: deletion requested by one admin key and confirmed by a second (its trail "
+         "is closed); the worker archives it and marks the tenant deleted, the purge follows "
+         "after its retention period")
     return slug
