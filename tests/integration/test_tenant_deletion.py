@@ -150,6 +150,11 @@ def test_the_whole_lifecycle(trailseal_app, trailseal_client, trailseal_services
                         headers=tenant.headers)
     assert batch.status_code == 409
     assert _confirm(client, second, asked["id"]).status_code == 409  # not twice
+    # The tenant's alerts (and so its notification channels) heard of both steps.
+    alerts = [a for a in client.get("/api/v1/alerts", headers=tenant.headers)
+              .get_json()["alerts"] if a["kind"] == "tenant_deletion"]
+    assert sorted((a["severity"], a["details"]["step"]) for a in alerts) == [
+        ("critical", "confirmed"), ("high", "requested")]
 
     # The job archives the closed chain and marks the tenant.
     run_jobs()

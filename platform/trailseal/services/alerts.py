@@ -82,7 +82,7 @@ def record_alert(svc, tenant_id: uuid.UUID, **fields: Any) -> Alert | None:
     return alert
 
 
-CORE_KINDS = ("chain_broken",)  # raised only by Trailseal itself
+CORE_KINDS = ("chain_broken", "tenant_deletion")  # raised only by Trailseal itself
 KIND = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 
 

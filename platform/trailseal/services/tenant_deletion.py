@@ -36,6 +36,7 @@ from ..db import driver_cursor, maintenance_connection
 from ..errors import ConfigurationError, Conflict, Forbidden, NotFound, ValidationFailed
 from ..schemas import EventIn
 from .access import AccessRecord, audited_read, record_access
+from .alerts import announce_alert, insert_alert
 from .archives import archive_dir, write_archive
 from .chain import format_ts
 from .checkpoints import ChainNotCheckpointed, begin_bundle, iter_bundle, make_checkpoint
@@ -122,6 +123,18 @@ def _parse_id(deletion_id: str) -> uuid.UUID:
         return uuid.UUID(str(deletion_id))
     except ValueError:
         raise NotFound("no such tenant deletion request") from None
+
+
+def _alert(conn, principal: Principal, did: uuid.UUID, step: str, severity: str,
+           event_id: str, title: str):
+    """An alert of kind ``tenant_deletion`` in the caller's transaction, so the tenant's
+    notification channels hear of the request and the confirmation (announced after the
+    commit)."""
+    return insert_alert(conn, principal.tenant_id, kind="tenant_deletion", severity=severity,
+                        title=title[:300], event_id=event_id,
+                        details={"deletion_id": str(did), "step": step,
+                                 "by": _who(principal)},
+                        dedupe_key=f"tenant-deletion:{did}:{step}")
 
 
 def _reason(reason: str | None) -> str:
@@ -212,8 +225,12 @@ def request_deletion(svc, principal: Principal, reason: str,
                                 {"deletion_id": str(did), "reason": reason})
         _step(cur, principal.tenant_id, str(did), "requested", _who(principal),
               {"reason": reason, "event_id": appended.ids[0]})
+        alert = _alert(conn, principal, did, "requested", "high", appended.ids[0],
+                       f"Deletion of the whole tenant requested by {_who(principal)}: {reason}")
         found = _fetch(cur, svc, principal.tenant_id, did)
     svc.after_ingest(principal.tenant_id, appended)
+    if alert is not None:
+        announce_alert(svc, alert)
     return found
 
 
@@ -239,8 +256,13 @@ def confirm_deletion(svc, principal: Principal, deletion_id: str,
                     (principal.tenant_id,))
         _step(cur, principal.tenant_id, str(did), "confirmed", _who(principal),
               {"event_id": appended.ids[0], "closed_at_seq": appended.seqs[-1]})
+        alert = _alert(conn, principal, did, "confirmed", "critical", appended.ids[0],
+                       f"Deletion of the whole tenant confirmed by {_who(principal)}: the trail "
+                       "is closed, will be archived and, after the retention period, purged")
         found = _fetch(cur, svc, principal.tenant_id, did)
     svc.after_ingest(principal.tenant_id, appended)
+    if alert is not None:
+        announce_alert(svc, alert)
     try:
         svc.queues["low"].enqueue(JOB, str(principal.tenant_id), str(did), job_timeout=6 * 3600)
         found["archive_job"] = "queued"
