@@ -89,7 +89,7 @@ def _login(app, email, password):
 
 
 def test_the_whole_lifecycle(trailseal_app, trailseal_client, trailseal_services, run_jobs,
-                             smtp_receiver, monkeypatch):
+                             smtp_receiver, http_receiver, monkeypatch):
     client, svc = trailseal_client, trailseal_services
     for key, value in smtp_receiver.config().items():  # scheduled reports need mail
         monkeypatch.setitem(svc.config, key, value)
@@ -121,6 +121,10 @@ def test_the_whole_lifecycle(trailseal_app, trailseal_client, trailseal_services
             return cur.fetchone()[0]
 
     assert due_reports() == 1
+    hook = client.post("/api/v1/integrations", headers=tenant.headers, json={
+        "type": "webhook", "name": "security team", "min_severity": "high",
+        "config": {"url": http_receiver.url + "/hook", "secret": "s" * 32}})
+    assert hook.status_code == 201, hook.get_json()
 
     # Request: recorded, and an event of the trail itself.
     asked = _request(client, tenant)
@@ -156,8 +160,11 @@ def test_the_whole_lifecycle(trailseal_app, trailseal_client, trailseal_services
     assert sorted((a["severity"], a["details"]["step"]) for a in alerts) == [
         ("critical", "confirmed"), ("high", "requested")]
 
-    # The job archives the closed chain and marks the tenant.
+    # The job archives the closed chain and marks the tenant; the channel is told first.
     run_jobs()
+    told = [json.loads(r.body) for r in http_receiver.requests]
+    assert sorted(m["alert"]["kind"] + ":" + m["alert"]["severity"] for m in told) == [
+        "tenant_deletion:critical", "tenant_deletion:high"], told
     status = browser.get("/api/v1/tenant/deletion")
     assert status.status_code == 401  # the session no longer signs anyone in
     assert client.get("/api/v1/events", headers=tenant.headers).status_code == 401
