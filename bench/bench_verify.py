@@ -160,12 +160,49 @@ def explain(svc, tenant_id) -> None:
     print()
 
 
+def checkpointed_runs(svc, tid, total: int, repeat: int) -> None:
+    """``verify_chain`` once a signed checkpoint covers the whole chain (as the hourly job
+    leaves every tenant): the chain walk plus the check of every checkpoint's root against
+    the stored events (``merkle_store.check_checkpoints``), that check also timed alone."""
+    from trailseal.services.checkpoints import make_checkpoint
+    from trailseal.services.integrity import verify_chain
+    from trailseal.services.merkle_store import check_checkpoints
+
+    t0 = time.perf_counter()
+    made = make_checkpoint(svc, tid, publish=False)
+    print(f"checkpoint signed ({'new' if made['created'] else 'already current'}) in "
+          f"{time.perf_counter() - t0:.2f} s")
+    rates, alone = [], []
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        report = verify_chain(svc, tid, raise_alert=False)
+        secs = time.perf_counter() - t0
+        assert report.intact and report.checkpoints_checked >= 1, report
+        rates.append(total / secs)
+        with svc.db.cursor(tid) as cur:
+            t0 = time.perf_counter()
+            checked, problem = check_checkpoints(svc, cur, tid)
+            alone.append(time.perf_counter() - t0)
+        assert problem is None and checked >= 1
+        print(f"with checkpoints, run {i + 1}: {total / secs:,.0f} events/s; the checkpoint "
+              f"check alone {alone[-1]:.2f} s ({alone[-1] / total * 1e6:.2f} us/event)",
+              flush=True)
+    rate = sorted(rates)[len(rates) // 2]
+    print(f"with checkpoints: median {rate:,.0f} events/s (check alone, median "
+          f"{sorted(alone)[len(alone) // 2]:.2f} s); target >= {TARGET_EVENTS_PER_S:,}: "
+          f"{verdict(rate >= TARGET_EVENTS_PER_S)}")
+    print()
+
+
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, help="events in the tenant (300,000)")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="always run the cProfile pass")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--checkpoint", action="store_true",
+                        help="also time it after a signed checkpoint covers the chain (every "
+                             "checkpoint is then checked against the stored events)")
     args = parser.parse_args()
     n = args.events or (20_000 if args.quick else 300_000)
     from trailseal.services.chain import CANONICAL_VERSION, PROJECTION_SQL
@@ -212,6 +249,8 @@ def main() -> None:
     print(f"median {rate:,.0f} events/s, best {ordered[-1]:,.0f}, worst {ordered[0]:,.0f}; "
           f"target >= {TARGET_EVENTS_PER_S:,} (median): {verdict(rate >= TARGET_EVENTS_PER_S)}")
     print()
+    if args.checkpoint:
+        checkpointed_runs(svc, tid, total, args.repeat)
 
     rows_n, fetch_secs, kept = fetch_only(svc, tid)
     fetch_rate = rows_n / fetch_secs

@@ -38,6 +38,20 @@ def _is_power_of_two(n: int) -> bool:
 
 # --- building ---------------------------------------------------------------------------
 
+EXTEND_LEVEL = 6
+EXTEND_BLOCK = 1 << EXTEND_LEVEL
+
+
+def perfect_root(leaves: Sequence[bytes]) -> bytes:
+    """The hash of the complete tree over ``leaves`` (a power of two of them), computed
+    level by level."""
+    level = [_sha256(b"\x00" + leaf).digest() for leaf in leaves]
+    while len(level) > 1:
+        level = [_sha256(b"\x01" + left + right).digest()
+                 for left, right in zip(level[0::2], level[1::2], strict=True)]
+    return level[0]
+
+
 
 class TreeBuilder:
     """The tree over leaves appended one at a time, kept as its complete subtrees (one per
@@ -74,6 +88,29 @@ class TreeBuilder:
                 on_node(level, index, h)
         stack.append((level, h))
         self.size += 1
+
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """Append many leaves (chain hashes): the same tree as ``append`` one by one, with
+        each run of ``EXTEND_BLOCK`` leaves starting at a multiple of it hashed as one
+        complete subtree, level by level (no per-leaf bookkeeping)."""
+        i, n, block = 0, len(leaves), EXTEND_BLOCK
+        while i < n:
+            if self.size % block == 0 and n - i >= block:
+                self._push(EXTEND_LEVEL, perfect_root(leaves[i:i + block]))
+                i += block
+            else:
+                self.append_hash(leaf_hash(leaves[i]))
+                i += 1
+
+    def _push(self, level: int, h: bytes) -> None:
+        """Append the complete subtree of ``2**level`` leaves with hash ``h`` (the size must
+        be a multiple of ``2**level``)."""
+        stack = self._stack
+        self.size += 1 << level
+        while stack and stack[-1][0] == level:
+            h = node_hash(stack.pop()[1], h)
+            level += 1
+        stack.append((level, h))
 
     def root(self) -> bytes:
         """The tree head (``MTH``) over the leaves so far."""

@@ -160,3 +160,24 @@ def test_a_run_of_leaves_with_its_context_gives_the_root(leaves, data):
     if last < n:  # a truncated run no longer fits its context
         assert merkle.range_root(n, first, leaves[first:last - 1] or [b"x"], context) \
             != naive_mth(leaves)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 700), st.integers(0, 200), st.lists(st.integers(1, 300), max_size=12))
+def test_extend_builds_the_same_tree_as_appending_one_by_one(n, start, cuts):
+    """``TreeBuilder.extend`` (whole blocks of 64 hashed at once) gives the same size and root
+    as ``append`` one leaf at a time, for any size, starting point and split into calls, and
+    equals the naive RFC 9162 root."""
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(n)]
+    start = min(start, n)
+    one = merkle.TreeBuilder()
+    for leaf in leaves:
+        one.append(leaf)
+    many = merkle.TreeBuilder()
+    for leaf in leaves[:start]:
+        many.append(leaf)
+    i = start
+    for cut in cuts + [n]:
+        many.extend(leaves[i:i + cut])
+        i = min(n, i + cut)
+    assert (many.size, many.root()) == (one.size, one.root()) == (n, naive_mth(leaves))

@@ -7,6 +7,7 @@ against the signed checkpoints (part of chain verification)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from trailseal_verify import merkle
@@ -105,18 +106,46 @@ class CheckpointProblem:
     detail: str
 
 
-def read_leaves(cur, tenant_id: uuid.UUID, last_seq: int, chunk: int = 50_000, after: int = 0):
-    """``(seq, chain hash)`` of the tenant's events ``after+1..last_seq`` in seq order, read
-    in chunks of ``chunk``."""
+# One range of chain hashes as one string, joined by the database in seq order; decoded
+# here at once (32 bytes each) when it is exactly hex digits of the right length, else (a
+# tampered row) the range is read row by row.
+_LEAF_RANGE_SQL = """
+SELECT count(*), min(seq), bool_and(length(hash) = 64), string_agg(hash, '' ORDER BY seq)
+FROM audit_logs WHERE tenant_id = %s AND seq > %s AND seq <= %s
+"""
+
+
+def leaf_chunks(cur, tenant_id: uuid.UUID, last_seq: int, after: int = 0,
+                chunk: int = 50_000) -> Iterator[list[bytes]]:
+    """The Merkle leaves (``chain_leaf``) of the tenant's events ``after+1..last_seq`` in
+    order, in lists of at most ``chunk``; at a missing seq the leaves before it are the last
+    list given."""
     while after < last_seq:
+        end = min(last_seq, after + chunk)
+        cur.execute(_LEAF_RANGE_SQL, (tenant_id, after, end))
+        count, first, sized, joined = cur.fetchone()
+        raw = b""
+        if sized and count == end - after and first == after + 1:
+            try:
+                raw = bytes.fromhex(joined)
+            except ValueError:
+                pass
+        if len(raw) == 32 * (end - after):
+            yield [raw[i:i + 32] for i in range(0, len(raw), 32)]
+            after = end
+            continue
         cur.execute("SELECT seq, hash FROM audit_logs WHERE tenant_id = %s AND seq > %s "
-                    "AND seq <= %s ORDER BY seq LIMIT %s",
-                    (tenant_id, after, last_seq, chunk))
-        rows = cur.fetchall()
-        if not rows:
-            return
-        yield from rows
-        after = rows[-1][0]
+                    "AND seq <= %s ORDER BY seq", (tenant_id, after, end))
+        leaves = []
+        for seq, h in cur.fetchall():
+            if seq != after + len(leaves) + 1:
+                break
+            leaves.append(chain_leaf(h))
+        if leaves:
+            yield leaves
+        if len(leaves) < end - after:
+            return  # a gap
+        after = end
 
 
 def check_checkpoints(svc, cur, tenant_id: uuid.UUID) -> tuple[int, CheckpointProblem | None]:
@@ -160,20 +189,26 @@ def check_checkpoints(svc, cur, tenant_id: uuid.UUID) -> tuple[int, CheckpointPr
         return len(signed), None
     good_size = purged
     checked = len(signed) - sum(1 for c in signed if c.size > purged)
-    for seq, h in read_leaves(cur, tenant_id, signed[-1].size, after=purged):
-        if seq != builder.size + 1:
-            break  # a gap: reported below as the tree ending early
-        builder.append(chain_leaf(h))
-        while cp is not None and builder.size == cp.size:
-            if builder.root() != cp.root:
-                return checked, CheckpointProblem(
-                    good_size + 1, "rewritten",
-                    f"events {good_size + 1}..{cp.size} no longer match the checkpoint "
-                    f"signed at tree size {cp.size}: at least one of them was rewritten "
-                    "(and the chain recomputed) after the checkpoint signed it")
-            checked += 1
-            good_size = cp.size
-            cp = next(pending, None)
+    # Leaves go into the tree in runs that end at the next checkpoint's size, so whole
+    # blocks of 64 are hashed at once (TreeBuilder.extend).
+    for leaves in leaf_chunks(cur, tenant_id, signed[-1].size, after=purged):
+        i = 0
+        while cp is not None and i < len(leaves):
+            take = min(len(leaves) - i, cp.size - builder.size)
+            builder.extend(leaves[i:i + take])
+            i += take
+            while cp is not None and builder.size == cp.size:
+                if builder.root() != cp.root:
+                    return checked, CheckpointProblem(
+                        good_size + 1, "rewritten",
+                        f"events {good_size + 1}..{cp.size} no longer match the checkpoint "
+                        f"signed at tree size {cp.size}: at least one of them was rewritten "
+                        "(and the chain recomputed) after the checkpoint signed it")
+                checked += 1
+                good_size = cp.size
+                cp = next(pending, None)
+        if cp is None:
+            break
     if cp is not None:
         return checked, CheckpointProblem(
             builder.size + 1, "rewritten",
