@@ -11,9 +11,12 @@ Both rankings run inside the caller's tenant (row-level security, and an explici
   (``bench/eval_search.py`` measures it). A tenant with an index of its own
   (``vector_index``: a partial IVFFlat index over its rows of one model) is ranked through
   it instead; with filters, its 1,000 nearest candidates are filtered, and when fewer than
-  the depth pass the exact scan answers;
+  the depth pass the exact scan answers. Filters that match few events (at most
+  ``SEARCH_NARROW_FILTER_EVENTS``, ``narrow_filter``) skip the index: the exact distance of
+  each matching event's vector is computed instead (``narrow_vector_ranking``);
 - full text: ``ts_rank`` over ``audit_search_text`` of the query's lexemes joined by OR
-  (a question's words rarely all occur in one event);
+  (a question's words rarely all occur in one event); over just the matching events when
+  the filters are narrow;
 - fusion: ``score = sum over both lists of 1 / (RRF_K + rank)``.
 
 The ranking (ids and scores, never event contents) is cached in Redis for

@@ -15,8 +15,9 @@ Where the pieces come from, all installed by pip with the ``trailseal`` distribu
 A vector is the mean of the last hidden states over the attention mask, L2-normalised
 (what sentence-transformers does for this model), so cosine distance is ``1 - dot``.
 Texts are cut at ``MAX_TOKENS`` word pieces: ``Event.text`` puts what happened first, and
-the cut keeps the embedder at about 200 events a second on two cores
-(``bench/bench_embed.py``). Nothing is ever downloaded.
+the cut keeps the embedder at about 190 events a second on two cores
+(``bench/bench_embed.py``). Only a prefix of each text is tokenised (``encode``), and
+batches run side by side, one per core. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
