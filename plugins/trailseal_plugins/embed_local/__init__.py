@@ -81,6 +81,13 @@ class MiniLMEmbedder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), options,
                                             providers=["CPUExecutionProvider"])
+        # A single batch (a search's question) has nothing to run beside it: it gets every
+        # core through a second session of the same model.
+        self.single = self.session
+        if self.workers > 1:
+            options.intra_op_num_threads = self.workers
+            self.single = ort.InferenceSession(str(path), options,
+                                               providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         with gzip.open(TOKENIZER_FILE, "rt", encoding="utf-8") as f:
             self.tokenizer = Tokenizer.from_str(f.read())
@@ -94,7 +101,9 @@ class MiniLMEmbedder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), DIMS), dtype=np.float32)
         chunks = [order[start:start + BATCH] for start in range(0, len(order), BATCH)]
-        if len(chunks) == 1 or self.workers == 1:
+        if len(chunks) == 1:
+            vectors = [self._embed_batch([texts[i] for i in chunks[0]], self.single)]
+        elif self.workers == 1:
             vectors = map(self._embed_batch, ([texts[i] for i in c] for c in chunks))
         else:  # onnxruntime runs a session from several threads at once
             if self._pool is None:
@@ -126,7 +135,7 @@ class MiniLMEmbedder:
                 out[k] = enc.ids
         return out
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+    def _embed_batch(self, texts: list[str], session=None) -> np.ndarray:
         pieces = self.encode(texts)
         ids = np.zeros((len(pieces), max(len(p) for p in pieces)), dtype=np.int64)
         for row, p in enumerate(pieces):
@@ -135,7 +144,7 @@ class MiniLMEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self.session.run(["last_hidden_state"], feeds)[0]
+        hidden = (session or self.session).run(["last_hidden_state"], feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
