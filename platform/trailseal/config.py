@@ -122,6 +122,9 @@ DEFAULTS: dict[str, Any] = {
     # GDPR erasure: entity types whose entity id is a person (a subject with its own key, so
     # erasing them makes the events about them unreadable), comma-separated.
     "PERSON_ENTITY_TYPES": "user,person,customer,employee,member,patient,contact",
+    # Search: a filter matching at most this many of a tenant's events is ranked over the
+    # events it matches (exactly) rather than by filtering index candidates (0: never).
+    "SEARCH_NARROW_FILTER_EVENTS": 20_000,
 }
 
 

@@ -7,13 +7,18 @@ from __future__ import annotations
 import re
 import uuid
 
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 from tests.conftest import ingest, make_event, owner_connection
 from trailseal import hookimpl
 from trailseal.jobs.enrichment import index_backlog
 from trailseal.schemas import EventFilters
 from trailseal.services import search
+from trailseal.services.events import a, build_filters
 from trailseal.services.search import fuse, ground_answer
 from trailseal.services.tenancy import create_api_key
 from trailseal.testing import make_tenant
@@ -310,3 +315,146 @@ def test_the_full_text_function_reads_only_the_current_tenant(trailseal_client,
         assert cur.fetchone()[0] == 0
     found = _search(trailseal_client, tenant, query="zebra", limit=10)
     assert [r["id"] for r in found["results"]] == mine
+
+
+def _varied_events(count: int) -> list[dict]:
+    """Events of several types, actors and severities, for filters of every width."""
+    kinds = [("invoice.deleted", "invoice", "removed a duplicate invoice"),
+             ("payment.refunded", "payment", "refund after a chargeback"),
+             ("user.login_failed", "user", "wrong password at sign-in"),
+             ("role.granted", "user", "administrator role granted"),
+             ("apikey.created", "api_key", "new api key for the crm sync")]
+    severities = ["info", "low", "medium", "high", "critical"]
+    out = []
+    for k in range(count):
+        kind, entity, note = kinds[k % len(kinds)]
+        out.append(make_event(event_type=kind, actor={"id": f"user-{k % 3}", "type": "user"},
+                              entity={"type": entity, "id": f"E-{k % 4}"},
+                              severity=severities[(k * 7) % len(severities)],
+                              action_details={"note": note}))
+    return out
+
+
+QUESTIONS = ["who refunded a payment", "failed sign-in attempts", "invoice deleted",
+             "administrator role", "api key created for the crm"]
+_SEVERITIES = ["info", "low", "medium", "high", "critical"]
+_TYPES = ["invoice.deleted", "payment.refunded", "user.login_failed", "role.granted",
+          "apikey.created"]
+
+
+@pytest.fixture
+def varied(trailseal_client, trailseal_services, tenant, run_jobs):
+    ids = ingest(trailseal_client, tenant, _varied_events(40))["ids"]
+    run_jobs()
+    answer = trailseal_services.pm.hook.embed_texts(texts=QUESTIONS, model=None,
+                                                    tenant_id=str(tenant.id))
+    return ids, str(answer["model"]), answer["vectors"]
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(question=st.integers(0, len(QUESTIONS) - 1),
+       severity=st.lists(st.sampled_from(_SEVERITIES), max_size=2, unique=True),
+       event_type=st.lists(st.sampled_from(_TYPES), max_size=2, unique=True),
+       actor=st.sampled_from([None, "user-0", "user-1", "nobody"]),
+       depth=st.integers(1, 30))
+def test_the_narrow_filter_path_ranks_as_the_exact_path(trailseal_services, tenant, varied,
+                                                        monkeypatch, question, severity,
+                                                        event_type, actor, depth):
+    _, model, vectors = varied
+    # count every time (the planner's estimate of a 40-event tenant only spares counts)
+    monkeypatch.setattr(search, "NARROW_PLANNED_FACTOR", 10**9)
+    filters = EventFilters(severity=severity, event_type=event_type, actor=actor)
+    vec, text = vectors[question], QUESTIONS[question]
+    with trailseal_services.db.transaction(tenant.id) as conn:
+        exact = search.exact_ranking(conn, tenant.id, vec, model, filters, depth)
+        narrow_v = search.vector_ranking(conn, tenant.id, vec, model, filters, depth,
+                                         narrow=True)
+        by_text = search.text_ranking(conn, tenant.id, text, filters, depth)
+        narrow_t = search.text_ranking(conn, tenant.id, text, filters, depth, narrow=True)
+        matching = conn.execute(select(func.count()).select_from(a).where(
+            a.c.tenant_id == tenant.id, *build_filters(filters))).scalar()
+        counted = {n: search.narrow_filter(conn, tenant.id, filters, n)
+                   for n in (matching - 1, matching, matching + 1)}
+    assert narrow_v == exact
+    assert narrow_t == by_text
+    if severity or event_type or actor:
+        assert counted == {matching - 1: False, matching: matching >= 1,
+                           matching + 1: True}
+    else:
+        assert not any(counted.values())  # without filters there is nothing narrow
+
+
+def test_the_api_ranks_the_same_with_and_without_the_narrow_path(trailseal_client,
+                                                                  trailseal_services, tenant,
+                                                                  varied):
+    svc = trailseal_services
+    cases = [{"severity": ["high"]}, {"event_type": ["payment.refunded"], "actor": "user-1"},
+             {"severity": ["critical", "low"]}]
+    saved = svc.config.get("SEARCH_NARROW_FILTER_EVENTS")
+    try:
+        for filters in cases:
+            for q in QUESTIONS:
+                got = []
+                for threshold in (0, 1000):  # never narrow; always narrow here
+                    svc.config["SEARCH_NARROW_FILTER_EVENTS"] = threshold
+                    for key in svc.redis.scan_iter(f"trailseal:search:{tenant.id}:[0-9a-f]*"):
+                        svc.redis.delete(key)
+                    found = _search(trailseal_client, tenant, query=q, filters=filters,
+                                    limit=10)
+                    assert found["cached"] is False
+                    got.append([(r["id"], r["score"]) for r in found["results"]])
+                assert got[0] == got[1]
+                assert got[0], (q, filters)
+    finally:
+        svc.config["SEARCH_NARROW_FILTER_EVENTS"] = saved
+
+
+def test_stale_word_estimates_are_served_while_the_worker_refreshes_them(
+        trailseal_client, trailseal_services, tenant, run_jobs, monkeypatch):
+    ingest(trailseal_client, tenant, _varied_events(30))
+    run_jobs()
+    monkeypatch.setattr(search, "FTS_BUDGET", 10)  # as if 30 events were a large tenant
+    svc = trailseal_services
+    key = f"trailseal:search:{tenant.id}:lexemes"
+    stale = [7, {"stale": 0.5}, 1.0]  # computed long ago
+    svc.redis.set(key, orjson.dumps(stale))
+    with svc.db.transaction(tenant.id) as conn:
+        assert search.lexeme_shares(svc, conn, tenant.id) == (7, {"stale": 0.5})
+        # one refresh is queued, not one per search
+        assert search.lexeme_shares(svc, conn, tenant.id) == (7, {"stale": 0.5})
+    queued = [j for j in svc.queues["default"].jobs
+              if j.func_name == search.LEXEME_REFRESH_JOB]
+    assert len(queued) == 1 and queued[0].args == (str(tenant.id),)
+    run_jobs()
+    events, shares, computed_at = orjson.loads(svc.redis.get(key))
+    assert events == 30 and "stale" not in shares and shares["refund"] == pytest.approx(6 / 30)
+    assert computed_at > 1.0
+    with svc.db.transaction(tenant.id) as conn:
+        assert search.lexeme_shares(svc, conn, tenant.id) == (30, shares)
+    assert not [j for j in svc.queues["default"].jobs
+                if j.func_name == search.LEXEME_REFRESH_JOB]
+
+
+@pytest.mark.parametrize("filters", [
+    {"severity": ["high", "low"]}, {"severity": ["high"]}, {"tag": ["x", "y"]},
+    {"start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z",
+     "event_type": ["invoice.deleted", "role.granted"], "entity_type": "user",
+     "entity_id": "E-1", "category": "security", "risk_level": "high"},
+])
+def test_every_filter_is_planned_for_the_narrow_count(trailseal_services, tenant, varied,
+                                                      caplog, filters):
+    f = EventFilters(**filters)
+    with trailseal_services.db.transaction(tenant.id) as conn:
+        matching = conn.execute(select(func.count()).select_from(
+            a.outerjoin(search.i, (search.i.c.tenant_id == a.c.tenant_id)
+                        & (search.i.c.event_id == a.c.id))).where(
+            a.c.tenant_id == tenant.id, *build_filters(f))).scalar()
+        planned = search._planned_rows(conn, select(a.c.id).where(
+            a.c.tenant_id == tenant.id, *build_filters(f)).outerjoin_from(
+            a, search.i, (search.i.c.tenant_id == a.c.tenant_id)
+            & (search.i.c.event_id == a.c.id)))
+        narrow = search.narrow_filter(conn, tenant.id, f, 1000)
+    assert planned is not None and planned >= 0
+    assert narrow is (matching <= 1000)  # 40 events: the planner never rules it out
+    assert "could not plan" not in caplog.text

@@ -11,9 +11,12 @@ Both rankings run inside the caller's tenant (row-level security, and an explici
   (``bench/eval_search.py`` measures it). A tenant with an index of its own
   (``vector_index``: a partial IVFFlat index over its rows of one model) is ranked through
   it instead; with filters, its 1,000 nearest candidates are filtered, and when fewer than
-  the depth pass the exact scan answers;
+  the depth pass the exact scan answers. Filters that match few events (at most
+  ``SEARCH_NARROW_FILTER_EVENTS``, ``narrow_filter``) skip the index: the exact distance of
+  each matching event's vector is computed instead (``narrow_vector_ranking``);
 - full text: ``ts_rank`` over ``audit_search_text`` of the query's lexemes joined by OR
-  (a question's words rarely all occur in one event);
+  (a question's words rarely all occur in one event); over just the matching events when
+  the filters are narrow;
 - fusion: ``score = sum over both lists of 1 / (RRF_K + rank)``.
 
 The ranking (ids and scores, never event contents) is cached in Redis for
@@ -25,14 +28,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from typing import Any
 
 import orjson
 import redis
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import REAL, UUID, Text, and_, cast, column, func, literal, literal_column, select
-from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy import (
+    REAL,
+    UUID,
+    Text,
+    and_,
+    any_,
+    cast,
+    column,
+    func,
+    literal,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY
 from sqlalchemy.engine import Connection
 
 from ..db import driver_cursor
@@ -61,6 +77,16 @@ VECTOR_CANDIDATES = 1_000  # nearest vectors a filtered search filters
 TEXT_CANDIDATES = 1_000  # best full-text matches a filtered search filters
 FTS_SAMPLE = 5_000  # newest events whose words estimate how common each word is
 LEXEME_STATS_SECONDS = 3600
+# Word estimates older than LEXEME_STATS_SECONDS are still served (a worker job refreshes
+# them) until they are this old; only a tenant without any computes them while it waits.
+LEXEME_STALE_SECONDS = 7 * 86400
+LEXEME_REFRESH_JOB = "trailseal.jobs.search.refresh_lexemes"
+# A filter matching at most this many events is "narrow": both rankings are computed over
+# the events it matches (exactly) instead of filtering index candidates, most of which it
+# would reject (setting SEARCH_NARROW_FILTER_EVENTS).
+NARROW_FILTER_EVENTS = 20_000
+# ... and is not counted when the planner expects more than this many times that.
+NARROW_PLANNED_FACTOR = 5
 
 
 def _filtered(stmt, table, filters: EventFilters):
@@ -76,9 +102,13 @@ def _filtered(stmt, table, filters: EventFilters):
 
 def vector_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float], model: str,
                    filters: EventFilters, depth: int = DEPTH,
-                   need: int | None = None) -> list[uuid.UUID]:
+                   need: int | None = None, narrow: bool = False) -> list[uuid.UUID]:
     """The tenant's events nearest to ``vector`` (cosine distance), best first: through the
-    tenant's own index when it has one (``vector_index``), by an exact scan otherwise."""
+    tenant's own index when it has one (``vector_index``), by an exact scan otherwise. With
+    ``narrow`` (the filters match few events: ``narrow_filter``), by exact distance over the
+    vectors of just the events the filters match."""
+    if narrow and build_filters(filters):
+        return narrow_vector_ranking(conn, tenant_id, vector, model, filters, depth)
     if has_valid_index(conn, tenant_id, model, len(vector)):
         ranked = indexed_ranking(conn, tenant_id, vector, model, filters, depth, need)
         if ranked is not None:
@@ -130,6 +160,66 @@ def exact_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float], m
     return list(conn.execute(stmt).scalars())
 
 
+def _matching(tenant_id: uuid.UUID, filters: EventFilters):
+    """The ids of the tenant's events the filters match, as a materialised CTE ``f``."""
+    return (select(a.c.id).select_from(a.outerjoin(i, and_(i.c.tenant_id == a.c.tenant_id,
+                                                            i.c.event_id == a.c.id)))
+            .where(a.c.tenant_id == tenant_id, *build_filters(filters))
+            .cte("f").prefix_with("MATERIALIZED"))
+
+
+def _planned_rows(conn: Connection, stmt) -> float | None:
+    """The planner's estimate of the rows ``stmt`` returns (planning only, nothing read);
+    ``None`` when it cannot be had."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    try:
+        with conn.begin_nested():
+            plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled),
+                                        compiled.params).scalar()
+    except Exception:  # an estimate only spares a count: count instead
+        log.exception("could not plan a search filter's count")
+        return None
+    plan = orjson.loads(plan) if isinstance(plan, (str, bytes)) else plan
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def narrow_filter(conn: Connection, tenant_id: uuid.UUID, filters: EventFilters,
+                  threshold: int = NARROW_FILTER_EVENTS) -> bool:
+    """Whether the filters match at most ``threshold`` of the tenant's events (counted no
+    further than ``threshold + 1``, through the events' indexes). ``False`` without
+    filters, and without counting when the planner expects more than
+    ``NARROW_PLANNED_FACTOR`` times the threshold (a wide filter such as a recent month:
+    counting its first 20,001 events costs 10-50 ms)."""
+    where = build_filters(filters)
+    if not where or threshold < 1:
+        return False
+    matching = (select(literal(1))
+                .select_from(a.outerjoin(i, and_(i.c.tenant_id == a.c.tenant_id,
+                                                 i.c.event_id == a.c.id)))
+                .where(a.c.tenant_id == tenant_id, *where))
+    planned = _planned_rows(conn, matching)
+    if planned is not None and planned > NARROW_PLANNED_FACTOR * threshold:
+        return False
+    some = matching.limit(threshold + 1).subquery()
+    return conn.execute(select(func.count()).select_from(some)).scalar() <= threshold
+
+
+def narrow_vector_ranking(conn: Connection, tenant_id: uuid.UUID, vector: list[float],
+                          model: str, filters: EventFilters,
+                          depth: int = DEPTH) -> list[uuid.UUID]:
+    """``exact_ranking`` for a narrow filter: the events it matches first, then the exact
+    distance of each one's vector (read by key). The same ranking, ties included."""
+    f = _matching(tenant_id, filters)
+    e = audit_embeddings.alias("e")
+    distance = e.c.embedding.cosine_distance(cast(literal(vector, VECTOR()), VECTOR()))
+    stmt = (select(e.c.event_id)
+            .select_from(f.join(e, and_(e.c.tenant_id == tenant_id, e.c.event_id == f.c.id,
+                                        e.c.model == model)))
+            .where(e.c.dims == len(vector))
+            .order_by(distance, e.c.event_id).limit(depth))
+    return list(conn.execute(stmt).scalars())
+
+
 def or_query(text: str):
     """The query's lexemes (English stemming, stop words dropped) joined by OR."""
     anded = cast(func.plainto_tsquery(FTS_CONFIG, text), Text)
@@ -142,36 +232,83 @@ def tsquery_of(lexemes: list[str]):
     return cast(literal(" | ".join(quoted)), TSQUERY)
 
 
-def lexeme_shares(svc, conn: Connection, tenant_id: uuid.UUID) -> tuple[int, dict[str, float]]:
+def _lexemes_key(tenant_id: uuid.UUID | str) -> str:
+    return f"trailseal:search:{tenant_id}:lexemes"
+
+
+def compute_lexeme_shares(conn: Connection,
+                          tenant_id: uuid.UUID | str) -> tuple[int, dict[str, float]]:
     """The tenant's events and, for the words common among its newest ``FTS_SAMPLE``
-    events, the share of those events that hold each: an estimate of how many events a
-    word matches. Empty for a tenant whose every match can be ranked. Kept in Redis for
-    ``LEXEME_STATS_SECONDS`` under the tenant's search prefix (derived data, like the
-    rankings cached there)."""
-    key = f"trailseal:search:{tenant_id}:lexemes"
-    try:
-        raw = svc.redis.get(key)
-    except redis.RedisError:
-        raw = None
-    if raw:
-        events, shares = orjson.loads(raw)
-        return int(events), shares
+    events, the share of those events that hold each (``conn``: a transaction of the
+    tenant). Empty shares for a tenant whose every match can be ranked."""
+    tenant_id = uuid.UUID(str(tenant_id))
     events = conn.execute(select(chain_heads.c.last_seq)
                           .where(chain_heads.c.tenant_id == tenant_id)).scalar() or 0
     shares: dict[str, float] = {}
     if events > FTS_BUDGET:
         sample = (f"SELECT tsv FROM audit_search_text WHERE tenant_id = "
-                  f"'{uuid.UUID(str(tenant_id))}'::uuid ORDER BY event_id DESC "
+                  f"'{tenant_id}'::uuid ORDER BY event_id DESC "
                   f"LIMIT {FTS_SAMPLE}")
         rows = conn.execute(select(literal_column("word"), literal_column("ndoc")).select_from(
             func.ts_stat(sample))).all()
         floor = FTS_BUDGET / 10 / events  # rarer words never decide anything: left out
         counted = min(FTS_SAMPLE, events)
         shares = {w: n / counted for w, n in rows if n / counted >= floor}
+    return events, shares
+
+
+def store_lexeme_shares(svc, tenant_id: uuid.UUID | str, events: int,
+                        shares: dict[str, float]) -> None:
+    """Keep the estimates in Redis with the time they were computed."""
     try:
-        svc.redis.set(key, orjson.dumps([events, shares]), ex=LEXEME_STATS_SECONDS)
+        svc.redis.set(_lexemes_key(tenant_id), orjson.dumps([events, shares, time.time()]),
+                      ex=LEXEME_STALE_SECONDS)
     except redis.RedisError:
         pass
+
+
+def refresh_lexeme_shares(svc, tenant_id: uuid.UUID | str) -> int:
+    """Compute and keep the tenant's word estimates afresh (the worker's job); the
+    tenant's events."""
+    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
+        events, shares = compute_lexeme_shares(conn, tenant_id)
+    store_lexeme_shares(svc, tenant_id, events, shares)
+    try:
+        svc.redis.delete(_lexemes_key(tenant_id) + ":refresh")
+    except redis.RedisError:
+        pass
+    return events
+
+
+def _refresh_later(svc, tenant_id: uuid.UUID | str) -> None:
+    """Queue one refresh of the tenant's word estimates (not another while one is due)."""
+    try:
+        if svc.redis.set(_lexemes_key(tenant_id) + ":refresh", b"1", nx=True, ex=600):
+            svc.queues["default"].enqueue(LEXEME_REFRESH_JOB, str(tenant_id),
+                                          job_timeout=300, result_ttl=60)
+    except redis.RedisError:
+        log.warning("could not queue the refresh of the word estimates of %s", tenant_id)
+
+
+def lexeme_shares(svc, conn: Connection, tenant_id: uuid.UUID) -> tuple[int, dict[str, float]]:
+    """The tenant's events and, for the words common among its newest ``FTS_SAMPLE``
+    events, the share of those events that hold each: an estimate of how many events a
+    word matches (``compute_lexeme_shares``). Kept in Redis under the tenant's search prefix
+    (derived data, like the rankings cached there). Estimates older than
+    ``LEXEME_STATS_SECONDS`` are served while a worker job computes new ones, so no search
+    waits for them except a tenant's first (or the first after ``LEXEME_STALE_SECONDS``)."""
+    try:
+        raw = svc.redis.get(_lexemes_key(tenant_id))
+    except redis.RedisError:
+        raw = None
+    if raw:
+        kept = orjson.loads(raw)
+        computed_at = float(kept[2]) if len(kept) > 2 else 0.0
+        if time.time() - computed_at > LEXEME_STATS_SECONDS:
+            _refresh_later(svc, tenant_id)
+        return int(kept[0]), kept[1]
+    events, shares = compute_lexeme_shares(conn, tenant_id)
+    store_lexeme_shares(svc, tenant_id, events, shares)
     return events, shares
 
 
@@ -195,14 +332,17 @@ def affordable_lexemes(lexemes: list[str], events: int,
 
 
 def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: EventFilters,
-                 depth: int = DEPTH, svc=None, need: int | None = None) -> list[uuid.UUID]:
+                 depth: int = DEPTH, svc=None, need: int | None = None,
+                 narrow: bool = False) -> list[uuid.UUID]:
     """The tenant's events whose rendering matches any of the query's lexemes, ranked by
     ``ts_rank``, best first (the newest first among equals). With ``svc``, words too
     common in a large tenant to rank all their matches are left out
     (``affordable_lexemes``). With filters, the best
     ``TEXT_CANDIDATES`` matches are filtered, then twenty times as many; those that pass
     are the filtered ranking's head, and only when fewer than ``need`` (default ``depth``)
-    pass is every match ranked."""
+    pass is every match ranked. With ``narrow`` (the filters match few events:
+    ``narrow_filter``), the events the filters match are ranked directly: the same ranking
+    as ranking every match that passes."""
     query = or_query(text)
     if svc is not None:
         events, shares = lexeme_shares(svc, conn, tenant_id)
@@ -215,6 +355,16 @@ def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: Eve
                     return []
                 query = tsquery_of(kept)
     where = build_filters(filters)
+    s = audit_search_text.alias("s")
+    rank = func.ts_rank(s.c.tsv, query)
+    if narrow and where:
+        f = _matching(tenant_id, filters)
+        stmt = (select(s.c.event_id)
+                .select_from(f.join(s, and_(s.c.tenant_id == tenant_id,
+                                            s.c.event_id == f.c.id)))
+                .where(s.c.tsv.op("@@")(query))
+                .order_by(rank.desc(), s.c.event_id.desc()).limit(depth))
+        return list(conn.execute(stmt).scalars())
     for fetch in (TEXT_CANDIDATES, 20 * TEXT_CANDIDATES) if where else (depth,):
         m = func.trailseal_text_matches(query, fetch).table_valued(
             column("event_id", UUID(as_uuid=True)), column("rank", REAL)).alias("m")
@@ -222,21 +372,18 @@ def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: Eve
             m.c.rank.desc(), m.c.event_id.desc())).scalars())
         if not where:
             return candidates
-        passing: set[uuid.UUID] = set()
-        for start in range(0, len(candidates), TEXT_CANDIDATES):
-            chunk = candidates[start:start + TEXT_CANDIDATES]
-            passing.update(conn.execute(
-                select(a.c.id).select_from(a.outerjoin(i, and_(i.c.tenant_id == a.c.tenant_id,
-                                                               i.c.event_id == a.c.id)))
-                .where(a.c.tenant_id == tenant_id, a.c.id.in_(chunk), *where)).scalars())
+        # one query for every candidate, the ids as one array parameter
+        ids = literal(candidates, ARRAY(UUID(as_uuid=True)))
+        passing = set(conn.execute(
+            select(a.c.id).select_from(a.outerjoin(i, and_(i.c.tenant_id == a.c.tenant_id,
+                                                           i.c.event_id == a.c.id)))
+            .where(a.c.tenant_id == tenant_id, a.c.id == any_(ids), *where)).scalars())
         ranked = [eid for eid in candidates if eid in passing][:depth]
         if (len(ranked) >= (depth if need is None else min(need, depth))
                 or len(candidates) < fetch):
             return ranked  # enough, or every match was a candidate
     # A narrow filter: rank every match that passes it (row-level security keeps this to
     # the tenant's rows; it reads each of them, so it is exact rather than fast).
-    s = audit_search_text.alias("s")
-    rank = func.ts_rank(s.c.tsv, query)
     stmt = _filtered(select(s.c.event_id), s, filters).where(
         s.c.tenant_id == tenant_id, s.c.tsv.op("@@")(query),
     ).order_by(rank.desc(), s.c.event_id.desc()).limit(depth)
@@ -313,10 +460,13 @@ def search_events(svc, principal: Principal, body: SearchIn, access: AccessRecor
     cached = ranking is not None
     with audited_read(svc, principal, access) as conn:
         if ranking is None:
+            narrow = narrow_filter(conn, tid, body.filters, int(svc.config.get(
+                "SEARCH_NARROW_FILTER_EVENTS", NARROW_FILTER_EVENTS)))
             by_vector = (vector_ranking(conn, tid, vector, model, body.filters,
-                                        need=body.limit) if vector is not None else [])
+                                        need=body.limit, narrow=narrow)
+                         if vector is not None else [])
             by_text = text_ranking(conn, tid, body.query, body.filters, svc=svc,
-                                   need=body.limit)
+                                   need=body.limit, narrow=narrow)
             ranking = [[str(eid), score] for eid, score in fuse(by_vector, by_text)[:body.limit]]
         events = load_events_by_id(svc, conn, tid, [uuid.UUID(eid) for eid, _ in ranking])
     if not cached:

