@@ -210,6 +210,8 @@ def test_a_killed_demo_takes_everything_it_started_with_it(moment):
         gone, alive = psutil.wait_procs(children, timeout=60)
         assert alive == [], [p.cmdline() for p in alive]
         # the last of them stopped the servers, though the demo's handles were never released
-        assert _wait(lambda: _servers_stopped(instance), 60)
+        # (a job the worker had begun, e.g. the demo tenant's deletion archive, finishes
+        # first: on a loaded machine that took more than a minute once)
+        assert _wait(lambda: _servers_stopped(instance), 150)
     finally:
         demo.cleanup()
