@@ -227,3 +227,25 @@ def test_a_download_stopped_half_way_stops_the_page_reader(trailseal_client,
                    for t in threading.enumerate())
     again = trailseal_client.post("/api/v1/export/csv", json={}, headers=tenant.headers)
     assert again.get_data().count(b"\r\n") == 61
+
+
+def test_an_erasure_during_an_export_reaches_its_later_pages(trailseal_client,
+                                                              trailseal_services, tenant,
+                                                              monkeypatch):
+    """The fast path keeps the per-subject event keys it derived from page to page; an
+    erasure while the export runs (the tenant's erasure counter moves) drops them, so
+    the pages decoded after it show ``[erased]``, as any read after an erasure does."""
+    svc = trailseal_services
+    ingest(trailseal_client, tenant, [
+        make_event(occurred_at=_at(n), actor={"id": "erin", "type": "user"},
+                   user_agent=f"ua-{n}") for n in range(12)])
+    monkeypatch.setitem(svc.config, "EXPORT_STREAM_PAGE_SIZE", 4)
+    batches = iter_event_rows(svc, _scope(svc, tenant.id))
+    ua = EVENT_ROW_FIELDS.index("user_agent")
+    first = next(batches)
+    assert [r[ua] for r in first] == [f"ua-{n}" for n in range(4)]
+    resp = trailseal_client.post("/api/v1/subjects/erin/erase", json={"reason": "GDPR 7"},
+                                 headers=tenant.headers)
+    assert resp.status_code == 200, resp.get_json()
+    later = [r[ua] for batch in batches for r in batch]
+    assert later == ["[erased]"] * 8

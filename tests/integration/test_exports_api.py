@@ -186,8 +186,8 @@ def test_csv_export_pages_with_bounded_memory(trailseal_client, trailseal_servic
     pages = []
     real_page = export_rows._read_page
 
-    def counting_page(svc, scope, after, size):
-        rows = real_page(svc, scope, after, size)
+    def counting_page(svc, scope, after, size, query=None):
+        rows = real_page(svc, scope, after, size, query)
         pages.append(len(rows))
         return rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
@@ -96,6 +97,66 @@ def csv_line(cells: list[str]) -> str:
                      for c in cells]) + "\r\n"
 
 
+# The cells that usually need quotes (JSON, user agents): each is checked on its own. The
+# others are checked together, joined, and go through ``row_cells`` and ``csv_line`` only
+# when one of them needs quotes or neutralising.
+_OFTEN_QUOTED = tuple(COLUMNS.index(c) for c in ("tags", "user_agent", "action_details",
+                                                 "insight_tags", "ai_insights"))
+_SELDOM_QUOTED = operator.itemgetter(*(n for n in range(len(COLUMNS))
+                                       if n not in _OFTEN_QUOTED))
+_T, _U, _D, _I, _A = _OFTEN_QUOTED
+# A cell starting with a formula character or a space, in cells joined by U+001F.
+_FORMULA_AFTER_SEPARATOR = re.compile("\x1f[-=+@\t\r ]").search
+
+
+def _other(value: Any) -> str:
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+def _quoted(cell: str) -> str:
+    if '"' in cell or "," in cell or "\n" in cell or "\r" in cell:
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
+def rows_text(rows: Iterable[tuple]) -> str:
+    """The CSV records of event rows, each with its CRLF: exactly
+    ``"".join(csv_line(row_cells(r)) for r in rows)``, in about half its time.
+
+    Two searches over the row's cells joined settle most rows at C speed: a cell that may
+    need neutralising starts right after a separator with a formula character or a space
+    (one regular expression), and the cells other than the five often quoted need no quotes
+    when their joined text has no quote, comma or line break (``in``, a ``memchr`` each).
+    Any row that does not pass goes through ``row_cells`` and ``csv_line``."""
+    out = []
+    append = out.append
+    seldom = _SELDOM_QUOTED
+    for row in rows:
+        cells = [v if type(v) is str else _other(v) for v in row]
+        if len(cells) != len(COLUMNS):
+            append(csv_line(row_cells(row)))
+            continue
+        joined = "\x1f" + "\x1f".join(cells)
+        plain = "\x1f".join(seldom(cells))
+        if (_FORMULA_AFTER_SEPARATOR(joined) is not None or '"' in plain or "," in plain
+                or "\n" in plain or "\r" in plain):
+            append(csv_line(row_cells(row)))
+            continue
+        cells[_T] = _quoted(cells[_T]) if cells[_T] else "[]"  # as ``row_cells``
+        cells[_U] = _quoted(cells[_U])
+        cells[_D] = _quoted(cells[_D])
+        cells[_I] = _quoted(cells[_I])
+        cells[_A] = _quoted(cells[_A])
+        append(",".join(cells) + "\r\n")
+    return "".join(out)
+
+
 class CsvExporter:
     """RFC 4180 CSV, UTF-8, a header row, CRLF line ends, streamed."""
 
@@ -126,8 +187,7 @@ class CsvExporter:
         yield csv_line(list(COLUMNS)).encode()
         for batch in batches:
             for start in range(0, len(batch), ROWS_PER_CHUNK):
-                yield "".join([csv_line(row_cells(r))
-                               for r in batch[start:start + ROWS_PER_CHUNK]]).encode()
+                yield rows_text(batch[start:start + ROWS_PER_CHUNK]).encode()
 
     def export(self, events: Iterable[dict[str, Any]], context: dict[str, Any],
                out: IO[bytes]) -> None:
