@@ -141,3 +141,19 @@ def test_the_baseline_data_loads_and_covers_the_taxonomy():
     assert len(evs) > 1000
     assert set(cats) == set(CATEGORIES)
     assert set(risks) == set(RISK_LEVELS)
+
+
+def test_loading_the_plugins_leaves_scikit_learn_unimported():
+    """scikit-learn and SciPy (about 85 MB) load when a model is first applied or trained,
+    not with the plugins: a web process that never classifies never holds them."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from trailseal.plugins import make_plugin_manager\n"
+            "pm = make_plugin_manager()\n"
+            "assert pm.list_name_plugin(), 'no plugin loaded'\n"
+            "print(sorted(m for m in ('sklearn', 'scipy', 'pandas') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == "[]", out

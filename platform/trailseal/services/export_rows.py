@@ -74,7 +74,7 @@ _DONE = object()
 # ai_insights as text, review_required bool (all NULL but "present" when there are none).
 _INT8 = struct.Struct(">q").unpack_from
 _UNKNOWN = object()
-_MAX_PAIRS = 4096  # derived event keys kept between pages (an AESGCM holds 2.5 KB)
+_MAX_PAIRS = 1024  # derived event keys kept between pages (an AESGCM holds 2.5 KB)
 _NO_INSIGHTS = (None, None, None, None, None, None, None)
 _ONE_US = timedelta(microseconds=1)
 _DIALECT = pg_dialect.dialect()

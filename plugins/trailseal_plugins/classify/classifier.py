@@ -26,8 +26,7 @@ from trailseal.types import REVIEW_BELOW, Classification, Event
 from ..common import UsesServices
 from .baseline import baseline_model
 from .features import key_of, numbers_of, text_of
-from .model import ClassifierModel
-from .training import MODEL_TYPE
+from .model import MODEL_TYPE, ClassifierModel
 
 log = logging.getLogger(__name__)
 

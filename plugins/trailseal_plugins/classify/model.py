@@ -12,13 +12,18 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer
 
 from .features import NUMERIC
 
+if TYPE_CHECKING:
+    from scipy import sparse
+
+# scikit-learn and SciPy (about 85 MB) are imported when a model is first applied, not
+# when the plugin loads: a web process that never classifies never holds them.
+MODEL_TYPE = "classifier"  # in ``audit_ml_models``
 ARTIFACT_FORMAT = "trailseal-classifier-npz-1"
 TOKEN_PATTERN = r"[^ ]+"  # texts are already words separated by spaces
 NGRAMS = (1, 2)
@@ -95,11 +100,15 @@ class Vectorizer:
     idf: np.ndarray
 
     def __post_init__(self) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer
+
         self._counter = CountVectorizer(
             vocabulary={t: i for i, t in enumerate(self.vocabulary.tolist())},
             token_pattern=TOKEN_PATTERN, ngram_range=NGRAMS, lowercase=False)
 
     def transform(self, texts: list[str]) -> sparse.csr_matrix:
+        from scipy import sparse
+
         counts = self._counter.transform(texts).astype(np.float64)
         counts.data = 1.0 + np.log(counts.data)
         tfidf = counts.multiply(self.idf).tocsr()

@@ -29,10 +29,17 @@ from sklearn.utils.class_weight import compute_sample_weight
 from trailseal.types import Event
 
 from .features import NUMERIC, inputs
-from .model import ARTIFACT_FORMAT, NGRAMS, TOKEN_PATTERN, ClassifierModel, Trees, Vectorizer
+from .model import (
+    ARTIFACT_FORMAT,
+    MODEL_TYPE,
+    NGRAMS,
+    TOKEN_PATTERN,
+    ClassifierModel,
+    Trees,
+    Vectorizer,
+)
 from .weak import rule_labels
 
-MODEL_TYPE = "classifier"
 WINDOW_DAYS = 365
 PER_CLASS = 3000  # events kept per category label
 MIN_EVENTS = 10  # labelled events needed to train at all
