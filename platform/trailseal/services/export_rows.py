@@ -20,7 +20,7 @@ Why it is faster than ``exports.iter_events`` (hot path, raw SQL, commented):
   ``action_details`` is its decrypted plaintext, which ``records.prepare_batch`` wrote as
   orjson's canonical text (what the API would print after parsing it);
 - per-subject event keys are derived once per (key, actor, entity) for the whole export,
-  not once per page, and forgotten as soon as the tenant's erasure counter moves (the
+  not once per page (kept as raw keys, the most recent as ciphers), and forgotten as soon as the tenant's erasure counter moves (the
   pages decoded after an erasure read ``[erased]``, see ``_Decoder._pairs_of_page``).
 
 Any record this path does not recognise (another record format version, other fields, a
@@ -45,6 +45,7 @@ from typing import Any
 import orjson
 import redis
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import ClientCursor, OperationalError, pq
 from sqlalchemy import Text, bindparam, case, cast, func, select, tuple_
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
@@ -74,7 +75,8 @@ _DONE = object()
 # ai_insights as text, review_required bool (all NULL but "present" when there are none).
 _INT8 = struct.Struct(">q").unpack_from
 _UNKNOWN = object()
-_MAX_PAIRS = 1024  # derived event keys kept between pages (an AESGCM holds 2.5 KB)
+_MAX_CIPHERS = 1024  # per-subject AESGCM objects kept between pages (2.5 kB each)
+_MAX_EVENT_KEYS = 65_536  # raw per-subject event keys kept between pages (about 200 B each)
 _NO_INSIGHTS = (None, None, None, None, None, None, None)
 _ONE_US = timedelta(microseconds=1)
 _DIALECT = pg_dialect.dialect()
@@ -189,6 +191,7 @@ class _Decoder:
         self.tenant_prefix = f"{tenant_id}|".encode()  # of each field's associated data
         self.keys: dict[str, Any] = {}
         self.pairs: dict[tuple, Any] = {}
+        self.event_keys: dict[tuple, Any] = {}
         self.pairs_generation: Any = _UNKNOWN
 
     def key(self, key_id: str):
@@ -199,20 +202,21 @@ class _Decoder:
             self.keys[key_id] = aes
         return aes
 
-    def _pairs_of_page(self) -> dict[tuple, Any]:
-        """The event keys of (key id, actor, entity-or-None) met so far in this export, or
-        none once a subject of the tenant was erased since they were derived (its Redis
-        counter moved, see ``SubjectKeyCache.sync``) or Redis cannot tell; at most
-        ``_MAX_PAIRS`` are kept."""
+    def _pairs_of_page(self) -> tuple[dict[tuple, Any], dict[tuple, Any]]:
+        """The per-subject event keys of (key id, actor, entity or None) met so far in
+        this export, as ciphers (at most ``_MAX_CIPHERS``, 2.5 kB each) and as raw keys (at
+        most ``_MAX_EVENT_KEYS``); none once a subject of the tenant was erased since they
+        were derived (its Redis counter moved, see ``SubjectKeyCache.sync``) or when Redis
+        cannot tell."""
         try:
             generation = self.svc.redis.get(erasure_counter(str(self.tenant_id)))
         except redis.RedisError:
             generation = _UNKNOWN  # unknown: derive them again for this page
         if (generation is _UNKNOWN or generation != self.pairs_generation
-                or len(self.pairs) > _MAX_PAIRS):
-            self.pairs = {}
+                or len(self.event_keys) > _MAX_EVENT_KEYS):
+            self.pairs, self.event_keys = {}, {}
             self.pairs_generation = generation
-        return self.pairs
+        return self.pairs, self.event_keys
 
     def rows(self, page: list[tuple]) -> list[tuple]:
         """The event rows of a page's fitting rows (those with their record)."""
@@ -234,6 +238,7 @@ class _Decoder:
                 parsed.append(None)
         subjects = None  # the page's subject keys, read once a record needs them
         pairs: dict[tuple, Any] = {}
+        event_keys: dict[tuple, Any] = {}
         prefetched = False
         seen_insights: dict[bytes | None, tuple] = {None: _NO_INSIGHTS}
         for (seq, _occurred, record, insights), rec in zip(page, parsed, strict=False):
@@ -246,17 +251,22 @@ class _Decoder:
                 aes = keys.get(key_id)
                 if aes is None and ":" in key_id:  # per-subject event key
                     if subjects is None:
-                        pairs = self._pairs_of_page()
+                        pairs, event_keys = self._pairs_of_page()
                         cur = stack.enter_context(self.svc.db.cursor(self.tenant_id))
                         subjects = EventDecryptor(self.svc, cur, self.tenant_id)
                     pair = (key_id, rec["actor_id"],
                             rec["entity_id"] if key_id[-3:] == ":ae" else None)
                     aes = pairs.get(pair, _UNKNOWN)
                     if aes is _UNKNOWN:
-                        if not prefetched:  # the subjects of the page's other new pairs
-                            prefetched = True
-                            subjects.prefetch_parsed(_new_pairs(parsed, pairs))
-                        aes = pairs[pair] = subjects.key(rec)
+                        raw = event_keys.get(pair, _UNKNOWN)
+                        if raw is _UNKNOWN:
+                            if not prefetched:  # the subjects of the page's new pairs
+                                prefetched = True
+                                subjects.prefetch_parsed(_new_pairs(parsed, event_keys))
+                            raw = event_keys[pair] = subjects.event_key(rec)
+                        if len(pairs) >= _MAX_CIPHERS:
+                            pairs.clear()
+                        aes = pairs[pair] = None if raw is None else AESGCM(raw)
                     if aes is None:
                         raise LookupError("erased: the reference path writes [erased]")
                 decrypt = (aes or self.key(key_id)).decrypt

@@ -327,26 +327,34 @@ class EventDecryptor:
     def key(self, rec: dict[str, Any]) -> AESGCM | None:
         """The key of a stored record's fields, None when they are erased."""
         key_id = rec["key_id"]
-        tenant_key_id, sep, mode = key_id.partition(":")
-        if not sep:
+        if ":" not in key_id:
             return self.svc.keyring.key(self.cur, self.tenant_id, key_id)
-        if mode not in ("a", "ae"):
-            raise ConfigurationError(f"unknown key scheme {key_id!r}")
-        entity = rec["entity_id"] if mode == "ae" else None
-        pair = (tenant_key_id, rec["actor_id"], entity)
+        pair = self._pair(rec)
         if pair in self._pairs:
             return self._pairs[pair]
-        ids = [rec["actor_id"]] if entity is None else [rec["actor_id"], entity]
+        raw = self.event_key(rec)
+        aes = self._pairs[pair] = None if raw is None else AESGCM(raw)
+        return aes
+
+    def _pair(self, rec: dict[str, Any]) -> tuple[str, str, str | None]:
+        tenant_key_id, _, mode = rec["key_id"].partition(":")
+        if mode not in ("a", "ae"):
+            raise ConfigurationError(f"unknown key scheme {rec['key_id']!r}")
+        return (tenant_key_id, rec["actor_id"], rec["entity_id"] if mode == "ae" else None)
+
+    def event_key(self, rec: dict[str, Any]) -> bytes | None:
+        """The raw event key of a record with a per-subject key (``key_id`` with a colon),
+        None when a subject of it was erased (32 bytes, where an ``AESGCM`` holds 2.5 kB:
+        what a reader keeps many of)."""
+        tenant_key_id, actor, entity = self._pair(rec)
+        ids = [actor] if entity is None else [actor, entity]
         self._sync()
         keys = read_subject_keys(self.svc, self.cur, self.tenant_id, ids)
         if any(keys.get(sid) is None for sid in ids):
-            aes = None
-        else:
-            tenant_key = self.svc.keyring.raw_key(self.cur, self.tenant_id, tenant_key_id)
-            aes = AESGCM(derive_event_key(tenant_key, keys[rec["actor_id"]],
-                                          keys[entity] if entity is not None else None))
-        self._pairs[pair] = aes
-        return aes
+            return None
+        tenant_key = self.svc.keyring.raw_key(self.cur, self.tenant_id, tenant_key_id)
+        return derive_event_key(tenant_key, keys[actor],
+                                keys[entity] if entity is not None else None)
 
 
 __all__ = ["ERASED", "EventDecryptor", "EventKeys", "SubjectKeyCache", "TenantKeyOnly",
