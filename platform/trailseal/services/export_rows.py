@@ -37,7 +37,7 @@ import struct
 import threading
 import uuid
 from binascii import a2b_base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
@@ -224,89 +224,44 @@ class _Decoder:
             return self._rows(page, stack)
 
     def _rows(self, page: list[tuple], stack: ExitStack) -> list[tuple]:
-        out = []
-        append = out.append
-        loads, dumps, sha256 = orjson.loads, orjson.dumps, hashlib.sha256
-        keys, tenant_prefix = self.keys, self.tenant_prefix
-        parsed: list[Any] = []
-        for row in page:
-            if row[2] is None:
-                break
-            try:
-                parsed.append(loads(row[2]))
-            except ValueError:
-                parsed.append(None)
+        parsed = _parsed(page)
+        keys = self.keys
         subjects = None  # the page's subject keys, read once a record needs them
         pairs: dict[tuple, Any] = {}
         event_keys: dict[tuple, Any] = {}
         prefetched = False
-        seen_insights: dict[bytes | None, tuple] = {None: _NO_INSIGHTS}
-        for (seq, _occurred, record, insights), rec in zip(page, parsed, strict=False):
-            try:
-                if (rec is None or len(rec) != _KEY_COUNT
-                        or rec["v"] != CANONICAL_VERSION):
-                    raise LookupError("another record format")
-                eid = rec["id"]
-                key_id = rec["key_id"]
-                aes = keys.get(key_id)
-                if aes is None and ":" in key_id:  # per-subject event key
-                    if subjects is None:
-                        pairs, event_keys = self._pairs_of_page()
-                        cur = stack.enter_context(self.svc.db.cursor(self.tenant_id))
-                        subjects = EventDecryptor(self.svc, cur, self.tenant_id)
-                    pair = (key_id, rec["actor_id"],
-                            rec["entity_id"] if key_id[-3:] == ":ae" else None)
-                    aes = pairs.get(pair, _UNKNOWN)
-                    if aes is _UNKNOWN:
-                        raw = event_keys.get(pair, _UNKNOWN)
-                        if raw is _UNKNOWN:
-                            if not prefetched:  # the subjects of the page's new pairs
-                                prefetched = True
-                                subjects.prefetch_parsed(_new_pairs(parsed, event_keys))
-                            raw = event_keys[pair] = subjects.event_key(rec)
-                        if len(pairs) >= _MAX_CIPHERS:
-                            pairs.clear()
-                        aes = pairs[pair] = None if raw is None else AESGCM(raw)
-                    if aes is None:
-                        raise LookupError("erased: the reference path writes [erased]")
-                decrypt = (aes or self.key(key_id)).decrypt
-                prefix = tenant_prefix + eid.encode() + b"|"
-                ip = rec["ip_address"]
-                if ip is not None:
-                    blob = a2b_base64(ip)
-                    ip = decrypt(blob[:12], blob[12:], prefix + b"ip_address").decode()
-                ua = rec["user_agent"]
-                if ua is not None:
-                    blob = a2b_base64(ua)
-                    ua = decrypt(blob[:12], blob[12:], prefix + b"user_agent").decode()
-                details = rec["action_details"]
-                if details is not None:
-                    blob = a2b_base64(details)
-                    details = decrypt(blob[:12], blob[12:],
-                                      prefix + b"action_details").decode()
-                insight = seen_insights.get(insights)
-                if insight is None:
-                    category, risk, tags, score, flagged, review, ai = loads(insights)
-                    insight = (category, risk, dumps(tags).decode() if tags else "[]",
-                               None if score is None else float(score), flagged, review,
-                               dumps(ai).decode() if ai else "{}")
-                    if len(seen_insights) < 256:  # the same insights recur (defaults)
-                        seen_insights[insights] = insight
-                tags = rec["tags"]
-                append((eid, rec["seq"], rec["occurred_at"], rec["received_at"],
-                        rec["event_type"], rec["actor_id"], rec["actor_type"],
-                        rec["actor_role"], rec["actor_department"], rec["entity_type"],
-                        rec["entity_id"], rec["severity"], rec["source"],
-                        None if tags is None else dumps(tags).decode(), ip, ua, details,
-                        rec["idempotency_key"], rec["previous_hash"],
-                        sha256(record).hexdigest(),
-                        *insight))
-            except (LookupError, ValueError, TypeError, InvalidTag, DecryptionFailed,
-                    ConfigurationError):
-                # Not a record this path knows (or one that fails): the reference path
-                # reads it, or raises the API's error for it.
-                append(self._reference_row(seq, record, insights))
-        return out
+
+        def aes_of(rec: dict[str, Any], key_id: str):
+            nonlocal subjects, pairs, event_keys, prefetched
+            aes = keys.get(key_id)
+            if aes is not None:
+                return aes
+            if ":" not in key_id:
+                return self.key(key_id)
+            # a per-subject event key
+            if subjects is None:
+                pairs, event_keys = self._pairs_of_page()
+                cur = stack.enter_context(self.svc.db.cursor(self.tenant_id))
+                subjects = EventDecryptor(self.svc, cur, self.tenant_id)
+            pair = (key_id, rec["actor_id"], rec["entity_id"] if key_id[-3:] == ":ae" else None)
+            aes = pairs.get(pair, _UNKNOWN)
+            if aes is _UNKNOWN:
+                raw = event_keys.get(pair, _UNKNOWN)
+                if raw is _UNKNOWN:
+                    if not prefetched:  # the subjects of the page's new pairs
+                        prefetched = True
+                        subjects.prefetch_parsed(_new_pairs(parsed, event_keys))
+                    raw = event_keys[pair] = subjects.event_key(rec)
+                if len(pairs) >= _MAX_CIPHERS:
+                    pairs.clear()
+                aes = pairs[pair] = None if raw is None else AESGCM(raw)
+            if aes is None:
+                raise LookupError("erased: the reference path writes [erased]")
+            return aes
+
+        return _decode(page, parsed, self.tenant_prefix, aes_of,
+                       lambda _n, seq, record, insights: self._reference_row(seq, record,
+                                                                              insights))
 
     def _reference_row(self, seq: int, record: bytes, insights: bytes | None) -> tuple:
         fields = (orjson.loads(insights) if insights is not None
@@ -319,6 +274,74 @@ class _Decoder:
             row["anomaly_score"] = float(row["anomaly_score"])
         with self.svc.db.cursor(self.tenant_id) as cur:
             return event_as_row(row_to_event(self.svc, cur, self.tenant_id, row))
+
+
+def _parsed(page: list[tuple]) -> list[Any]:
+    """The parsed records of a page's fitting rows (None for one that is not JSON)."""
+    loads = orjson.loads
+    parsed: list[Any] = []
+    for row in page:
+        if row[2] is None:
+            break
+        try:
+            parsed.append(loads(row[2]))
+        except ValueError:
+            parsed.append(None)
+    return parsed
+
+
+def _decode(page: list[tuple], parsed: list[Any], tenant_prefix: bytes,
+            aes_of: Callable[[dict[str, Any], str], Any],
+            reference: Callable[[int, int, bytes, bytes | None], Any]) -> list[Any]:
+    """The event rows of a page's fitting rows: ``aes_of(record, key_id)`` gives the
+    cipher of a record's fields (raising ``LookupError`` when there is none to use), and
+    a row this path does not read itself is ``reference(index, seq, record, insights)``."""
+    out: list[Any] = []
+    append = out.append
+    loads, dumps, sha256 = orjson.loads, orjson.dumps, hashlib.sha256
+    seen_insights: dict[bytes | None, tuple] = {None: _NO_INSIGHTS}
+    for n, (row, rec) in enumerate(zip(page, parsed, strict=False)):
+        seq, record, insights = row[0], row[2], row[3]
+        try:
+            if rec is None or len(rec) != _KEY_COUNT or rec["v"] != CANONICAL_VERSION:
+                raise LookupError("another record format")
+            eid = rec["id"]
+            decrypt = aes_of(rec, rec["key_id"]).decrypt
+            prefix = tenant_prefix + eid.encode() + b"|"
+            ip = rec["ip_address"]
+            if ip is not None:
+                blob = a2b_base64(ip)
+                ip = decrypt(blob[:12], blob[12:], prefix + b"ip_address").decode()
+            ua = rec["user_agent"]
+            if ua is not None:
+                blob = a2b_base64(ua)
+                ua = decrypt(blob[:12], blob[12:], prefix + b"user_agent").decode()
+            details = rec["action_details"]
+            if details is not None:
+                blob = a2b_base64(details)
+                details = decrypt(blob[:12], blob[12:], prefix + b"action_details").decode()
+            insight = seen_insights.get(insights)
+            if insight is None:
+                category, risk, tags, score, flagged, review, ai = loads(insights)
+                insight = (category, risk, dumps(tags).decode() if tags else "[]",
+                           None if score is None else float(score), flagged, review,
+                           dumps(ai).decode() if ai else "{}")
+                if len(seen_insights) < 256:  # the same insights recur (defaults)
+                    seen_insights[insights] = insight
+            tags = rec["tags"]
+            append((eid, rec["seq"], rec["occurred_at"], rec["received_at"],
+                    rec["event_type"], rec["actor_id"], rec["actor_type"],
+                    rec["actor_role"], rec["actor_department"], rec["entity_type"],
+                    rec["entity_id"], rec["severity"], rec["source"],
+                    None if tags is None else dumps(tags).decode(), ip, ua, details,
+                    rec["idempotency_key"], rec["previous_hash"],
+                    sha256(record).hexdigest(), *insight))
+        except (LookupError, ValueError, TypeError, InvalidTag, DecryptionFailed,
+                ConfigurationError):
+            # Not a record this path knows (or one that fails): the reference path reads
+            # it, or raises the API's error for it.
+            append(reference(n, seq, record, insights))
+    return out
 
 
 def _new_pairs(parsed: list[Any], pairs: dict[tuple, Any]) -> Iterator[dict[str, Any]]:
