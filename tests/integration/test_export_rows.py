@@ -195,10 +195,10 @@ def test_records_of_another_shape_go_through_the_reference_path(trailseal_client
                                       make_event(occurred_at=_at(1), user_agent="ua-2")])
     scope = _scope(svc, tenant.id)
     page = _read_page(svc, scope, None, 10)
-    seq, occurred, record, rest = page[1]
+    record = page[1][2]
     other = record[:-1] + b',"zz_future":1}'
     decoder = _Decoder(svc, tenant.id)
-    fast, fallback = decoder.rows([page[0], (seq, occurred, other, rest)])
+    fast, fallback = decoder.rows([page[0], (*page[1][:2], other, *page[1][3:])])
     plain = decoder.rows(page)
     assert fast == plain[0]
     expected = list(plain[1])
@@ -249,3 +249,86 @@ def test_an_erasure_during_an_export_reaches_its_later_pages(trailseal_client,
     assert resp.status_code == 200, resp.get_json()
     later = [r[ua] for batch in batches for r in batch]
     assert later == ["[erased]"] * 8
+
+
+def _write_or_die(rows):
+    """A row writer that works in the exporting process and kills any helper process
+    that runs it (as a crash would)."""
+    import multiprocessing
+    import os
+
+    if multiprocessing.parent_process() is not None:
+        os._exit(1)
+    return CsvExporter.row_writer(rows)
+
+
+def _helper_pages(monkeypatch) -> list[int]:
+    """Counts the pages handed to helper processes, from the first page on."""
+    import trailseal.services.export_rows as export_rows
+
+    sent = []
+    real = export_rows._send_to_helper
+
+    def counting(svc, decoder, page, write, use_helpers):
+        call = real(svc, decoder, page, write, use_helpers)
+        if call is not None:
+            sent.append(len(page))
+        return call
+
+    monkeypatch.setattr(export_rows, "_send_to_helper", counting)
+    monkeypatch.setattr(export_rows, "HELPER_AFTER_PAGES", 0)
+    return sent
+
+
+def test_pages_written_by_helper_processes_are_the_reference_bytes(
+        trailseal_client, trailseal_services, tenant, monkeypatch):
+    """On two cores the CSV endpoint shares pages with a helper process: the file is
+    still byte for byte the reference writer's, with erased subjects (rows the helper
+    hands back) and every kind of value, whatever the page size."""
+    from trailseal.infra import helpers
+
+    svc = trailseal_services
+    ids = _ingest_all(trailseal_client, tenant)
+    _add_insights(svc, tenant.id, ids)
+    ingest(trailseal_client, tenant, [
+        make_event(occurred_at=_at(30 + n), actor={"id": "ivy", "type": "user"},
+                   user_agent=f"ivy-{n}") for n in range(6)])
+    resp = trailseal_client.post("/api/v1/subjects/ivy/erase", json={"reason": "GDPR 9"},
+                                 headers=tenant.headers)
+    assert resp.status_code == 200, resp.get_json()
+    sent = _helper_pages(monkeypatch)
+    exporter = CsvExporter()
+    for page_size, body in ((3, {}), (4, {"start": _at(2)}), (2000, {})):
+        monkeypatch.setitem(svc.config, "EXPORT_STREAM_PAGE_SIZE", page_size)
+        sent.clear()
+        resp = trailseal_client.post("/api/v1/export/csv", json=body, headers=tenant.headers)
+        assert resp.status_code == 200
+        fast = resp.get_data()
+        scope = _scope(svc, tenant.id, ExportFilters.model_validate(body))
+        assert fast == b"".join(exporter.stream(iter_events(svc, scope), {})), page_size
+        assert fast.count(b"[erased]") == 6 * 3  # address, agent and details
+        if helpers.multi_core():
+            assert sent, "no page went to a helper process"
+
+
+def test_an_export_outlives_a_helper_that_dies(trailseal_client, trailseal_services, tenant,
+                                               monkeypatch):
+    """A helper process that dies with pages in hand (here: killed by its row writer)
+    breaks its pool; the exporting process writes those pages itself and the file is
+    whole."""
+    import trailseal.services.export_rows as export_rows
+    from trailseal.infra import helpers
+    from trailseal.services.export_rows import iter_event_text
+
+    svc = trailseal_services
+    ingest(trailseal_client, tenant, [make_event(occurred_at=_at(n)) for n in range(20)])
+    monkeypatch.setitem(svc.config, "EXPORT_STREAM_PAGE_SIZE", 3)
+    sent = _helper_pages(monkeypatch)
+    scope = _scope(svc, tenant.id)
+    text = "".join(iter_event_text(svc, scope, _write_or_die))
+    expected = b"".join(CsvExporter().stream(iter_events(svc, scope), {}))
+    header = expected.split(b"\r\n", 1)[0] + b"\r\n"
+    assert header + text.encode() == expected
+    if helpers.multi_core():
+        # the pages in the helper's hands when it died; then the export goes on alone
+        assert 1 <= len(sent) <= export_rows._HELPER_DEPTH

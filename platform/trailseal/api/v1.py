@@ -69,7 +69,7 @@ from ..services.erasure import erase_subject
 from ..services.events import read_event, read_events_page
 from ..services.explain import explain_event
 from ..services.export_jobs import read_export_file, read_export_job, start_export_job
-from ..services.export_rows import iter_event_rows
+from ..services.export_rows import iter_event_rows, iter_event_text
 from ..services.exports import (
     ExportScope,
     begin_export,
@@ -382,8 +382,14 @@ def export_events(format_name: str):
     headers = {"X-Export-Head-Seq": str(scope.head_seq), **checkpoint_headers(scope)}
     name = _export_filename(scope, getattr(exporter, "extension", exporter.name))
     if streams:
-        chunks = (exporter.stream_rows(iter_event_rows(svc, scope), dict(scope.context))
-                  if by_rows else exporter.stream(iter_events(svc, scope), dict(scope.context)))
+        writer = getattr(exporter, "row_writer", None)
+        if by_rows and callable(writer) and callable(getattr(exporter, "stream_text", None)):
+            chunks = exporter.stream_text(iter_event_text(svc, scope, writer),
+                                          dict(scope.context))
+        elif by_rows:
+            chunks = exporter.stream_rows(iter_event_rows(svc, scope), dict(scope.context))
+        else:
+            chunks = exporter.stream(iter_events(svc, scope), dict(scope.context))
         headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return Response(stream_with_context(chunks), mimetype=exporter.media_type,
                         headers=headers)

@@ -37,7 +37,9 @@ import struct
 import threading
 import uuid
 from binascii import a2b_base64
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
@@ -52,6 +54,7 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from ..db import driver_cursor
 from ..errors import ConfigurationError
+from ..infra import helpers
 from .chain import CANONICAL_VERSION, PG_EPOCH
 from .crypto import DecryptionFailed
 from .events import EVENTS_WITH_INSIGHTS, a, i, row_to_event
@@ -92,8 +95,9 @@ class _PageQuery:
     after a position (occurred_at in µs since 2000-01-01, seq), in (occurred_at, seq) order,
     each with its record only while the records before it stay under ``scope.max_bytes``.
 
-    Columns: seq, occurred_at, the record, and the insights as one JSON array text (one
-    value to take instead of seven), NULL when there are none. (The record's SHA-256 is
+    Columns: seq, occurred_at, the record, the insights as one JSON array text (one
+    value to take instead of seven, NULL when there are none), and the key id, actor and
+    entity columns (``_Decoder.keys_of_page``). (The record's SHA-256 is
     computed here: 0.9 µs a row against about 5 µs in the database.)"""
 
     def __init__(self, scope: ExportScope, size: int):
@@ -113,13 +117,14 @@ class _PageQuery:
             i.c.category, i.c.risk_level, i.c.tags, i.c.anomaly_score, i.c.is_anomaly,
             i.c.review_required, i.c.ai_insights), Text)))
         inner = (select(a.c.seq, a.c.occurred_at, a.c.record,
-                        bytes_before.label("bytes_before"), insights.label("insights"))
+                        bytes_before.label("bytes_before"), insights.label("insights"),
+                        a.c.key_id, a.c.actor_id, a.c.entity_id)
                  .select_from(EVENTS_WITH_INSIGHTS).where(*where).order_by(*order)
                  .limit(size).subquery("p"))
         p = inner.c
         fits = p.bytes_before < max(scope.max_bytes, 1)  # the first row always fits
         stmt = (select(p.seq, p.occurred_at, case((fits, p.record)).label("record"),
-                       p.insights)
+                       p.insights, p.key_id, p.actor_id, p.entity_id)
                 .order_by(p.occurred_at.asc(), p.seq.asc()))
         compiled = stmt.compile(dialect=_DIALECT)
         return str(compiled), dict(compiled.params)
@@ -166,7 +171,9 @@ def _run_binary(pgconn, query: str):
 def _read_page(svc, scope: ExportScope, after, size: int,
                query: _PageQuery | None = None) -> list[tuple]:
     """One page's rows as ``(seq, occurred_at µs, record or None, insights JSON array or
-    None)`` (``_PageQuery``), read in a transaction of its own."""
+    None, key_id, actor_id, entity_id)`` (``_PageQuery``; the last three as UTF-8, the
+    columns that name the keys a helper process is given), read in a transaction of its
+    own."""
     query = query or _PageQuery(scope, size)
     with svc.db.transaction(scope.tenant_id) as conn, driver_cursor(conn) as cur:
         # A page is a short index-ordered read: parallel workers only add their start-up.
@@ -176,8 +183,8 @@ def _read_page(svc, scope: ExportScope, after, size: int,
         res = _run_binary(cur.connection.pgconn, query.sql(cur, after))
         try:
             value = res.get_value
-            return [(_INT8(value(r, 0))[0], _INT8(value(r, 1))[0], value(r, 2), value(r, 3))
-                    for r in range(res.ntuples)]
+            return [(_INT8(value(r, 0))[0], _INT8(value(r, 1))[0], value(r, 2), value(r, 3),
+                     value(r, 4), value(r, 5), value(r, 6)) for r in range(res.ntuples)]
         finally:
             res.clear()
 
@@ -217,6 +224,51 @@ class _Decoder:
             self.pairs, self.event_keys = {}, {}
             self.pairs_generation = generation
         return self.pairs, self.event_keys
+
+    def keys_of_page(self, page: list[tuple]) -> tuple[dict[str, bytes], dict[tuple, Any]]:
+        """The raw keys a helper process needs to decode a page: the tenant data keys and
+        the per-subject event keys (None: erased) its key columns name. A record whose own
+        key is not among them (its columns do not match it) is left to this process."""
+        tenant_keys: dict[str, bytes] = {}
+        wanted: list[dict[str, str]] = []
+        _, event_keys = self._pairs_of_page()
+        page_keys: dict[tuple, Any] = {}
+        for row in page:
+            if row[2] is None:
+                break
+            key_id = row[4].decode()
+            if ":" not in key_id:
+                if key_id not in tenant_keys:
+                    tenant_keys[key_id] = b""
+                continue
+            actor, entity = row[5].decode(), row[6].decode()
+            pair = (key_id, actor, entity if key_id[-3:] == ":ae" else None)
+            if pair in page_keys:
+                continue
+            raw = event_keys.get(pair, _UNKNOWN)
+            if raw is _UNKNOWN:
+                wanted.append({"key_id": key_id, "actor_id": actor, "entity_id": entity})
+            page_keys[pair] = raw
+        if wanted or tenant_keys:
+            with self.svc.db.cursor(self.tenant_id) as cur:
+                for key_id in list(tenant_keys):
+                    try:
+                        tenant_keys[key_id] = self.svc.keyring.raw_key(cur, self.tenant_id,
+                                                                       key_id)
+                    except ConfigurationError:
+                        del tenant_keys[key_id]  # this process's reference path says why
+                if wanted:
+                    subjects = EventDecryptor(self.svc, cur, self.tenant_id)
+                    subjects.prefetch_parsed(wanted)
+                    for rec in wanted:
+                        try:
+                            raw = subjects.event_key(rec)
+                        except ConfigurationError:
+                            continue
+                        pair = (rec["key_id"], rec["actor_id"], rec["entity_id"]
+                                if rec["key_id"][-3:] == ":ae" else None)
+                        event_keys[pair] = page_keys[pair] = raw
+        return tenant_keys, {k: v for k, v in page_keys.items() if v is not _UNKNOWN}
 
     def rows(self, page: list[tuple]) -> list[tuple]:
         """The event rows of a page's fitting rows (those with their record)."""
@@ -358,6 +410,11 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def _details_text(details: Any) -> str | None:
+    # An erased event's details read "[erased]", as in the event object (not as JSON text).
+    return details if isinstance(details, str) else _json_text(details)
+
+
 def event_as_row(event: dict[str, Any]) -> tuple:
     """An API event object as an event row (``trailseal.types.EVENT_ROW_FIELDS``)."""
     actor, entity, insights = event["actor"], event["entity"], event["insights"]
@@ -372,7 +429,7 @@ def event_as_row(event: dict[str, Any]) -> tuple:
             event["event_type"], actor["id"], actor["type"], actor["role"],
             actor["department"], entity["type"], entity["id"], event["severity"],
             event["source"], _json_text(event["tags"]), event["ip_address"],
-            event["user_agent"], _json_text(event["action_details"]),
+            event["user_agent"], _details_text(event["action_details"]),
             event["idempotency_key"], event["previous_hash"], event["hash"], *insight)
 
 
@@ -432,6 +489,125 @@ def _pages(svc, scope: ExportScope, size: int) -> Iterator[list[tuple]]:
             return
         last = page[fitting - 1]
         after = (last[1], last[0])
+
+
+# Ciphers of the raw keys a helper process was given, kept between its pages.
+_HELPER_CIPHERS: dict[bytes, Any] = {}
+HELPER_AFTER_PAGES = 4  # pages an export writes alone before it shares pages with helpers
+_HELPER_DEPTH = 2  # pages sent to helpers and not collected yet, at most
+
+
+def _page_in_helper(tenant_prefix: bytes, page: list[tuple], tenant_keys: dict[str, bytes],
+                    event_keys: dict[tuple, bytes | None], write: Callable[[list], str]
+                    ) -> list[str | int]:
+    """In a helper process: a page decoded with the raw keys it was given and written with
+    ``write``; a row it cannot read here is left as its index in the page, for the
+    exporting process's reference path."""
+    def aes_of(rec: dict[str, Any], key_id: str):
+        if ":" in key_id:
+            raw = event_keys.get((key_id, rec["actor_id"],
+                                  rec["entity_id"] if key_id[-3:] == ":ae" else None))
+        else:
+            raw = tenant_keys.get(key_id)
+        if raw is None:
+            raise LookupError("no key given: the exporting process reads this row")
+        aes = _HELPER_CIPHERS.get(raw)
+        if aes is None:
+            if len(_HELPER_CIPHERS) >= _MAX_CIPHERS:
+                _HELPER_CIPHERS.clear()
+            aes = _HELPER_CIPHERS[raw] = AESGCM(raw)
+        return aes
+
+    rows = _decode(page, _parsed(page), tenant_prefix, aes_of, lambda n, *_: n)
+    out: list[str | int] = []
+    run: list[tuple] = []
+    for row in rows:
+        if type(row) is int:
+            if run:
+                out.append(write(run))
+                run = []
+            out.append(row)
+        else:
+            run.append(row)
+    if run:
+        out.append(write(run))
+    return out
+
+
+def iter_event_text(svc, scope: ExportScope, write: Callable[[list], str],
+                    helper_after: int | None = None) -> Iterator[str]:
+    """Every event of ``scope`` as text: ``write(rows)`` of its event rows, a page at a
+    time, in order. ``write`` is a function importable by name (an exporter's row writer).
+
+    On a machine with more than one usable CPU, after ``helper_after`` pages
+    (``HELPER_AFTER_PAGES``) a page is
+    decoded and written by a helper process (``infra.helpers``) whenever fewer than
+    ``_HELPER_DEPTH`` pages are with the helpers, and by this process otherwise, so the
+    share each takes follows their speed: a row costs about 25 µs of one core, so one
+    process is the limit of a large export. The helper gets the page's stored rows and the raw keys they name
+    (this process reads the keys, as it would to decrypt them itself); a row it cannot
+    read comes back to this process's reference path. When the helper pool breaks (a
+    helper died), this process writes the pages it had and the rest of the export."""
+    decoder = _Decoder(svc, scope.tenant_id)
+    # cleared when the helper pool breaks: the rest of the export is written here
+    use_helpers = [helpers.multi_core()]
+    if helper_after is None:
+        helper_after = HELPER_AFTER_PAGES
+    # Pages in order: text written here, or (helper call, page) not collected yet.
+    queue_: deque[Any] = deque()
+    try:
+        for n, page in enumerate(_prefetched(svc, scope, page_size(svc))):
+            outstanding = sum(1 for item in queue_ if type(item) is tuple)
+            call = None
+            if use_helpers[0] and n >= helper_after and outstanding < _HELPER_DEPTH:
+                call = _send_to_helper(svc, decoder, page, write, use_helpers)
+            if call is not None:
+                queue_.append((call, page))
+            elif page and page[0][2] is not None:
+                queue_.append(write(decoder.rows(page)))
+            # what is ready goes out; never more than a few pages wait
+            while queue_ and (type(queue_[0]) is str or queue_[0][0].done()
+                              or len(queue_) > _HELPER_DEPTH + 1):
+                item = queue_.popleft()
+                yield (item if type(item) is str
+                       else _helper_text(decoder, item, write, use_helpers))
+        while queue_:
+            item = queue_.popleft()
+            yield item if type(item) is str else _helper_text(decoder, item, write, use_helpers)
+    finally:
+        for item in queue_:
+            if type(item) is tuple:
+                helpers.abandon(item[0])
+
+
+def _send_to_helper(svc, decoder: _Decoder, page: list[tuple], write, use_helpers: list):
+    """The helper call that decodes ``page`` (None when no helper can take it)."""
+    if not page or page[0][2] is None:
+        return None
+    tenant_keys, event_keys = decoder.keys_of_page(page)
+    fitting = [row[:4] for row in page if row[2] is not None]
+    pool = helpers.shared_pool()
+    try:
+        return helpers.submit(pool, _page_in_helper, decoder.tenant_prefix, fitting,
+                              tenant_keys, event_keys, write)
+    except BrokenProcessPool:
+        helpers.discard_pool(pool)
+        use_helpers[0] = False
+        return None
+
+
+def _helper_text(decoder: _Decoder, pending, write, use_helpers: list) -> str:
+    """The text a helper wrote for a page, with the rows it left to this process; the
+    whole page decoded here when the helper pool broke."""
+    call, page = pending
+    try:
+        parts = helpers.result(call)
+    except BrokenProcessPool:
+        helpers.discard_pool(helpers.shared_pool())
+        use_helpers[0] = False
+        return write(decoder.rows(page))
+    return "".join(part if type(part) is str else write(decoder.rows([page[part]]))
+                   for part in parts)
 
 
 def iter_event_rows(svc, scope: ExportScope) -> Iterator[list[tuple]]:
