@@ -15,8 +15,9 @@ Both rankings run inside the caller's tenant (row-level security, and an explici
   ``SEARCH_NARROW_FILTER_EVENTS``, ``narrow_filter``) skip the index: the exact distance of
   each matching event's vector is computed instead (``narrow_vector_ranking``);
 - full text: ``ts_rank`` over ``audit_search_text`` of the query's lexemes joined by OR
-  (a question's words rarely all occur in one event); over just the matching events when
-  the filters are narrow;
+  (a question's words rarely all occur in one event), with the terms the search vocabulary
+  maps its words to (``search_vocabulary``: "turned off" also looks for "stop"); over just
+  the matching events when the filters are narrow;
 - fusion: ``score = sum over both lists of 1 / (RRF_K + rank)``.
 
 The ranking (ids and scores, never event contents) is cached in Redis for
@@ -58,13 +59,17 @@ from .access import AccessRecord, audited_read
 from .events import EVENT_COLUMNS, EVENTS_WITH_INSIGHTS, a, build_filters, i, row_to_event
 from .narration import ground_answer, narrate_text
 from .search_index import FTS_CONFIG
+from .search_vocabulary import expansion_terms
 from .subject_keys import EventDecryptor
 from .tenancy import Principal
 from .vector_index import PROBES, has_valid_index
 
 log = logging.getLogger(__name__)
 
-RRF_K = 60  # the usual constant of reciprocal-rank fusion: damps the head of each list
+# The constant of reciprocal-rank fusion: damps the head of each list. The usual 60 let the
+# many middling matches of one list outweigh the other's first: with the vocabulary, 10 was
+# best on bench/search_questions.json and held up on the held-out set (bench/BENCHMARKS.md).
+RRF_K = 10
 DEPTH = 100  # candidates each ranking contributes to the fusion
 SEARCH_CACHE_SECONDS = 600
 # The full-text half ranks at most about this many matching events (ts_rank reads each one):
@@ -333,16 +338,20 @@ def affordable_lexemes(lexemes: list[str], events: int,
 
 def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: EventFilters,
                  depth: int = DEPTH, svc=None, need: int | None = None,
-                 narrow: bool = False) -> list[uuid.UUID]:
+                 narrow: bool = False, vocabulary: bool = True) -> list[uuid.UUID]:
     """The tenant's events whose rendering matches any of the query's lexemes, ranked by
-    ``ts_rank``, best first (the newest first among equals). With ``svc``, words too
-    common in a large tenant to rank all their matches are left out
+    ``ts_rank``, best first (the newest first among equals). With ``vocabulary``, the
+    terms the search vocabulary maps the query's words to are looked for too
+    (``search_vocabulary``: "turned off" also looks for "stop" and "disable"). With
+    ``svc``, words too common in a large tenant to rank all their matches are left out
     (``affordable_lexemes``). With filters, the best
     ``TEXT_CANDIDATES`` matches are filtered, then twenty times as many; those that pass
     are the filtered ranking's head, and only when fewer than ``need`` (default ``depth``)
     pass is every match ranked. With ``narrow`` (the filters match few events:
     ``narrow_filter``), the events the filters match are ranked directly: the same ranking
     as ranking every match that passes."""
+    if vocabulary:
+        text = f"{text} {expansion_terms(text)}".strip()
     query = or_query(text)
     if svc is not None:
         events, shares = lexeme_shares(svc, conn, tenant_id)
