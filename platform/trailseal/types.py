@@ -120,11 +120,15 @@ EMBEDDING_TEXT_VERSION = 2
 _MOSTLY_WORDS = 0.25  # an id with more digits than this share is a number, not a name
 
 
+_TOKEN = re.compile(r"[A-Z0-9]{12,}")  # AKIAIOSFODNN7EXAMPLE: a key id, not a word
+
+
 def _wordy(value: str) -> bool:
     """Whether an id reads as a name (``alice``, ``orders-db``) rather than a number or a
-    random token (``i-0a1b2c3d``, ``017622104382``): those cost an embedder many word
-    pieces and mean nothing to it."""
-    return bool(value) and sum(c.isdigit() for c in value) <= _MOSTLY_WORDS * len(value)
+    random token (``i-0a1b2c3d``, ``017622104382``, ``AKIAIOSFODNN7EXAMPLE``): those cost
+    an embedder many word pieces and mean nothing to it."""
+    return (bool(value) and sum(c.isdigit() for c in value) <= _MOSTLY_WORDS * len(value)
+            and not _TOKEN.search(value))
 
 
 def render_embedding_text(e: Event) -> str:
