@@ -75,6 +75,9 @@ SEARCH_CACHE_SECONDS = 600
 # The full-text half ranks at most about this many matching events (ts_rank reads each one):
 # in a large tenant, words estimated to match more are left out of the question.
 FTS_BUDGET = 20_000
+# ... of which the terms the search vocabulary adds may take at most this many (they widen
+# a question; in a large tenant they are not worth a slower search: bench_search_text.py).
+VOCABULARY_BUDGET = 5_000
 # Lists of a tenant's IVFFlat index a ranking reads: more is closer to the exact scan and
 # slower (bench/bench_search_scale.py measures both).
 IVF_PROBES = PROBES
@@ -317,23 +320,28 @@ def lexeme_shares(svc, conn: Connection, tenant_id: uuid.UUID) -> tuple[int, dic
     return events, shares
 
 
-def affordable_lexemes(lexemes: list[str], events: int,
-                       shares: dict[str, float]) -> list[str] | None:
+def affordable_lexemes(lexemes: list[str], events: int, shares: dict[str, float],
+                       extra: list[str] | None = None) -> list[str] | None:
     """The question's lexemes the full-text half ranks: rarest first while the events they
-    are estimated to match stay within ``FTS_BUDGET``. ``None`` when all of them fit (the
-    question is used as it is); an empty list when even the rarest is too common (it says
-    little about an event, as a stop word does, and ranking its matches would cost more
-    than the whole search may take)."""
-    estimated = sorted((shares.get(lex, 0.0) * events, lex) for lex in lexemes)
-    if sum(n for n, _ in estimated) <= FTS_BUDGET:
-        return None
-    kept, total = [], 0.0
-    for n, lex in estimated:
-        if total + n > FTS_BUDGET:
-            break
-        kept.append(lex)
-        total += n
-    return kept
+    are estimated to match stay within ``FTS_BUDGET``; then, rarest first, those of
+    ``extra`` (the vocabulary's terms) that fit in what the question's own words left, and
+    together in ``VOCABULARY_BUDGET``.
+    ``None`` when all of them fit (the question is used as it is); an empty list when
+    nothing fits (even the rarest word says little about an event, as a stop word does, and
+    ranking its matches would cost more than the whole search may take). The vocabulary's
+    terms never take the place of the question's own words, and never raise the estimate
+    above ``FTS_BUDGET``, the bound the question alone has."""
+    kept, total, complete = [], 0.0, True
+    for words, budget in ((lexemes, FTS_BUDGET), (extra or [], VOCABULARY_BUDGET)):
+        spent = 0.0
+        for n, lex in sorted((shares.get(lex, 0.0) * events, lex) for lex in words):
+            if total + n > FTS_BUDGET or spent + n > budget:
+                complete = False
+                break  # the rest of this group is commoner still
+            kept.append(lex)
+            total += n
+            spent += n
+    return None if complete else kept
 
 
 def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: EventFilters,
@@ -350,15 +358,17 @@ def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: Eve
     pass is every match ranked. With ``narrow`` (the filters match few events:
     ``narrow_filter``), the events the filters match are ranked directly: the same ranking
     as ranking every match that passes."""
-    if vocabulary:
-        text = f"{text} {expansion_terms(text)}".strip()
-    query = or_query(text)
+    extra = expansion_terms(text) if vocabulary else ""
+    query = or_query(f"{text} {extra}".strip())
     if svc is not None:
         events, shares = lexeme_shares(svc, conn, tenant_id)
         if shares:
-            lexemes = conn.execute(select(func.tsvector_to_array(
-                func.to_tsvector(FTS_CONFIG, text)))).scalar() or []
-            kept = affordable_lexemes(list(lexemes), events, shares)
+            own, added = conn.execute(select(
+                func.tsvector_to_array(func.to_tsvector(FTS_CONFIG, text)),
+                func.tsvector_to_array(func.to_tsvector(FTS_CONFIG, extra)))).one()
+            own = list(own or [])
+            kept = affordable_lexemes(own, events, shares,
+                                      [lex for lex in added or [] if lex not in own])
             if kept is not None:
                 if not kept:
                     return []
