@@ -139,9 +139,6 @@ class MiniLMEmbedder:
                 out[k] = enc.ids
         return out
 
-    def _embed_batch(self, texts: list[str], session=None) -> np.ndarray:
-        return self._run_batch(self.encode(texts), session)
-
     def _run_batch(self, pieces: list[list[int]], session=None) -> np.ndarray:
         """Unit vectors of texts already split into word pieces, padded to the longest."""
         ids = np.zeros((len(pieces), max(len(p) for p in pieces)), dtype=np.int64)
