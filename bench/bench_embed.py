@@ -1,5 +1,6 @@
 """The local embedder's speed: events embedded per second, as the enrichment pipeline and the
-backlog job embed them (``Event.text()`` of each event, the whole range in one call).
+backlog job embed them (``Event.embedding_text()`` of each event, the whole range in one
+call).
 
 Events: benign CloudTrail background (``bench/cloudtrail_background.py``) mapped by the
 product's importer, so the texts have the length real CloudTrail renderings have (their
@@ -7,7 +8,12 @@ decrypted details hold the whole CloudTrail record; the embedder reads the first
 ``MAX_TOKENS`` word pieces). Also reports the token counts before the cut and the speed at
 other cuts, to show what the limit buys.
 
-``python bench/bench_embed.py [--quick] [--events 4096] [--repeat 3]``. Offline; no database.
+``--compare`` also runs, interleaved in the same process, the previous configuration: the
+full rendering (``Event.text()``) cut at 40 word pieces, and reports the word pieces of both
+renderings before the cut.
+
+``python bench/bench_embed.py [--quick] [--events 4096] [--repeat 3] [--compare]``. Offline;
+no database.
 """
 
 from __future__ import annotations
@@ -39,11 +45,49 @@ def event_of(index: int, body: dict) -> Event:
                  user_agent=body.get("user_agent"), action_details=body.get("action_details"))
 
 
-def texts(n: int) -> list[str]:
+def events(n: int) -> list[Event]:
     records = background.generate(days=7, seed=0)
     step = max(1, len(records) // n)
     picked = records[::step][:n]
-    return [event_of(i, map_record(r)).text() for i, r in enumerate(picked)]
+    return [event_of(i, map_record(r)) for i, r in enumerate(picked)]
+
+
+def texts(n: int) -> list[str]:
+    return [e.embedding_text() for e in events(n)]
+
+
+def set_limit(embedder, limit: int) -> None:
+    """Cut texts at ``limit`` word pieces from now on (the module's limit and prefix too)."""
+    embed_local.MAX_TOKENS = limit
+    embed_local.PREFIX_CHARS = 8 * limit
+    embedder.tokenizer.enable_truncation(limit)
+
+
+def compare(embedder, n: int, repeat: int) -> None:
+    """The previous configuration (full rendering, 40 word pieces) against the current one,
+    alternating which runs first, 1,000 events per call."""
+    evs = events(n)
+    limit = embed_local.MAX_TOKENS
+    variants = {"previous (Event.text(), 40 pieces)": ([e.text() for e in evs], 40),
+                f"current (Event.embedding_text(), {limit} pieces)":
+                    ([e.embedding_text() for e in evs], limit)}
+    embedder.tokenizer.no_truncation()
+    for name, (batch, _) in variants.items():
+        counts = [len(e.ids) for e in embedder.tokenizer.encode_batch(batch)]
+        print(f"  {name}: word pieces before the cut: mean {statistics.mean(counts):.1f}, "
+              f"median {statistics.median(counts):.0f}; characters: median "
+              f"{statistics.median(len(t) for t in batch):.0f}")
+    runs: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for k in range(repeat):
+        for name in names if k % 2 == 0 else names[::-1]:
+            batch, cut = variants[name]
+            set_limit(embedder, cut)
+            runs[name].extend(rate(embedder, batch, 1000, 1))
+    set_limit(embedder, limit)
+    for name, rates in runs.items():
+        print(f"  {name}: median {statistics.median(rates):7.1f} events/s "
+              f"(runs: {', '.join(f'{r:.1f}' for r in rates)})")
 
 
 def rate(embedder, batch: list[str], chunk: int, repeat: int) -> list[float]:
@@ -63,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--events", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--compare", action="store_true",
+                        help="also the previous rendering and cut, interleaved")
     args = parser.parse_args(argv)
     n = 256 if args.quick else args.events
     repeat = 1 if args.quick else args.repeat
@@ -90,11 +136,14 @@ def main(argv: list[str] | None = None) -> int:
               f"(runs: {', '.join(f'{r:.1f}' for r in rates)})")
     single = rate(embedder, [batch[0]] * 50, 1, 1)[0]
     print(f"  one query at a time: {1000 / single:.1f} ms per query text")
+    if args.compare:
+        print()
+        compare(embedder, n, max(2, repeat))
     if not args.quick:
         print()
         print("  other token limits (same texts, 1000 per call; the product uses "
               f"{embed_local.MAX_TOKENS}):")
-        for limit in (32, 64, 128):
+        for limit in (24, 40, 64, 128):
             embedder.tokenizer.enable_truncation(limit)
             rates = rate(embedder, batch[:1024], 1000, 1)
             print(f"    {limit:>4} word pieces: {rates[0]:7.1f} events/s")

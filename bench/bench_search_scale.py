@@ -123,7 +123,7 @@ def fill_embeddings(svc, tid: uuid.UUID, head: int, model: str, sample: int,
     rnd = random.Random(11)
     seqs = sorted(rnd.sample(range(1, head + 1), sample))
     events = [e for s in seqs for e in load_events(svc, tid, s, s)]
-    answer = svc.pm.hook.embed_texts(texts=[e.text() for e in events], model=None,
+    answer = svc.pm.hook.embed_texts(texts=[e.embedding_text() for e in events], model=None,
                                      tenant_id=str(tid))
     base = np.asarray(answer["vectors"], dtype=np.float32)
     dims = base.shape[1]

@@ -14,6 +14,7 @@ def register_jobs():
     from .jobs.notifications import deliver_due_notifications
     from .jobs.reports import send_due_reports
     from .jobs.retention import retention_all
+    from .jobs.search import build_search_indexes
     from .jobs.summaries import store_summaries_all_tenants
     from .jobs.tenant_deletion import tenant_deletions_all
     from .jobs.usage import usage_job
@@ -38,5 +39,9 @@ def register_jobs():
         JobSpec(retention_all, queue="low", cron="37 2 * * *", name="retention",
                 timeout=6 * 3600),
         JobSpec(tenant_deletions_all, queue="low", cron="47 2 * * *", name="tenant-deletions",
+                timeout=6 * 3600),
+        # Per-tenant vector indexes once a tenant is large enough for them to pay off (an
+        # index of a million vectors takes a few minutes to build).
+        JobSpec(build_search_indexes, queue="low", cron="27 * * * *", name="search-indexes",
                 timeout=6 * 3600),
     ]

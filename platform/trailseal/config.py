@@ -125,6 +125,11 @@ DEFAULTS: dict[str, Any] = {
     # Search: a filter matching at most this many of a tenant's events is ranked over the
     # events it matches (exactly) rather than by filtering index candidates (0: never).
     "SEARCH_NARROW_FILTER_EVENTS": 20_000,
+    # Search: the worker builds a tenant's own vector index once it holds this many vectors
+    # of a model (and rebuilds it when they double); SEARCH_INDEX_AUTO off leaves it to
+    # `trailseal search-index build`.
+    "SEARCH_INDEX_MIN_VECTORS": 100_000,
+    "SEARCH_INDEX_AUTO": True,
 }
 
 

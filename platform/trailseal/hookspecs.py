@@ -92,8 +92,9 @@ def register_classifiers(tenant_id: str) -> list[Classifier] | None:
 
 @hookspec(firstresult=True)
 def embed_texts(texts: list[str], model: str | None, tenant_id: str) -> dict[str, Any] | None:
-    """Embed ``texts`` (event renderings, ``Event.text()``, or a search question); return
-    ``{"model": name, "vectors": [[float, ...], ...]}`` with one vector per text, or None.
+    """Embed ``texts`` (event renderings, ``Event.embedding_text()``, or a search question);
+    return ``{"model": name, "vectors": [[float, ...], ...]}`` with one vector per text, or
+    None.
     ``model`` names the model wanted (the backlog job asks for the current one); answer None
     for a model that is not yours."""
 

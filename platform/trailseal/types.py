@@ -36,6 +36,11 @@ class Event:
         narrators read (see ``render_event_text`` for the exact form)."""
         return render_event_text(self)
 
+    def embedding_text(self) -> str:
+        """The event as a short line of words: what embedders read (see
+        ``render_embedding_text``)."""
+        return render_embedding_text(self)
+
 
 #: Longest rendering ``Event.text`` returns (characters); details past it are left out.
 TEXT_MAX_CHARS = 2000
@@ -105,6 +110,60 @@ def render_event_text(e: Event) -> str:
     if e.action_details:
         parts.append("details: " + "; ".join(_detail_pairs(e.action_details)))
     # control characters (NUL above all, which PostgreSQL text cannot hold) become spaces
+    text = _CONTROL.sub(" ", "; ".join(parts))
+    return text if len(text) <= TEXT_MAX_CHARS else text[:TEXT_MAX_CHARS]
+
+
+#: The version of ``render_embedding_text``: embedders name their vectors with it, so a change
+#: of the rendering is a change of model and the backlog job embeds every event again.
+EMBEDDING_TEXT_VERSION = 2
+_MOSTLY_WORDS = 0.25  # an id with more digits than this share is a number, not a name
+
+
+_TOKEN = re.compile(r"[A-Z0-9]{12,}")  # AKIAIOSFODNN7EXAMPLE: a key id, not a word
+
+
+def _wordy(value: str) -> bool:
+    """Whether an id reads as a name (``alice``, ``orders-db``) rather than a number or a
+    random token (``i-0a1b2c3d``, ``017622104382``, ``AKIAIOSFODNN7EXAMPLE``): those cost
+    an embedder many word pieces and mean nothing to it."""
+    return (bool(value) and sum(c.isdigit() for c in value) <= _MOSTLY_WORDS * len(value)
+            and not _TOKEN.search(value))
+
+
+def render_embedding_text(e: Event) -> str:
+    """The short rendering embedders read (docs/admin-guide.md, "Semantic search"):
+
+    ``<event type words> on <entity type words> [<entity short id>] by <actor type words>
+    [<actor short id>] [(<role>, <department>)]; [<tags>;] severity <severity>;
+    [<key> <value>; ...]``
+
+    Only words: the event type as words (not also as its identifier), ids only when they read
+    as names (``_wordy``), tags without ``key:value`` ones (an event id means nothing to a
+    model), details as ``key value`` with wordy values only. A local embedder reads only
+    its first few dozen word pieces, and the time it takes grows with them: every piece
+    should say something. The full rendering (``render_event_text``) stays what the
+    full-text index and the narrators read."""
+    actor, entity = short_id(e.actor_id), short_id(e.entity_id)
+    head = f"{words_of(e.event_type)} on {words_of(e.entity_type)}"
+    if _wordy(entity):
+        head += f" {entity}"
+    head += f" by {words_of(e.actor_type)}"
+    if _wordy(actor):
+        head += f" {actor}"
+    about = ", ".join(x for x in (e.actor_role, e.actor_department) if x)
+    if about:
+        head += f" ({about})"
+    parts = [head]
+    tags = [t for t in e.tags if ":" not in t]
+    if tags:
+        parts.append(" ".join(tags))
+    parts.append(f"severity {e.severity}")
+    if e.action_details:
+        for pair in _detail_pairs(e.action_details):
+            key, _, value = pair.rpartition(": ")
+            if _wordy(value) and len(value) <= 80:
+                parts.append(f"{key} {value}".strip())
     text = _CONTROL.sub(" ", "; ".join(parts))
     return text if len(text) <= TEXT_MAX_CHARS else text[:TEXT_MAX_CHARS]
 

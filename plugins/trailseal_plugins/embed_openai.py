@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 from trailseal import hookimpl
+from trailseal.types import EMBEDDING_TEXT_VERSION
 
 from .openai_client import OpenAISettings, client_for, current_settings
 
@@ -33,10 +34,14 @@ class OpenAIEmbedError(RuntimeError):
 
 
 def model_name(settings: OpenAISettings) -> str:
-    """The name vectors of these settings are stored under (``audit_embeddings.model``)."""
+    """The name vectors of these settings are stored under (``audit_embeddings.model``): the
+    model, its dimensions when asked for, and the version of the event rendering it embeds
+    (``trailseal.types.EMBEDDING_TEXT_VERSION``: a new rendering is a new model, so the
+    backlog job embeds every event again)."""
+    name = settings.embed_model
     if settings.embed_dimensions:
-        return f"{settings.embed_model}@{settings.embed_dimensions}"
-    return settings.embed_model
+        name += f"@{settings.embed_dimensions}"
+    return f"{name}+r{EMBEDDING_TEXT_VERSION}"
 
 
 def _request(settings: OpenAISettings, texts: list[str]) -> Any:

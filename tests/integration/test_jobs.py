@@ -104,7 +104,7 @@ def test_enrichment_is_idempotent(trailseal_client, trailseal_services, tenant, 
 
 def test_scheduler_job_table_comes_from_register_jobs(trailseal_app, trailseal_services):
     names = {spec.name for spec in collect_jobs(trailseal_services.pm)}
-    assert {"reconcile-enrichment", "verify-chains"} <= names
+    assert {"reconcile-enrichment", "verify-chains", "search-indexes"} <= names
     scheduler = build_scheduler(trailseal_app)
     assert {job.name for job in scheduler.get_jobs()} >= names
 

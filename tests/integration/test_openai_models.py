@@ -99,7 +99,7 @@ def test_embedding_requests_batch_and_carry_model_key_and_dimensions(
     openai_server.respond = reversed_order
     texts = ["s3 delete bucket", "console login failed", "", "create user", "stop logging"]
     answer = _embed(trailseal_app, trailseal_services, texts)
-    assert answer["model"] == "text-embedding-3-small@384"
+    assert answer["model"] == "text-embedding-3-small@384+r2"
     assert answer["vectors"] == [vector_of(t or " ", 384) for t in texts]
     reqs = openai_server.requests
     assert [r.method for r in reqs] == ["POST"] * 3
@@ -116,7 +116,7 @@ def test_without_dimensions_the_model_size_is_kept_and_none_is_asked(
     openai_server.configure(OPENAI_EMBED_MODEL="nomic-embed-text", OPENAI_EMBED_DIMENSIONS=0)
     openai_server.fake.dims = 12
     answer = _embed(trailseal_app, trailseal_services, ["x y", "z"])
-    assert answer == {"model": "nomic-embed-text",
+    assert answer == {"model": "nomic-embed-text+r2",
                       "vectors": [vector_of("x y", 12), vector_of("z", 12)]}
     assert "dimensions" not in openai_server.requests[0].json()
 
@@ -206,7 +206,7 @@ def test_ingested_events_are_embedded_by_the_configured_model_and_searched(
                             OPENAI_EMBED_DIMENSIONS=384)
     ids = ingest(trailseal_client, tenant, _events())["ids"]
     run_jobs()
-    assert _models(trailseal_services, tenant) == [("text-embedding-3-small@384", 384,
+    assert _models(trailseal_services, tenant) == [("text-embedding-3-small@384+r2", 384,
                                                     len(ids))]
     embedded = [t for r in openai_server.requests for t in r.json()["input"]]
     assert len([t for t in embedded if "acme-finance-reports" in t]) == 1
@@ -240,7 +240,7 @@ def test_an_outage_leaves_events_unembedded_for_the_backlog_and_search_on_full_t
     with trailseal_app.app_context():
         assert index_backlog(str(tenant.id)) == len(ids)
         assert index_backlog(str(tenant.id)) == 0
-    assert _models(trailseal_services, tenant) == [("text-embedding-3-small@384", 384,
+    assert _models(trailseal_services, tenant) == [("text-embedding-3-small@384+r2", 384,
                                                     len(ids))]
 
 
@@ -255,7 +255,7 @@ def test_switching_models_re_embeds_through_the_backlog(
     with trailseal_app.app_context():
         assert index_backlog(str(tenant.id)) == len(ids)
     assert _models(trailseal_services, tenant) == [(LOCAL_MODEL, 384, len(ids)),
-                                                   ("text-embedding-3-large@256", 256,
+                                                   ("text-embedding-3-large@256+r2", 256,
                                                     len(ids))]
 
 
@@ -418,7 +418,8 @@ def test_a_backlog_batch_that_fails_leaves_its_embeddings_to_the_next_run(
     openai_server.respond = fake
     with trailseal_app.app_context():
         assert index_backlog(str(tenant.id)) == len(ids)
-    assert _models(trailseal_services, tenant) == [("text-embedding-3-small", 384, len(ids))]
+    assert _models(trailseal_services, tenant) == [("text-embedding-3-small+r2", 384,
+                                                    len(ids))]
 
 
 def test_quoted_data_is_bounded_and_cannot_close_its_block(trailseal_app, trailseal_services,

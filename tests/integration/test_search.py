@@ -458,3 +458,31 @@ def test_every_filter_is_planned_for_the_narrow_count(trailseal_services, tenant
     assert planned is not None and planned >= 0
     assert narrow is (matching <= 1000)  # 40 events: the planner never rules it out
     assert "could not plan" not in caplog.text
+
+
+def test_the_vocabulary_finds_events_named_otherwise(trailseal_client, trailseal_services,
+                                                    tenant, trail, run_jobs):
+    """No word of "was a firewall opened to the world?" is in the rendering of
+    ``ec2.AuthorizeSecurityGroupIngress``: the plain full-text ranking does not find it, the
+    vocabulary's (``security group ingress``, ``authorize``) puts it first, and so does the
+    API."""
+    opened = ingest(trailseal_client, tenant, [make_event(
+        event_type="ec2.AuthorizeSecurityGroupIngress", actor={"id": "mallory", "type": "user"},
+        entity={"type": "ec2:securityGroup", "id": "sg-0a1b2c3d"}, severity="high",
+        action_details={"cidrIp": "0.0.0.0/0", "fromPort": 22})])["ids"][0]
+    run_jobs()
+    question = "was a firewall opened to the world?"
+    with trailseal_services.db.transaction(tenant.id) as conn:
+        plain = search.text_ranking(conn, tenant.id, question, EventFilters(),
+                                    vocabulary=False)
+        widened = search.text_ranking(conn, tenant.id, question, EventFilters())
+    assert uuid.UUID(opened) not in plain
+    assert widened[0] == uuid.UUID(opened)
+    assert set(plain) <= set(widened)  # it only adds words to an OR
+    assert _search(trailseal_client, tenant, query=question)["results"][0]["id"] == opened
+    # a question without any word of the vocabulary ranks as before
+    with trailseal_services.db.transaction(tenant.id) as conn:
+        assert (search.text_ranking(conn, tenant.id, "mallory acme-finance-reports",
+                                    EventFilters(), vocabulary=False)
+                == search.text_ranking(conn, tenant.id, "mallory acme-finance-reports",
+                                       EventFilters()))

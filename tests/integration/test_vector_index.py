@@ -204,3 +204,62 @@ def test_search_index_commands(trailseal_client, trailseal_services, tenant):
     assert run("build").returncode == 2  # neither --tenant nor --all
     bad = run("drop", "audit_logs_pkey")
     assert bad.returncode == 1 and "not the name of a per-tenant search index" in bad.stderr
+
+
+def test_the_worker_builds_indexes_once_a_tenant_is_large_enough(
+        trailseal_app, trailseal_client, trailseal_services, tenant, trailseal_run_jobs,
+        monkeypatch):
+    url = _owner_url(trailseal_services)
+    small = make_tenant(trailseal_services)
+    _fill(trailseal_client, trailseal_services, tenant, n=300)
+    _fill(trailseal_client, trailseal_services, small, n=100, seed=5)
+    monkeypatch.setitem(trailseal_services.config, "SEARCH_INDEX_MIN_VECTORS", 200)
+    name = vector_index.index_name(tenant.id, MODEL, DIMS)
+    small_name = vector_index.index_name(small.id, MODEL, DIMS)
+
+    trailseal_services.queues["low"].enqueue("trailseal.jobs.search.build_search_indexes")
+    trailseal_run_jobs()
+    listed = {ix.name: ix for ix in vector_index.list_indexes(url)}
+    assert listed[name].valid and listed[name].lists == vector_index.lists_for(300)
+    assert small_name not in listed  # 100 vectors: below the threshold
+    with trailseal_services.db.transaction(tenant.id) as conn:
+        assert vector_index.has_valid_index(conn, tenant.id, MODEL, DIMS)
+
+    # idempotent: nothing is due any more, for any tenant
+    from trailseal.jobs.search import build_search_indexes
+
+    with trailseal_app.app_context():
+        assert build_search_indexes() == []
+    oid = _index_oid(url, name)
+
+    # an index built with too few lists for its vectors (they have doubled since) is rebuilt
+    vector_index.build_index(url, tenant.id, MODEL, DIMS, lists=5, rebuild=True)
+    with trailseal_app.app_context():
+        built = build_search_indexes()
+    assert [(b["name"], b["reason"], b["vectors"]) for b in built] == [(name, "rebuild", 300)]
+    listed = {ix.name: ix for ix in vector_index.list_indexes(url)}
+    assert listed[name].lists == vector_index.lists_for(300) and _index_oid(url, name) != oid
+
+    # switched off, or without the owner's connection: nothing is built
+    _fill(trailseal_client, trailseal_services, small, n=150, seed=6)
+    with trailseal_app.app_context():
+        monkeypatch.setitem(trailseal_services.config, "SEARCH_INDEX_AUTO", False)
+        assert build_search_indexes() == []
+        monkeypatch.setitem(trailseal_services.config, "SEARCH_INDEX_AUTO", True)
+        monkeypatch.setitem(trailseal_services.config, "ADMIN_DATABASE_URL", None)
+        assert build_search_indexes() == []
+    assert small_name not in {ix.name for ix in vector_index.list_indexes(url)}
+
+
+def test_a_second_builder_waits_for_none(trailseal_services):
+    url = _owner_url(trailseal_services)
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (vector_index._BUILD_LOCK,))
+        assert vector_index.build_due_indexes(url, 1) is None  # another builder holds it
+        other.execute("SELECT pg_advisory_unlock(%s)", (vector_index._BUILD_LOCK,))
+    assert vector_index.build_due_indexes(url, 10**9) == []
+
+
+def _index_oid(url: str, name: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT %s::regclass::oid", (name,)).fetchone()[0]

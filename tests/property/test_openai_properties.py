@@ -120,7 +120,7 @@ def test_vectors_come_back_one_per_text_in_order_in_bounded_batches(
     with trailseal_app.app_context():
         answer = trailseal_services.pm.hook.embed_texts(texts=texts, model=None,
                                                         tenant_id=str(uuid.uuid4()))
-    assert answer["model"] == "m@16"
+    assert answer["model"] == "m@16+r2"
     assert answer["vectors"] == [vector_of(t if t.strip() else " ", 16) for t in texts]
     assert len(server.requests) == math.ceil(len(texts) / batch)
     assert all(len(r.json()["input"]) <= batch for r in server.requests)

@@ -140,3 +140,35 @@ def test_the_full_text_half_keeps_the_rarest_words_within_its_budget(shares, eve
     # no word left out is rarer than a word kept, and the next rarest would not have fit
     assert all(estimate[out] >= estimate[k] for out in left for k in kept)
     assert left and min(estimate[out] for out in left) + sum(estimate[k] for k in kept) > budget - slack
+
+
+@PROPERTY
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.floats(0, 1), max_size=16),
+       st.integers(1, 2_000_000), st.integers(1, 50_000),
+       st.lists(st.text(min_size=1, max_size=8), max_size=8, unique=True),
+       st.lists(st.text(min_size=1, max_size=8), max_size=8, unique=True))
+def test_the_vocabulary_only_fills_what_the_question_leaves_of_the_budget(
+        shares, events, budget, lexemes, extra):
+    from trailseal.services import search
+
+    extra = [lex for lex in extra if lex not in lexemes]
+    estimate = {lex: shares.get(lex, 0.0) * events for lex in lexemes + extra}
+    saved = search.FTS_BUDGET, search.VOCABULARY_BUDGET
+    search.FTS_BUDGET, search.VOCABULARY_BUDGET = budget, budget // 4
+    try:
+        alone = search.affordable_lexemes(lexemes, events, shares)
+        kept = search.affordable_lexemes(lexemes, events, shares, extra)
+    finally:
+        search.FTS_BUDGET, search.VOCABULARY_BUDGET = saved
+    if (sum(estimate.values()) <= budget
+            and sum(estimate[lex] for lex in extra) <= budget // 4):
+        assert kept is None
+        return
+    slack = budget * 1e-9
+    assert kept is not None and sum(estimate[lex] for lex in kept) <= budget + slack
+    # the question's own words are kept exactly as without the vocabulary
+    assert sorted(lex for lex in kept if lex in lexemes) == sorted(
+        lexemes if alone is None else alone)
+    added = [lex for lex in kept if lex not in lexemes]
+    assert sum(estimate[lex] for lex in added) <= budget // 4 + slack
+    assert all(estimate[out] >= estimate[k] for out in extra if out not in added for k in added)

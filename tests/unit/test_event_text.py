@@ -62,3 +62,24 @@ def test_answers_cite_every_claim():
     assert lines[0].startswith("3 event(s)") and all("[id-" in line for line in lines[1:])
     assert "[id-9]" not in answer
     assert compose_answer("anything", []) == "No events match the question."
+
+
+def test_the_documented_embedding_rendering():
+    assert _event().embedding_text() == (
+        "iam create user on aws iam user bob by iam user alice (dev, eng); failed; "
+        "severity high; eventName CreateUser; userName bob")
+    # ids that are numbers or random tokens, key:value tags and numeric details are left out
+    e = _event(entity_id="i-0a1b2c3d4e5f", actor_id="017622104382",
+               tags=("cloudtrail", "eventid:450230d4-b39e-4a18"), actor_role=None,
+               actor_department=None, action_details={"port": 22, "cidr": "0.0.0.0/0",
+                                                       "note": "x\x00y"})
+    assert e.embedding_text() == ("iam create user on aws iam user by iam user; cloudtrail; "
+                                  "severity high; note x y")
+    long = _event(action_details={"note": "word " * 1000, "other": "z" * 5000})
+    assert len(long.embedding_text()) <= TEXT_MAX_CHARS
+
+
+def test_the_embedding_rendering_is_shorter_and_keeps_what_happened_first():
+    e = _event()
+    assert len(e.embedding_text()) < len(e.text())
+    assert e.embedding_text().startswith(words_of(e.event_type))

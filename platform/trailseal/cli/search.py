@@ -35,9 +35,10 @@ def list_cmd() -> None:
     url = _admin_url(svc)
     indexes = {(ix.tenant_id, ix.model, ix.dims): ix for ix in list_indexes(url)}
     click.echo("tenant,model,dims,vectors,index,valid,index_bytes")
+    floor = int(svc.config.get("SEARCH_INDEX_MIN_VECTORS") or DEFAULT_MIN_EMBEDDINGS)
     for tenant, model, dims, count in embedding_counts(url):
         ix = indexes.pop((tenant, model, dims), None)
-        hint = "" if ix or count < DEFAULT_MIN_EMBEDDINGS else "(none: worth building)"
+        hint = "" if ix or count < floor else "(none: worth building)"
         click.echo(f"{tenant},{model},{dims},{count},{ix.name if ix else hint},"
                    f"{ix.valid if ix else ''},{ix.size_bytes if ix else ''}")
     for ix in indexes.values():  # an index whose tenant has no vectors left
@@ -49,7 +50,8 @@ def list_cmd() -> None:
 @click.option("--all", "all_tenants", is_flag=True,
               help="Every tenant with at least --min-vectors vectors of a model.")
 @click.option("--min-vectors", type=click.IntRange(min=1), default=None,
-              help="With --all: the smallest tenant worth an index (default 100000).")
+              help="With --all: the smallest tenant worth an index (default "
+                   "TRAILSEAL_SEARCH_INDEX_MIN_VECTORS, 100000).")
 @click.option("--rebuild", is_flag=True,
               help="Build again even where a valid index exists (its lists are centred on "
                    "the vectors of its build: rebuild once they have doubled).")
@@ -68,7 +70,8 @@ def build_cmd(tenant_ref: str | None, all_tenants: bool, min_vectors: int | None
     svc, targets_given = tenant_targets(tenant_ref, all_tenants)
     url = _admin_url(svc)
     wanted = str(targets_given[0]) if tenant_ref else None
-    floor = min_vectors or DEFAULT_MIN_EMBEDDINGS
+    floor = min_vectors or int(svc.config.get("SEARCH_INDEX_MIN_VECTORS")
+                               or DEFAULT_MIN_EMBEDDINGS)
     counts = embedding_counts(url)
     targets = ([c for c in counts if c[0] == wanted] if wanted
                else [c for c in counts if c[3] >= floor])

@@ -133,7 +133,7 @@ def _embed_or_none(pm, events: list, model: str | None, tenant_id: str) -> dict 
     backlog job embeds them on a later run, so an embedder outage never holds back
     classification, detection or the full-text index."""
     try:
-        return pm.hook.embed_texts(texts=[e.text() for e in events], model=model,
+        return pm.hook.embed_texts(texts=[e.embedding_text() for e in events], model=model,
                                    tenant_id=tenant_id)
     except Exception:
         log.warning("embed_texts failed for %d events of tenant %s; the search backlog will "

@@ -15,8 +15,9 @@ Both rankings run inside the caller's tenant (row-level security, and an explici
   ``SEARCH_NARROW_FILTER_EVENTS``, ``narrow_filter``) skip the index: the exact distance of
   each matching event's vector is computed instead (``narrow_vector_ranking``);
 - full text: ``ts_rank`` over ``audit_search_text`` of the query's lexemes joined by OR
-  (a question's words rarely all occur in one event); over just the matching events when
-  the filters are narrow;
+  (a question's words rarely all occur in one event), with the terms the search vocabulary
+  maps its words to (``search_vocabulary``: "turned off" also looks for "stop"); over just
+  the matching events when the filters are narrow;
 - fusion: ``score = sum over both lists of 1 / (RRF_K + rank)``.
 
 The ranking (ids and scores, never event contents) is cached in Redis for
@@ -58,18 +59,25 @@ from .access import AccessRecord, audited_read
 from .events import EVENT_COLUMNS, EVENTS_WITH_INSIGHTS, a, build_filters, i, row_to_event
 from .narration import ground_answer, narrate_text
 from .search_index import FTS_CONFIG
+from .search_vocabulary import expansion_terms
 from .subject_keys import EventDecryptor
 from .tenancy import Principal
 from .vector_index import PROBES, has_valid_index
 
 log = logging.getLogger(__name__)
 
-RRF_K = 60  # the usual constant of reciprocal-rank fusion: damps the head of each list
+# The constant of reciprocal-rank fusion: damps the head of each list. The usual 60 let the
+# many middling matches of one list outweigh the other's first: with the vocabulary, 10 was
+# best on bench/search_questions.json and held up on the held-out set (bench/BENCHMARKS.md).
+RRF_K = 10
 DEPTH = 100  # candidates each ranking contributes to the fusion
 SEARCH_CACHE_SECONDS = 600
 # The full-text half ranks at most about this many matching events (ts_rank reads each one):
 # in a large tenant, words estimated to match more are left out of the question.
 FTS_BUDGET = 20_000
+# ... of which the terms the search vocabulary adds may take at most this many (they widen
+# a question; in a large tenant they are not worth a slower search: bench_search_text.py).
+VOCABULARY_BUDGET = 5_000
 # Lists of a tenant's IVFFlat index a ranking reads: more is closer to the exact scan and
 # slower (bench/bench_search_scale.py measures both).
 IVF_PROBES = PROBES
@@ -312,44 +320,55 @@ def lexeme_shares(svc, conn: Connection, tenant_id: uuid.UUID) -> tuple[int, dic
     return events, shares
 
 
-def affordable_lexemes(lexemes: list[str], events: int,
-                       shares: dict[str, float]) -> list[str] | None:
+def affordable_lexemes(lexemes: list[str], events: int, shares: dict[str, float],
+                       extra: list[str] | None = None) -> list[str] | None:
     """The question's lexemes the full-text half ranks: rarest first while the events they
-    are estimated to match stay within ``FTS_BUDGET``. ``None`` when all of them fit (the
-    question is used as it is); an empty list when even the rarest is too common (it says
-    little about an event, as a stop word does, and ranking its matches would cost more
-    than the whole search may take)."""
-    estimated = sorted((shares.get(lex, 0.0) * events, lex) for lex in lexemes)
-    if sum(n for n, _ in estimated) <= FTS_BUDGET:
-        return None
-    kept, total = [], 0.0
-    for n, lex in estimated:
-        if total + n > FTS_BUDGET:
-            break
-        kept.append(lex)
-        total += n
-    return kept
+    are estimated to match stay within ``FTS_BUDGET``; then, rarest first, those of
+    ``extra`` (the vocabulary's terms) that fit in what the question's own words left, and
+    together in ``VOCABULARY_BUDGET``.
+    ``None`` when all of them fit (the question is used as it is); an empty list when
+    nothing fits (even the rarest word says little about an event, as a stop word does, and
+    ranking its matches would cost more than the whole search may take). The vocabulary's
+    terms never take the place of the question's own words, and never raise the estimate
+    above ``FTS_BUDGET``, the bound the question alone has."""
+    kept, total, complete = [], 0.0, True
+    for words, budget in ((lexemes, FTS_BUDGET), (extra or [], VOCABULARY_BUDGET)):
+        spent = 0.0
+        for n, lex in sorted((shares.get(lex, 0.0) * events, lex) for lex in words):
+            if total + n > FTS_BUDGET or spent + n > budget:
+                complete = False
+                break  # the rest of this group is commoner still
+            kept.append(lex)
+            total += n
+            spent += n
+    return None if complete else kept
 
 
 def text_ranking(conn: Connection, tenant_id: uuid.UUID, text: str, filters: EventFilters,
                  depth: int = DEPTH, svc=None, need: int | None = None,
-                 narrow: bool = False) -> list[uuid.UUID]:
+                 narrow: bool = False, vocabulary: bool = True) -> list[uuid.UUID]:
     """The tenant's events whose rendering matches any of the query's lexemes, ranked by
-    ``ts_rank``, best first (the newest first among equals). With ``svc``, words too
-    common in a large tenant to rank all their matches are left out
+    ``ts_rank``, best first (the newest first among equals). With ``vocabulary``, the
+    terms the search vocabulary maps the query's words to are looked for too
+    (``search_vocabulary``: "turned off" also looks for "stop" and "disable"). With
+    ``svc``, words too common in a large tenant to rank all their matches are left out
     (``affordable_lexemes``). With filters, the best
     ``TEXT_CANDIDATES`` matches are filtered, then twenty times as many; those that pass
     are the filtered ranking's head, and only when fewer than ``need`` (default ``depth``)
     pass is every match ranked. With ``narrow`` (the filters match few events:
     ``narrow_filter``), the events the filters match are ranked directly: the same ranking
     as ranking every match that passes."""
-    query = or_query(text)
+    extra = expansion_terms(text) if vocabulary else ""
+    query = or_query(f"{text} {extra}".strip())
     if svc is not None:
         events, shares = lexeme_shares(svc, conn, tenant_id)
         if shares:
-            lexemes = conn.execute(select(func.tsvector_to_array(
-                func.to_tsvector(FTS_CONFIG, text)))).scalar() or []
-            kept = affordable_lexemes(list(lexemes), events, shares)
+            own, added = conn.execute(select(
+                func.tsvector_to_array(func.to_tsvector(FTS_CONFIG, text)),
+                func.tsvector_to_array(func.to_tsvector(FTS_CONFIG, extra)))).one()
+            own = list(own or [])
+            kept = affordable_lexemes(own, events, shares,
+                                      [lex for lex in added or [] if lex not in own])
             if kept is not None:
                 if not kept:
                     return []

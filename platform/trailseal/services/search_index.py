@@ -1,8 +1,9 @@
 """The derived data search reads: each event's full-text vector (``audit_search_text``) and
 its embeddings (``audit_embeddings``), written by enrichment and by the embedding backlog.
 
-Both are made from ``Event.text()``, the decrypted rendering, so they are as sensitive as
-the details they come from and live under the same row-level security as the events.
+They are made from ``Event.text()`` and ``Event.embedding_text()``, decrypted renderings, so
+they are as sensitive as the details they come from and live under the same row-level
+security as the events.
 """
 
 from __future__ import annotations

@@ -31,6 +31,12 @@ command, ``trailseal search-index build``, run with the owner's connection as
 build that stops half-way leaves an invalid index, which search ignores and the next build
 replaces. The lists are centred on the vectors there at build time: rebuild
 (``--rebuild``) once the tenant's vectors have doubled.
+
+The worker does both on its own (``build_due_indexes``, the scheduled job
+``search-indexes``): it builds the index of every tenant and model that has reached
+``SEARCH_INDEX_MIN_VECTORS`` vectors and has none, and rebuilds one whose vectors have
+grown to twice the lists it was built with (``index_due``), using the owner's connection
+(``TRAILSEAL_ADMIN_DATABASE_URL``; without it the job does nothing and says so).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import math
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -73,6 +79,7 @@ class TenantIndex:
     dims: int
     valid: bool
     size_bytes: int
+    lists: int | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "tenant_id": self.tenant_id, "model": self.model,
@@ -110,14 +117,17 @@ def list_indexes(admin_url: str) -> list[TenantIndex]:
     with psycopg.connect(admin_url) as conn:
         rows = conn.execute(
             "SELECT c.relname, pg_get_expr(i.indpred, i.indrelid), i.indisvalid, "
-            "pg_relation_size(c.oid) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
+            "pg_relation_size(c.oid), c.reloptions FROM pg_class c "
+            "JOIN pg_index i ON i.indexrelid = c.oid "
             "WHERE c.relname LIKE %s ORDER BY c.relname", (INDEX_PREFIX + "%",)).fetchall()
-    for name, predicate, valid, size in rows:
+    for name, predicate, valid, size, options in rows:
         m = _PREDICATE.search(predicate or "")
         if m is None:
             continue
+        lists = next((int(o.split("=", 1)[1]) for o in options or []
+                      if o.startswith("lists=")), None)
         out.append(TenantIndex(name, m["tenant"], m["model"].replace("''", "'"),
-                               int(m["dims"]), bool(valid), int(size)))
+                               int(m["dims"]), bool(valid), int(size), lists))
     return out
 
 
@@ -189,3 +199,62 @@ def drop_index(admin_url: str, name: str) -> bool:
             sql.Identifier(name)))
     forget_cached()
     return existed
+
+
+def index_due(vectors: int, index: TenantIndex | None,
+              min_vectors: int = DEFAULT_MIN_EMBEDDINGS) -> str | None:
+    """What the worker should do for a tenant's ``vectors`` of one model that have
+    ``index`` (None: no index): ``"build"`` (none, or an invalid leftover, and at least
+    ``min_vectors``), ``"rebuild"`` (valid, but the vectors now call for at least twice
+    its lists: they have about doubled since it was built) or None (nothing)."""
+    if index is None or not index.valid:
+        return "build" if vectors >= min_vectors else None
+    if index.lists and lists_for(vectors) >= 2 * index.lists:
+        return "rebuild"
+    return None
+
+
+@dataclass(frozen=True)
+class IndexBuild:
+    """One index the worker built: whose, why and how long it took."""
+
+    tenant_id: str
+    model: str
+    dims: int
+    vectors: int
+    name: str
+    reason: str
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"tenant_id": self.tenant_id, "model": self.model, "dims": self.dims,
+                "vectors": self.vectors, "name": self.name, "reason": self.reason,
+                "seconds": round(self.seconds, 3)}
+
+
+#: Advisory lock key of ``build_due_indexes`` (one builder at a time across workers).
+_BUILD_LOCK = int.from_bytes(hashlib.sha256(b"trailseal:search-indexes").digest()[:8],
+                             "big", signed=True)
+
+
+def build_due_indexes(admin_url: str,
+                      min_vectors: int = DEFAULT_MIN_EMBEDDINGS) -> list[IndexBuild] | None:
+    """Build (or rebuild) every per-tenant index ``index_due`` asks for, one after the
+    other, as the owner; the builds done. Idempotent: a second run finds nothing due.
+    None when another process holds the builder's lock (it is doing the same work)."""
+    with psycopg.connect(admin_url, autocommit=True) as lock:
+        if not lock.execute("SELECT pg_try_advisory_lock(%s)", (_BUILD_LOCK,)).fetchone()[0]:
+            return None
+        try:
+            existing = {(ix.tenant_id, ix.model, ix.dims): ix for ix in list_indexes(admin_url)}
+            done: list[IndexBuild] = []
+            for tenant, model, dims, count in embedding_counts(admin_url):
+                reason = index_due(count, existing.get((tenant, model, dims)), min_vectors)
+                if reason is None or not (1 <= dims <= 2000):
+                    continue
+                name, seconds, _ = build_index(admin_url, tenant, model, dims, vectors=count,
+                                               rebuild=reason == "rebuild")
+                done.append(IndexBuild(tenant, model, dims, count, name, reason, seconds))
+            return done
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (_BUILD_LOCK,))

@@ -14,9 +14,10 @@ Where the pieces come from, all installed by pip with the ``trailseal`` distribu
 
 A vector is the mean of the last hidden states over the attention mask, L2-normalised
 (what sentence-transformers does for this model), so cosine distance is ``1 - dot``.
-Texts are cut at ``MAX_TOKENS`` word pieces: ``Event.text`` puts what happened first, and
-the cut keeps the embedder at about 190 events a second on two cores
-(``bench/bench_embed.py``). Only a prefix of each text is tokenised (``encode``), and
+Texts are cut at ``MAX_TOKENS`` word pieces: ``Event.embedding_text`` is a short rendering
+of words with what happened first, and the cut keeps the embedder above 200 events a second
+on two cores (``bench/bench_embed.py``). Only a prefix of each text is tokenised
+(``encode``), texts are batched by their number of word pieces (little padding), and
 batches run side by side, one per core. Nothing is ever downloaded.
 """
 
@@ -34,16 +35,18 @@ from typing import Any
 import numpy as np
 
 from trailseal import hookimpl
+from trailseal.types import EMBEDDING_TEXT_VERSION
 
-#: Word pieces read per text, [CLS] and [SEP] included: 40 unless the environment sets
+#: Word pieces read per text, [CLS] and [SEP] included: 32 unless the environment sets
 #: ``TRAILSEAL_EMBED_MAX_TOKENS`` (8–256) for every process (web, worker, scheduler).
-MAX_TOKENS = min(256, max(8, int(os.environ.get("TRAILSEAL_EMBED_MAX_TOKENS") or 40)))
+MAX_TOKENS = min(256, max(8, int(os.environ.get("TRAILSEAL_EMBED_MAX_TOKENS") or 32)))
 #: The name vectors are stored under (``audit_embeddings.model``). It changes whenever the
-#: vectors would (another model file, another token limit), so the backlog job re-embeds.
-MODEL = f"all-MiniLM-L6-v2-int8-t{MAX_TOKENS}"
+#: vectors would (another model file, another token limit, another event rendering:
+#: ``EMBEDDING_TEXT_VERSION``), so the backlog job re-embeds.
+MODEL = f"all-MiniLM-L6-v2-int8-t{MAX_TOKENS}+r{EMBEDDING_TEXT_VERSION}"
 DIMS = 384
-#: Texts run through the model at once (bounded memory; sorted by length first, so a batch
-#: pads little).
+#: Texts run through the model at once (bounded memory; sorted by their word pieces first,
+#: so a batch pads little).
 BATCH = 32
 #: Characters of a text tokenised first. Renderings run to thousands of characters and the
 #: model reads only ``MAX_TOKENS`` word pieces, so tokenising the whole text was a tenth of
@@ -98,17 +101,18 @@ class MiniLMEmbedder:
         """One unit vector (384 floats) per text, in order."""
         if not texts:
             return []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        pieces = self.encode(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(pieces[i]))
         out = np.empty((len(texts), DIMS), dtype=np.float32)
         chunks = [order[start:start + BATCH] for start in range(0, len(order), BATCH)]
         if len(chunks) == 1:
-            vectors = [self._embed_batch([texts[i] for i in chunks[0]], self.single)]
+            vectors = [self._run_batch([pieces[i] for i in chunks[0]], self.single)]
         elif self.workers == 1:
-            vectors = map(self._embed_batch, ([texts[i] for i in c] for c in chunks))
+            vectors = map(self._run_batch, ([pieces[i] for i in c] for c in chunks))
         else:  # onnxruntime runs a session from several threads at once
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
-            vectors = self._pool.map(self._embed_batch, [[texts[i] for i in c] for c in chunks])
+            vectors = self._pool.map(self._run_batch, [[pieces[i] for i in c] for c in chunks])
         for chunk, vec in zip(chunks, vectors, strict=True):
             out[chunk] = vec
         return out.tolist()
@@ -135,8 +139,8 @@ class MiniLMEmbedder:
                 out[k] = enc.ids
         return out
 
-    def _embed_batch(self, texts: list[str], session=None) -> np.ndarray:
-        pieces = self.encode(texts)
+    def _run_batch(self, pieces: list[list[int]], session=None) -> np.ndarray:
+        """Unit vectors of texts already split into word pieces, padded to the longest."""
         ids = np.zeros((len(pieces), max(len(p) for p in pieces)), dtype=np.int64)
         for row, p in enumerate(pieces):
             ids[row, :len(p)] = p
