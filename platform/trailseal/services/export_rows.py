@@ -30,13 +30,11 @@ instead, so its row is exactly the API's view, or the API's error.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import selectors
 import struct
 import threading
 import uuid
-from binascii import a2b_base64
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -46,7 +44,6 @@ from typing import Any
 
 import orjson
 import redis
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import ClientCursor, OperationalError, pq
 from sqlalchemy import Text, bindparam, case, cast, func, select, tuple_
@@ -55,32 +52,22 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from ..db import driver_cursor
 from ..errors import ConfigurationError
 from ..infra import helpers
-from .chain import CANONICAL_VERSION, PG_EPOCH
+from .chain import PG_EPOCH
 from .crypto import DecryptionFailed
 from .events import EVENTS_WITH_INSIGHTS, a, i, row_to_event
+from .export_decode import MAX_CIPHERS, decode_page, page_in_helper, parsed_records
 from .exports import ExportScope
 from .subject_keys import EventDecryptor, erasure_counter
 
-_EVENT_KEYS = frozenset((
-    "action_details", "actor_department", "actor_id", "actor_role", "actor_type",
-    "columns_hash", "entity_id", "entity_type", "event_type", "id", "idempotency_key",
-    "ip_address", "key_id", "occurred_at", "previous_hash", "received_at", "seq",
-    "severity", "source", "tags", "tenant_id", "user_agent", "v",
-))
-# A record with as many keys and each read key present is one of these (a missing key
-# raises KeyError, which sends the record to the reference path).
-_KEY_COUNT = len(_EVENT_KEYS)
 _DONE = object()
 
-# A page's columns, in binary: seq int8, occurred_at timestamptz (µs since 2000-01-01),
-# record bytea (NULL past the page's byte budget), then the insights: present (bool),
-# anomaly_score float8, is_anomaly bool, category text, risk_level text, tags as JSON text,
-# ai_insights as text, review_required bool (all NULL but "present" when there are none).
+# A page's columns come in binary (see ``_PageQuery``): int8 is 8 bytes big-endian, a
+# timestamptz its µs since 2000-01-01.
 _INT8 = struct.Struct(">q").unpack_from
 _UNKNOWN = object()
-_MAX_CIPHERS = 1024  # per-subject AESGCM objects kept between pages (2.5 kB each)
 _MAX_EVENT_KEYS = 65_536  # raw per-subject event keys kept between pages (about 200 B each)
-_NO_INSIGHTS = (None, None, None, None, None, None, None)
+HELPER_AFTER_PAGES = 4  # pages an export writes alone before it shares pages with helpers
+_HELPER_DEPTH = 2  # pages sent to helpers and not collected yet, at most
 _ONE_US = timedelta(microseconds=1)
 _DIALECT = pg_dialect.dialect()
 
@@ -211,7 +198,7 @@ class _Decoder:
 
     def _pairs_of_page(self) -> tuple[dict[tuple, Any], dict[tuple, Any]]:
         """The per-subject event keys of (key id, actor, entity or None) met so far in
-        this export, as ciphers (at most ``_MAX_CIPHERS``, 2.5 kB each) and as raw keys (at
+        this export, as ciphers (at most ``MAX_CIPHERS``, 2.5 kB each) and as raw keys (at
         most ``_MAX_EVENT_KEYS``); none once a subject of the tenant was erased since they
         were derived (its Redis counter moved, see ``SubjectKeyCache.sync``) or when Redis
         cannot tell."""
@@ -276,7 +263,7 @@ class _Decoder:
             return self._rows(page, stack)
 
     def _rows(self, page: list[tuple], stack: ExitStack) -> list[tuple]:
-        parsed = _parsed(page)
+        parsed = parsed_records(page)
         keys = self.keys
         subjects = None  # the page's subject keys, read once a record needs them
         pairs: dict[tuple, Any] = {}
@@ -304,16 +291,17 @@ class _Decoder:
                         prefetched = True
                         subjects.prefetch_parsed(_new_pairs(parsed, event_keys))
                     raw = event_keys[pair] = subjects.event_key(rec)
-                if len(pairs) >= _MAX_CIPHERS:
+                if len(pairs) >= MAX_CIPHERS:
                     pairs.clear()
                 aes = pairs[pair] = None if raw is None else AESGCM(raw)
             if aes is None:
                 raise LookupError("erased: the reference path writes [erased]")
             return aes
 
-        return _decode(page, parsed, self.tenant_prefix, aes_of,
-                       lambda _n, seq, record, insights: self._reference_row(seq, record,
-                                                                              insights))
+        return decode_page(page, parsed, self.tenant_prefix, aes_of,
+                           lambda _n, seq, record, insights: self._reference_row(
+                               seq, record, insights),
+                           (DecryptionFailed, ConfigurationError))
 
     def _reference_row(self, seq: int, record: bytes, insights: bytes | None) -> tuple:
         fields = (orjson.loads(insights) if insights is not None
@@ -326,74 +314,6 @@ class _Decoder:
             row["anomaly_score"] = float(row["anomaly_score"])
         with self.svc.db.cursor(self.tenant_id) as cur:
             return event_as_row(row_to_event(self.svc, cur, self.tenant_id, row))
-
-
-def _parsed(page: list[tuple]) -> list[Any]:
-    """The parsed records of a page's fitting rows (None for one that is not JSON)."""
-    loads = orjson.loads
-    parsed: list[Any] = []
-    for row in page:
-        if row[2] is None:
-            break
-        try:
-            parsed.append(loads(row[2]))
-        except ValueError:
-            parsed.append(None)
-    return parsed
-
-
-def _decode(page: list[tuple], parsed: list[Any], tenant_prefix: bytes,
-            aes_of: Callable[[dict[str, Any], str], Any],
-            reference: Callable[[int, int, bytes, bytes | None], Any]) -> list[Any]:
-    """The event rows of a page's fitting rows: ``aes_of(record, key_id)`` gives the
-    cipher of a record's fields (raising ``LookupError`` when there is none to use), and
-    a row this path does not read itself is ``reference(index, seq, record, insights)``."""
-    out: list[Any] = []
-    append = out.append
-    loads, dumps, sha256 = orjson.loads, orjson.dumps, hashlib.sha256
-    seen_insights: dict[bytes | None, tuple] = {None: _NO_INSIGHTS}
-    for n, (row, rec) in enumerate(zip(page, parsed, strict=False)):
-        seq, record, insights = row[0], row[2], row[3]
-        try:
-            if rec is None or len(rec) != _KEY_COUNT or rec["v"] != CANONICAL_VERSION:
-                raise LookupError("another record format")
-            eid = rec["id"]
-            decrypt = aes_of(rec, rec["key_id"]).decrypt
-            prefix = tenant_prefix + eid.encode() + b"|"
-            ip = rec["ip_address"]
-            if ip is not None:
-                blob = a2b_base64(ip)
-                ip = decrypt(blob[:12], blob[12:], prefix + b"ip_address").decode()
-            ua = rec["user_agent"]
-            if ua is not None:
-                blob = a2b_base64(ua)
-                ua = decrypt(blob[:12], blob[12:], prefix + b"user_agent").decode()
-            details = rec["action_details"]
-            if details is not None:
-                blob = a2b_base64(details)
-                details = decrypt(blob[:12], blob[12:], prefix + b"action_details").decode()
-            insight = seen_insights.get(insights)
-            if insight is None:
-                category, risk, tags, score, flagged, review, ai = loads(insights)
-                insight = (category, risk, dumps(tags).decode() if tags else "[]",
-                           None if score is None else float(score), flagged, review,
-                           dumps(ai).decode() if ai else "{}")
-                if len(seen_insights) < 256:  # the same insights recur (defaults)
-                    seen_insights[insights] = insight
-            tags = rec["tags"]
-            append((eid, rec["seq"], rec["occurred_at"], rec["received_at"],
-                    rec["event_type"], rec["actor_id"], rec["actor_type"],
-                    rec["actor_role"], rec["actor_department"], rec["entity_type"],
-                    rec["entity_id"], rec["severity"], rec["source"],
-                    None if tags is None else dumps(tags).decode(), ip, ua, details,
-                    rec["idempotency_key"], rec["previous_hash"],
-                    sha256(record).hexdigest(), *insight))
-        except (LookupError, ValueError, TypeError, InvalidTag, DecryptionFailed,
-                ConfigurationError):
-            # Not a record this path knows (or one that fails): the reference path reads
-            # it, or raises the API's error for it.
-            append(reference(n, seq, record, insights))
-    return out
 
 
 def _new_pairs(parsed: list[Any], pairs: dict[tuple, Any]) -> Iterator[dict[str, Any]]:
@@ -491,49 +411,6 @@ def _pages(svc, scope: ExportScope, size: int) -> Iterator[list[tuple]]:
         after = (last[1], last[0])
 
 
-# Ciphers of the raw keys a helper process was given, kept between its pages.
-_HELPER_CIPHERS: dict[bytes, Any] = {}
-HELPER_AFTER_PAGES = 4  # pages an export writes alone before it shares pages with helpers
-_HELPER_DEPTH = 2  # pages sent to helpers and not collected yet, at most
-
-
-def _page_in_helper(tenant_prefix: bytes, page: list[tuple], tenant_keys: dict[str, bytes],
-                    event_keys: dict[tuple, bytes | None], write: Callable[[list], str]
-                    ) -> list[str | int]:
-    """In a helper process: a page decoded with the raw keys it was given and written with
-    ``write``; a row it cannot read here is left as its index in the page, for the
-    exporting process's reference path."""
-    def aes_of(rec: dict[str, Any], key_id: str):
-        if ":" in key_id:
-            raw = event_keys.get((key_id, rec["actor_id"],
-                                  rec["entity_id"] if key_id[-3:] == ":ae" else None))
-        else:
-            raw = tenant_keys.get(key_id)
-        if raw is None:
-            raise LookupError("no key given: the exporting process reads this row")
-        aes = _HELPER_CIPHERS.get(raw)
-        if aes is None:
-            if len(_HELPER_CIPHERS) >= _MAX_CIPHERS:
-                _HELPER_CIPHERS.clear()
-            aes = _HELPER_CIPHERS[raw] = AESGCM(raw)
-        return aes
-
-    rows = _decode(page, _parsed(page), tenant_prefix, aes_of, lambda n, *_: n)
-    out: list[str | int] = []
-    run: list[tuple] = []
-    for row in rows:
-        if type(row) is int:
-            if run:
-                out.append(write(run))
-                run = []
-            out.append(row)
-        else:
-            run.append(row)
-    if run:
-        out.append(write(run))
-    return out
-
-
 def iter_event_text(svc, scope: ExportScope, write: Callable[[list], str],
                     helper_after: int | None = None) -> Iterator[str]:
     """Every event of ``scope`` as text: ``write(rows)`` of its event rows, a page at a
@@ -588,7 +465,7 @@ def _send_to_helper(svc, decoder: _Decoder, page: list[tuple], write, use_helper
     fitting = [row[:4] for row in page if row[2] is not None]
     pool = helpers.shared_pool()
     try:
-        return helpers.submit(pool, _page_in_helper, decoder.tenant_prefix, fitting,
+        return helpers.submit(pool, page_in_helper, decoder.tenant_prefix, fitting,
                               tenant_keys, event_keys, write)
     except BrokenProcessPool:
         helpers.discard_pool(pool)

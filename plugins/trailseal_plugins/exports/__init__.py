@@ -11,9 +11,12 @@ from __future__ import annotations
 from trailseal import hookimpl
 
 from .csv_format import CsvExporter
-from .pdf_format import PdfExporter
 
 
 @hookimpl(trylast=True)
 def export_formats():
+    # reportlab (and Pillow) load with the plugin's hooks, not with the CSV writer, which
+    # the CSV export's helper processes import by name
+    from .pdf_format import PdfExporter
+
     return [CsvExporter(), PdfExporter()]
