@@ -220,9 +220,14 @@ class _Decoder:
         wanted: list[dict[str, str]] = []
         _, event_keys = self._pairs_of_page()
         page_keys: dict[tuple, Any] = {}
+        seen: set[tuple] = set()  # the key columns met, as the server sent them
         for row in page:
             if row[2] is None:
                 break
+            columns = (row[4], row[5], row[6])
+            if columns in seen:
+                continue
+            seen.add(columns)
             key_id = row[4].decode()
             if ":" not in key_id:
                 if key_id not in tenant_keys:
@@ -462,11 +467,10 @@ def _send_to_helper(svc, decoder: _Decoder, page: list[tuple], write, use_helper
     if not page or page[0][2] is None:
         return None
     tenant_keys, event_keys = decoder.keys_of_page(page)
-    fitting = [row[:4] for row in page if row[2] is not None]
     pool = helpers.shared_pool()
     try:
-        return helpers.submit(pool, page_in_helper, decoder.tenant_prefix, fitting,
-                              tenant_keys, event_keys, write)
+        return helpers.submit(pool, page_in_helper, decoder.tenant_prefix, page, tenant_keys,
+                              event_keys, write)
     except BrokenProcessPool:
         helpers.discard_pool(pool)
         use_helpers[0] = False
