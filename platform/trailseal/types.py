@@ -364,7 +364,11 @@ class Exporter(Protocol):
     Optional attributes: ``extension`` (of the file name; ``name`` otherwise),
     ``stream_rows(batches, context) -> Iterator[bytes]`` (preferred over ``stream`` when both
     exist: ``batches`` are lists of event rows, see ``EVENT_ROW_FIELDS``, read by the core's
-    fast export path) and ``stream(events, context) -> Iterator[bytes]``. An exporter with
+    fast export path), ``row_writer`` with ``stream_text(texts, context) -> Iterator[bytes]``
+    (preferred over ``stream_rows``: ``row_writer(rows) -> str`` is a module-level function,
+    importable by name, that writes a list of event rows; the core runs it in helper
+    processes as well as its own on several cores and hands ``stream_text`` the texts in
+    order) and ``stream(events, context) -> Iterator[bytes]``. An exporter with
     ``stream_rows`` or ``stream`` is streamed
     to the client chunk by chunk, whatever the size of the export; one without writes the
     whole file with ``export`` (in the worker above ``TRAILSEAL_EXPORT_SYNC_MAX_EVENTS``
