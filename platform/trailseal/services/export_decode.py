@@ -98,16 +98,22 @@ def decode_page(page: list[tuple], parsed: list[Any], tenant_prefix: bytes,
     return out
 
 
-# Ciphers of the raw keys a helper process was given, kept between its pages.
+# Ciphers of the raw keys a helper process was given, kept between the pages of one
+# export (dropped when the next export begins: keys stay no longer than their export).
 _HELPER_CIPHERS: dict[bytes, Any] = {}
+_HELPER_EXPORT: list[str] = [""]
 
 
-def page_in_helper(tenant_prefix: bytes, page: list[tuple], tenant_keys: dict[str, bytes],
-                    event_keys: dict[tuple, bytes | None], write: Callable[[list], str]
-                    ) -> list[str | int]:
+def page_in_helper(export: str, tenant_prefix: bytes, page: list[tuple],
+                   tenant_keys: dict[str, bytes], event_keys: dict[tuple, bytes | None],
+                   write: Callable[[list], str]) -> list[str | int]:
     """In a helper process: a page decoded with the raw keys it was given and written with
     ``write``; a row it cannot read here is left as its index in the page, for the
     exporting process's reference path."""
+    if _HELPER_EXPORT[0] != export:
+        _HELPER_CIPHERS.clear()
+        _HELPER_EXPORT[0] = export
+
     def aes_of(rec: dict[str, Any], key_id: str):
         if ":" in key_id:
             raw = event_keys.get((key_id, rec["actor_id"],

@@ -183,6 +183,7 @@ class _Decoder:
         self.svc = svc
         self.tenant_id = tenant_id
         self.tenant_prefix = f"{tenant_id}|".encode()  # of each field's associated data
+        self.export = uuid.uuid4().hex  # names this export to helper processes
         self.keys: dict[str, Any] = {}
         self.pairs: dict[tuple, Any] = {}
         self.event_keys: dict[tuple, Any] = {}
@@ -469,8 +470,8 @@ def _send_to_helper(svc, decoder: _Decoder, page: list[tuple], write, use_helper
     tenant_keys, event_keys = decoder.keys_of_page(page)
     pool = helpers.shared_pool()
     try:
-        return helpers.submit(pool, page_in_helper, decoder.tenant_prefix, page, tenant_keys,
-                              event_keys, write)
+        return helpers.submit(pool, page_in_helper, decoder.export, decoder.tenant_prefix,
+                              page, tenant_keys, event_keys, write)
     except BrokenProcessPool:
         helpers.discard_pool(pool)
         use_helpers[0] = False
