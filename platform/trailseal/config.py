@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     # short transaction of its own, ended early by PAGE_MAX_BYTES too; two pages are in
     # memory at once.
     "EXPORT_STREAM_PAGE_SIZE": 1000,
+    # Large CSV exports share pages with helper processes on more than one CPU.
+    "EXPORT_HELPERS": True,
     "DB_POOL_SIZE": 10,
     # Behind TLS: mark the session cookie Secure.
     "SESSION_COOKIE_SECURE": False,

@@ -332,3 +332,26 @@ def test_an_export_outlives_a_helper_that_dies(trailseal_client, trailseal_servi
     if helpers.multi_core():
         # the pages in the helper's hands when it died; then the export goes on alone
         assert 1 <= len(sent) <= export_rows._HELPER_DEPTH
+
+
+def test_helpers_switched_off_keep_the_export_in_one_process(trailseal_client,
+                                                             trailseal_services, tenant,
+                                                             monkeypatch):
+    """``TRAILSEAL_EXPORT_HELPERS=false``: no page leaves the exporting process, and the
+    file is the same."""
+    from trailseal.infra import helpers
+
+    svc = trailseal_services
+    ingest(trailseal_client, tenant, [make_event(occurred_at=_at(n)) for n in range(12)])
+    monkeypatch.setitem(svc.config, "EXPORT_STREAM_PAGE_SIZE", 2)
+    sent = _helper_pages(monkeypatch)
+    on = trailseal_client.post("/api/v1/export/csv", json={},
+                               headers=tenant.headers).get_data()
+    if helpers.multi_core():
+        assert sent  # with helpers on, some pages went to one
+    monkeypatch.setitem(svc.config, "EXPORT_HELPERS", False)
+    sent.clear()
+    off = trailseal_client.post("/api/v1/export/csv", json={},
+                                headers=tenant.headers).get_data()
+    assert off == on and off.count(b"\r\n") == 13
+    assert sent == []  # none with helpers off

@@ -422,7 +422,8 @@ def iter_event_text(svc, scope: ExportScope, write: Callable[[list], str],
     """Every event of ``scope`` as text: ``write(rows)`` of its event rows, a page at a
     time, in order. ``write`` is a function importable by name (an exporter's row writer).
 
-    On a machine with more than one usable CPU, after ``helper_after`` pages
+    On a machine with more than one usable CPU (and ``EXPORT_HELPERS`` on), after
+    ``helper_after`` pages
     (``HELPER_AFTER_PAGES``) a page is
     decoded and written by a helper process (``infra.helpers``) whenever fewer than
     ``_HELPER_DEPTH`` pages are with the helpers, and by this process otherwise, so the
@@ -433,7 +434,7 @@ def iter_event_text(svc, scope: ExportScope, write: Callable[[list], str],
     helper died), this process writes the pages it had and the rest of the export."""
     decoder = _Decoder(svc, scope.tenant_id)
     # cleared when the helper pool breaks: the rest of the export is written here
-    use_helpers = [helpers.multi_core()]
+    use_helpers = [bool(svc.config.get("EXPORT_HELPERS", True)) and helpers.multi_core()]
     if helper_after is None:
         helper_after = HELPER_AFTER_PAGES
     # Pages in order: text written here, or (helper call, page) not collected yet.
