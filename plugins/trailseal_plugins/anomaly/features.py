@@ -105,7 +105,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("amount_deviation", "Unusual amount for this event type",
             "how many standard deviations the event's largest amount (amount, total, rows, "
             "records, count, size, bytes in its details; log10 scale) is above that event "
-            "type's usual amounts; 0 until the type has 3 amounts (amounts more than 3 "
+            "type's usual amounts, the type's spread pooled with a prior one (a factor of 2, "
+            "worth 10 amounts) so that a type with few amounts does not look extreme; 0 "
+            "until the type has 3 amounts (amounts more than 3 "
             "deviations above the norm stay out of it, so a run of them does not become "
             "normal, unless they grow to a quarter of the type's amounts)"),
     Feature("novelty_total", "Novelty for the actor, all together",
@@ -135,6 +137,22 @@ PRIOR = 4.0  # weight, in events, of the tenant-wide share in an actor's raritie
 MIN_AMOUNTS = 3  # amounts of an event type before its norm is trusted
 AMOUNT_CLIP = 3.0  # standard deviations above the norm from which an amount is extreme
 HOLD_SHARE = 0.25  # extremes kept out of the norm while fewer than this share of it
+# The spread an amount's deviation is measured in: the type's own standard deviation (log10
+# scale) pooled with a prior one of SPREAD_PRIOR (a factor of two) worth SPREAD_WEIGHT
+# amounts. A type with few amounts has a poorly known spread, often far too narrow (4
+# payments of nearly one size make the fifth look 6 deviations off); the prior keeps such
+# deviations modest until the type has shown its own spread, and hardly matters after
+# dozens of amounts.
+SPREAD_PRIOR = 0.3
+SPREAD_WEIGHT = 10.0
+
+
+def amount_spread(n: float, m2: float) -> float:
+    """The standard deviation (log10 scale) deviations from an event type's usual amount are
+    counted in, from ``n`` amounts with sum of squared deviations ``m2`` (see
+    ``SPREAD_PRIOR``)."""
+    return math.sqrt((max(0.0, m2) + SPREAD_WEIGHT * SPREAD_PRIOR ** 2)
+                     / (max(0.0, n - 1) + SPREAD_WEIGHT))
 
 EXPORT = re.compile(r"export|download|dump|backup|getobject|copyobject|copysnapshot|"
                     r"snapshotattribute|imageattribute|createexporttask|sharesnapshot", re.I)
@@ -429,8 +447,7 @@ class Profile:
                 m2 = max(0.0, m2 - (amount - old_mean) * (amount - mean))
                 n, mean = n - 1, old_mean
             if n >= MIN_AMOUNTS:
-                std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
-                x[25] = max(-10.0, min(10.0, (amount - mean) / max(std, 0.1)))
+                x[25] = max(-10.0, min(10.0, (amount - mean) / amount_spread(n, m2)))
         novelty = 0.0
         for i in NOVELTY_COLUMNS:
             if x[i] > 1.0:

@@ -6,6 +6,15 @@ Scores are scikit-learn's: ``2 ** (-mean path length / c(max_samples))``, in (0,
 a verdict is the share of trees whose own score falls on the same side of the threshold.
 Explanations are SHAP values (``shap.TreeExplainer``, exact for trees) of the mean path
 length, signed so that a positive contribution pushes the event towards "anomalous".
+
+One documented addition to the trees (``extreme_shortening``): an amount far outside its
+event type's norm (``amount_deviation`` beyond ``EXTREME_FROM`` deviations) shortens the
+event's path in every tree by ``EXTREME_STEP`` per deviation beyond it, at most
+``EXTREME_CAP``. A forest picks the column of each split at random, so one extreme column
+among 29 is isolated only now and then; the term makes such an amount count every time.
+It is credited to ``amount_deviation`` in the explanation, which therefore stays exact (the
+contributions still add up to the mean path length's difference from the average; a path
+is never shortened below 0, which only an event already scored near 1 could reach).
 """
 
 from __future__ import annotations
@@ -15,9 +24,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .features import INDEX, N_FEATURES
+
 ARTIFACT_FORMAT = "trailseal-iforest-npz-1"
 EULER = 0.5772156649015329
 CHUNK = 8192  # events scored at once (memory: trees × CHUNK node indices)
+EXTREME_FROM = 4.0  # amount deviations (standard deviations) from which the path shortens
+EXTREME_STEP = 1.5  # path length taken off per deviation beyond EXTREME_FROM
+EXTREME_CAP = 4.5  # at most this much path length taken off (reached at 7 deviations)
+
+
+def extreme_shortening(X: np.ndarray) -> np.ndarray:
+    """Path length each event's extreme amount takes off in every tree (0 for most events):
+    ``EXTREME_STEP × (amount_deviation − EXTREME_FROM)``, between 0 and ``EXTREME_CAP``.
+    Only for forests over the detector's own features."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != N_FEATURES:
+        return np.zeros(len(X))
+    dev = X[:, INDEX["amount_deviation"]].astype(np.float64)
+    return np.clip((dev - EXTREME_FROM) * EXTREME_STEP, 0.0, EXTREME_CAP)
 
 
 def average_path_length(n: np.ndarray | float) -> np.ndarray:
@@ -98,6 +123,8 @@ class Forest:
         h = self.path_lengths(X)
         if not h.size:
             return np.zeros(0), np.zeros(0)
+        if self.n_features == N_FEATURES:  # (paths stay ≥ 0: scores stay ≤ 1)
+            h = np.maximum(h - extreme_shortening(X)[None, :], 0.0)
         scores = np.power(2.0, -h.mean(axis=0) / self.norm)
         votes = (np.power(2.0, -h / self.norm) >= threshold).mean(axis=0)
         flagged = scores >= threshold
@@ -145,7 +172,10 @@ class Forest:
         explainer = getattr(self, "_explainer", None)
         if explainer is None:
             explainer = self._explainer = shap.TreeExplainer(self.shap_model())
-        return -np.asarray(explainer.shap_values(X, check_additivity=False))
+        out = -np.asarray(explainer.shap_values(X, check_additivity=False))
+        if self.n_features == N_FEATURES:  # the extreme-amount term, exactly
+            out[:, INDEX["amount_deviation"]] += extreme_shortening(X)
+        return out
 
     # --- storage ------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
