@@ -13,8 +13,9 @@ event's path in every tree by ``EXTREME_STEP`` per deviation beyond it, at most
 ``EXTREME_CAP``. A forest picks the column of each split at random, so one extreme column
 among 29 is isolated only now and then; the term makes such an amount count every time.
 It is credited to ``amount_deviation`` in the explanation, which therefore stays exact (the
-contributions still add up to the mean path length's difference from the average; a path
-is never shortened below 0, which only an event already scored near 1 could reach).
+contributions still add up to the mean path length's difference from the average). A
+tree's path is never shortened below 1 (an event isolated at the first split), so scores
+stay below 1.
 """
 
 from __future__ import annotations
@@ -102,8 +103,19 @@ class Forest:
 
     # --- scoring ------------------------------------------------------------------------
     def path_lengths(self, X: np.ndarray) -> np.ndarray:
-        """Path length of each event in each tree: shape (trees, events)."""
+        """Path length of each event in each tree: shape (trees, events), shortened by the
+        extreme-amount term (``extreme_shortening``) for forests over the detector's
+        features."""
         X = np.asarray(X, dtype=np.float32)
+        out = self._tree_paths(X)
+        if self.n_features == N_FEATURES and len(X):  # the extreme-amount term
+            cut = extreme_shortening(X)
+            if cut.any():  # never below 1 (isolated at the first split), scores stay < 1
+                out = np.maximum(out - cut[None, :], np.minimum(out, 1.0))
+        return out
+
+    def _tree_paths(self, X: np.ndarray) -> np.ndarray:
+        """The trees' own path lengths, shape (trees, events)."""
         out = np.empty((self.n_trees, len(X)), dtype=np.float64)
         for start in range(0, len(X), CHUNK):
             part = X[start:start + CHUNK]
@@ -123,8 +135,6 @@ class Forest:
         h = self.path_lengths(X)
         if not h.size:
             return np.zeros(0), np.zeros(0)
-        if self.n_features == N_FEATURES:  # (paths stay ≥ 0: scores stay ≤ 1)
-            h = np.maximum(h - extreme_shortening(X)[None, :], 0.0)
         scores = np.power(2.0, -h.mean(axis=0) / self.norm)
         votes = (np.power(2.0, -h / self.norm) >= threshold).mean(axis=0)
         flagged = scores >= threshold
@@ -174,7 +184,11 @@ class Forest:
             explainer = self._explainer = shap.TreeExplainer(self.shap_model())
         out = -np.asarray(explainer.shap_values(X, check_additivity=False))
         if self.n_features == N_FEATURES:  # the extreme-amount term, exactly
-            out[:, INDEX["amount_deviation"]] += extreme_shortening(X)
+            rows = np.flatnonzero(extreme_shortening(X) > 0)
+            if len(rows):  # the mean path it took off (less where the floor of 1 held)
+                part = X[rows]
+                taken = self._tree_paths(part).mean(axis=0) - self.path_lengths(part).mean(axis=0)
+                out[rows, INDEX["amount_deviation"]] += taken
         return out
 
     # --- storage ------------------------------------------------------------------------
