@@ -18,9 +18,10 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import orjson
@@ -42,14 +43,17 @@ class Feature:
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("hour_sin", "Hour of day (sine)", "sin(2π·hour/24) of the event's UTC time"),
+    Feature("hour_sin", "Hour of day (sine)", "sin(2π·hour/24) of the event's time in the "
+            "tenant's time zone (the timezone setting; UTC by default)"),
     Feature("hour_cos", "Hour of day (cosine)", "cos(2π·hour/24): with the sine, the hour on "
             "a circle, so 23:00 and 01:00 are close"),
-    Feature("weekday_sin", "Day of week (sine)", "sin(2π·weekday/7), Monday = 0"),
+    Feature("weekday_sin", "Day of week (sine)", "sin(2π·weekday/7), Monday = 0, in the "
+            "tenant's time zone"),
     Feature("weekday_cos", "Day of week (cosine)", "cos(2π·weekday/7)"),
     Feature("hours_from_usual", "Hours from the actor's usual hours",
             "circular distance (0–12 h) from the event's hour to the nearest hour holding at "
-            "least 5 % of the actor's past events; 0 until the actor has 10 events"),
+            "least 5 % of the actor's past events (hours in the tenant's time zone); 0 until "
+            "the actor has 10 events"),
     Feature("actor_events_1h", "Actor's events in the last hour",
             "events by the same actor in the hour up to this one, this one included"),
     Feature("actor_rate_ratio", "Rate against the actor's norm",
@@ -174,6 +178,38 @@ SEP = "\x1f"
 NOVELTY_COLUMNS = tuple(INDEX[name] for name in NOVELTY)
 
 
+ZONE_STEP = 900  # seconds: UTC offsets only change at quarter hours (cached per quarter)
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo | None:
+    """The zone of an IANA name, None for UTC or a name this system does not know (read as
+    UTC)."""
+    if name in ("UTC", "Etc/UTC", ""):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=65536)
+def _offset(name: str, quarter: int) -> int:
+    zone = _zone(name)
+    if zone is None:
+        return 0
+    offset = datetime.fromtimestamp(quarter * ZONE_STEP, UTC).astimezone(zone).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def local_seconds(ts: float, zone: str) -> float:
+    """Seconds since the epoch of ``ts`` as the wall clock of ``zone`` reads it (the UTC
+    offset in force at that instant added), for hours of day and days of week."""
+    if zone == "UTC":
+        return ts
+    return ts + _offset(zone, int(ts // ZONE_STEP))
+
+
 def parse_time(value: str) -> float:
     """Seconds since the epoch of an RFC 3339 timestamp."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
@@ -289,7 +325,10 @@ class Profile:
 
     VERSION = 2
 
-    def __init__(self) -> None:
+    def __init__(self, zone: str = "UTC") -> None:
+        # the tenant's time zone (IANA name): hours of day and days of week are its wall
+        # clock's; set by whoever loads the profile (a change applies from the next event)
+        self.zone = zone
         self.through_seq = 0
         self.total = 0
         self.types: dict[str, int] = {}
@@ -347,8 +386,9 @@ class Profile:
     def _describe(self, c: _Ctx, exclude_self: bool = False) -> list[float]:
         e, ts, flags = c.event, c.ts, c.flags
         me = 1 if exclude_self else 0
-        hour = int(ts // 3600) % 24
-        weekday = (int(ts // DAY) + 3) % 7  # 1970-01-01 was a Thursday
+        local = local_seconds(ts, self.zone)
+        hour = int(local // 3600) % 24
+        weekday = (int(local // DAY) + 3) % 7  # 1970-01-01 was a Thursday
         actor = self.actors.get(e.actor_id)
         n_actor = (actor[0] - me) if actor else 0
         x = [0.0] * N_FEATURES
@@ -475,7 +515,7 @@ class Profile:
         actor[7] = ts if actor[7] is None else max(actor[7], ts)
         actor[1] = min(actor[1], ts)
         actor[2] = max(actor[2], ts)
-        actor[3][int(ts // 3600) % 24] += 1
+        actor[3][int(local_seconds(ts, self.zone) // 3600) % 24] += 1
         bucket = int(ts // 3600)
         if bucket != actor[5]:
             actor[4] += 1
