@@ -32,19 +32,22 @@ from build_baseline import to_event  # noqa: E402
 from trailseal.services.settings import DEFAULT_ANOMALY_THRESHOLD  # noqa: E402
 from trailseal_plugins.anomaly.baseline import baseline_forest  # noqa: E402
 from trailseal_plugins.anomaly.detector import OWN_MODEL_AFTER  # noqa: E402
-from trailseal_plugins.anomaly.features import featurize  # noqa: E402
+from trailseal_plugins.anomaly.features import Profile, featurize  # noqa: E402
 from trailseal_plugins.anomaly.forest import train_forest  # noqa: E402
 from trailseal_plugins.anomaly.training import SEED  # noqa: E402
 from trailseal_plugins.demo.data import demo_tenants, generate_events, planted_incidents  # noqa: E402
+from trailseal_plugins.demo.profiles import tenant_profile  # noqa: E402
 
 RANGE = 1000
 
 
-def evaluate(slug: str, days: int, threshold: float, end: datetime) -> dict:
+def evaluate(slug: str, days: int, threshold: float, end: datetime,
+             zone_on: bool = True) -> dict:
     bodies = generate_events(slug, days=days, end=end)
     incidents = planted_incidents(slug, bodies)
     events = [to_event(b, i + 1) for i, b in enumerate(bodies)]
-    X, _ = featurize(events)
+    zone = tenant_profile(slug).tz if zone_on else "UTC"  # the demo sets the tenant's zone
+    X, _ = featurize(events, Profile(zone))
     scores = np.zeros(len(events))
     base, _ = baseline_forest()
     first = min(len(events), RANGE)
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="how many demo dates to evaluate (default 1)")
     parser.add_argument("--step", type=int, default=37,
                         help="days between the demo dates (default 37)")
+    parser.add_argument("--utc", action="store_true",
+                        help="hours in UTC instead of each demo tenant's time zone")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     last = datetime(2026, 11, 27, tzinfo=UTC)
@@ -87,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     per_date = []
     for end in ends:
-        results = [evaluate(t.slug, args.days, args.threshold, end) for t in demo_tenants()]
+        results = [evaluate(t.slug, args.days, args.threshold, end, not args.utc)
+                   for t in demo_tenants()]
         per_date.append({"end": end.date().isoformat(), "tenants": results})
         print(f"demo data, {args.days} days ending {end.date()}, threshold {args.threshold} "
               f"({time.perf_counter() - started:.1f} s)")
