@@ -358,3 +358,14 @@ def test_hours_follow_the_tenants_time_zone_across_a_dst_change(trailseal_servic
                                                    0.58) for x in X]
     assert len(walked) == len(moments)
     assert all(x[INDEX["hour_sin"]] == HOUR_SIN[9] for x in walked)
+
+
+def test_the_demo_gives_its_tenants_their_time_zones(trailseal_services):
+    from trailseal_plugins.demo.data import demo_tenants
+    from trailseal_plugins.demo.loader import load_demo
+    from trailseal_plugins.demo.profiles import tenant_profile
+
+    load_demo(trailseal_services, days=1, echo=lambda _line: None)
+    for t in demo_tenants():
+        tid = trailseal_services.resolve_tenant(t.slug)
+        assert trailseal_services.get_setting(tid, "timezone") == tenant_profile(t.slug).tz
