@@ -6,7 +6,9 @@ all of a tenant's events, then the worker enriches them in ranges of 1,000 in se
 the first range is scored by the shared baseline (the tenant has 1,000 events or fewer);
 then the tenant's own model is trained on its last 30 days, which hold every demo event, and
 scores the rest. Features come from one profile walked in seq order, as the detector keeps
-it. Same code as the product (``trailseal_plugins.anomaly``), in process, no database.
+it, in the demo tenant's time zone (the demo sets each tenant's ``timezone``; ``--utc``
+reads hours in UTC instead). Same code as the product (``trailseal_plugins.anomaly``), in
+process, no database.
 
 ``python bench/eval_demo.py [--threshold 0.62] [--days 28] [--json out.json]``
 ``python bench/eval_demo.py --dates 10 [--step 37]``: the same for ten demo dates, the data

@@ -11,7 +11,7 @@ import numpy as np
 
 from trailseal.types import Event
 
-from .features import FEATURES, INDEX, _zone, local_seconds, parse_time
+from .features import FEATURES, INDEX, local_seconds, parse_time, zone_info
 
 TOP = 5  # contributions kept per alert
 
@@ -33,7 +33,7 @@ def alert_severity(score: float, threshold: float) -> str:
 def _clock(event: Event, zone: str = "UTC") -> str:
     """The event's wall-clock time in the tenant's zone, with the zone's abbreviation."""
     ts = parse_time(event.occurred_at)
-    tz = _zone(zone)
+    tz = zone_info(zone)
     if tz is not None:
         return datetime.fromtimestamp(ts, UTC).astimezone(tz).strftime("%H:%M %Z")
     return f"{int(ts // 3600) % 24:02d}:{int(ts // 60) % 60:02d} UTC"

@@ -182,7 +182,7 @@ ZONE_STEP = 900  # seconds: UTC offsets only change at quarter hours (cached per
 
 
 @lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo | None:
+def zone_info(name: str) -> ZoneInfo | None:
     """The zone of an IANA name, None for UTC or a name this system does not know (read as
     UTC)."""
     if name in ("UTC", "Etc/UTC", ""):
@@ -195,7 +195,7 @@ def _zone(name: str) -> ZoneInfo | None:
 
 @lru_cache(maxsize=65536)
 def _offset(name: str, quarter: int) -> int:
-    zone = _zone(name)
+    zone = zone_info(name)
     if zone is None:
         return 0
     offset = datetime.fromtimestamp(quarter * ZONE_STEP, UTC).astimezone(zone).utcoffset()
