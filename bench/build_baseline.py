@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from trailseal.types import Event  # noqa: E402
 from trailseal_plugins.anomaly.baseline import DATA, write_rows  # noqa: E402
-from trailseal_plugins.anomaly.features import featurize  # noqa: E402
+from trailseal_plugins.anomaly.features import Profile, featurize  # noqa: E402
 
 ROWS_PER_TRAIL = 3000
 SEED = 20261127
@@ -45,18 +45,22 @@ def to_event(body: dict, seq: int) -> Event:
         user_agent=body.get("user_agent"), action_details=body.get("action_details"))
 
 
-def saas_trails() -> list[list[dict]]:
+def saas_trails() -> list[tuple[str, list[dict]]]:
+    """(time zone, events) of each SaaS trail: hours are read in the tenant's zone, as the
+    detector reads them for a tenant with that ``timezone`` setting."""
     from trailseal_plugins.demo.data import demo_tenants, generate_events, planted_incidents
+    from trailseal_plugins.demo.profiles import tenant_profile
 
     trails = []
     for n, tenant in enumerate(demo_tenants()):
         bodies = generate_events(tenant.slug, days=28, end=END, seed=SEED + n)
         planted = {i for inc in planted_incidents(tenant.slug, bodies) for i in inc.event_indices}
-        trails.append([b for i, b in enumerate(bodies) if i not in planted])
+        trails.append((tenant_profile(tenant.slug).tz,
+                       [b for i, b in enumerate(bodies) if i not in planted]))
     return trails
 
 
-def cloudtrail_trails() -> list[list[dict]]:
+def cloudtrail_trails() -> list[tuple[str, list[dict]]]:
     try:
         from cloudtrail_background import generate
     except ImportError:
@@ -65,15 +69,15 @@ def cloudtrail_trails() -> list[list[dict]]:
 
     bodies = [map_record(r) for r in generate(days=28, seed=SEED)]
     bodies.sort(key=lambda b: b["occurred_at"])
-    return [bodies]
+    return [("UTC", bodies)]
 
 
 def main() -> None:
     rng = np.random.default_rng(SEED)
     parts = []
     trails = saas_trails() + cloudtrail_trails()
-    for trail in trails:
-        X, _ = featurize(to_event(b, i + 1) for i, b in enumerate(trail))
+    for zone, trail in trails:
+        X, _ = featurize((to_event(b, i + 1) for i, b in enumerate(trail)), Profile(zone))
         # keep the young trail whole (its first 300 events), sample the rest
         head, rest = X[:300], X[300:]
         take = min(len(rest), ROWS_PER_TRAIL - len(head))

@@ -6,9 +6,14 @@ all of a tenant's events, then the worker enriches them in ranges of 1,000 in se
 the first range is scored by the shared baseline (the tenant has 1,000 events or fewer);
 then the tenant's own model is trained on its last 30 days, which hold every demo event, and
 scores the rest. Features come from one profile walked in seq order, as the detector keeps
-it. Same code as the product (``trailseal_plugins.anomaly``), in process, no database.
+it, in the demo tenant's time zone (the demo sets each tenant's ``timezone``; ``--utc``
+reads hours in UTC instead). Same code as the product (``trailseal_plugins.anomaly``), in
+process, no database.
 
 ``python bench/eval_demo.py [--threshold 0.62] [--days 28] [--json out.json]``
+``python bench/eval_demo.py --dates 10 [--step 37]``: the same for ten demo dates, the data
+ending 2026-11-27 and every ``step`` days before it (the demo's data follow the day it runs),
+then one line per date: incidents alerted and false alerts per tenant-week.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +34,22 @@ from build_baseline import to_event  # noqa: E402
 from trailseal.services.settings import DEFAULT_ANOMALY_THRESHOLD  # noqa: E402
 from trailseal_plugins.anomaly.baseline import baseline_forest  # noqa: E402
 from trailseal_plugins.anomaly.detector import OWN_MODEL_AFTER  # noqa: E402
-from trailseal_plugins.anomaly.features import featurize  # noqa: E402
+from trailseal_plugins.anomaly.features import Profile, featurize  # noqa: E402
 from trailseal_plugins.anomaly.forest import train_forest  # noqa: E402
 from trailseal_plugins.anomaly.training import SEED  # noqa: E402
 from trailseal_plugins.demo.data import demo_tenants, generate_events, planted_incidents  # noqa: E402
+from trailseal_plugins.demo.profiles import tenant_profile  # noqa: E402
 
 RANGE = 1000
 
 
-def evaluate(slug: str, days: int, threshold: float, end: datetime) -> dict:
+def evaluate(slug: str, days: int, threshold: float, end: datetime,
+             zone_on: bool = True) -> dict:
     bodies = generate_events(slug, days=days, end=end)
     incidents = planted_incidents(slug, bodies)
     events = [to_event(b, i + 1) for i, b in enumerate(bodies)]
-    X, _ = featurize(events)
+    zone = tenant_profile(slug).tz if zone_on else "UTC"  # the demo sets the tenant's zone
+    X, _ = featurize(events, Profile(zone))
     scores = np.zeros(len(events))
     base, _ = baseline_forest()
     first = min(len(events), RANGE)
@@ -73,27 +81,49 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threshold", type=float, default=DEFAULT_ANOMALY_THRESHOLD)
     parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--dates", type=int, default=1,
+                        help="how many demo dates to evaluate (default 1)")
+    parser.add_argument("--step", type=int, default=37,
+                        help="days between the demo dates (default 37)")
+    parser.add_argument("--utc", action="store_true",
+                        help="hours in UTC instead of each demo tenant's time zone")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    end = datetime(2026, 11, 27, tzinfo=UTC)
+    last = datetime(2026, 11, 27, tzinfo=UTC)
+    ends = [last - timedelta(days=args.step * i) for i in range(max(1, args.dates))]
     started = time.perf_counter()
-    results = [evaluate(t.slug, args.days, args.threshold, end) for t in demo_tenants()]
-    print(f"demo data, {args.days} days, threshold {args.threshold} "
-          f"({time.perf_counter() - started:.1f} s)")
-    for r in results:
-        print(f"\n{r['tenant']}: {r['events']} events, {r['flagged']} flagged, "
-              f"{r['false_alerts']} false ({r['false_alerts_per_week']} per week); background "
-              f"scores p50/p99/p99.9 {r['background_p50_p99_p999']}")
-        for f in r["incidents"]:
-            mark = "ALERTED" if f["alerts"] else "missed "
-            print(f"  {mark} {f['incident']:<50} {f['alerts']:>3}/{f['events']:<3} alerts, "
-                  f"best score {f['best_score']:.3f} (rank {f['best_rank']} among ordinary "
-                  "events)")
-    ok = sum(r["all_incidents_alerted"] for r in results)
-    print(f"\ntenants with every incident alerted: {ok}/{len(results)}; false alerts per "
-          f"tenant-week: {[r['false_alerts_per_week'] for r in results]}")
+    per_date = []
+    for end in ends:
+        results = [evaluate(t.slug, args.days, args.threshold, end, not args.utc)
+                   for t in demo_tenants()]
+        per_date.append({"end": end.date().isoformat(), "tenants": results})
+        print(f"demo data, {args.days} days ending {end.date()}, threshold {args.threshold} "
+              f"({time.perf_counter() - started:.1f} s)")
+        for r in results:
+            print(f"\n{r['tenant']}: {r['events']} events, {r['flagged']} flagged, "
+                  f"{r['false_alerts']} false ({r['false_alerts_per_week']} per week); "
+                  f"background scores p50/p99/p99.9 {r['background_p50_p99_p999']}")
+            for f in r["incidents"]:
+                mark = "ALERTED" if f["alerts"] else "missed "
+                print(f"  {mark} {f['incident']:<50} {f['alerts']:>3}/{f['events']:<3} "
+                      f"alerts, best score {f['best_score']:.3f} (rank {f['best_rank']} "
+                      "among ordinary events)")
+        ok = sum(r["all_incidents_alerted"] for r in results)
+        print(f"\ntenants with every incident alerted: {ok}/{len(results)}; false alerts per "
+              f"tenant-week: {[r['false_alerts_per_week'] for r in results]}\n")
+    print("summary: date, incidents alerted, false alerts per tenant-week, missed")
+    for d in per_date:
+        found = [f for r in d["tenants"] for f in r["incidents"]]
+        alerted = sum(1 for f in found if f["alerts"])
+        missed = [f"{r['tenant']}: {f['incident']} ({f['best_score']:.3f})"
+                  for r in d["tenants"] for f in r["incidents"] if not f["alerts"]]
+        rates = [r["false_alerts_per_week"] for r in d["tenants"]]
+        print(f"  {d['end']}  {alerted}/{len(found)}  {rates}  max {max(rates)}  "
+              f"{'; '.join(missed) or '-'}")
     if args.json:
-        Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+        Path(args.json).write_bytes(orjson.dumps(per_date if len(per_date) > 1
+                                                 else per_date[0]["tenants"],
+                                                 option=orjson.OPT_INDENT_2))
     return 0
 
 

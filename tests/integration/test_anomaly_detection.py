@@ -321,3 +321,51 @@ def test_score_stored_matches_scoring_in_one_go(trailseal_services, tenant):
     assert np.array_equal(np.concatenate([p[2] for p in parts]), scores)
     assert np.array_equal(np.concatenate([p[3] for p in parts]), confidence)
     assert np.array_equal(np.vstack([p[1] for p in parts]), X)
+
+
+def test_hours_follow_the_tenants_time_zone_across_a_dst_change(trailseal_services, tenant,
+                                                                run_jobs):
+    """With ``timezone`` America/New_York, an actor's 09:30 working days read as 09:30 on
+    both sides of the change to daylight time (8 March 2026), in the logged features of
+    the worker's scoring and in ``trailseal detect --preview``'s walk."""
+    from zoneinfo import ZoneInfo
+
+    from trailseal_plugins.anomaly.detector import score_stored
+    from trailseal_plugins.anomaly.features import HOUR_COS, HOUR_SIN, INDEX
+
+    zone = ZoneInfo("America/New_York")
+    trailseal_services.set_setting(tenant.id, "timezone", "America/New_York", "test")
+    days = [datetime(2026, 3, 2) + timedelta(days=d) for d in range(12)]
+    moments = [datetime(d.year, d.month, d.day, 9, 30, tzinfo=zone).astimezone(UTC)
+               for d in days]
+    assert len({m.hour for m in moments}) == 2  # 14:30 UTC, then 13:30 UTC
+    trailseal_services.append_events(tenant.id, [
+        make_event(occurred_at=m.strftime("%Y-%m-%dT%H:%M:%SZ"), event_type="invoice.viewed",
+                   entity={"type": "invoice", "id": f"INV-{i}"})
+        for i, m in enumerate(moments)])
+    run_jobs()
+    preds = _rows(trailseal_services, tenant.id,
+                  "SELECT features FROM ai_predictions WHERE producer = :p", p=NAME)
+    assert len(preds) == len(moments)
+    for p in preds:
+        assert p["features"]["hour_sin"] == pytest.approx(HOUR_SIN[9], abs=1e-4)
+        assert p["features"]["hour_cos"] == pytest.approx(HOUR_COS[9], abs=1e-4)
+        assert p["features"]["hours_from_usual"] == 0
+    from trailseal_plugins.anomaly.baseline import baseline_forest
+
+    forest, _ = baseline_forest()
+    walked = [x for _e, X, _s, _c in score_stored(trailseal_services, str(tenant.id), forest,
+                                                   0.58) for x in X]
+    assert len(walked) == len(moments)
+    assert all(x[INDEX["hour_sin"]] == HOUR_SIN[9] for x in walked)
+
+
+def test_the_demo_gives_its_tenants_their_time_zones(trailseal_services):
+    from trailseal_plugins.demo.data import demo_tenants
+    from trailseal_plugins.demo.loader import load_demo
+    from trailseal_plugins.demo.profiles import tenant_profile
+
+    load_demo(trailseal_services, days=1, echo=lambda _line: None)
+    for t in demo_tenants():
+        tid = trailseal_services.resolve_tenant(t.slug)
+        assert trailseal_services.get_setting(tid, "timezone") == tenant_profile(t.slug).tz

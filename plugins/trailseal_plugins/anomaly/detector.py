@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 
+from trailseal.services.settings import tenant_zone
 from trailseal.types import Event, Finding
 
 from ..common import UsesServices
@@ -126,10 +127,18 @@ def _locked_profile(conn, tenant_id: str) -> Profile:
     row = conn.execute(text("SELECT state FROM detector_profiles WHERE detector = :d "
                             "FOR UPDATE"), {"d": NAME}).one()
     try:
-        return Profile.from_bytes(bytes(row[0]))
+        profile = Profile.from_bytes(bytes(row[0]))
     except Exception:  # noqa: BLE001 - an older version or damaged state: start again
         log.warning("tenant %s: the behaviour profile cannot be read; rebuilding it", tenant_id)
-        return Profile()
+        profile = Profile()
+    profile.zone = tenant_zone(conn).key  # hours in the tenant's time zone
+    return profile
+
+
+def zone_of(svc, tenant_id: str) -> str:
+    """The tenant's time zone (its ``timezone`` setting, UTC by default), by IANA name."""
+    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
+        return tenant_zone(conn).key
 
 
 def _save_profile(conn, profile: Profile) -> None:
@@ -196,6 +205,7 @@ class IsolationForestDetector(UsesServices):
             known = [e.id for e in events if e.seq <= profile.through_seq]
             logged = logged_features(svc, self.tenant_id, known)
             X, profile = featurize(events, profile)
+            zone = profile.zone
             for i, e in enumerate(events):
                 row = logged.get(e.id)
                 if row is not None:
@@ -210,7 +220,7 @@ class IsolationForestDetector(UsesServices):
         explanations = {}
         for k, i in enumerate(flagged):
             explanations[int(i)] = explain_event(events[i], X[i], contributions[k],
-                                                 float(scores[i]), threshold)
+                                                 float(scores[i]), threshold, zone)
         findings = []
         for i, e in enumerate(events):
             s = float(scores[i])
@@ -240,7 +250,7 @@ def score_stored(svc, tenant_id: str, forest: Forest, threshold: float, *,
 
     tid = uuid.UUID(str(tenant_id))
     batches = svc.iter_events(tid, batch=batch)
-    profile = Profile()
+    profile = Profile(zone_of(svc, tenant_id))
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="trailseal-score") as pool:
         reading = pool.submit(next, batches, None)
         pending = None

@@ -4,13 +4,14 @@ do next."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from trailseal.types import Event
 
-from .features import FEATURES, INDEX, parse_time
+from .features import FEATURES, INDEX, local_seconds, parse_time, zone_info
 
 TOP = 5  # contributions kept per alert
 
@@ -29,12 +30,16 @@ def alert_severity(score: float, threshold: float) -> str:
     return "low"
 
 
-def _clock(event: Event) -> str:
+def _clock(event: Event, zone: str = "UTC") -> str:
+    """The event's wall-clock time in the tenant's zone, with the zone's abbreviation."""
     ts = parse_time(event.occurred_at)
+    tz = zone_info(zone)
+    if tz is not None:
+        return datetime.fromtimestamp(ts, UTC).astimezone(tz).strftime("%H:%M %Z")
     return f"{int(ts // 3600) % 24:02d}:{int(ts // 60) % 60:02d} UTC"
 
 
-def _phrase(name: str, x: np.ndarray, e: Event) -> str | None:
+def _phrase(name: str, x: np.ndarray, e: Event, zone: str = "UTC") -> str | None:
     """The sentence fragment for a feature that pushed an event towards anomalous."""
     v = float(x[INDEX[name]])
     days = float(x[INDEX["days_since_actor_did_this"]])
@@ -49,11 +54,11 @@ def _phrase(name: str, x: np.ndarray, e: Event) -> str | None:
     if name in ("hours_from_usual", "hour_sin", "hour_cos"):
         away = float(x[INDEX["hours_from_usual"]])
         if away >= 1:
-            return f"at {_clock(e)}, {away:.0f} h from their usual hours"
-        return f"at {_clock(e)}"
+            return f"at {_clock(e, zone)}, {away:.0f} h from their usual hours"
+        return f"at {_clock(e, zone)}"
     if name in ("weekday_sin", "weekday_cos"):
         day = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
-               "Sunday")[(int(parse_time(e.occurred_at) // 86400) + 3) % 7]
+               "Sunday")[(int(local_seconds(parse_time(e.occurred_at), zone) // 86400) + 3) % 7]
         return f"on a {day}"
     if name in ("actor_events_1h", "actor_rate_ratio"):
         ratio = 2 ** float(x[INDEX["actor_rate_ratio"]])
@@ -130,7 +135,7 @@ ACTIONS = {
 
 
 def explain_event(e: Event, x: np.ndarray, contributions: np.ndarray, score: float,
-                  threshold: float) -> dict[str, Any]:
+                  threshold: float, zone: str = "UTC") -> dict[str, Any]:
     """The explanation of a flagged event (``Finding.explanation``): ``summary``,
     ``contributions`` (strongest first), ``affected_entities``, ``suggested_actions``."""
     # (contributions are shown to 4 decimals: smaller ones would read as 0)
@@ -140,7 +145,7 @@ def explain_event(e: Event, x: np.ndarray, contributions: np.ndarray, score: flo
             "meaning": FEATURES[i].meaning} for i in order]
     phrases: list[str] = []
     for item in top:
-        phrase = _phrase(item["feature"], x, e)
+        phrase = _phrase(item["feature"], x, e, zone)
         if phrase and phrase not in phrases:
             phrases.append(phrase)
         if len(phrases) == 3:

@@ -18,9 +18,10 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import orjson
@@ -42,14 +43,17 @@ class Feature:
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("hour_sin", "Hour of day (sine)", "sin(2π·hour/24) of the event's UTC time"),
+    Feature("hour_sin", "Hour of day (sine)", "sin(2π·hour/24) of the event's time in the "
+            "tenant's time zone (the timezone setting; UTC by default)"),
     Feature("hour_cos", "Hour of day (cosine)", "cos(2π·hour/24): with the sine, the hour on "
             "a circle, so 23:00 and 01:00 are close"),
-    Feature("weekday_sin", "Day of week (sine)", "sin(2π·weekday/7), Monday = 0"),
+    Feature("weekday_sin", "Day of week (sine)", "sin(2π·weekday/7), Monday = 0, in the "
+            "tenant's time zone"),
     Feature("weekday_cos", "Day of week (cosine)", "cos(2π·weekday/7)"),
     Feature("hours_from_usual", "Hours from the actor's usual hours",
             "circular distance (0–12 h) from the event's hour to the nearest hour holding at "
-            "least 5 % of the actor's past events; 0 until the actor has 10 events"),
+            "least 5 % of the actor's past events (hours in the tenant's time zone); 0 until "
+            "the actor has 10 events"),
     Feature("actor_events_1h", "Actor's events in the last hour",
             "events by the same actor in the hour up to this one, this one included"),
     Feature("actor_rate_ratio", "Rate against the actor's norm",
@@ -105,7 +109,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("amount_deviation", "Unusual amount for this event type",
             "how many standard deviations the event's largest amount (amount, total, rows, "
             "records, count, size, bytes in its details; log10 scale) is above that event "
-            "type's usual amounts; 0 until the type has 3 amounts (amounts more than 3 "
+            "type's usual amounts, the type's spread pooled with a prior one (a factor of 2, "
+            "worth 10 amounts) so that a type with few amounts does not look extreme; 0 "
+            "until the type has 3 amounts (amounts more than 3 "
             "deviations above the norm stay out of it, so a run of them does not become "
             "normal, unless they grow to a quarter of the type's amounts)"),
     Feature("novelty_total", "Novelty for the actor, all together",
@@ -135,6 +141,22 @@ PRIOR = 4.0  # weight, in events, of the tenant-wide share in an actor's raritie
 MIN_AMOUNTS = 3  # amounts of an event type before its norm is trusted
 AMOUNT_CLIP = 3.0  # standard deviations above the norm from which an amount is extreme
 HOLD_SHARE = 0.25  # extremes kept out of the norm while fewer than this share of it
+# The spread an amount's deviation is measured in: the type's own standard deviation (log10
+# scale) pooled with a prior one of SPREAD_PRIOR (a factor of two) worth SPREAD_WEIGHT
+# amounts. A type with few amounts has a poorly known spread, often far too narrow (4
+# payments of nearly one size make the fifth look 6 deviations off); the prior keeps such
+# deviations modest until the type has shown its own spread, and hardly matters after
+# dozens of amounts.
+SPREAD_PRIOR = 0.3
+SPREAD_WEIGHT = 10.0
+
+
+def amount_spread(n: float, m2: float) -> float:
+    """The standard deviation (log10 scale) deviations from an event type's usual amount are
+    counted in, from ``n`` amounts with sum of squared deviations ``m2`` (see
+    ``SPREAD_PRIOR``)."""
+    return math.sqrt((max(0.0, m2) + SPREAD_WEIGHT * SPREAD_PRIOR ** 2)
+                     / (max(0.0, n - 1) + SPREAD_WEIGHT))
 
 EXPORT = re.compile(r"export|download|dump|backup|getobject|copyobject|copysnapshot|"
                     r"snapshotattribute|imageattribute|createexporttask|sharesnapshot", re.I)
@@ -154,6 +176,38 @@ SEVERITY = {"info": 0, "debug": 0, "notice": 0, "low": 1, "warning": 1, "medium"
 F_EXPORT, F_DELETE, F_PERMISSION, F_FAILED = 1, 2, 4, 8
 SEP = "\x1f"
 NOVELTY_COLUMNS = tuple(INDEX[name] for name in NOVELTY)
+
+
+ZONE_STEP = 900  # seconds: UTC offsets only change at quarter hours (cached per quarter)
+
+
+@lru_cache(maxsize=256)
+def zone_info(name: str) -> ZoneInfo | None:
+    """The zone of an IANA name, None for UTC or a name this system does not know (read as
+    UTC)."""
+    if name in ("UTC", "Etc/UTC", ""):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=65536)
+def _offset(name: str, quarter: int) -> int:
+    zone = zone_info(name)
+    if zone is None:
+        return 0
+    offset = datetime.fromtimestamp(quarter * ZONE_STEP, UTC).astimezone(zone).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def local_seconds(ts: float, zone: str) -> float:
+    """Seconds since the epoch of ``ts`` as the wall clock of ``zone`` reads it (the UTC
+    offset in force at that instant added), for hours of day and days of week."""
+    if zone == "UTC":
+        return ts
+    return ts + _offset(zone, int(ts // ZONE_STEP))
 
 
 def parse_time(value: str) -> float:
@@ -271,7 +325,10 @@ class Profile:
 
     VERSION = 2
 
-    def __init__(self) -> None:
+    def __init__(self, zone: str = "UTC") -> None:
+        # the tenant's time zone (IANA name): hours of day and days of week are its wall
+        # clock's; set by whoever loads the profile (a change applies from the next event)
+        self.zone = zone
         self.through_seq = 0
         self.total = 0
         self.types: dict[str, int] = {}
@@ -329,8 +386,9 @@ class Profile:
     def _describe(self, c: _Ctx, exclude_self: bool = False) -> list[float]:
         e, ts, flags = c.event, c.ts, c.flags
         me = 1 if exclude_self else 0
-        hour = int(ts // 3600) % 24
-        weekday = (int(ts // DAY) + 3) % 7  # 1970-01-01 was a Thursday
+        local = local_seconds(ts, self.zone)
+        hour = int(local // 3600) % 24
+        weekday = (int(local // DAY) + 3) % 7  # 1970-01-01 was a Thursday
         actor = self.actors.get(e.actor_id)
         n_actor = (actor[0] - me) if actor else 0
         x = [0.0] * N_FEATURES
@@ -429,8 +487,7 @@ class Profile:
                 m2 = max(0.0, m2 - (amount - old_mean) * (amount - mean))
                 n, mean = n - 1, old_mean
             if n >= MIN_AMOUNTS:
-                std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
-                x[25] = max(-10.0, min(10.0, (amount - mean) / max(std, 0.1)))
+                x[25] = max(-10.0, min(10.0, (amount - mean) / amount_spread(n, m2)))
         novelty = 0.0
         for i in NOVELTY_COLUMNS:
             if x[i] > 1.0:
@@ -458,7 +515,7 @@ class Profile:
         actor[7] = ts if actor[7] is None else max(actor[7], ts)
         actor[1] = min(actor[1], ts)
         actor[2] = max(actor[2], ts)
-        actor[3][int(ts // 3600) % 24] += 1
+        actor[3][int(local_seconds(ts, self.zone) // 3600) % 24] += 1
         bucket = int(ts // 3600)
         if bucket != actor[5]:
             actor[4] += 1

@@ -6,6 +6,16 @@ Scores are scikit-learn's: ``2 ** (-mean path length / c(max_samples))``, in (0,
 a verdict is the share of trees whose own score falls on the same side of the threshold.
 Explanations are SHAP values (``shap.TreeExplainer``, exact for trees) of the mean path
 length, signed so that a positive contribution pushes the event towards "anomalous".
+
+One documented addition to the trees (``extreme_shortening``): an amount far outside its
+event type's norm (``amount_deviation`` beyond ``EXTREME_FROM`` deviations) shortens the
+event's path in every tree by ``EXTREME_STEP`` per deviation beyond it, at most
+``EXTREME_CAP``. A forest picks the column of each split at random, so one extreme column
+among 29 is isolated only now and then; the term makes such an amount count every time.
+It is credited to ``amount_deviation`` in the explanation, which therefore stays exact (the
+contributions still add up to the mean path length's difference from the average). A
+tree's path is never shortened below 1 (an event isolated at the first split), so scores
+stay below 1.
 """
 
 from __future__ import annotations
@@ -15,9 +25,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .features import INDEX, N_FEATURES
+
 ARTIFACT_FORMAT = "trailseal-iforest-npz-1"
 EULER = 0.5772156649015329
 CHUNK = 8192  # events scored at once (memory: trees × CHUNK node indices)
+EXTREME_FROM = 4.0  # amount deviations (standard deviations) from which the path shortens
+EXTREME_STEP = 1.5  # path length taken off per deviation beyond EXTREME_FROM
+EXTREME_CAP = 4.5  # at most this much path length taken off (reached at 7 deviations)
+
+
+def extreme_shortening(X: np.ndarray) -> np.ndarray:
+    """Path length each event's extreme amount takes off in every tree (0 for most events):
+    ``EXTREME_STEP × (amount_deviation − EXTREME_FROM)``, between 0 and ``EXTREME_CAP``.
+    Only for forests over the detector's own features."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != N_FEATURES:
+        return np.zeros(len(X))
+    dev = X[:, INDEX["amount_deviation"]].astype(np.float64)
+    return np.clip((dev - EXTREME_FROM) * EXTREME_STEP, 0.0, EXTREME_CAP)
 
 
 def average_path_length(n: np.ndarray | float) -> np.ndarray:
@@ -77,8 +103,19 @@ class Forest:
 
     # --- scoring ------------------------------------------------------------------------
     def path_lengths(self, X: np.ndarray) -> np.ndarray:
-        """Path length of each event in each tree: shape (trees, events)."""
+        """Path length of each event in each tree: shape (trees, events), shortened by the
+        extreme-amount term (``extreme_shortening``) for forests over the detector's
+        features."""
         X = np.asarray(X, dtype=np.float32)
+        out = self._tree_paths(X)
+        if self.n_features == N_FEATURES and len(X):  # the extreme-amount term
+            cut = extreme_shortening(X)
+            if cut.any():  # never below 1 (isolated at the first split), scores stay < 1
+                out = np.maximum(out - cut[None, :], np.minimum(out, 1.0))
+        return out
+
+    def _tree_paths(self, X: np.ndarray) -> np.ndarray:
+        """The trees' own path lengths, shape (trees, events)."""
         out = np.empty((self.n_trees, len(X)), dtype=np.float64)
         for start in range(0, len(X), CHUNK):
             part = X[start:start + CHUNK]
@@ -145,7 +182,14 @@ class Forest:
         explainer = getattr(self, "_explainer", None)
         if explainer is None:
             explainer = self._explainer = shap.TreeExplainer(self.shap_model())
-        return -np.asarray(explainer.shap_values(X, check_additivity=False))
+        out = -np.asarray(explainer.shap_values(X, check_additivity=False))
+        if self.n_features == N_FEATURES:  # the extreme-amount term, exactly
+            rows = np.flatnonzero(extreme_shortening(X) > 0)
+            if len(rows):  # the mean path it took off (less where the floor of 1 held)
+                part = X[rows]
+                taken = self._tree_paths(part).mean(axis=0) - self.path_lengths(part).mean(axis=0)
+                out[rows, INDEX["amount_deviation"]] += taken
+        return out
 
     # --- storage ------------------------------------------------------------------------
     def to_bytes(self) -> bytes:

@@ -167,7 +167,9 @@ def training_set(svc, tenant_id: str, start: datetime, end: datetime
             take(event_id, x)
     else:  # replay: each event described against the history before it
         source = f"replayed with {WARMUP_DAYS} days of history before the window"
-        profile = Profile()
+        from .detector import zone_of
+
+        profile = Profile(zone_of(svc, tenant_id))
         since = start.timestamp()
         for batch in svc.iter_events(tid, start=start - timedelta(days=WARMUP_DAYS), end=end,
                                      batch=5000):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 def load_demo(svc, *, days: int = 28, echo: Callable[[str], None] = print) -> dict:
     """Create the demo tenants (once) and return logins and a fresh API key to print."""
     from .data import demo_tenants, generate_events, planted_incidents
+    from .profiles import tenant_profile
 
     logins: list[str] = []
     loaded: list[tuple[str, str, int]] = []
@@ -16,6 +17,8 @@ def load_demo(svc, *, days: int = 28, echo: Callable[[str], None] = print) -> di
         tid = svc.resolve_tenant(tenant.slug, missing_ok=True)
         if tid is None:
             tid = svc.create_tenant(tenant.name, tenant.slug)["id"]
+            # the tenant's wall clock: summaries' days and the anomaly detector's hours
+            svc.set_setting(tid, "timezone", tenant_profile(tenant.slug).tz, "demo")
             for u in tenant.users:
                 svc.create_user(tid, u["email"], u["password"], u["role"])
             events = generate_events(tenant.slug, days=days)
