@@ -355,3 +355,20 @@ def test_helpers_switched_off_keep_the_export_in_one_process(trailseal_client,
                                 headers=tenant.headers).get_data()
     assert off == on and off.count(b"\r\n") == 13
     assert sent == []  # none with helpers off
+
+
+def test_a_writer_that_cannot_reach_a_helper_is_run_here(trailseal_client,
+                                                         trailseal_services, tenant,
+                                                         monkeypatch):
+    """A third-party row writer that is not importable by name (a lambda) cannot be sent
+    to a helper process: the exporting process writes every page itself."""
+    from trailseal.services.export_rows import iter_event_text
+
+    svc = trailseal_services
+    ingest(trailseal_client, tenant, [make_event(occurred_at=_at(n)) for n in range(9)])
+    monkeypatch.setitem(svc.config, "EXPORT_STREAM_PAGE_SIZE", 2)
+    _helper_pages(monkeypatch)
+    scope = _scope(svc, tenant.id)
+    text = "".join(iter_event_text(svc, scope, lambda rows: CsvExporter.row_writer(rows)))
+    expected = b"".join(CsvExporter().stream(iter_events(svc, scope), {}))
+    assert expected.split(b"\r\n", 1)[1] == text.encode()

@@ -30,6 +30,7 @@ instead, so its row is exactly the API's view, or the API's error.
 
 from __future__ import annotations
 
+import logging
 import queue
 import selectors
 import struct
@@ -59,6 +60,7 @@ from .export_decode import MAX_CIPHERS, decode_page, page_in_helper, parsed_reco
 from .exports import ExportScope
 from .subject_keys import EventDecryptor, erasure_counter
 
+log = logging.getLogger(__name__)
 _DONE = object()
 
 # A page's columns come in binary (see ``_PageQuery``): int8 is 8 bytes big-endian, a
@@ -450,18 +452,18 @@ def iter_event_text(svc, scope: ExportScope, write: Callable[[list], str],
             elif page and page[0][2] is not None:
                 queue_.append(write(decoder.rows(page)))
             # what is ready goes out; never more than a few pages wait
-            while queue_ and (type(queue_[0]) is str or queue_[0][0].done()
+            while queue_ and (type(queue_[0]) is str or queue_[0][0][0].done()
                               or len(queue_) > _HELPER_DEPTH + 1):
                 item = queue_.popleft()
-                yield (item if type(item) is str
-                       else _helper_text(decoder, item, write, use_helpers))
+                yield item if type(item) is str else _helper_text(decoder, item, write,
+                                                                  use_helpers)
         while queue_:
             item = queue_.popleft()
             yield item if type(item) is str else _helper_text(decoder, item, write, use_helpers)
     finally:
         for item in queue_:
             if type(item) is tuple:
-                helpers.abandon(item[0])
+                helpers.abandon(item[0][0])
 
 
 def _send_to_helper(svc, decoder: _Decoder, page: list[tuple], write, use_helpers: list):
@@ -471,22 +473,29 @@ def _send_to_helper(svc, decoder: _Decoder, page: list[tuple], write, use_helper
     tenant_keys, event_keys = decoder.keys_of_page(page)
     pool = helpers.shared_pool()
     try:
-        return helpers.submit(pool, page_in_helper, decoder.export, decoder.tenant_prefix,
+        call = helpers.submit(pool, page_in_helper, decoder.export, decoder.tenant_prefix,
                               page, tenant_keys, event_keys, write)
     except BrokenProcessPool:
         helpers.discard_pool(pool)
         use_helpers[0] = False
         return None
+    return call, pool
 
 
 def _helper_text(decoder: _Decoder, pending, write, use_helpers: list) -> str:
     """The text a helper wrote for a page, with the rows it left to this process; the
-    whole page decoded here when the helper pool broke."""
-    call, page = pending
+    whole page written here when the helper pool broke, or when the call failed in a
+    way a helper alone can fail (a writer that cannot be sent to it, say)."""
+    (call, pool), page = pending
     try:
         parts = helpers.result(call)
     except BrokenProcessPool:
-        helpers.discard_pool(helpers.shared_pool())
+        helpers.discard_pool(pool)
+        use_helpers[0] = False
+        return write(decoder.rows(page))
+    except Exception:  # noqa: BLE001 - written here instead; a writer's own error recurs
+        log.warning("a CSV export's helper process failed a page; writing it here",
+                    exc_info=True)
         use_helpers[0] = False
         return write(decoder.rows(page))
     return "".join(part if type(part) is str else write(decoder.rows([page[part]]))
