@@ -246,6 +246,14 @@ class Trailseal:
 
         return get_setting(self, tenant_id, key)
 
+    def tenant_zone(self, tenant_id: uuid.UUID | str) -> str:
+        """The tenant's time zone, by IANA name (its ``timezone`` setting; UTC by default,
+        and for a name this machine does not know)."""
+        from .services.settings import tenant_zone
+
+        with self.db.transaction(uuid.UUID(str(tenant_id))) as conn:
+            return tenant_zone(conn).key
+
     def set_setting(self, tenant_id: uuid.UUID | str, key: str, value: Any,
                     updated_by: str) -> Any:
         """Validate and store a tenant setting; raises ``ValueError`` for a bad value."""

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 
-from trailseal.services.settings import tenant_zone
 from trailseal.types import Event, Finding
 
 from ..common import UsesServices
@@ -120,7 +119,7 @@ def choose_forest(svc, tenant_id: str, event_count: int) -> tuple[Forest, str, s
     return forest, version, "baseline"
 
 
-def _locked_profile(conn, tenant_id: str) -> Profile:
+def _locked_profile(conn, tenant_id: str, zone: str) -> Profile:
     conn.execute(text("INSERT INTO detector_profiles (tenant_id, detector, through_seq, state) "
                       "VALUES (:t, :d, 0, :s) ON CONFLICT DO NOTHING"),
                  {"t": tenant_id, "d": NAME, "s": Profile().to_bytes()})
@@ -131,14 +130,13 @@ def _locked_profile(conn, tenant_id: str) -> Profile:
     except Exception:  # noqa: BLE001 - an older version or damaged state: start again
         log.warning("tenant %s: the behaviour profile cannot be read; rebuilding it", tenant_id)
         profile = Profile()
-    profile.zone = tenant_zone(conn).key  # hours in the tenant's time zone
+    profile.zone = zone  # hours in the tenant's time zone
     return profile
 
 
 def zone_of(svc, tenant_id: str) -> str:
     """The tenant's time zone (its ``timezone`` setting, UTC by default), by IANA name."""
-    with svc.db.transaction(uuid.UUID(str(tenant_id))) as conn:
-        return tenant_zone(conn).key
+    return svc.tenant_zone(tenant_id)
 
 
 def _save_profile(conn, profile: Profile) -> None:
@@ -152,9 +150,10 @@ def catch_up(svc, tenant_id: str, before_seq: int) -> int:
     ``CATCH_UP_CHUNK``, each saved in a short transaction of its own; how many."""
     tid = uuid.UUID(str(tenant_id))
     folded = 0
+    zone = zone_of(svc, tenant_id)
     while True:
         with svc.db.transaction(tid) as conn:
-            profile = _locked_profile(conn, tenant_id)
+            profile = _locked_profile(conn, tenant_id, zone)
             if profile.through_seq >= before_seq - 1:
                 return folded
             last = min(before_seq - 1, profile.through_seq + CATCH_UP_CHUNK)
@@ -200,8 +199,9 @@ class IsolationForestDetector(UsesServices):
         tid = uuid.UUID(self.tenant_id)
         threshold = float(svc.get_setting(tid, THRESHOLD_KEY))
         caught_up = catch_up(svc, self.tenant_id, events[0].seq)
+        zone = zone_of(svc, self.tenant_id)
         with svc.db.transaction(tid) as conn:
-            profile = _locked_profile(conn, self.tenant_id)
+            profile = _locked_profile(conn, self.tenant_id, zone)
             known = [e.id for e in events if e.seq <= profile.through_seq]
             logged = logged_features(svc, self.tenant_id, known)
             X, profile = featurize(events, profile)
