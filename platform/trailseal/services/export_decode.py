@@ -25,8 +25,14 @@ _EVENT_KEYS = frozenset((
 # A record with as many keys and each read key present is one of these (a missing key
 # raises KeyError, which sends the record to the reference path).
 _KEY_COUNT = len(_EVENT_KEYS)
-_NO_INSIGHTS = (None, None, None, None, None, None, None)
+NO_INSIGHTS = (None, None, None, None, None, None, None)
 MAX_CIPHERS = 1024  # AESGCM objects kept between pages (2.5 kB each)
+
+
+def pair_of(key_id: str, actor_id: Any, entity_id: Any) -> tuple:
+    """What a per-subject event key depends on: the key id (which names its mode), the
+    actor, and the entity when the mode is actor+entity (``:ae``)."""
+    return (key_id, actor_id, entity_id if key_id[-3:] == ":ae" else None)
 
 
 def parsed_records(page: list[tuple]) -> list[Any]:
@@ -54,7 +60,7 @@ def decode_page(page: list[tuple], parsed: list[Any], tenant_prefix: bytes,
     out: list[Any] = []
     append = out.append
     loads, dumps, sha256 = orjson.loads, orjson.dumps, hashlib.sha256
-    seen_insights: dict[bytes | None, tuple] = {None: _NO_INSIGHTS}
+    seen_insights: dict[bytes | None, tuple] = {None: NO_INSIGHTS}
     for n, (row, rec) in enumerate(zip(page, parsed, strict=False)):
         seq, record, insights = row[0], row[2], row[3]
         try:
@@ -116,8 +122,7 @@ def page_in_helper(export: str, tenant_prefix: bytes, page: list[tuple],
 
     def aes_of(rec: dict[str, Any], key_id: str):
         if ":" in key_id:
-            raw = event_keys.get((key_id, rec["actor_id"],
-                                  rec["entity_id"] if key_id[-3:] == ":ae" else None))
+            raw = event_keys.get(pair_of(key_id, rec["actor_id"], rec["entity_id"]))
         else:
             raw = tenant_keys.get(key_id)
         if raw is None:

@@ -56,7 +56,14 @@ from ..infra import helpers
 from .chain import PG_EPOCH
 from .crypto import DecryptionFailed
 from .events import EVENTS_WITH_INSIGHTS, a, i, row_to_event
-from .export_decode import MAX_CIPHERS, decode_page, page_in_helper, parsed_records
+from .export_decode import (
+    MAX_CIPHERS,
+    NO_INSIGHTS,
+    decode_page,
+    page_in_helper,
+    pair_of,
+    parsed_records,
+)
 from .exports import ExportScope
 from .subject_keys import EventDecryptor, erasure_counter
 
@@ -237,7 +244,7 @@ class _Decoder:
                     tenant_keys[key_id] = b""
                 continue
             actor, entity = row[5].decode(), row[6].decode()
-            pair = (key_id, actor, entity if key_id[-3:] == ":ae" else None)
+            pair = pair_of(key_id, actor, entity)
             if pair in page_keys:
                 continue
             raw = event_keys.get(pair, _UNKNOWN)
@@ -260,8 +267,7 @@ class _Decoder:
                             raw = subjects.event_key(rec)
                         except ConfigurationError:
                             continue
-                        pair = (rec["key_id"], rec["actor_id"], rec["entity_id"]
-                                if rec["key_id"][-3:] == ":ae" else None)
+                        pair = pair_of(rec["key_id"], rec["actor_id"], rec["entity_id"])
                         event_keys[pair] = page_keys[pair] = raw
         return tenant_keys, {k: v for k, v in page_keys.items() if v is not _UNKNOWN}
 
@@ -290,7 +296,7 @@ class _Decoder:
                 pairs, event_keys = self._pairs_of_page()
                 cur = stack.enter_context(self.svc.db.cursor(self.tenant_id))
                 subjects = EventDecryptor(self.svc, cur, self.tenant_id)
-            pair = (key_id, rec["actor_id"], rec["entity_id"] if key_id[-3:] == ":ae" else None)
+            pair = pair_of(key_id, rec["actor_id"], rec["entity_id"])
             aes = pairs.get(pair, _UNKNOWN)
             if aes is _UNKNOWN:
                 raw = event_keys.get(pair, _UNKNOWN)
@@ -312,8 +318,7 @@ class _Decoder:
                            (DecryptionFailed, ConfigurationError))
 
     def _reference_row(self, seq: int, record: bytes, insights: bytes | None) -> tuple:
-        fields = (orjson.loads(insights) if insights is not None
-                  else [None, None, None, None, None, None, None])
+        fields = orjson.loads(insights) if insights is not None else NO_INSIGHTS
         row = {"seq": seq, "record": record, "has_insights": insights is not None,
                **dict(zip(("category", "risk_level", "insight_tags", "anomaly_score",
                            "is_anomaly", "review_required", "ai_insights"), fields,
@@ -329,8 +334,8 @@ def _new_pairs(parsed: list[Any], pairs: dict[tuple, Any]) -> Iterator[dict[str,
     for rec in parsed:
         if isinstance(rec, dict):
             key_id = str(rec.get("key_id", ""))
-            if ":" in key_id and (key_id, rec.get("actor_id"), rec.get("entity_id")
-                                  if key_id[-3:] == ":ae" else None) not in pairs:
+            if ":" in key_id and pair_of(key_id, rec.get("actor_id"),
+                                         rec.get("entity_id")) not in pairs:
                 yield rec
 
 
