@@ -184,14 +184,14 @@ def test_csv_export_pages_with_bounded_memory(trailseal_client, trailseal_servic
                        action_details={"note": "x" * 200, "n": n}) for n in range(1000)])
     monkeypatch.setitem(trailseal_services.config, "EXPORT_STREAM_PAGE_SIZE", 100)
     pages = []
-    real_page = export_rows._read_page
+    real_page = export_rows._page_rows
 
-    def counting_page(svc, scope, after, size, query=None):
-        rows = real_page(svc, scope, after, size, query)
+    def counting_page(res):
+        rows = real_page(res)
         pages.append(len(rows))
         return rows
 
-    monkeypatch.setattr(export_rows, "_read_page", counting_page)
+    monkeypatch.setattr(export_rows, "_page_rows", counting_page)
     small_size, small_peak = _export_peak(trailseal_client, tenant, {"end": _at(1000)})
     pages.clear()
     size, peak = _export_peak(trailseal_client, tenant, {})

@@ -6,8 +6,10 @@ helper processes run (``page_in_helper``), and the loop the exporting process ru
 from __future__ import annotations
 
 import hashlib
+from array import array
 from binascii import a2b_base64
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -35,34 +37,61 @@ def pair_of(key_id: str, actor_id: Any, entity_id: Any) -> tuple:
     return (key_id, actor_id, entity_id if key_id[-3:] == ":ae" else None)
 
 
-def parsed_records(page: list[tuple]) -> list[Any]:
-    """The parsed records of a page's fitting rows (None for one that is not JSON)."""
+def fitting_records(page: list[tuple]) -> tuple[list[bytes], list[bytes | None]]:
+    """The records and insights of a page's fitting rows (those with their record)."""
+    records = [row[2] for row in page]
+    if records and records[-1] is None:
+        del records[records.index(None):]
+    return records, [row[3] for row in page[:len(records)]]
+
+
+def parsed_records(records: list[bytes]) -> list[Any]:
+    """The parsed records (None for one that is not JSON)."""
     loads = orjson.loads
     parsed: list[Any] = []
-    for row in page:
-        if row[2] is None:
-            break
+    for record in records:
         try:
-            parsed.append(loads(row[2]))
+            parsed.append(loads(record))
         except ValueError:
             parsed.append(None)
     return parsed
 
 
-def decode_page(page: list[tuple], parsed: list[Any], tenant_prefix: bytes,
-                aes_of: Callable[[dict[str, Any], str], Any],
-                reference: Callable[[int, int, bytes, bytes | None], Any],
+def pack_page(records: list[bytes], insights: list[bytes | None]) -> tuple:
+    """A page's records and insights as two byte strings and their lengths: what a helper
+    process is sent (one copy each, where a list of values is pickled value by value).
+    Insights of None are packed empty (an insights text never is)."""
+    return (b"".join(records), array("I", map(len, records)).tobytes(),
+            b"".join([i or b"" for i in insights]),
+            array("I", [len(i) if i else 0 for i in insights]).tobytes())
+
+
+def unpack_page(packed: tuple) -> tuple[list[bytes], list[bytes | None]]:
+    """``pack_page``'s records and insights again."""
+    records_blob, record_sizes, insights_blob, insight_sizes = packed
+
+    def cut(blob: bytes, sizes: bytes) -> list[bytes]:
+        ends = list(accumulate(array("I", sizes)))
+        return [blob[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+
+    return cut(records_blob, record_sizes), [i or None for i in cut(insights_blob,
+                                                                   insight_sizes)]
+
+
+def decode_page(records: list[bytes], insights_of: list[bytes | None], parsed: list[Any],
+                tenant_prefix: bytes, aes_of: Callable[[dict[str, Any], str], Any],
+                reference: Callable[[int, bytes, bytes | None], Any],
                 errors: tuple[type[BaseException], ...] = ()) -> list[Any]:
-    """The event rows of a page's fitting rows: ``aes_of(record, key_id)`` gives the
-    cipher of a record's fields (raising ``LookupError`` when there is none to use, or one
-    of ``errors``), and a row this path does not read itself is ``reference(index, seq,
-    record, insights)``."""
+    """The event rows of a page's records (their insights alongside): ``aes_of(record,
+    key_id)`` gives the cipher of a record's fields (raising ``LookupError`` when there is
+    none to use, or one of ``errors``), and a row this path does not read itself is
+    ``reference(index, record, insights)``."""
     out: list[Any] = []
     append = out.append
     loads, dumps, sha256 = orjson.loads, orjson.dumps, hashlib.sha256
     seen_insights: dict[bytes | None, tuple] = {None: NO_INSIGHTS}
-    for n, (row, rec) in enumerate(zip(page, parsed, strict=False)):
-        seq, record, insights = row[0], row[2], row[3]
+    for n, (record, insights, rec) in enumerate(zip(records, insights_of, parsed,
+                                                    strict=True)):
         try:
             if rec is None or len(rec) != _KEY_COUNT or rec["v"] != CANONICAL_VERSION:
                 raise LookupError("another record format")
@@ -100,7 +129,7 @@ def decode_page(page: list[tuple], parsed: list[Any], tenant_prefix: bytes,
         except (LookupError, ValueError, TypeError, InvalidTag, *errors):
             # Not a record this path knows (or one that fails): the reference path reads
             # it, or raises the API's error for it.
-            append(reference(n, seq, record, insights))
+            append(reference(n, record, insights))
     return out
 
 
@@ -110,12 +139,12 @@ _HELPER_CIPHERS: dict[bytes, Any] = {}
 _HELPER_EXPORT: list[str] = [""]
 
 
-def page_in_helper(export: str, tenant_prefix: bytes, page: list[tuple],
+def page_in_helper(export: str, tenant_prefix: bytes, packed: tuple,
                    tenant_keys: dict[str, bytes], event_keys: dict[tuple, bytes | None],
                    write: Callable[[list], str]) -> list[str | int]:
-    """In a helper process: a page decoded with the raw keys it was given and written with
-    ``write``; a row it cannot read here is left as its index in the page, for the
-    exporting process's reference path."""
+    """In a helper process: a page (``pack_page``) decoded with the raw keys it was given
+    and written with ``write``; a row it cannot read here is left as its index in the
+    page, for the exporting process's reference path."""
     if _HELPER_EXPORT[0] != export:
         _HELPER_CIPHERS.clear()
         _HELPER_EXPORT[0] = export
@@ -134,7 +163,8 @@ def page_in_helper(export: str, tenant_prefix: bytes, page: list[tuple],
             aes = _HELPER_CIPHERS[raw] = AESGCM(raw)
         return aes
 
-    rows = decode_page(page, parsed_records(page), tenant_prefix, aes_of,
+    records, insights = unpack_page(packed)
+    rows = decode_page(records, insights, parsed_records(records), tenant_prefix, aes_of,
                        lambda n, *_: n)
     out: list[str | int] = []
     run: list[tuple] = []

@@ -41,6 +41,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from datetime import timedelta
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -60,6 +62,8 @@ from .export_decode import (
     MAX_CIPHERS,
     NO_INSIGHTS,
     decode_page,
+    fitting_records,
+    pack_page,
     page_in_helper,
     pair_of,
     parsed_records,
@@ -73,10 +77,12 @@ _DONE = object()
 # A page's columns come in binary (see ``_PageQuery``): int8 is 8 bytes big-endian, a
 # timestamptz its µs since 2000-01-01.
 _INT8 = struct.Struct(">q").unpack_from
+_KEY_COLUMNS = itemgetter(4, 5, 6)  # of a page row: key id, actor, entity
 _UNKNOWN = object()
 _MAX_EVENT_KEYS = 65_536  # raw per-subject event keys kept between pages (about 200 B each)
 HELPER_AFTER_PAGES = 4  # pages an export writes alone before it shares pages with helpers
-_HELPER_DEPTH = 2  # pages sent to helpers and not collected yet, at most
+_HELPER_DEPTH = 3  # pages sent to helpers and not collected yet, at most
+_READ_AHEAD = 2  # pages read and not taken yet, at most
 _ONE_US = timedelta(microseconds=1)
 _DIALECT = pg_dialect.dialect()
 
@@ -139,9 +145,8 @@ class _PageQuery:
                               "after_seq": after[1]})
 
 
-def _run_binary(pgconn, query: str):
-    """The result of ``query`` in binary format, waiting for the server with a selector
-    (which releases the GIL, so the exporting thread works meanwhile)."""
+def _send(pgconn, query: str) -> None:
+    """Sends ``query`` for binary results, without waiting for them."""
     pgconn.send_query_params(query.encode(), None, result_format=1)
     fd = pgconn.socket
     with selectors.DefaultSelector() as selector:
@@ -149,6 +154,13 @@ def _run_binary(pgconn, query: str):
             selector.register(fd, selectors.EVENT_WRITE)
             selector.select()
             selector.unregister(fd)
+
+
+def _wait(pgconn):
+    """The result of the query sent last, waiting for the server with a selector (which
+    releases the GIL, so the exporting thread works meanwhile)."""
+    fd = pgconn.socket
+    with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
         while True:
             pgconn.consume_input()
@@ -164,25 +176,54 @@ def _run_binary(pgconn, query: str):
     return res
 
 
-def _read_page(svc, scope: ExportScope, after, size: int,
-               query: _PageQuery | None = None) -> list[tuple]:
-    """One page's rows as ``(seq, occurred_at µs, record or None, insights JSON array or
-    None, key_id, actor_id, entity_id)`` (``_PageQuery``; the last three as UTF-8, the
-    columns that name the keys a helper process is given), read in a transaction of its
-    own."""
-    query = query or _PageQuery(scope, size)
+def _query_page(svc, scope: ExportScope, query: _PageQuery, after,
+                meanwhile: Callable[[], Any] | None = None) -> tuple[Any, Any]:
+    """The page after ``after`` as the server's binary result, read in a transaction of
+    its own, and what ``meanwhile()`` returned: it runs here while the server works on the
+    page (the previous page's rows are taken then, so the database and this thread work
+    at the same time)."""
     with svc.db.transaction(scope.tenant_id) as conn, driver_cursor(conn) as cur:
         # A page is a short index-ordered read: parallel workers only add their start-up.
         cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        pgconn = cur.connection.pgconn
+        _send(pgconn, query.sql(cur, after))
+        try:
+            done = meanwhile() if meanwhile is not None else None
+        finally:
+            res = _wait(pgconn)  # the connection is free again, whatever happened
+        return res, done
+
+
+def _page_rows(res) -> list[tuple]:
+    """A page's rows as ``(seq, occurred_at µs, record or None, insights JSON array or
+    None, key_id, actor_id, entity_id)`` (``_PageQuery``; the last three as UTF-8, the
+    columns that name the keys a helper process is given); frees the result."""
+    try:
         # Raw libpq, binary results: each value is taken as the server's bytes, with none
         # of the per-value conversion of a cursor (measured cheaper than a binary COPY).
-        res = _run_binary(cur.connection.pgconn, query.sql(cur, after))
-        try:
-            value = res.get_value
-            return [(_INT8(value(r, 0))[0], _INT8(value(r, 1))[0], value(r, 2), value(r, 3),
-                     value(r, 4), value(r, 5), value(r, 6)) for r in range(res.ntuples)]
-        finally:
-            res.clear()
+        value = res.get_value
+        return [(_INT8(value(r, 0))[0], _INT8(value(r, 1))[0], value(r, 2), value(r, 3),
+                 value(r, 4), value(r, 5), value(r, 6)) for r in range(res.ntuples)]
+    finally:
+        res.clear()
+
+
+def _next_position(res, size: int) -> tuple[int, int] | None:
+    """Where the page after the one in ``res`` starts, (occurred_at µs, seq) of its last
+    row that has its record; None when it is the scope's last page."""
+    fitting = res.ntuples
+    while fitting and res.get_value(fitting - 1, 2) is None:
+        fitting -= 1
+    if res.ntuples < size and fitting == res.ntuples:
+        return None
+    return _INT8(res.get_value(fitting - 1, 1))[0], _INT8(res.get_value(fitting - 1, 0))[0]
+
+
+def _read_page(svc, scope: ExportScope, after, size: int,
+               query: _PageQuery | None = None) -> list[tuple]:
+    """One page's rows (``_page_rows``), read in a transaction of its own."""
+    res, _ = _query_page(svc, scope, query or _PageQuery(scope, size), after)
+    return _page_rows(res)
 
 
 class _Decoder:
@@ -230,20 +271,14 @@ class _Decoder:
         wanted: list[dict[str, str]] = []
         _, event_keys = self._pairs_of_page()
         page_keys: dict[tuple, Any] = {}
-        seen: set[tuple] = set()  # the key columns met, as the server sent them
-        for row in page:
-            if row[2] is None:
-                break
-            columns = (row[4], row[5], row[6])
-            if columns in seen:
-                continue
-            seen.add(columns)
-            key_id = row[4].decode()
+        fitting = len(fitting_records(page)[0])
+        # the key columns met, as the server sent them, each once
+        for key_id, actor, entity in set(map(_KEY_COLUMNS, page[:fitting])):
+            key_id = key_id.decode()
             if ":" not in key_id:
-                if key_id not in tenant_keys:
-                    tenant_keys[key_id] = b""
+                tenant_keys[key_id] = b""
                 continue
-            actor, entity = row[5].decode(), row[6].decode()
+            actor, entity = actor.decode(), entity.decode()
             pair = pair_of(key_id, actor, entity)
             if pair in page_keys:
                 continue
@@ -277,7 +312,8 @@ class _Decoder:
             return self._rows(page, stack)
 
     def _rows(self, page: list[tuple], stack: ExitStack) -> list[tuple]:
-        parsed = parsed_records(page)
+        records, insights = fitting_records(page)
+        parsed = parsed_records(records)
         keys = self.keys
         subjects = None  # the page's subject keys, read once a record needs them
         pairs: dict[tuple, Any] = {}
@@ -312,9 +348,9 @@ class _Decoder:
                 raise LookupError("erased: the reference path writes [erased]")
             return aes
 
-        return decode_page(page, parsed, self.tenant_prefix, aes_of,
-                           lambda _n, seq, record, insights: self._reference_row(
-                               seq, record, insights),
+        return decode_page(records, insights, parsed, self.tenant_prefix, aes_of,
+                           lambda n, record, insights: self._reference_row(
+                               page[n][0], record, insights),
                            (DecryptionFailed, ConfigurationError))
 
     def _reference_row(self, seq: int, record: bytes, insights: bytes | None) -> tuple:
@@ -371,7 +407,7 @@ def _prefetched(svc, scope: ExportScope, size: int) -> Iterator[list[tuple]]:
     the one before: two pages at most exist at once. Stops the thread when the caller
     stops."""
     pages: queue.SimpleQueue = queue.SimpleQueue()
-    turn = threading.Semaphore(1)  # a page may be read (released as the caller takes one)
+    turn = threading.Semaphore(_READ_AHEAD)  # a page may be read (released as one is taken)
     stop = threading.Event()
 
     def read_all() -> None:
@@ -407,21 +443,19 @@ def _prefetched(svc, scope: ExportScope, size: int) -> Iterator[list[tuple]]:
 
 
 def _pages(svc, scope: ExportScope, size: int) -> Iterator[list[tuple]]:
-    """The scope's pages in order, read one after the other."""
-    after = None
+    """The scope's pages in order: while the server reads a page, the rows of the one
+    before it are taken from its result (each page still in a transaction of its own,
+    closed before the page is handed on)."""
     query = _PageQuery(scope, size)
-    while True:
-        page = _read_page(svc, scope, after, size, query)
-        yield page
-        fitting = len(page)
-        for n, row in enumerate(page):
-            if row[2] is None:
-                fitting = n
-                break
-        if len(page) < size and fitting == len(page):
+    res, _ = _query_page(svc, scope, query, None)
+    while res is not None:
+        after = _next_position(res, size)
+        if after is None:
+            yield _page_rows(res)
             return
-        last = page[fitting - 1]
-        after = (last[1], last[0])
+        res, page = _query_page(svc, scope, query, after, partial(_page_rows, res))
+        yield page
+        del page
 
 
 def iter_event_text(svc, scope: ExportScope, write: Callable[[list], str],
@@ -479,7 +513,8 @@ def _send_to_helper(svc, decoder: _Decoder, page: list[tuple], write, use_helper
     pool = helpers.shared_pool()
     try:
         call = helpers.submit(pool, page_in_helper, decoder.export, decoder.tenant_prefix,
-                              page, tenant_keys, event_keys, write)
+                              pack_page(*fitting_records(page)), tenant_keys, event_keys,
+                              write)
     except BrokenProcessPool:
         helpers.discard_pool(pool)
         use_helpers[0] = False
