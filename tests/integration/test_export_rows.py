@@ -229,6 +229,40 @@ def test_a_download_stopped_half_way_stops_the_page_reader(trailseal_client,
     assert again.get_data().count(b"\r\n") == 61
 
 
+def test_a_failure_while_the_next_page_is_read_leaves_the_connection_usable(
+        trailseal_services, trailseal_client, tenant, monkeypatch):
+    """The reader takes a page's rows while the server reads the next page. When taking
+    them fails, the reader still collects the page in flight before the transaction ends:
+    the error reaches the export and the connection goes back to the pool fit for use."""
+    import trailseal.services.export_rows as export_rows
+
+    svc = trailseal_services
+    ingest(trailseal_client, tenant, [make_event(occurred_at=_at(n)) for n in range(20)])
+    monkeypatch.setitem(svc.config, "EXPORT_STREAM_PAGE_SIZE", 4)
+    real_rows, calls = export_rows._page_rows, []
+
+    def failing_rows(res):
+        calls.append(res.ntuples)
+        if len(calls) == 2:
+            res.clear()
+            raise RuntimeError("taking the rows failed")
+        return real_rows(res)
+
+    monkeypatch.setattr(export_rows, "_page_rows", failing_rows)
+    batches = iter_event_rows(svc, _scope(svc, tenant.id))
+    assert len(next(batches)) == 4
+    try:
+        list(batches)
+    except RuntimeError as exc:
+        assert "taking the rows failed" in str(exc)
+    else:
+        raise AssertionError("the failure did not reach the export")
+    monkeypatch.setattr(export_rows, "_page_rows", real_rows)
+    for _ in range(3):  # every pooled connection answers, none is left mid-query
+        rows = [r for batch in iter_event_rows(svc, _scope(svc, tenant.id)) for r in batch]
+        assert [r[1] for r in rows] == list(range(1, 21))
+
+
 def test_an_erasure_during_an_export_reaches_its_later_pages(trailseal_client,
                                                               trailseal_services, tenant,
                                                               monkeypatch):
