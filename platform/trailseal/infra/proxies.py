@@ -41,8 +41,16 @@ def trust_proxies(app: WSGIApp, proxy_count: int) -> WSGIApp:
     return ProxyFix(app, x_for=proxy_count, x_proto=proxy_count, x_host=proxy_count)
 
 
+OUTBUF_HIGH_WATERMARK = 2 * 1024 * 1024  # bytes of one response buffered, at most
+
+
 def waitress_options() -> dict[str, Any]:
     """Options for waitress under ``trailseal serve``: it passes forwarding headers through
     untouched, so that the app alone decides (waitress's own reading differs from
-    ``ProxyFix``'s when a request carries fewer entries than there are proxies)."""
-    return {"clear_untrusted_proxy_headers": False}
+    ``ProxyFix``'s when a request carries fewer entries than there are proxies).
+
+    A response's output waits in memory up to ``OUTBUF_HIGH_WATERMARK`` bytes before the
+    thread writing it waits for the client (waitress's default is 16 MB): a large export
+    to a slower client then holds a few pages' text, not 16 MB of it."""
+    return {"clear_untrusted_proxy_headers": False,
+            "outbuf_high_watermark": OUTBUF_HIGH_WATERMARK}
