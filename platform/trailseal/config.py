@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     # Events read per page by a streamed export (CSV): one query with binary results in a
     # short transaction of its own, ended early by PAGE_MAX_BYTES too; two pages are in
     # memory at once.
-    "EXPORT_STREAM_PAGE_SIZE": 1000,
+    "EXPORT_STREAM_PAGE_SIZE": 2000,
     # Large CSV exports share pages with helper processes on more than one CPU.
     "EXPORT_HELPERS": True,
     "DB_POOL_SIZE": 10,
