@@ -87,6 +87,25 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes used so far (those still running)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_process(web_pid: int, instance: str) -> dict[str, float]:
+    """CPU seconds so far of the web process, its helper processes and the database."""
+    postmaster = int(Path(instance, "pgdata", "postmaster.pid").read_text().split()[0])
+    return {"web": _cpu_s([web_pid]), "helpers": _cpu_s(_descendants(web_pid)),
+            "database": _cpu_s([postmaster, *_descendants(postmaster)])}
+
+
 def _post(port: int, token: str, path: str, body: dict) -> http.client.HTTPResponse:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     conn.request("POST", path, body=orjson.dumps(body),
@@ -156,6 +175,7 @@ def main() -> None:
         started = _vm_hwm_mb(pid)
         print(f"web process after start-up (VmHWM) {started:,.0f} MB; load average "
               f"{os.getloadavg()[0]:.2f}")
+        cpu_before = _cpu_by_process(pid, args.instance)
         t0 = time.perf_counter()
         resp = _post(server.port, token, "/api/v1/export/csv", {})
         assert resp.status == 200, resp.read()[:300]
@@ -164,6 +184,7 @@ def main() -> None:
             size += len(chunk)
             lines += chunk.count(b"\n")  # no exported value holds a line feed here
         csv_s = time.perf_counter() - t0
+        cpu_after = _cpu_by_process(pid, args.instance)
         rows = lines - 1  # the header
         peak = _vm_hwm_mb(pid)
         children = {child: _vm_hwm_mb(child) for child in _descendants(pid)}
@@ -172,6 +193,11 @@ def main() -> None:
               f"= {rate:,.0f} rows/s {verdict(rate >= TARGET_ROWS_PER_S)} "
               f"(target >= {TARGET_ROWS_PER_S:,})")
         print(f"CSV: load average after it {os.getloadavg()[0]:.2f}")
+        used = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+        print("CSV: CPU a row " + ", ".join(f"{name} {sec / rows * 1e6:.1f} us"
+                                            for name, sec in used.items())
+              + f"; together {sum(used.values()) / rows * 1e6:.1f} us, "
+              f"{sum(used.values()) / csv_s:.2f} cores busy of {os.cpu_count()}")
         print(f"CSV: web process peak memory (VmHWM) {peak:,.0f} MB; its helper processes "
               f"{', '.join(f'{mb:,.0f} MB' for mb in children.values()) or 'none'}")
         together = peak + sum(children.values())
