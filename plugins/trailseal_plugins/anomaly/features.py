@@ -5,6 +5,12 @@ type), (actor, source address), (actor, network), (actor, user agent), per event
 each actor's events of the last hour. It is updated incrementally (``observe``), one event
 at a time, and saved between runs, so scoring a new event never re-reads the tenant's past.
 
+Besides how often an actor did something, the profile keeps *when they first did it*
+((actor, event type), (actor, user agent)) and when the tenant's trail began: how new a
+behaviour is (``new_habits_1h``, ``new_habit_share_1h``) still tells a stolen key's run of
+repeated calls apart from routine after the first few repeats, when the counts already
+look ordinary.
+
 ``Profile.features(event)`` describes an event against what the profile has seen *before*
 it; ``featurize`` walks a stream in order (describe, then fold in). Every feature has a
 name, a label and a meaning (``FEATURES``; docs/user-guide.md, "Anomaly features").
@@ -125,6 +131,15 @@ FEATURES: tuple[Feature, ...] = (
             "the rarity of the event type in the tenant plus its rarity for the actor "
             "(-log2 P(type) − log2 P(type | actor), both as above): one column for what "
             "the two say together"),
+    Feature("new_habits_1h", "Burst of new behaviour",
+            "the actor's events in the last hour, this one included, that are new to them: "
+            "an event type, or a user agent, they first used less than a day before (or "
+            "never), once the tenant's trail is more than a day old; a run of new calls "
+            "stays new however often they are repeated, and a young trail's first day is "
+            "not a burst"),
+    Feature("new_habit_share_1h", "Share of new behaviour in the last hour",
+            "those events over the actor's events in the last hour (counted as at least 3): "
+            "1 when everything the actor did in the hour is new to them"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -173,7 +188,12 @@ FAILED_VALUES = frozenset({"failed", "failure", "denied", "error", "rejected", "
                            "forbidden"})
 SEVERITY = {"info": 0, "debug": 0, "notice": 0, "low": 1, "warning": 1, "medium": 1,
             "error": 2, "high": 2, "critical": 3}
-F_EXPORT, F_DELETE, F_PERMISSION, F_FAILED = 1, 2, 4, 8
+F_EXPORT, F_DELETE, F_PERMISSION, F_FAILED, F_NEW = 1, 2, 4, 8, 16
+# ``new_habits_1h``: an (actor, event type) or (actor, user agent) first seen less than
+# NEW_FOR before an event is new, when it was first seen at least SETTLED after the
+# tenant's first event (on a trail's first day everything is new, which says nothing)
+NEW_FOR = DAY
+SETTLED = DAY
 SEP = "\x1f"
 NOVELTY_COLUMNS = tuple(INDEX[name] for name in NOVELTY)
 
@@ -323,7 +343,8 @@ class Profile:
     """A tenant's behaviour so far (see the module docstring). ``through_seq`` is the last
     event folded in."""
 
-    VERSION = 2
+    VERSION = 3
+    READS = (2, 3)  # versions from_bytes accepts: version 2 lacks first times (see below)
 
     def __init__(self, zone: str = "UTC") -> None:
         # the tenant's time zone (IANA name): hours of day and days of week are its wall
@@ -335,28 +356,36 @@ class Profile:
         # actor -> [events, first_ts, last_ts, hours[24], active_hours, last_hour_bucket,
         #           recent [[ts, flags], ...] within the last WINDOW of the actor's newest,
         #           last seen, the last seen before that, the recent list's counts
-        #           [events, exports, deletions, permission changes, failures]]
+        #           [events, exports, deletions, permission changes, failures, new habits]]
+        # (version 2 profiles: counts without new habits, appended when the actor is next
+        # seen; their (actor, event type) and (actor, agent) first times are unknown and
+        # read as the actor's first event, an upper bound of the habit's age)
         # event type -> [amounts seen, their mean, sum of squared deviations] (log10 scale)
         self.amounts: dict[str, list] = {}
         # "kind\x1fvalue" -> events of the tenant with that entity type, address, network,
         # user agent or country
         self.seen: dict[str, int] = {}
         self.actors: dict[str, list] = {}
-        # "kind\x1factor\x1fvalue" -> count; kind "t" (event type) keeps [count, last_ts]
+        # "kind\x1factor\x1fvalue" -> count; kind "t" (event type) keeps
+        # [count, last_ts, first_ts] (version 2: [count, last_ts])
         self.pairs: dict[str, object] = {}
+        # "u\x1factor\x1fuser agent" -> the first time the actor used that agent
+        self.firsts: dict[str, float] = {}
+        self.started: float | None = None  # the tenant's first event's time
 
     # --- persistence --------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         return zlib.compress(orjson.dumps({
             "v": self.VERSION, "through_seq": self.through_seq, "total": self.total,
             "types": self.types, "actors": self.actors, "pairs": self.pairs,
-            "amounts": self.amounts, "seen": self.seen}), 3)
+            "amounts": self.amounts, "seen": self.seen, "firsts": self.firsts,
+            "started": self.started}), 3)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Profile:
         data = orjson.loads(zlib.decompress(blob))
-        if data.get("v") != cls.VERSION:
-            raise ValueError(f"profile version {data.get('v')} is not {cls.VERSION}")
+        if data.get("v") not in cls.READS:
+            raise ValueError(f"profile version {data.get('v')} is not one of {cls.READS}")
         p = cls()
         p.through_seq = int(data["through_seq"])
         p.total = int(data["total"])
@@ -365,6 +394,10 @@ class Profile:
         p.pairs = data["pairs"]
         p.amounts = data["amounts"]
         p.seen = data["seen"]
+        p.firsts = data.get("firsts", {})
+        p.started = data.get("started")
+        if p.started is None and p.actors:  # (version 2: the first actor's first event)
+            p.started = min(a[1] for a in p.actors.values())
         return p
 
     # --- reading ------------------------------------------------------------------------
@@ -395,11 +428,25 @@ class Profile:
         x[0], x[1] = HOUR_SIN[hour], HOUR_COS[hour]
         x[2], x[3] = DAY_SIN[weekday], DAY_COS[weekday]
         # the actor's last hour: counts kept with the recent list, older entries taken off
-        recent_n = exports = deletions = perms = failures = 0
+        recent_n = exports = deletions = perms = failures = news = 0
+        etype, who = e.event_type, e.actor_id
+        pair = self.pairs.get(f"t{SEP}{who}{SEP}{etype}")
+        n_pair = (pair[0] - me) if pair else 0
+        # the habit's age: since the actor first did this type (profiles written before
+        # first times were kept: since the actor's first event, an upper bound)
+        first = ts if n_pair <= 0 else (pair[2] if len(pair) > 2 else actor[1])
+        since = self.started if self.started is not None else ts
+        is_new = 1 if ts - first < NEW_FOR and first - since >= SETTLED else 0
+        if not is_new and c.agent is not None:
+            k = f"u{SEP}{who}{SEP}{c.agent}"
+            first = ts if self.pairs.get(k, 0) - me <= 0 else self.firsts.get(k, actor[1])
+            is_new = 1 if ts - first < NEW_FOR and first - since >= SETTLED else 0
         if actor:
             recent = actor[6]
             if ts >= actor[2] and not exclude_self:
-                recent_n, exports, deletions, perms, failures = actor[9]
+                counts = actor[9]
+                recent_n, exports, deletions, perms, failures = counts[:5]
+                news = counts[5] if len(counts) > 5 else 0
                 cutoff = ts - WINDOW
                 for rts, rflags in recent:
                     if rts > cutoff:
@@ -409,6 +456,7 @@ class Profile:
                     deletions -= rflags & F_DELETE and 1
                     perms -= rflags & F_PERMISSION and 1
                     failures -= rflags & F_FAILED and 1
+                    news -= rflags & F_NEW and 1
             else:  # an event older than the actor's newest, or re-scoring: count it out
                 for rts, rflags in recent:
                     if ts - WINDOW < rts <= ts:
@@ -417,12 +465,14 @@ class Profile:
                         deletions += rflags & F_DELETE and 1
                         perms += rflags & F_PERMISSION and 1
                         failures += rflags & F_FAILED and 1
+                        news += rflags & F_NEW and 1
                 if exclude_self:  # the event itself is among the recent ones
                     recent_n -= 1
                     exports -= flags & F_EXPORT and 1
                     deletions -= flags & F_DELETE and 1
                     perms -= flags & F_PERMISSION and 1
                     failures -= flags & F_FAILED and 1
+                    news -= is_new  # (as it was when it was folded in)
             if n_actor >= KNOWN_AFTER:
                 hours = actor[3]
                 need = USUAL_SHARE * n_actor
@@ -441,6 +491,7 @@ class Profile:
         deletions = max(0, deletions) + (flags & F_DELETE and 1)
         perms = max(0, perms) + (flags & F_PERMISSION and 1)
         failures = max(0, failures) + (flags & F_FAILED and 1)
+        news = max(0, news) + is_new
         x[5] = recent_n
         if actor and n_actor >= KNOWN_AFTER:
             norm = max(1.0, n_actor / max(1, actor[4]))
@@ -449,9 +500,6 @@ class Profile:
         total = self.total - me
         if n_actor == 0:
             x[8] = math.log10(1 + max(0, total))
-        etype, who = e.event_type, e.actor_id
-        pair = self.pairs.get(f"t{SEP}{who}{SEP}{etype}")
-        n_pair = (pair[0] - me) if pair else 0
         type_count = self.types.get(etype, 0) - me
         x[9] = _actor_rarity(n_pair, n_actor, type_count, total)
         pairs, seen = self.pairs, self.seen
@@ -496,12 +544,16 @@ class Profile:
         if c.privileged:
             x[27] = max(0.0, 2.0 - x[7])
         x[28] = x[14] + x[9]
+        x[29] = news
+        x[30] = news / max(3, recent_n)
         return x
 
     # --- writing ------------------------------------------------------------------------
     def _observe(self, c: _Ctx) -> None:
         e, ts, flags = c.event, c.ts, c.flags
         self.total += 1
+        if self.started is None or ts < self.started:
+            self.started = ts
         if e.seq > self.through_seq:
             self.through_seq = e.seq
         etype, who = e.event_type, e.actor_id
@@ -509,7 +561,7 @@ class Profile:
         actor = self.actors.get(who)
         if actor is None:
             actor = self.actors[who] = [0, ts, ts, [0] * 24, 0, None, [], None, None,
-                                        [0, 0, 0, 0, 0]]
+                                        [0, 0, 0, 0, 0, 0]]
         actor[0] += 1
         actor[8] = actor[7]  # the previous "last seen", for re-scoring this event
         actor[7] = ts if actor[7] is None else max(actor[7], ts)
@@ -520,8 +572,28 @@ class Profile:
         if bucket != actor[5]:
             actor[4] += 1
             actor[5] = bucket
+        key = f"t{SEP}{who}{SEP}{etype}"
+        pair = self.pairs.get(key)
+        if pair is None:
+            pair = self.pairs[key] = [0, ts, ts]
+        elif len(pair) < 3:  # kept before first times were: the actor's first event
+            pair.append(actor[1])
+        pair[0] += 1
+        pair[1] = ts if pair[1] is None else max(pair[1], ts)
+        pair[2] = min(pair[2], ts)
+        since = self.started
+        if ts - pair[2] < NEW_FOR and pair[2] - since >= SETTLED:
+            flags |= F_NEW
+        elif c.agent is not None:
+            k = f"u{SEP}{who}{SEP}{c.agent}"
+            first = ts if k not in self.pairs else self.firsts.get(k, actor[1])
+            if ts - first < NEW_FOR and first - since >= SETTLED:
+                flags |= F_NEW
         recent, counts = actor[6], actor[9]
+        if len(counts) < 6:
+            counts.append(sum(1 for _, rflags in recent if rflags & F_NEW))
         recent.append([ts, flags])
+        counts[5] += flags & F_NEW and 1
         counts[0] += 1
         counts[1] += flags & F_EXPORT and 1
         counts[2] += flags & F_DELETE and 1
@@ -538,15 +610,9 @@ class Profile:
             counts[2] -= rflags & F_DELETE and 1
             counts[3] -= rflags & F_PERMISSION and 1
             counts[4] -= rflags & F_FAILED and 1
+            counts[5] -= rflags & F_NEW and 1
         if drop:
             del recent[:drop]
-        key = f"t{SEP}{who}{SEP}{etype}"
-        pair = self.pairs.get(key)
-        if pair is None:
-            self.pairs[key] = [1, ts]
-        else:
-            pair[0] += 1
-            pair[1] = ts if pair[1] is None else max(pair[1], ts)
         amount = c.amount
         if amount is not None:  # Welford's running mean and variance per event type
             n, mean, m2, *rest = self.amounts.get(etype, (0, 0.0, 0.0))
@@ -569,7 +635,10 @@ class Profile:
                             ("n", c.network), ("u", c.agent)):
             if value is not None:
                 k = f"{kind}{SEP}{who}{SEP}{value}"
-                pairs[k] = pairs.get(k, 0) + 1
+                n = pairs.get(k, 0)
+                pairs[k] = n + 1
+                if n == 0 and kind == "u":
+                    self.firsts[k] = ts
                 k = f"{kind}{SEP}{value}"
                 seen[k] = seen.get(k, 0) + 1
 
