@@ -196,6 +196,7 @@ NEW_FOR = DAY
 SETTLED = DAY
 SEP = "\x1f"
 NOVELTY_COLUMNS = tuple(INDEX[name] for name in NOVELTY)
+AGENT_COLUMN = INDEX["new_user_agent_for_actor"]
 
 
 ZONE_STEP = 900  # seconds: UTC offsets only change at quarter hours (cached per quarter)
@@ -429,16 +430,16 @@ class Profile:
         x[2], x[3] = DAY_SIN[weekday], DAY_COS[weekday]
         # the actor's last hour: counts kept with the recent list, older entries taken off
         recent_n = exports = deletions = perms = failures = news = 0
-        etype, who = e.event_type, e.actor_id
-        pair = self.pairs.get(f"t{SEP}{who}{SEP}{etype}")
+        etype = e.event_type
+        pair = self.pairs.get(c.type_key)
         n_pair = (pair[0] - me) if pair else 0
         # the habit's age: since the actor first did this type (profiles written before
         # first times were kept: since the actor's first event, an upper bound)
         first = ts if n_pair <= 0 else (pair[2] if len(pair) > 2 else actor[1])
         since = self.started if self.started is not None else ts
         is_new = 1 if ts - first < NEW_FOR and first - since >= SETTLED else 0
-        if not is_new and c.agent is not None:
-            k = f"u{SEP}{who}{SEP}{c.agent}"
+        k = c.agent_key
+        if not is_new and k is not None:
             first = ts if self.pairs.get(k, 0) - me <= 0 else self.firsts.get(k, actor[1])
             is_new = 1 if ts - first < NEW_FOR and first - since >= SETTLED else 0
         if actor:
@@ -476,14 +477,16 @@ class Profile:
             if n_actor >= KNOWN_AFTER:
                 hours = actor[3]
                 need = USUAL_SHARE * n_actor
+                # the nearest usual hour, searched outwards from the event's own (usually
+                # a usual one itself)
                 best = 12
-                for h in range(24):
-                    count = hours[h] - (me if h == hour else 0)
-                    if count >= need:
-                        d = abs(hour - h)
-                        d = min(d, 24 - d)
-                        if d < best:
+                if hours[hour] - me >= need:
+                    best = 0
+                else:
+                    for d in range(1, 12):
+                        if hours[(hour + d) % 24] >= need or hours[(hour - d) % 24] >= need:
                             best = d
+                            break
                 x[4] = best
         # (re-scoring: the event may have left the actor's recent list; never below itself)
         recent_n = max(0, recent_n) + 1
@@ -503,12 +506,9 @@ class Profile:
         type_count = self.types.get(etype, 0) - me
         x[9] = _actor_rarity(n_pair, n_actor, type_count, total)
         pairs, seen = self.pairs, self.seen
-        for col, kind, value in ((10, "e", e.entity_type), (11, "i", e.ip_address),
-                                 (12, "n", c.network), (13, "u", c.agent),
-                                 (24, "c", c.country)):
-            if value is not None:
-                x[col] = _actor_rarity(pairs.get(f"{kind}{SEP}{who}{SEP}{value}", 0) - me,
-                                       n_actor, seen.get(f"{kind}{SEP}{value}", 0) - me, total)
+        for col, key, seen_key in c.keys:
+            x[col] = _actor_rarity(pairs.get(key, 0) - me, n_actor, seen.get(seen_key, 0) - me,
+                                   total)
         x[14] = _rarity(type_count, total)
         if n_pair > 0 and pair[1] is not None and not exclude_self:
             x[15] = min(MAX_DAYS, max(0.0, ts - pair[1]) / DAY)
@@ -572,7 +572,7 @@ class Profile:
         if bucket != actor[5]:
             actor[4] += 1
             actor[5] = bucket
-        key = f"t{SEP}{who}{SEP}{etype}"
+        key = c.type_key
         pair = self.pairs.get(key)
         if pair is None:
             pair = self.pairs[key] = [0, ts, ts]
@@ -584,8 +584,8 @@ class Profile:
         since = self.started
         if ts - pair[2] < NEW_FOR and pair[2] - since >= SETTLED:
             flags |= F_NEW
-        elif c.agent is not None:
-            k = f"u{SEP}{who}{SEP}{c.agent}"
+        elif c.agent_key is not None:
+            k = c.agent_key
             first = ts if k not in self.pairs else self.firsts.get(k, actor[1])
             if ts - first < NEW_FOR and first - since >= SETTLED:
                 flags |= F_NEW
@@ -631,16 +631,12 @@ class Profile:
                 m2 += delta * (amount - mean)
                 self.amounts[etype] = [n, mean, m2, held]
         pairs, seen = self.pairs, self.seen
-        for kind, value in (("c", c.country), ("e", e.entity_type), ("i", e.ip_address),
-                            ("n", c.network), ("u", c.agent)):
-            if value is not None:
-                k = f"{kind}{SEP}{who}{SEP}{value}"
-                n = pairs.get(k, 0)
-                pairs[k] = n + 1
-                if n == 0 and kind == "u":
-                    self.firsts[k] = ts
-                k = f"{kind}{SEP}{value}"
-                seen[k] = seen.get(k, 0) + 1
+        for col, k, seen_key in c.keys:
+            n = pairs.get(k, 0)
+            pairs[k] = n + 1
+            if n == 0 and col == AGENT_COLUMN:
+                self.firsts[k] = ts
+            seen[seen_key] = seen.get(seen_key, 0) + 1
 
 
 class _Ctx(NamedTuple):
@@ -654,6 +650,12 @@ class _Ctx(NamedTuple):
     country: str | None
     amount: float | None
     privileged: bool
+    # the profile's keys: (actor, event type), (actor, user agent) or None, and
+    # (column, (actor, value) key, tenant-wide value key) per entity type, address,
+    # network, user agent and country the event has
+    type_key: str
+    agent_key: str | None
+    keys: list[tuple[int, str, str]]
 
 
 @lru_cache(maxsize=4096)
@@ -668,9 +670,25 @@ def _context(e: Event, ts: float | None = None, flags: int | None = None) -> _Ct
     type_flags, is_privileged = _type_traits(e.event_type)
     if flags is None:
         flags = type_flags | (F_FAILED if failed(e) else 0)
-    return _Ctx(e, parse_time(e.occurred_at) if ts is None else ts, flags,
-                network_of(e.ip_address), e.user_agent[:200] if e.user_agent else None,
-                country_of(e.action_details), amount_of(e.action_details), is_privileged)
+    network = network_of(e.ip_address)
+    agent = e.user_agent[:200] if e.user_agent else None
+    country = country_of(e.action_details)
+    who = e.actor_id
+    keys = []  # (spelled out: this runs for every event)
+    if e.entity_type is not None:
+        keys.append((10, f"e{SEP}{who}{SEP}{e.entity_type}", f"e{SEP}{e.entity_type}"))
+    if e.ip_address is not None:
+        keys.append((11, f"i{SEP}{who}{SEP}{e.ip_address}", f"i{SEP}{e.ip_address}"))
+    if network is not None:
+        keys.append((12, f"n{SEP}{who}{SEP}{network}", f"n{SEP}{network}"))
+    if agent is not None:
+        keys.append((AGENT_COLUMN, f"u{SEP}{who}{SEP}{agent}", f"u{SEP}{agent}"))
+    if country is not None:
+        keys.append((24, f"c{SEP}{who}{SEP}{country}", f"c{SEP}{country}"))
+    return _Ctx(e, parse_time(e.occurred_at) if ts is None else ts, flags, network, agent,
+                country, amount_of(e.action_details), is_privileged,
+                f"t{SEP}{who}{SEP}{e.event_type}",
+                None if agent is None else f"u{SEP}{who}{SEP}{agent}", keys)
 
 
 def featurize(events: Iterable[Event], profile: Profile | None = None
