@@ -194,6 +194,12 @@ F_EXPORT, F_DELETE, F_PERMISSION, F_FAILED, F_NEW = 1, 2, 4, 8, 16
 # tenant's first event (on a trail's first day everything is new, which says nothing)
 NEW_FOR = DAY
 SETTLED = DAY
+# Pruning (``Profile.prune``): an actor, or an (actor, event type) habit, not seen for
+# FORGET_AFTER before the newest event is forgotten; ``featurize`` prunes whenever the trail
+# has moved PRUNE_EVERY past the last pruning, so a long-lived tenant's profile holds what
+# its people did in about the last 13 months, not everything they ever did.
+FORGET_AFTER = 400 * DAY
+PRUNE_EVERY = 7 * DAY
 SEP = "\x1f"
 NOVELTY_COLUMNS = tuple(INDEX[name] for name in NOVELTY)
 AGENT_COLUMN = INDEX["new_user_agent_for_actor"]
@@ -373,6 +379,8 @@ class Profile:
         # "u\x1factor\x1fuser agent" -> the first time the actor used that agent
         self.firsts: dict[str, float] = {}
         self.started: float | None = None  # the tenant's first event's time
+        self.newest: float | None = None  # the newest event's time
+        self.pruned: float | None = None  # the newest event's time at the last pruning
 
     # --- persistence --------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -380,7 +388,7 @@ class Profile:
             "v": self.VERSION, "through_seq": self.through_seq, "total": self.total,
             "types": self.types, "actors": self.actors, "pairs": self.pairs,
             "amounts": self.amounts, "seen": self.seen, "firsts": self.firsts,
-            "started": self.started}), 3)
+            "started": self.started, "newest": self.newest, "pruned": self.pruned}), 3)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Profile:
@@ -397,8 +405,12 @@ class Profile:
         p.seen = data["seen"]
         p.firsts = data.get("firsts", {})
         p.started = data.get("started")
+        p.newest = data.get("newest")
+        p.pruned = data.get("pruned")
         if p.started is None and p.actors:  # (version 2: the first actor's first event)
             p.started = min(a[1] for a in p.actors.values())
+        if p.newest is None and p.actors:
+            p.newest = max(a[2] for a in p.actors.values())
         return p
 
     # --- reading ------------------------------------------------------------------------
@@ -506,9 +518,15 @@ class Profile:
         type_count = self.types.get(etype, 0) - me
         x[9] = _actor_rarity(n_pair, n_actor, type_count, total)
         pairs, seen = self.pairs, self.seen
-        for col, key, seen_key in c.keys:
-            x[col] = _actor_rarity(pairs.get(key, 0) - me, n_actor, seen.get(seen_key, 0) - me,
-                                   total)
+        if me:
+            for col, key, seen_key in c.keys:
+                x[col] = _actor_rarity(pairs.get(key, 0) - me, n_actor,
+                                       seen.get(seen_key, 0) - me, total)
+        else:  # _actor_rarity inlined (no counts to take out): this runs for every event
+            spread, tenant = n_actor + PRIOR, total + 1.0
+            for col, key, seen_key in c.keys:
+                p = (seen.get(seen_key, 0) + 0.5) / tenant
+                x[col] = -_log2((pairs.get(key, 0) + PRIOR * p) / spread)
         x[14] = _rarity(type_count, total)
         if n_pair > 0 and pair[1] is not None and not exclude_self:
             x[15] = min(MAX_DAYS, max(0.0, ts - pair[1]) / DAY)
@@ -548,12 +566,56 @@ class Profile:
         x[30] = news / max(3, recent_n)
         return x
 
+    # --- pruning ------------------------------------------------------------------------
+    def prune(self, now: float | None = None) -> int:
+        """Forget what has not been seen for ``FORGET_AFTER`` before ``now`` (the newest
+        event by default): actors last seen before then, with everything kept about them
+        (their events leave the tenant-wide counts too, so rarities stay consistent with
+        what is kept), and (actor, event type) habits last exercised before then (done
+        again, they are new again). Returns the entries removed."""
+        now = self.newest if now is None else now
+        if now is None:
+            return 0
+        cutoff = now - FORGET_AFTER
+        self.pruned = now
+        gone = {a for a, v in self.actors.items() if (v[7] if v[7] is not None else v[2]) < cutoff}
+        removed = 0
+        for key in [k for k, v in self.pairs.items()
+                    if (isinstance(v, list) and v[1] is not None and v[1] < cutoff)
+                    or k.split(SEP, 2)[1] in gone]:
+            kind, actor, value = key.split(SEP, 2)
+            v = self.pairs.pop(key)
+            self.firsts.pop(key, None)
+            removed += 1
+            if actor not in gone:  # a forgotten habit: the actor's own counts stay
+                continue
+            count = v[0] if isinstance(v, list) else v
+            if kind == "t":
+                left = self.types.get(value, 0) - count
+                if left > 0:
+                    self.types[value] = left
+                else:
+                    self.types.pop(value, None)
+            else:
+                seen_key = f"{kind}{SEP}{value}"
+                left = self.seen.get(seen_key, 0) - count
+                if left > 0:
+                    self.seen[seen_key] = left
+                else:
+                    self.seen.pop(seen_key, None)
+        for actor in gone:
+            self.total = max(0, self.total - self.actors.pop(actor)[0])
+            removed += 1
+        return removed
+
     # --- writing ------------------------------------------------------------------------
     def _observe(self, c: _Ctx) -> None:
         e, ts, flags = c.event, c.ts, c.flags
         self.total += 1
         if self.started is None or ts < self.started:
             self.started = ts
+        if self.newest is None or ts > self.newest:
+            self.newest = ts
         if e.seq > self.through_seq:
             self.through_seq = e.seq
         etype, who = e.event_type, e.actor_id
@@ -706,6 +768,10 @@ def featurize(events: Iterable[Event], profile: Profile | None = None
         else:
             rows.append(profile._describe(c))
             profile._observe(c)
+            if profile.pruned is None:
+                profile.pruned = profile.newest
+            elif profile.newest - profile.pruned >= PRUNE_EVERY:
+                profile.prune()
     if not rows:
         return np.zeros((0, N_FEATURES)), profile
     return np.array(rows, dtype=np.float64), profile
