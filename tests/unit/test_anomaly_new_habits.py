@@ -154,3 +154,23 @@ def test_rescoring_the_newest_event_gives_its_new_habits_again(steps):
     X, profile = featurize(events)
     again, _ = featurize(events[-1:], profile)  # already folded in: its own part left out
     assert again[0, NEW] == X[-1, NEW] and again[0, SHARE] == X[-1, SHARE]
+
+
+def test_the_alert_sentence_names_the_burst_of_new_behaviour():
+    import numpy as np
+
+    from trailseal_plugins.anomaly.explain import explain_event
+
+    trail = _routine()
+    at = START + timedelta(days=10, hours=2)
+    burst = [_event(len(trail) + i + 1, at + timedelta(seconds=20 * i), etype="ssm.SendCommand")
+             for i in range(12)]
+    X, _ = featurize(trail + burst)
+    contributions = np.zeros(X.shape[1])
+    contributions[SHARE], contributions[NEW] = 0.5, 0.4  # the burst, strongest first
+    found = explain_event(burst[-1], X[-1], contributions, 0.7, 0.58)
+    assert found["summary"].startswith("12 of their 12 events in the last hour were calls or "
+                                       "clients new to them")
+    assert [c["feature"] for c in found["contributions"]] == ["new_habit_share_1h",
+                                                             "new_habits_1h"]
+    assert "stolen keys" in found["suggested_actions"][0]
