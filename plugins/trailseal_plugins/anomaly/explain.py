@@ -100,6 +100,13 @@ def _phrase(name: str, x: np.ndarray, e: Event, zone: str = "UTC") -> str | None
         return "a privilege-sensitive action" if v else None
     if name == "severity_level":
         return f"recorded with severity {e.severity}"
+    if name in ("new_habits_1h", "new_habit_share_1h"):
+        count = int(x[INDEX["new_habits_1h"]])
+        events = int(x[INDEX["actor_events_1h"]])
+        if count >= 2:
+            return (f"{count} of their {events} events in the last hour were calls or "
+                    "clients new to them")
+        return None
     return None
 
 
@@ -131,6 +138,11 @@ ACTIONS = {
     "new_action_for_actor": "Confirm with the actor (or their manager) that this action is "
                             "part of their job.",
     "rare_event_type": "Check why this rarely used operation was called.",
+    "new_habits_1h": "A burst of new behaviour on a known account can mean stolen keys: "
+                     "confirm with the actor, and rotate their credentials if it was not them.",
+    "new_habit_share_1h": "A burst of new behaviour on a known account can mean stolen keys: "
+                          "confirm with the actor, and rotate their credentials if it was not "
+                          "them.",
 }
 
 

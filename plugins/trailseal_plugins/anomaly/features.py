@@ -5,6 +5,12 @@ type), (actor, source address), (actor, network), (actor, user agent), per event
 each actor's events of the last hour. It is updated incrementally (``observe``), one event
 at a time, and saved between runs, so scoring a new event never re-reads the tenant's past.
 
+Besides how often an actor did something, the profile keeps *when they first did it*
+((actor, event type), (actor, user agent)) and when the tenant's trail began: how new a
+behaviour is (``new_habits_1h``, ``new_habit_share_1h``) still tells a stolen key's run of
+repeated calls apart from routine after the first few repeats, when the counts already
+look ordinary.
+
 ``Profile.features(event)`` describes an event against what the profile has seen *before*
 it; ``featurize`` walks a stream in order (describe, then fold in). Every feature has a
 name, a label and a meaning (``FEATURES``; docs/user-guide.md, "Anomaly features").
@@ -125,6 +131,15 @@ FEATURES: tuple[Feature, ...] = (
             "the rarity of the event type in the tenant plus its rarity for the actor "
             "(-log2 P(type) − log2 P(type | actor), both as above): one column for what "
             "the two say together"),
+    Feature("new_habits_1h", "Burst of new behaviour",
+            "the actor's events in the last hour, this one included, that are new to them: "
+            "an event type, or a user agent, they first used less than a day before (or "
+            "never), once the tenant's trail is more than a day old; a run of new calls "
+            "stays new however often they are repeated, and a young trail's first day is "
+            "not a burst"),
+    Feature("new_habit_share_1h", "Share of new behaviour in the last hour",
+            "those events over the actor's events in the last hour (counted as at least 3): "
+            "1 when everything the actor did in the hour is new to them"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -173,9 +188,21 @@ FAILED_VALUES = frozenset({"failed", "failure", "denied", "error", "rejected", "
                            "forbidden"})
 SEVERITY = {"info": 0, "debug": 0, "notice": 0, "low": 1, "warning": 1, "medium": 1,
             "error": 2, "high": 2, "critical": 3}
-F_EXPORT, F_DELETE, F_PERMISSION, F_FAILED = 1, 2, 4, 8
+F_EXPORT, F_DELETE, F_PERMISSION, F_FAILED, F_NEW = 1, 2, 4, 8, 16
+# ``new_habits_1h``: an (actor, event type) or (actor, user agent) first seen less than
+# NEW_FOR before an event is new, when it was first seen at least SETTLED after the
+# tenant's first event (on a trail's first day everything is new, which says nothing)
+NEW_FOR = DAY
+SETTLED = DAY
+# Pruning (``Profile.prune``): an actor, or an (actor, event type) habit, not seen for
+# FORGET_AFTER before the newest event is forgotten; ``featurize`` prunes whenever the trail
+# has moved PRUNE_EVERY past the last pruning, so a long-lived tenant's profile holds what
+# its people did in about the last 13 months, not everything they ever did.
+FORGET_AFTER = 400 * DAY
+PRUNE_EVERY = 7 * DAY
 SEP = "\x1f"
 NOVELTY_COLUMNS = tuple(INDEX[name] for name in NOVELTY)
+AGENT_COLUMN = INDEX["new_user_agent_for_actor"]
 
 
 ZONE_STEP = 900  # seconds: UTC offsets only change at quarter hours (cached per quarter)
@@ -323,7 +350,8 @@ class Profile:
     """A tenant's behaviour so far (see the module docstring). ``through_seq`` is the last
     event folded in."""
 
-    VERSION = 2
+    VERSION = 3
+    READS = (2, 3)  # versions from_bytes accepts: version 2 lacks first times (see below)
 
     def __init__(self, zone: str = "UTC") -> None:
         # the tenant's time zone (IANA name): hours of day and days of week are its wall
@@ -335,28 +363,38 @@ class Profile:
         # actor -> [events, first_ts, last_ts, hours[24], active_hours, last_hour_bucket,
         #           recent [[ts, flags], ...] within the last WINDOW of the actor's newest,
         #           last seen, the last seen before that, the recent list's counts
-        #           [events, exports, deletions, permission changes, failures]]
+        #           [events, exports, deletions, permission changes, failures, new habits]]
+        # (version 2 profiles: counts without new habits, appended when the actor is next
+        # seen; their (actor, event type) and (actor, agent) first times are unknown and
+        # read as the actor's first event, an upper bound of the habit's age)
         # event type -> [amounts seen, their mean, sum of squared deviations] (log10 scale)
         self.amounts: dict[str, list] = {}
         # "kind\x1fvalue" -> events of the tenant with that entity type, address, network,
         # user agent or country
         self.seen: dict[str, int] = {}
         self.actors: dict[str, list] = {}
-        # "kind\x1factor\x1fvalue" -> count; kind "t" (event type) keeps [count, last_ts]
+        # "kind\x1factor\x1fvalue" -> count; kind "t" (event type) keeps
+        # [count, last_ts, first_ts] (version 2: [count, last_ts])
         self.pairs: dict[str, object] = {}
+        # "u\x1factor\x1fuser agent" -> the first time the actor used that agent
+        self.firsts: dict[str, float] = {}
+        self.started: float | None = None  # the tenant's first event's time
+        self.newest: float | None = None  # the newest event's time
+        self.pruned: float | None = None  # the newest event's time at the last pruning
 
     # --- persistence --------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         return zlib.compress(orjson.dumps({
             "v": self.VERSION, "through_seq": self.through_seq, "total": self.total,
             "types": self.types, "actors": self.actors, "pairs": self.pairs,
-            "amounts": self.amounts, "seen": self.seen}), 3)
+            "amounts": self.amounts, "seen": self.seen, "firsts": self.firsts,
+            "started": self.started, "newest": self.newest, "pruned": self.pruned}), 3)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Profile:
         data = orjson.loads(zlib.decompress(blob))
-        if data.get("v") != cls.VERSION:
-            raise ValueError(f"profile version {data.get('v')} is not {cls.VERSION}")
+        if data.get("v") not in cls.READS:
+            raise ValueError(f"profile version {data.get('v')} is not one of {cls.READS}")
         p = cls()
         p.through_seq = int(data["through_seq"])
         p.total = int(data["total"])
@@ -365,6 +403,14 @@ class Profile:
         p.pairs = data["pairs"]
         p.amounts = data["amounts"]
         p.seen = data["seen"]
+        p.firsts = data.get("firsts", {})
+        p.started = data.get("started")
+        p.newest = data.get("newest")
+        p.pruned = data.get("pruned")
+        if p.started is None and p.actors:  # (version 2: the first actor's first event)
+            p.started = min(a[1] for a in p.actors.values())
+        if p.newest is None and p.actors:
+            p.newest = max(a[2] for a in p.actors.values())
         return p
 
     # --- reading ------------------------------------------------------------------------
@@ -395,11 +441,25 @@ class Profile:
         x[0], x[1] = HOUR_SIN[hour], HOUR_COS[hour]
         x[2], x[3] = DAY_SIN[weekday], DAY_COS[weekday]
         # the actor's last hour: counts kept with the recent list, older entries taken off
-        recent_n = exports = deletions = perms = failures = 0
+        recent_n = exports = deletions = perms = failures = news = 0
+        etype = e.event_type
+        pair = self.pairs.get(c.type_key)
+        n_pair = (pair[0] - me) if pair else 0
+        # the habit's age: since the actor first did this type (profiles written before
+        # first times were kept: since the actor's first event, an upper bound)
+        first = ts if n_pair <= 0 else (pair[2] if len(pair) > 2 else actor[1])
+        since = self.started if self.started is not None else ts
+        is_new = 1 if ts - first < NEW_FOR and first - since >= SETTLED else 0
+        k = c.agent_key
+        if not is_new and k is not None:
+            first = ts if self.pairs.get(k, 0) - me <= 0 else self.firsts.get(k, actor[1])
+            is_new = 1 if ts - first < NEW_FOR and first - since >= SETTLED else 0
         if actor:
             recent = actor[6]
             if ts >= actor[2] and not exclude_self:
-                recent_n, exports, deletions, perms, failures = actor[9]
+                counts = actor[9]
+                recent_n, exports, deletions, perms, failures = counts[:5]
+                news = counts[5] if len(counts) > 5 else 0
                 cutoff = ts - WINDOW
                 for rts, rflags in recent:
                     if rts > cutoff:
@@ -409,6 +469,7 @@ class Profile:
                     deletions -= rflags & F_DELETE and 1
                     perms -= rflags & F_PERMISSION and 1
                     failures -= rflags & F_FAILED and 1
+                    news -= rflags & F_NEW and 1
             else:  # an event older than the actor's newest, or re-scoring: count it out
                 for rts, rflags in recent:
                     if ts - WINDOW < rts <= ts:
@@ -417,23 +478,27 @@ class Profile:
                         deletions += rflags & F_DELETE and 1
                         perms += rflags & F_PERMISSION and 1
                         failures += rflags & F_FAILED and 1
+                        news += rflags & F_NEW and 1
                 if exclude_self:  # the event itself is among the recent ones
                     recent_n -= 1
                     exports -= flags & F_EXPORT and 1
                     deletions -= flags & F_DELETE and 1
                     perms -= flags & F_PERMISSION and 1
                     failures -= flags & F_FAILED and 1
+                    news -= is_new  # (as it was when it was folded in)
             if n_actor >= KNOWN_AFTER:
                 hours = actor[3]
                 need = USUAL_SHARE * n_actor
+                # the nearest usual hour, searched outwards from the event's own (usually
+                # a usual one itself)
                 best = 12
-                for h in range(24):
-                    count = hours[h] - (me if h == hour else 0)
-                    if count >= need:
-                        d = abs(hour - h)
-                        d = min(d, 24 - d)
-                        if d < best:
+                if hours[hour] - me >= need:
+                    best = 0
+                else:
+                    for d in range(1, 12):
+                        if hours[(hour + d) % 24] >= need or hours[(hour - d) % 24] >= need:
                             best = d
+                            break
                 x[4] = best
         # (re-scoring: the event may have left the actor's recent list; never below itself)
         recent_n = max(0, recent_n) + 1
@@ -441,6 +506,7 @@ class Profile:
         deletions = max(0, deletions) + (flags & F_DELETE and 1)
         perms = max(0, perms) + (flags & F_PERMISSION and 1)
         failures = max(0, failures) + (flags & F_FAILED and 1)
+        news = max(0, news) + is_new
         x[5] = recent_n
         if actor and n_actor >= KNOWN_AFTER:
             norm = max(1.0, n_actor / max(1, actor[4]))
@@ -449,18 +515,18 @@ class Profile:
         total = self.total - me
         if n_actor == 0:
             x[8] = math.log10(1 + max(0, total))
-        etype, who = e.event_type, e.actor_id
-        pair = self.pairs.get(f"t{SEP}{who}{SEP}{etype}")
-        n_pair = (pair[0] - me) if pair else 0
         type_count = self.types.get(etype, 0) - me
         x[9] = _actor_rarity(n_pair, n_actor, type_count, total)
         pairs, seen = self.pairs, self.seen
-        for col, kind, value in ((10, "e", e.entity_type), (11, "i", e.ip_address),
-                                 (12, "n", c.network), (13, "u", c.agent),
-                                 (24, "c", c.country)):
-            if value is not None:
-                x[col] = _actor_rarity(pairs.get(f"{kind}{SEP}{who}{SEP}{value}", 0) - me,
-                                       n_actor, seen.get(f"{kind}{SEP}{value}", 0) - me, total)
+        if me:
+            for col, key, seen_key in c.keys:
+                x[col] = _actor_rarity(pairs.get(key, 0) - me, n_actor,
+                                       seen.get(seen_key, 0) - me, total)
+        else:  # _actor_rarity inlined (no counts to take out): this runs for every event
+            spread, tenant = n_actor + PRIOR, total + 1.0
+            for col, key, seen_key in c.keys:
+                p = (seen.get(seen_key, 0) + 0.5) / tenant
+                x[col] = -_log2((pairs.get(key, 0) + PRIOR * p) / spread)
         x[14] = _rarity(type_count, total)
         if n_pair > 0 and pair[1] is not None and not exclude_self:
             x[15] = min(MAX_DAYS, max(0.0, ts - pair[1]) / DAY)
@@ -496,12 +562,60 @@ class Profile:
         if c.privileged:
             x[27] = max(0.0, 2.0 - x[7])
         x[28] = x[14] + x[9]
+        x[29] = news
+        x[30] = news / max(3, recent_n)
         return x
+
+    # --- pruning ------------------------------------------------------------------------
+    def prune(self, now: float | None = None) -> int:
+        """Forget what has not been seen for ``FORGET_AFTER`` before ``now`` (the newest
+        event by default): actors last seen before then, with everything kept about them
+        (their events leave the tenant-wide counts too, so rarities stay consistent with
+        what is kept), and (actor, event type) habits last exercised before then (done
+        again, they are new again). Returns the entries removed."""
+        now = self.newest if now is None else now
+        if now is None:
+            return 0
+        cutoff = now - FORGET_AFTER
+        self.pruned = now
+        gone = {a for a, v in self.actors.items() if (v[7] if v[7] is not None else v[2]) < cutoff}
+        removed = 0
+        for key in [k for k, v in self.pairs.items()
+                    if (isinstance(v, list) and v[1] is not None and v[1] < cutoff)
+                    or k.split(SEP, 2)[1] in gone]:
+            kind, actor, value = key.split(SEP, 2)
+            v = self.pairs.pop(key)
+            self.firsts.pop(key, None)
+            removed += 1
+            if actor not in gone:  # a forgotten habit: the actor's own counts stay
+                continue
+            count = v[0] if isinstance(v, list) else v
+            if kind == "t":
+                left = self.types.get(value, 0) - count
+                if left > 0:
+                    self.types[value] = left
+                else:
+                    self.types.pop(value, None)
+            else:
+                seen_key = f"{kind}{SEP}{value}"
+                left = self.seen.get(seen_key, 0) - count
+                if left > 0:
+                    self.seen[seen_key] = left
+                else:
+                    self.seen.pop(seen_key, None)
+        for actor in gone:
+            self.total = max(0, self.total - self.actors.pop(actor)[0])
+            removed += 1
+        return removed
 
     # --- writing ------------------------------------------------------------------------
     def _observe(self, c: _Ctx) -> None:
         e, ts, flags = c.event, c.ts, c.flags
         self.total += 1
+        if self.started is None or ts < self.started:
+            self.started = ts
+        if self.newest is None or ts > self.newest:
+            self.newest = ts
         if e.seq > self.through_seq:
             self.through_seq = e.seq
         etype, who = e.event_type, e.actor_id
@@ -509,7 +623,7 @@ class Profile:
         actor = self.actors.get(who)
         if actor is None:
             actor = self.actors[who] = [0, ts, ts, [0] * 24, 0, None, [], None, None,
-                                        [0, 0, 0, 0, 0]]
+                                        [0, 0, 0, 0, 0, 0]]
         actor[0] += 1
         actor[8] = actor[7]  # the previous "last seen", for re-scoring this event
         actor[7] = ts if actor[7] is None else max(actor[7], ts)
@@ -520,8 +634,28 @@ class Profile:
         if bucket != actor[5]:
             actor[4] += 1
             actor[5] = bucket
+        key = c.type_key
+        pair = self.pairs.get(key)
+        if pair is None:
+            pair = self.pairs[key] = [0, ts, ts]
+        elif len(pair) < 3:  # kept before first times were: the actor's first event
+            pair.append(actor[1])
+        pair[0] += 1
+        pair[1] = ts if pair[1] is None else max(pair[1], ts)
+        pair[2] = min(pair[2], ts)
+        since = self.started
+        if ts - pair[2] < NEW_FOR and pair[2] - since >= SETTLED:
+            flags |= F_NEW
+        elif c.agent_key is not None:
+            k = c.agent_key
+            first = ts if k not in self.pairs else self.firsts.get(k, actor[1])
+            if ts - first < NEW_FOR and first - since >= SETTLED:
+                flags |= F_NEW
         recent, counts = actor[6], actor[9]
+        if len(counts) < 6:
+            counts.append(sum(1 for _, rflags in recent if rflags & F_NEW))
         recent.append([ts, flags])
+        counts[5] += flags & F_NEW and 1
         counts[0] += 1
         counts[1] += flags & F_EXPORT and 1
         counts[2] += flags & F_DELETE and 1
@@ -538,15 +672,9 @@ class Profile:
             counts[2] -= rflags & F_DELETE and 1
             counts[3] -= rflags & F_PERMISSION and 1
             counts[4] -= rflags & F_FAILED and 1
+            counts[5] -= rflags & F_NEW and 1
         if drop:
             del recent[:drop]
-        key = f"t{SEP}{who}{SEP}{etype}"
-        pair = self.pairs.get(key)
-        if pair is None:
-            self.pairs[key] = [1, ts]
-        else:
-            pair[0] += 1
-            pair[1] = ts if pair[1] is None else max(pair[1], ts)
         amount = c.amount
         if amount is not None:  # Welford's running mean and variance per event type
             n, mean, m2, *rest = self.amounts.get(etype, (0, 0.0, 0.0))
@@ -565,13 +693,12 @@ class Profile:
                 m2 += delta * (amount - mean)
                 self.amounts[etype] = [n, mean, m2, held]
         pairs, seen = self.pairs, self.seen
-        for kind, value in (("c", c.country), ("e", e.entity_type), ("i", e.ip_address),
-                            ("n", c.network), ("u", c.agent)):
-            if value is not None:
-                k = f"{kind}{SEP}{who}{SEP}{value}"
-                pairs[k] = pairs.get(k, 0) + 1
-                k = f"{kind}{SEP}{value}"
-                seen[k] = seen.get(k, 0) + 1
+        for col, k, seen_key in c.keys:
+            n = pairs.get(k, 0)
+            pairs[k] = n + 1
+            if n == 0 and col == AGENT_COLUMN:
+                self.firsts[k] = ts
+            seen[seen_key] = seen.get(seen_key, 0) + 1
 
 
 class _Ctx(NamedTuple):
@@ -585,6 +712,12 @@ class _Ctx(NamedTuple):
     country: str | None
     amount: float | None
     privileged: bool
+    # the profile's keys: (actor, event type), (actor, user agent) or None, and
+    # (column, (actor, value) key, tenant-wide value key) per entity type, address,
+    # network, user agent and country the event has
+    type_key: str
+    agent_key: str | None
+    keys: list[tuple[int, str, str]]
 
 
 @lru_cache(maxsize=4096)
@@ -599,9 +732,25 @@ def _context(e: Event, ts: float | None = None, flags: int | None = None) -> _Ct
     type_flags, is_privileged = _type_traits(e.event_type)
     if flags is None:
         flags = type_flags | (F_FAILED if failed(e) else 0)
-    return _Ctx(e, parse_time(e.occurred_at) if ts is None else ts, flags,
-                network_of(e.ip_address), e.user_agent[:200] if e.user_agent else None,
-                country_of(e.action_details), amount_of(e.action_details), is_privileged)
+    network = network_of(e.ip_address)
+    agent = e.user_agent[:200] if e.user_agent else None
+    country = country_of(e.action_details)
+    who = e.actor_id
+    keys = []  # (spelled out: this runs for every event)
+    if e.entity_type is not None:
+        keys.append((10, f"e{SEP}{who}{SEP}{e.entity_type}", f"e{SEP}{e.entity_type}"))
+    if e.ip_address is not None:
+        keys.append((11, f"i{SEP}{who}{SEP}{e.ip_address}", f"i{SEP}{e.ip_address}"))
+    if network is not None:
+        keys.append((12, f"n{SEP}{who}{SEP}{network}", f"n{SEP}{network}"))
+    if agent is not None:
+        keys.append((AGENT_COLUMN, f"u{SEP}{who}{SEP}{agent}", f"u{SEP}{agent}"))
+    if country is not None:
+        keys.append((24, f"c{SEP}{who}{SEP}{country}", f"c{SEP}{country}"))
+    return _Ctx(e, parse_time(e.occurred_at) if ts is None else ts, flags, network, agent,
+                country, amount_of(e.action_details), is_privileged,
+                f"t{SEP}{who}{SEP}{e.event_type}",
+                None if agent is None else f"u{SEP}{who}{SEP}{agent}", keys)
 
 
 def featurize(events: Iterable[Event], profile: Profile | None = None
@@ -619,6 +768,10 @@ def featurize(events: Iterable[Event], profile: Profile | None = None
         else:
             rows.append(profile._describe(c))
             profile._observe(c)
+            if profile.pruned is None:
+                profile.pruned = profile.newest
+            elif profile.newest - profile.pruned >= PRUNE_EVERY:
+                profile.prune()
     if not rows:
         return np.zeros((0, N_FEATURES)), profile
     return np.array(rows, dtype=np.float64), profile

@@ -11,7 +11,7 @@ One documented addition to the trees (``extreme_shortening``): an amount far out
 event type's norm (``amount_deviation`` beyond ``EXTREME_FROM`` deviations) shortens the
 event's path in every tree by ``EXTREME_STEP`` per deviation beyond it, at most
 ``EXTREME_CAP``. A forest picks the column of each split at random, so one extreme column
-among 29 is isolated only now and then; the term makes such an amount count every time.
+among 31 is isolated only now and then; the term makes such an amount count every time.
 It is credited to ``amount_deviation`` in the explanation, which therefore stays exact (the
 contributions still add up to the mean path length's difference from the average). A
 tree's path is never shortened below 1 (an event isolated at the first split), so scores
