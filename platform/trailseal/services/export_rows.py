@@ -8,20 +8,22 @@ events), and a test compares it field by field with ``row_to_event``.
 
 Why it is faster than ``exports.iter_events`` (hot path, raw SQL, commented):
 
-- a page is one keyset query of a thousand rows (compiled once per export, its position
-  bound per page) with binary results read through libpq (each value the server's bytes,
-  no per-value conversion; measured cheaper per row than a binary ``COPY`` cut with
-  ``infra.copy_binary``), the insights as one JSON array text, each page in a short
-  transaction of its own, so a slow download still holds no database connection between
-  pages; the next page is read by a thread while this one is decoded, so the database and
-  Python work at the same time;
+- a page is one keyset query of ``EXPORT_STREAM_PAGE_SIZE`` rows (compiled once per
+  export, its position bound per page) with binary results read through libpq (each
+  value the server's bytes, no per-value conversion; measured cheaper per row than a
+  binary ``COPY`` cut with ``infra.copy_binary``), the insights as one JSON array text,
+  each page in a short transaction of its own, so a slow download still holds no database
+  connection between pages; a thread reads up to ``_READ_AHEAD`` pages ahead while this one is decoded,
+  sending each page's query before it takes the rows of the page before, so the database
+  and Python work at the same time;
 - the record's JSON is parsed once, the three encrypted fields are decrypted with the data
   key's ``AESGCM`` object and their associated data built from one per-row prefix;
   ``action_details`` is its decrypted plaintext, which ``records.prepare_batch`` wrote as
   orjson's canonical text (what the API would print after parsing it);
 - per-subject event keys are derived once per (key, actor, entity) for the whole export,
-  not once per page (kept as raw keys, the most recent as ciphers), and forgotten as soon as the tenant's erasure counter moves (the
-  pages decoded after an erasure read ``[erased]``, see ``_Decoder._pairs_of_page``).
+  not once per page (kept as raw keys, the most recent as ciphers), and forgotten as soon
+  as the tenant's erasure counter moves (the pages decoded after an erasure read
+  ``[erased]``, see ``_Decoder._pairs_of_page``).
 
 Any record this path does not recognise (another record format version, other fields, a
 field that does not decrypt, a data key that is gone) goes through ``row_to_event``
@@ -403,9 +405,9 @@ def event_as_row(event: dict[str, Any]) -> tuple:
 
 
 def _prefetched(svc, scope: ExportScope, size: int) -> Iterator[list[tuple]]:
-    """The scope's pages in order, each read by a helper thread while the caller works on
-    the one before: two pages at most exist at once. Stops the thread when the caller
-    stops."""
+    """The scope's pages in order, read by a thread while the caller works on the ones
+    before: at most ``_READ_AHEAD`` pages wait for the caller, and one more is in the
+    reader's hands (``_pages``). Stops the thread when the caller stops."""
     pages: queue.SimpleQueue = queue.SimpleQueue()
     turn = threading.Semaphore(_READ_AHEAD)  # a page may be read (released as one is taken)
     stop = threading.Event()
@@ -464,15 +466,15 @@ def iter_event_text(svc, scope: ExportScope, write: Callable[[list], str],
     time, in order. ``write`` is a function importable by name (an exporter's row writer).
 
     On a machine with more than one usable CPU (and ``EXPORT_HELPERS`` on), after
-    ``helper_after`` pages
-    (``HELPER_AFTER_PAGES``) a page is
-    decoded and written by a helper process (``infra.helpers``) whenever fewer than
-    ``_HELPER_DEPTH`` pages are with the helpers, and by this process otherwise, so the
-    share each takes follows their speed: a row costs about 25 µs of one core, so one
-    process is the limit of a large export. The helper gets the page's stored rows and the raw keys they name
-    (this process reads the keys, as it would to decrypt them itself); a row it cannot
-    read comes back to this process's reference path. When the helper pool breaks (a
-    helper died), this process writes the pages it had and the rest of the export."""
+    ``helper_after`` pages (``HELPER_AFTER_PAGES``) a page is decoded and written by a
+    helper process (``infra.helpers``) whenever fewer than ``_HELPER_DEPTH`` pages are with
+    the helpers, and by this process otherwise, so the share each takes follows their
+    speed: a row costs about 25 µs of one core, so one process is the limit of a large
+    export. The helper gets the page's stored records and insights (``pack_page``) and the
+    raw keys they name (this process reads the keys, as it would to decrypt them itself);
+    a row it cannot read comes back to this process's reference path. When the helper
+    pool breaks (a helper died), this process writes the pages it had and the rest of the
+    export."""
     decoder = _Decoder(svc, scope.tenant_id)
     # cleared when the helper pool breaks: the rest of the export is written here
     use_helpers = [bool(svc.config.get("EXPORT_HELPERS", True)) and helpers.multi_core()]
