@@ -13,9 +13,9 @@ Why it is faster than ``exports.iter_events`` (hot path, raw SQL, commented):
   value the server's bytes, no per-value conversion; measured cheaper per row than a
   binary ``COPY`` cut with ``infra.copy_binary``), the insights as one JSON array text,
   each page in a short transaction of its own, so a slow download still holds no database
-  connection between pages; a thread reads up to ``_READ_AHEAD`` pages ahead while this one is decoded,
-  sending each page's query before it takes the rows of the page before, so the database
-  and Python work at the same time;
+  connection between pages; a thread reads up to ``_READ_AHEAD`` pages ahead while this
+  one is decoded, sending each page's query before it takes the rows of the page before,
+  so the database and Python work at the same time;
 - the record's JSON is parsed once, the three encrypted fields are decrypted with the data
   key's ``AESGCM`` object and their associated data built from one per-row prefix;
   ``action_details`` is its decrypted plaintext, which ``records.prepare_batch`` wrote as
