@@ -265,17 +265,17 @@ class _Decoder:
             self.pairs_generation = generation
         return self.pairs, self.event_keys
 
-    def keys_of_page(self, page: list[tuple]) -> tuple[dict[str, bytes], dict[tuple, Any]]:
-        """The raw keys a helper process needs to decode a page: the tenant data keys and
-        the per-subject event keys (None: erased) its key columns name. A record whose own
-        key is not among them (its columns do not match it) is left to this process."""
+    def keys_of_page(self, rows: list[tuple]) -> tuple[dict[str, bytes], dict[tuple, Any]]:
+        """The raw keys a helper process needs to decode ``rows`` (a page's rows with their
+        record, ``fitting_records``): the tenant data keys and the per-subject event keys
+        (None: erased) their key columns name. A record whose own key is not among them
+        (its columns do not match it) is left to this process."""
         tenant_keys: dict[str, bytes] = {}
         wanted: list[dict[str, str]] = []
         _, event_keys = self._pairs_of_page()
         page_keys: dict[tuple, Any] = {}
-        fitting = len(fitting_records(page)[0])
         # the key columns met, as the server sent them, each once
-        for key_id, actor, entity in set(map(_KEY_COLUMNS, page[:fitting])):
+        for key_id, actor, entity in set(map(_KEY_COLUMNS, rows)):
             key_id = key_id.decode()
             if ":" not in key_id:
                 tenant_keys[key_id] = b""
@@ -511,12 +511,12 @@ def _send_to_helper(svc, decoder: _Decoder, page: list[tuple], write, use_helper
     """The helper call that decodes ``page`` (None when no helper can take it)."""
     if not page or page[0][2] is None:
         return None
-    tenant_keys, event_keys = decoder.keys_of_page(page)
+    records, insights = fitting_records(page)
+    tenant_keys, event_keys = decoder.keys_of_page(page[:len(records)])
     pool = helpers.shared_pool()
     try:
         call = helpers.submit(pool, page_in_helper, decoder.export, decoder.tenant_prefix,
-                              pack_page(*fitting_records(page)), tenant_keys, event_keys,
-                              write)
+                              pack_page(records, insights), tenant_keys, event_keys, write)
     except BrokenProcessPool:
         helpers.discard_pool(pool)
         use_helpers[0] = False
