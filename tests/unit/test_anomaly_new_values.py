@@ -14,6 +14,7 @@ values (pruning), and the feature set carried by models and logged rows.
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -184,3 +185,97 @@ def test_logged_rows_carry_their_feature_set_and_others_are_not_reused():
     assert from_logged({**logged, FEATURE_SET_KEY: FEATURE_SET - 1}) is None
     assert from_logged({**logged, "extra": 1.0}) is None
     assert from_logged({}) is None and from_logged(None) is None
+
+
+def test_the_network_is_the_autonomous_system_when_the_details_name_one():
+    from trailseal_plugins.anomaly.features import asn_of
+
+    assert asn_of({"asn": "AS14061"}) == asn_of({"asn": 14061}) == "AS14061"
+    assert asn_of({"securityContext": {"asNumber": 7018, "isp": "at&t"}}) == "AS7018"
+    assert asn_of({"ipinfo": {"as_number": " 15169 "}}) == "AS15169"
+    for nothing in (None, [], {}, {"asn": True}, {"asn": "ASX"}, {"asn": 0}, {"asn": -5},
+                    {"asn": 2 ** 40}, {"a": {"b": {"asn": 1}}}, {"asn": 1.5}):
+        assert asn_of(nothing) is None, nothing
+
+    def login(seq, when, ip, asn=None):
+        e = _event(seq, when, ip=ip)
+        return replace(e, action_details={"securityContext": {"asNumber": asn}}) if asn else e
+
+    # a phone on a carrier's network: a new /48 every time, one autonomous system
+    trail = [login(i + 1, START + timedelta(days=i), f"2600:380:{i + 1:x}::1", 20057)
+             for i in range(30)]
+    trail.append(login(31, START + timedelta(days=30), "2600:380:ffff::1", 20057))
+    trail.append(login(32, START + timedelta(days=30, hours=1), "203.0.113.9", 14061))
+    X, _ = featurize(trail)
+    assert X[30, NET] < 1 < X[31, NET]  # the carrier is hers; a hosting provider is not
+    prefixes, _ = featurize([replace(e, action_details=None) for e in trail])
+    assert prefixes[30, NET] > X[30, NET] + 2  # by prefix alone, each /48 is a new one
+
+
+@EXAMPLES
+@given(STEPS, st.sampled_from((1, 480)))
+def test_rescoring_events_the_profile_has_since_forgotten_never_fails(steps, stretch):
+    """Re-scoring (``--rescore --all`` after an upgrade that made the logged rows stale)
+    describes events the profile may have pruned since, with their actor, types and
+    values: counts that would go below zero stay at zero."""
+    import numpy as np
+
+    events = _stream(steps, stretch)
+    _, profile = featurize(events)
+    profile.prune(profile.newest + FORGET_AFTER + 1)  # everything forgotten
+    assert not profile.actors and profile.total == 0 and not profile.types
+    X, _ = featurize(events, profile)  # all at or below through_seq: re-scored
+    assert X.shape == (len(events), len(FEATURE_NAMES)) and np.isfinite(X).all()
+
+
+def _reference(details):
+    """The three readings of an event's details as separate, plain scans."""
+    import math
+    import re
+
+    if not isinstance(details, dict):
+        return None, None, None
+    scopes = [details, *(v for v in details.values() if isinstance(v, dict))]
+    amounts = [math.log10(1 + abs(v)) for sc in scopes for k, v in sc.items()
+               if k.lower() in ("amount", "total", "rows", "records", "count", "size_kb",
+                                "size", "bytes", "quantity", "value", "bytestransferredout")
+               and isinstance(v, (int, float)) and not isinstance(v, bool)
+               and math.isfinite(v)]
+    asn = None
+    for sc in scopes:
+        for k, v in sc.items():
+            if asn is None and k.lower() in ("asn", "asnumber", "as_number",
+                                             "autonomous_system_number",
+                                             "autonomoussystemnumber"):
+                if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2 ** 32:
+                    asn = f"AS{v}"
+                elif isinstance(v, str):
+                    m = re.fullmatch(r"(?:AS)?\s*(\d{1,10})", v.strip(), re.I)
+                    if m and 0 < int(m.group(1)) < 2 ** 32:
+                        asn = f"AS{int(m.group(1))}"
+    country = None
+    for sc in (details.get("geo"), details):
+        if isinstance(sc, dict) and country is None:
+            for k, v in sc.items():
+                if k.lower() in ("country", "sourcecountry", "country_code", "countrycode") \
+                        and isinstance(v, str) and v:
+                    country = v[:64].upper()
+                    break
+    return (max(amounts) if amounts else None), asn, country
+
+
+KEYS = st.sampled_from(("amount", "Total", "rows", "asn", "asNumber", "AS_NUMBER", "country",
+                        "sourceCountry", "geo", "note", "bytes", "value"))
+VALUES = st.one_of(st.integers(-10, 2 ** 33), st.floats(allow_nan=True), st.booleans(),
+                   st.sampled_from(("AS7018", "as 15169", "7018", "ASX", "", "fr", "0")),
+                   st.none())
+DETAILS = st.dictionaries(KEYS, st.one_of(VALUES, st.dictionaries(KEYS, VALUES, max_size=4)),
+                          max_size=6)
+
+
+@EXAMPLES
+@given(st.one_of(DETAILS, st.none(), st.lists(st.integers(), max_size=2)))
+def test_one_pass_over_the_details_reads_what_three_scans_would(details):
+    from trailseal_plugins.anomaly.features import details_traits
+
+    assert details_traits(details) == _reference(details)

@@ -84,7 +84,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("new_source_ip_for_actor", "Rarity of this source address for the actor",
             "the same measure for (actor, source IP); 0 when the event has no address"),
     Feature("new_network_for_actor", "Rarity of this network for the actor",
-            "the same measure for (actor, network: /24 for IPv4, /48 for IPv6)"),
+            "the same measure for (actor, network): the autonomous system when the event's "
+            "details name one (asn, asNumber, as_number), else the address's /24 (IPv4) or "
+            "/48 (IPv6)"),
     Feature("new_user_agent_for_actor", "Rarity of this user agent for the actor",
             "the same measure for (actor, user agent); 0 when the event has none"),
     Feature("rare_event_type", "Rarity of this event type in the tenant",
@@ -294,33 +296,94 @@ def failed(event: Event) -> bool:
 AMOUNT_KEYS = ("amount", "total", "rows", "records", "count", "size_kb", "size", "bytes",
                "quantity", "value", "bytestransferredout")
 COUNTRY_KEYS = ("country", "sourcecountry", "country_code", "countrycode")
+ASN_KEYS = frozenset(("asn", "asnumber", "as_number", "autonomous_system_number",
+                      "autonomoussystemnumber"))
+_ASN = re.compile(r"(?:AS)?\s*(\d{1,10})", re.I)
+
+
+_DETAIL_KEYS = {**dict.fromkeys(AMOUNT_KEYS, 1), **dict.fromkeys(ASN_KEYS, 2),
+                **dict.fromkeys(COUNTRY_KEYS, 3)}
+
+
+def _amount_value(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return math.log10(1.0 + abs(value))
+    return None
+
+
+def _asn_value(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return f"AS{value}" if 0 < value < 2 ** 32 else None
+    if isinstance(value, str):
+        m = _ASN.fullmatch(value.strip())
+        if m and 0 < int(m.group(1)) < 2 ** 32:
+            return f"AS{int(m.group(1))}"
+    return None
+
+
+def details_traits(details: object) -> tuple[float | None, str | None, str | None]:
+    """``(amount_of, asn_of, country_of)`` of an event's details, in one pass over them
+    (this runs for every event)."""
+    if not isinstance(details, dict) or not details:
+        return None, None, None
+    amount = asn = country = geo_country = None
+    nested = None
+    kind_of = _DETAIL_KEYS.get
+    for key, value in details.items():
+        if isinstance(value, dict):
+            if nested is None:
+                nested = []
+            nested.append((key == "geo", value))
+            continue
+        kind = kind_of(key.lower())
+        if kind is None:
+            continue
+        if kind == 1:
+            m = _amount_value(value)
+            if m is not None and (amount is None or m > amount):
+                amount = m
+        elif kind == 2:
+            if asn is None:
+                asn = _asn_value(value)
+        elif country is None and isinstance(value, str) and value:
+            country = value[:64].upper()
+    if nested:
+        for geo, scope in nested:
+            for key, value in scope.items():
+                kind = kind_of(key.lower())
+                if kind is None:
+                    continue
+                if kind == 1:
+                    m = _amount_value(value)
+                    if m is not None and (amount is None or m > amount):
+                        amount = m
+                elif kind == 2:
+                    if asn is None:
+                        asn = _asn_value(value)
+                elif geo and geo_country is None and isinstance(value, str) and value:
+                    geo_country = value[:64].upper()
+    return amount, asn, geo_country or country
 
 
 def amount_of(details: object) -> float | None:
     """log10(1 + the largest amount-like number) in an event's details (top level and one
     level down), or None."""
-    if not isinstance(details, dict):
-        return None
-    best = None
-    for scope in (details, *(v for v in details.values() if isinstance(v, dict))):
-        for key, value in scope.items():
-            if (isinstance(value, (int, float)) and not isinstance(value, bool)
-                    and key.lower() in AMOUNT_KEYS and math.isfinite(value)):
-                m = math.log10(1.0 + abs(value))
-                best = m if best is None else max(best, m)
-    return best
+    return details_traits(details)[0]
+
+
+def asn_of(details: object) -> str | None:
+    """The autonomous system an event's details name (``asn``, ``asNumber``, ``as_number``
+    …, top level first, then one level down; as ``AS7018``, ``7018`` or 7018) as
+    ``AS7018``, or None."""
+    return details_traits(details)[1]
 
 
 def country_of(details: object) -> str | None:
-    """The country an event's details name (``geo.country``, ``country`` …), or None."""
-    if not isinstance(details, dict):
-        return None
-    for scope in (details.get("geo"), details):
-        if isinstance(scope, dict):
-            for key, value in scope.items():
-                if key.lower() in COUNTRY_KEYS and isinstance(value, str) and value:
-                    return value[:64].upper()
-    return None
+    """The country an event's details name (``geo.country`` first, then ``country`` …
+    at the top level), or None."""
+    return details_traits(details)[2]
 
 
 def privileged(event_type: str) -> bool:
@@ -333,7 +396,9 @@ _log2 = math.log2
 
 
 def _rarity(pair_count: float, total: float) -> float:
-    return -_log2((pair_count + 0.5) / (total + 1.0))
+    # (counts go below 0 only when re-scoring takes out an event the profile has since
+    # forgotten: pruned with its actor)
+    return -_log2((max(0.0, pair_count) + 0.5) / (max(0.0, total) + 1.0))
 
 
 def _actor_rarity(pair_count: float, actor_total: float, tenant_count: float,
@@ -492,7 +557,7 @@ class Profile:
         hour = int(local // 3600) % 24
         weekday = (int(local // DAY) + 3) % 7  # 1970-01-01 was a Thursday
         actor = self.actors.get(e.actor_id)
-        n_actor = (actor[0] - me) if actor else 0
+        n_actor = max(0, actor[0] - me) if actor else 0
         x = [0.0] * N_FEATURES
         x[0], x[1] = HOUR_SIN[hour], HOUR_COS[hour]
         x[2], x[3] = DAY_SIN[weekday], DAY_COS[weekday]
@@ -825,9 +890,10 @@ def _context(e: Event, ts: float | None = None, flags: int | None = None) -> _Ct
     type_flags, is_privileged = _type_traits(e.event_type)
     if flags is None:
         flags = type_flags | (F_FAILED if failed(e) else 0)
-    network = network_of(e.ip_address)
+    amount, asn, country = details_traits(e.action_details)
+    # the network: the autonomous system when the details name one, else the prefix
+    network = asn or network_of(e.ip_address)
     agent = e.user_agent[:200] if e.user_agent else None
-    country = country_of(e.action_details)
     who = e.actor_id
     keys = []  # (spelled out: this runs for every event)
     if e.entity_type is not None:
@@ -841,7 +907,7 @@ def _context(e: Event, ts: float | None = None, flags: int | None = None) -> _Ct
     if country is not None:
         keys.append((24, f"c{SEP}{who}{SEP}{country}", f"c{SEP}{country}"))
     return _Ctx(e, parse_time(e.occurred_at) if ts is None else ts, flags, network, agent,
-                country, amount_of(e.action_details), is_privileged,
+                country, amount, is_privileged,
                 f"t{SEP}{who}{SEP}{e.event_type}",
                 None if agent is None else f"u{SEP}{who}{SEP}{agent}", keys)
 
