@@ -15,7 +15,7 @@ from sqlalchemy import text
 from tests.conftest import make_event
 from trailseal import hookimpl
 from trailseal_plugins.anomaly.detector import MODEL_TYPE, NAME
-from trailseal_plugins.anomaly.features import FEATURE_NAMES
+from trailseal_plugins.anomaly.features import FEATURE_NAMES, FEATURE_SET, FEATURE_SET_KEY
 from trailseal_plugins.anomaly.runs import detect
 from trailseal_plugins.anomaly.training import train_tenant
 from trailseal_plugins.demo.data import generate_events, planted_incidents
@@ -107,7 +107,8 @@ def test_ingest_score_alert_explain_and_hook(trailseal_app, trailseal_services, 
     preds = _rows(trailseal_services, tenant.id,
                   "SELECT * FROM ai_predictions WHERE producer = :p", p=NAME)
     assert len(preds) == len(events)
-    assert all(set(p["features"]) == set(FEATURE_NAMES) for p in preds)
+    assert all(set(p["features"]) == {*FEATURE_NAMES, FEATURE_SET_KEY}
+               and p["features"][FEATURE_SET_KEY] == FEATURE_SET for p in preds)
     for p in preds:
         assert p["review_required"] == (p["confidence"] < 0.6)
         assert rows[str(p["event_id"])]["review_required"] >= p["review_required"]
@@ -278,6 +279,42 @@ def test_models_are_tenant_scoped_and_checked(trailseal_services, tenant):
                      "WHERE tenant_id = %s AND model_type = 'test.model'", (tenant.id,))
     with pytest.raises(ConfigurationError, match="does not match its recorded SHA-256"):
         trailseal_services.active_model(tenant.id, "test.model")
+
+
+def test_a_model_of_another_feature_set_is_refused_and_replaced(trailseal_services, tenant):
+    """A model trained before the features changed meaning (same names, an older feature
+    set) is not used: the tenant is scored by the baseline, and the next enrichment trains
+    it a model of the current set."""
+    import numpy as np
+
+    from trailseal_plugins.anomaly.detector import ensure_tenant_model, load_tenant_forest
+    from trailseal_plugins.anomaly.forest import train_forest
+
+    forest = train_forest(np.random.default_rng(3).normal(size=(300, len(FEATURE_NAMES))))
+    for version, params in (("if-set-1", {"n_trees": 100}),
+                            ("if-set-now", {"n_trees": 100, FEATURE_SET_KEY: FEATURE_SET})):
+        trailseal_services.save_model(tenant.id, model_type=MODEL_TYPE, version=version,
+                                      artifact=forest.to_bytes(),
+                                      artifact_format="trailseal-iforest-npz-1",
+                                      features=list(FEATURE_NAMES), training_events=300,
+                                      created_by="test", params=params)
+        loaded = load_tenant_forest(trailseal_services, tenant.id)
+        assert (loaded is None) == (version == "if-set-1")
+        if loaded is not None:
+            assert loaded[1] == "if-set-now"
+    # an older set active again, on a tenant past the line: replaced at the next enrichment
+    trailseal_services.save_model(tenant.id, model_type=MODEL_TYPE, version="if-set-1b",
+                                  artifact=forest.to_bytes(),
+                                  artifact_format="trailseal-iforest-npz-1",
+                                  features=list(FEATURE_NAMES), training_events=300,
+                                  created_by="test", params={})
+    events, _ = _demo_trail(days=8, per_day=140, slug="globex", seed=5)
+    trailseal_services.append_events(tenant.id, events[:1100])
+    ensure_tenant_model(trailseal_services, tenant.id, 1100)
+    model = trailseal_services.active_model(tenant.id, MODEL_TYPE)
+    assert model["version"] not in ("if-set-1", "if-set-now", "if-set-1b")
+    assert model["params"][FEATURE_SET_KEY] == FEATURE_SET
+    assert load_tenant_forest(trailseal_services, tenant.id)[1] == model["version"]
 
 
 def test_the_1000_event_line(trailseal_services, tenant, run_jobs):

@@ -1,5 +1,6 @@
-"""Profile pruning: actors and (actor, event type) habits not seen for ``FORGET_AFTER`` are
-forgotten as the trail moves on, the tenant-wide counts lose what was forgotten, and what
+"""Profile pruning: actors, (actor, event type) habits and an actor's addresses, networks,
+user agents and entity types not seen for ``FORGET_AFTER`` are forgotten as the trail
+moves on, the tenant-wide counts lose what was forgotten, and what
 is still in use stays."""
 
 from __future__ import annotations
@@ -84,5 +85,8 @@ def test_nothing_older_than_the_horizon_survives_a_pruning(steps):
     for key, value in profile.pairs.items():
         if key.startswith(f"t{SEP}"):
             assert value[1] >= horizon or value[1] > profile.pruned
+        else:  # an address, network, user agent or entity type: its last use
+            assert profile.last[key] >= horizon or profile.last[key] > profile.pruned
+    assert set(profile.last) == {k for k in profile.pairs if not k.startswith(f"t{SEP}")}
     # the tenant's event count is exactly what the kept actors account for
     assert profile.total == sum(a[0] for a in profile.actors.values())

@@ -17,7 +17,7 @@ from ..tables import tenant_settings
 
 # Known settings: key -> (default, validator returning the clean value or raising ValueError)
 ANOMALY_THRESHOLD = "anomaly.threshold"
-DEFAULT_ANOMALY_THRESHOLD = 0.58
+DEFAULT_ANOMALY_THRESHOLD = 0.6
 
 
 def _threshold(value: Any) -> float:

@@ -32,7 +32,15 @@ from trailseal.types import Event, Finding
 from ..common import UsesServices
 from .baseline import baseline_forest
 from .explain import alert_severity, explain_event
-from .features import FEATURE_NAMES, Profile, as_dict, featurize, from_logged
+from .features import (
+    FEATURE_NAMES,
+    FEATURE_SET,
+    FEATURE_SET_KEY,
+    Profile,
+    as_dict,
+    featurize,
+    from_logged,
+)
 from .forest import Forest
 
 log = logging.getLogger(__name__)
@@ -64,9 +72,11 @@ def load_tenant_forest(svc, tenant_id: str) -> tuple[Forest, str] | None:
         return None
     if model is None:
         return None
-    if list(model["features"]) != list(FEATURE_NAMES):
-        log.warning("tenant %s: model %s has another feature list; using the baseline until "
-                    "it is retrained", tenant_id, model["version"])
+    params = model.get("params") or {}
+    if (list(model["features"]) != list(FEATURE_NAMES)
+            or params.get(FEATURE_SET_KEY) != FEATURE_SET):
+        log.warning("tenant %s: model %s has another feature list or feature set; using the "
+                    "baseline until it is retrained", tenant_id, model["version"])
         return None
     key = (str(tenant_id), model["version"])
     forest = _forests.get(key)

@@ -11,7 +11,7 @@ import numpy as np
 
 from trailseal.types import Event
 
-from .features import FEATURES, INDEX, local_seconds, parse_time, zone_info
+from .features import FEATURES, INDEX, asn_of, local_seconds, parse_time, zone_info
 
 TOP = 5  # contributions kept per alert
 
@@ -73,7 +73,8 @@ def _phrase(name: str, x: np.ndarray, e: Event, zone: str = "UTC") -> str | None
     if name == "new_source_ip_for_actor":
         return "from an address new for them" if e.ip_address else None
     if name == "new_network_for_actor":
-        return "from a network new for them" if e.ip_address else None
+        return ("from a network new for them"
+                if e.ip_address or asn_of(e.action_details) else None)
     if name == "new_user_agent_for_actor":
         return "with a client new for them" if e.user_agent else None
     if name == "rare_event_type":

@@ -76,11 +76,17 @@ FEATURES: tuple[Feature, ...] = (
             "type's rarity in the tenant; high for a first-time action of a long-known "
             "actor"),
     Feature("new_entity_type_for_actor", "Rarity of this entity type for the actor",
-            "the same measure for (actor, entity type)"),
+            "the same measure for (actor, entity type), except that for a value the tenant "
+            "has never seen p is how often the tenant meets new values of that kind (its "
+            "values seen only once over its events with one): where people sign in from "
+            "ever new addresses, one more is not rare; where two addresses are all there "
+            "is, a third is"),
     Feature("new_source_ip_for_actor", "Rarity of this source address for the actor",
             "the same measure for (actor, source IP); 0 when the event has no address"),
     Feature("new_network_for_actor", "Rarity of this network for the actor",
-            "the same measure for (actor, network: /24 for IPv4, /48 for IPv6)"),
+            "the same measure for (actor, network): the autonomous system when the event's "
+            "details name one (asn, asNumber, as_number), else the address's /24 (IPv4) or "
+            "/48 (IPv6)"),
     Feature("new_user_agent_for_actor", "Rarity of this user agent for the actor",
             "the same measure for (actor, user agent); 0 when the event has none"),
     Feature("rare_event_type", "Rarity of this event type in the tenant",
@@ -142,6 +148,12 @@ FEATURES: tuple[Feature, ...] = (
             "1 when everything the actor did in the hour is new to them"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+# The version of what the columns mean. A model trained under another set is not used (the
+# tenant is scored by the baseline and retrained), and feature rows logged under another
+# set are described again instead of reused. Set 2: new values' rarity from how often the
+# tenant meets new values (``_value_rarity``).
+FEATURE_SET = 2
+FEATURE_SET_KEY = "feature_set"
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _NAME_SET = frozenset(FEATURE_NAMES)
 N_FEATURES = len(FEATURES)
@@ -284,33 +296,94 @@ def failed(event: Event) -> bool:
 AMOUNT_KEYS = ("amount", "total", "rows", "records", "count", "size_kb", "size", "bytes",
                "quantity", "value", "bytestransferredout")
 COUNTRY_KEYS = ("country", "sourcecountry", "country_code", "countrycode")
+ASN_KEYS = frozenset(("asn", "asnumber", "as_number", "autonomous_system_number",
+                      "autonomoussystemnumber"))
+_ASN = re.compile(r"(?:AS)?\s*(\d{1,10})", re.I)
+
+
+_DETAIL_KEYS = {**dict.fromkeys(AMOUNT_KEYS, 1), **dict.fromkeys(ASN_KEYS, 2),
+                **dict.fromkeys(COUNTRY_KEYS, 3)}
+
+
+def _amount_value(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return math.log10(1.0 + abs(value))
+    return None
+
+
+def _asn_value(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return f"AS{value}" if 0 < value < 2 ** 32 else None
+    if isinstance(value, str):
+        m = _ASN.fullmatch(value.strip())
+        if m and 0 < int(m.group(1)) < 2 ** 32:
+            return f"AS{int(m.group(1))}"
+    return None
+
+
+def details_traits(details: object) -> tuple[float | None, str | None, str | None]:
+    """``(amount_of, asn_of, country_of)`` of an event's details, in one pass over them
+    (this runs for every event)."""
+    if not isinstance(details, dict) or not details:
+        return None, None, None
+    amount = asn = country = geo_country = None
+    nested = None
+    kind_of = _DETAIL_KEYS.get
+    for key, value in details.items():
+        if isinstance(value, dict):
+            if nested is None:
+                nested = []
+            nested.append((key == "geo", value))
+            continue
+        kind = kind_of(key.lower())
+        if kind is None:
+            continue
+        if kind == 1:
+            m = _amount_value(value)
+            if m is not None and (amount is None or m > amount):
+                amount = m
+        elif kind == 2:
+            if asn is None:
+                asn = _asn_value(value)
+        elif country is None and isinstance(value, str) and value:
+            country = value[:64].upper()
+    if nested:
+        for geo, scope in nested:
+            for key, value in scope.items():
+                kind = kind_of(key.lower())
+                if kind is None:
+                    continue
+                if kind == 1:
+                    m = _amount_value(value)
+                    if m is not None and (amount is None or m > amount):
+                        amount = m
+                elif kind == 2:
+                    if asn is None:
+                        asn = _asn_value(value)
+                elif geo and geo_country is None and isinstance(value, str) and value:
+                    geo_country = value[:64].upper()
+    return amount, asn, geo_country or country
 
 
 def amount_of(details: object) -> float | None:
     """log10(1 + the largest amount-like number) in an event's details (top level and one
     level down), or None."""
-    if not isinstance(details, dict):
-        return None
-    best = None
-    for scope in (details, *(v for v in details.values() if isinstance(v, dict))):
-        for key, value in scope.items():
-            if (isinstance(value, (int, float)) and not isinstance(value, bool)
-                    and key.lower() in AMOUNT_KEYS and math.isfinite(value)):
-                m = math.log10(1.0 + abs(value))
-                best = m if best is None else max(best, m)
-    return best
+    return details_traits(details)[0]
+
+
+def asn_of(details: object) -> str | None:
+    """The autonomous system an event's details name (``asn``, ``asNumber``, ``as_number``
+    …, top level first, then one level down; as ``AS7018``, ``7018`` or 7018) as
+    ``AS7018``, or None."""
+    return details_traits(details)[1]
 
 
 def country_of(details: object) -> str | None:
-    """The country an event's details name (``geo.country``, ``country`` …), or None."""
-    if not isinstance(details, dict):
-        return None
-    for scope in (details.get("geo"), details):
-        if isinstance(scope, dict):
-            for key, value in scope.items():
-                if key.lower() in COUNTRY_KEYS and isinstance(value, str) and value:
-                    return value[:64].upper()
-    return None
+    """The country an event's details name (``geo.country`` first, then ``country`` …
+    at the top level), or None."""
+    return details_traits(details)[2]
 
 
 def privileged(event_type: str) -> bool:
@@ -323,7 +396,9 @@ _log2 = math.log2
 
 
 def _rarity(pair_count: float, total: float) -> float:
-    return -_log2((pair_count + 0.5) / (total + 1.0))
+    # (counts go below 0 only when re-scoring takes out an event the profile has since
+    # forgotten: pruned with its actor)
+    return -_log2((max(0.0, pair_count) + 0.5) / (max(0.0, total) + 1.0))
 
 
 def _actor_rarity(pair_count: float, actor_total: float, tenant_count: float,
@@ -346,12 +421,38 @@ def _actor_rarity(pair_count: float, actor_total: float, tenant_count: float,
     return -_log2((pair_count + PRIOR * p) / (actor_total + PRIOR))
 
 
+def _value_rarity(pair_count: float, actor_total: float, seen: float,
+                  kind: list[int] | None, me: int = 0) -> float:
+    """``_actor_rarity`` for a value of a kind (entity type, address, network, user agent,
+    country), with the tenant-wide share of a value the tenant has never seen taken as how
+    often it meets new values of that kind (Good–Turing: the values seen once over the
+    events), not as half an event: in a trail where people sign in from many addresses a
+    new address is common, in one that only ever sees two it is not. ``me`` takes the
+    event's own contribution out (re-scoring)."""
+    pair_count = max(0.0, pair_count)
+    actor_total = max(0.0, actor_total)
+    if kind is None:
+        p = 0.5
+    else:
+        events, once = kind[0] - me, kind[1]
+        n = seen - me
+        if me and seen == 1:
+            once -= 1
+        elif me and seen == 2:
+            once += 1
+        events, once = max(0, events), max(0, once)
+        p = n / (events + 1.0) if n > 0 else (once + 0.5) / (events + 1.0)
+    return -_log2((pair_count + PRIOR * p) / (actor_total + PRIOR))
+
+
 class Profile:
     """A tenant's behaviour so far (see the module docstring). ``through_seq`` is the last
     event folded in."""
 
-    VERSION = 3
-    READS = (2, 3)  # versions from_bytes accepts: version 2 lacks first times (see below)
+    VERSION = 4
+    # versions from_bytes accepts: version 2 lacks first times (see below), versions 2 and
+    # 3 the last use of an actor's values (dated from the next pruning, see ``prune``)
+    READS = (2, 3, 4)
 
     def __init__(self, zone: str = "UTC") -> None:
         # the tenant's time zone (IANA name): hours of day and days of week are its wall
@@ -372,12 +473,18 @@ class Profile:
         # "kind\x1fvalue" -> events of the tenant with that entity type, address, network,
         # user agent or country
         self.seen: dict[str, int] = {}
+        # kind -> [events with a value of that kind, values seen exactly once]: how often
+        # the tenant meets a value it has never seen (derived from ``seen``, not stored)
+        self.kinds: dict[str, list[int]] = {}
         self.actors: dict[str, list] = {}
         # "kind\x1factor\x1fvalue" -> count; kind "t" (event type) keeps
         # [count, last_ts, first_ts] (version 2: [count, last_ts])
         self.pairs: dict[str, object] = {}
         # "u\x1factor\x1fuser agent" -> the first time the actor used that agent
         self.firsts: dict[str, float] = {}
+        # "kind\x1factor\x1fvalue" (entity type, address, network, user agent, country) ->
+        # the last time the actor used it (for pruning)
+        self.last: dict[str, float] = {}
         self.started: float | None = None  # the tenant's first event's time
         self.newest: float | None = None  # the newest event's time
         self.pruned: float | None = None  # the newest event's time at the last pruning
@@ -387,7 +494,7 @@ class Profile:
         return zlib.compress(orjson.dumps({
             "v": self.VERSION, "through_seq": self.through_seq, "total": self.total,
             "types": self.types, "actors": self.actors, "pairs": self.pairs,
-            "amounts": self.amounts, "seen": self.seen, "firsts": self.firsts,
+            "amounts": self.amounts, "seen": self.seen, "firsts": self.firsts, "last": self.last,
             "started": self.started, "newest": self.newest, "pruned": self.pruned}), 3)
 
     @classmethod
@@ -403,7 +510,9 @@ class Profile:
         p.pairs = data["pairs"]
         p.amounts = data["amounts"]
         p.seen = data["seen"]
+        p.count_kinds()
         p.firsts = data.get("firsts", {})
+        p.last = data.get("last", {})
         p.started = data.get("started")
         p.newest = data.get("newest")
         p.pruned = data.get("pruned")
@@ -412,6 +521,18 @@ class Profile:
         if p.newest is None and p.actors:
             p.newest = max(a[2] for a in p.actors.values())
         return p
+
+    def count_kinds(self) -> None:
+        """Rebuild ``kinds`` from ``seen``."""
+        kinds: dict[str, list[int]] = {}
+        for key, n in self.seen.items():
+            st = kinds.get(key[0])
+            if st is None:
+                st = kinds[key[0]] = [0, 0]
+            st[0] += n
+            if n == 1:
+                st[1] += 1
+        self.kinds = kinds
 
     # --- reading ------------------------------------------------------------------------
     def _count(self, kind: str, actor: str, value: str | None) -> int:
@@ -436,7 +557,7 @@ class Profile:
         hour = int(local // 3600) % 24
         weekday = (int(local // DAY) + 3) % 7  # 1970-01-01 was a Thursday
         actor = self.actors.get(e.actor_id)
-        n_actor = (actor[0] - me) if actor else 0
+        n_actor = max(0, actor[0] - me) if actor else 0
         x = [0.0] * N_FEATURES
         x[0], x[1] = HOUR_SIN[hour], HOUR_COS[hour]
         x[2], x[3] = DAY_SIN[weekday], DAY_COS[weekday]
@@ -517,15 +638,22 @@ class Profile:
             x[8] = math.log10(1 + max(0, total))
         type_count = self.types.get(etype, 0) - me
         x[9] = _actor_rarity(n_pair, n_actor, type_count, total)
-        pairs, seen = self.pairs, self.seen
+        pairs, seen, kinds = self.pairs, self.seen, self.kinds
         if me:
             for col, key, seen_key in c.keys:
-                x[col] = _actor_rarity(pairs.get(key, 0) - me, n_actor,
-                                       seen.get(seen_key, 0) - me, total)
-        else:  # _actor_rarity inlined (no counts to take out): this runs for every event
-            spread, tenant = n_actor + PRIOR, total + 1.0
+                x[col] = _value_rarity(pairs.get(key, 0) - me, n_actor,
+                                       seen.get(seen_key, 0), kinds.get(seen_key[0]), me)
+        else:  # _value_rarity inlined (no counts to take out): this runs for every event
+            spread = n_actor + PRIOR
             for col, key, seen_key in c.keys:
-                p = (seen.get(seen_key, 0) + 0.5) / tenant
+                n = seen.get(seen_key, 0)
+                st = kinds.get(seen_key[0])
+                if st is None:
+                    p = 0.5
+                elif n:
+                    p = n / (st[0] + 1.0)
+                else:
+                    p = (st[1] + 0.5) / (st[0] + 1.0)
                 x[col] = -_log2((pairs.get(key, 0) + PRIOR * p) / spread)
         x[14] = _rarity(type_count, total)
         if n_pair > 0 and pair[1] is not None and not exclude_self:
@@ -571,26 +699,43 @@ class Profile:
         """Forget what has not been seen for ``FORGET_AFTER`` before ``now`` (the newest
         event by default): actors last seen before then, with everything kept about them
         (their events leave the tenant-wide counts too, so rarities stay consistent with
-        what is kept), and (actor, event type) habits last exercised before then (done
-        again, they are new again). Returns the entries removed."""
+        what is kept); (actor, event type) habits last exercised before then (done again,
+        they are new again); and an actor's entity types, addresses, networks, user agents
+        and countries last used before then (they leave the tenant-wide counts of those
+        values, so a value nobody has used for that long is forgotten by the tenant too).
+        Values kept by a profile written before their last use was (version 3 and older)
+        are dated from the first pruning that meets them. Returns the entries removed."""
         now = self.newest if now is None else now
         if now is None:
             return 0
         cutoff = now - FORGET_AFTER
         self.pruned = now
         gone = {a for a, v in self.actors.items() if (v[7] if v[7] is not None else v[2]) < cutoff}
+        last = self.last
+        stale = []
+        for k, v in self.pairs.items():
+            if isinstance(v, list):  # (actor, event type): [count, last time, first time]
+                if (v[1] is not None and v[1] < cutoff) or k.split(SEP, 2)[1] in gone:
+                    stale.append(k)
+                continue
+            when = last.get(k)
+            if gone and k.split(SEP, 2)[1] in gone:
+                stale.append(k)
+            elif when is None:  # kept before last uses were: its clock starts now
+                last[k] = now
+            elif when < cutoff:
+                stale.append(k)
         removed = 0
-        for key in [k for k, v in self.pairs.items()
-                    if (isinstance(v, list) and v[1] is not None and v[1] < cutoff)
-                    or k.split(SEP, 2)[1] in gone]:
+        for key in stale:
             kind, actor, value = key.split(SEP, 2)
             v = self.pairs.pop(key)
             self.firsts.pop(key, None)
+            last.pop(key, None)
             removed += 1
-            if actor not in gone:  # a forgotten habit: the actor's own counts stay
-                continue
             count = v[0] if isinstance(v, list) else v
             if kind == "t":
+                if actor not in gone:  # a forgotten habit: the actor's own counts stay
+                    continue
                 left = self.types.get(value, 0) - count
                 if left > 0:
                     self.types[value] = left
@@ -606,6 +751,7 @@ class Profile:
         for actor in gone:
             self.total = max(0, self.total - self.actors.pop(actor)[0])
             removed += 1
+        self.count_kinds()
         return removed
 
     # --- writing ------------------------------------------------------------------------
@@ -692,13 +838,25 @@ class Profile:
                 mean += delta / n
                 m2 += delta * (amount - mean)
                 self.amounts[etype] = [n, mean, m2, held]
-        pairs, seen = self.pairs, self.seen
+        pairs, seen, kinds, last = self.pairs, self.seen, self.kinds, self.last
         for col, k, seen_key in c.keys:
             n = pairs.get(k, 0)
             pairs[k] = n + 1
             if n == 0 and col == AGENT_COLUMN:
                 self.firsts[k] = ts
-            seen[seen_key] = seen.get(seen_key, 0) + 1
+            when = last.get(k)
+            if when is None or ts > when:
+                last[k] = ts
+            n = seen.get(seen_key, 0)
+            seen[seen_key] = n + 1
+            st = kinds.get(seen_key[0])
+            if st is None:
+                st = kinds[seen_key[0]] = [0, 0]
+            st[0] += 1
+            if n == 0:
+                st[1] += 1
+            elif n == 1:
+                st[1] -= 1
 
 
 class _Ctx(NamedTuple):
@@ -732,9 +890,10 @@ def _context(e: Event, ts: float | None = None, flags: int | None = None) -> _Ct
     type_flags, is_privileged = _type_traits(e.event_type)
     if flags is None:
         flags = type_flags | (F_FAILED if failed(e) else 0)
-    network = network_of(e.ip_address)
+    amount, asn, country = details_traits(e.action_details)
+    # the network: the autonomous system when the details name one, else the prefix
+    network = asn or network_of(e.ip_address)
     agent = e.user_agent[:200] if e.user_agent else None
-    country = country_of(e.action_details)
     who = e.actor_id
     keys = []  # (spelled out: this runs for every event)
     if e.entity_type is not None:
@@ -748,7 +907,7 @@ def _context(e: Event, ts: float | None = None, flags: int | None = None) -> _Ct
     if country is not None:
         keys.append((24, f"c{SEP}{who}{SEP}{country}", f"c{SEP}{country}"))
     return _Ctx(e, parse_time(e.occurred_at) if ts is None else ts, flags, network, agent,
-                country, amount_of(e.action_details), is_privileged,
+                country, amount, is_privileged,
                 f"t{SEP}{who}{SEP}{e.event_type}",
                 None if agent is None else f"u{SEP}{who}{SEP}{agent}", keys)
 
@@ -779,12 +938,17 @@ def featurize(events: Iterable[Event], profile: Profile | None = None
 
 def from_logged(features: dict | None) -> np.ndarray | None:
     """A feature row as ``as_dict`` logged it, or None when it was logged for another
-    feature list."""
-    if not features or set(features) != _NAME_SET:
+    feature list or feature set (``FEATURE_SET``)."""
+    if (not features or features.get(FEATURE_SET_KEY) != FEATURE_SET
+            or len(features) != N_FEATURES + 1 or not _NAME_SET <= features.keys()):
         return None
     return np.array([float(features[name]) for name in FEATURE_NAMES])
 
 
 def as_dict(row: Sequence[float]) -> dict[str, float]:
-    """A feature row by name, rounded for the prediction log."""
-    return {name: round(float(v), 4) for name, v in zip(FEATURE_NAMES, row, strict=True)}
+    """A feature row by name, rounded for the prediction log, with the feature set it
+    belongs to (``feature_set``)."""
+    out: dict[str, float] = {name: round(float(v), 4)
+                             for name, v in zip(FEATURE_NAMES, row, strict=True)}
+    out[FEATURE_SET_KEY] = FEATURE_SET
+    return out

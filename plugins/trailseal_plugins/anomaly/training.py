@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 
-from .features import FEATURE_NAMES, Profile, featurize, from_logged, parse_time
+from .features import (
+    FEATURE_NAMES,
+    FEATURE_SET,
+    FEATURE_SET_KEY,
+    Profile,
+    featurize,
+    from_logged,
+    parse_time,
+)
 from .forest import ARTIFACT_FORMAT, train_forest
 
 WINDOW_DAYS = 30
@@ -233,7 +241,8 @@ def train_tenant(svc, tenant_id: str, *, created_by: str, days: int = WINDOW_DAY
         tenant_id, model_type=MODEL_TYPE, version=version, artifact=artifact,
         artifact_format=ARTIFACT_FORMAT, features=list(FEATURE_NAMES),
         training_events=len(X), created_by=created_by, metrics=metrics,
-        params={"n_trees": forest.n_trees, "max_samples": forest.max_samples, "seed": SEED},
+        params={"n_trees": forest.n_trees, "max_samples": forest.max_samples, "seed": SEED,
+                FEATURE_SET_KEY: FEATURE_SET},
         trained_from=start, trained_to=end)
     summary["seconds"] = metrics["training_seconds"]
     return summary
