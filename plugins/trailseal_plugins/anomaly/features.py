@@ -5,6 +5,11 @@ type), (actor, source address), (actor, network), (actor, user agent), per event
 each actor's events of the last hour. It is updated incrementally (``observe``), one event
 at a time, and saved between runs, so scoring a new event never re-reads the tenant's past.
 
+A value the tenant has never seen (an address, a network, a client …) is as rare as new
+values of its kind are in the tenant: the profile counts, per kind, the values it has seen
+exactly once (``Profile.kinds``), so a first address weighs little where people sign in
+from ever new ones and stands out where two addresses are all there is.
+
 Besides how often an actor did something, the profile keeps *when they first did it*
 ((actor, event type), (actor, user agent)) and when the tenant's trail began: how new a
 behaviour is (``new_habits_1h``, ``new_habit_share_1h``) still tells a stolen key's run of
@@ -150,8 +155,9 @@ FEATURES: tuple[Feature, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 # The version of what the columns mean. A model trained under another set is not used (the
 # tenant is scored by the baseline and retrained), and feature rows logged under another
-# set are described again instead of reused. Set 2: new values' rarity from how often the
-# tenant meets new values (``_value_rarity``).
+# set are described again instead of reused. Set 2: a never-seen value's rarity from how
+# often the tenant meets new values of its kind (``_value_rarity``), and the network is the
+# autonomous system when the event's details name one.
 FEATURE_SET = 2
 FEATURE_SET_KEY = "feature_set"
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
