@@ -335,40 +335,27 @@ def details_traits(details: object) -> tuple[float | None, str | None, str | Non
     if not isinstance(details, dict) or not details:
         return None, None, None
     amount = asn = country = geo_country = None
-    nested = None
     kind_of = _DETAIL_KEYS.get
-    for key, value in details.items():
-        if isinstance(value, dict):
-            if nested is None:
-                nested = []
-            nested.append((key == "geo", value))
-            continue
-        kind = kind_of(key.lower())
-        if kind is None:
-            continue
-        if kind == 1:
-            m = _amount_value(value)
-            if m is not None and (amount is None or m > amount):
-                amount = m
-        elif kind == 2:
-            if asn is None:
-                asn = _asn_value(value)
-        elif country is None and isinstance(value, str) and value:
-            country = value[:64].upper()
-    if nested:
-        for geo, scope in nested:
-            for key, value in scope.items():
-                kind = kind_of(key.lower())
-                if kind is None:
-                    continue
-                if kind == 1:
-                    m = _amount_value(value)
-                    if m is not None and (amount is None or m > amount):
-                        amount = m
-                elif kind == 2:
-                    if asn is None:
-                        asn = _asn_value(value)
-                elif geo and geo_country is None and isinstance(value, str) and value:
+    scopes = [(details, True, False)]  # (scope, top level, under "geo"): nested ones after
+    for scope, top, geo in scopes:
+        for key, value in scope.items():
+            if top and isinstance(value, dict):
+                scopes.append((value, False, key == "geo"))
+                continue
+            kind = kind_of(key.lower())
+            if kind is None:
+                continue
+            if kind == 1:
+                m = _amount_value(value)
+                if m is not None and (amount is None or m > amount):
+                    amount = m
+            elif kind == 2:
+                if asn is None:
+                    asn = _asn_value(value)
+            elif isinstance(value, str) and value:
+                if top and country is None:
+                    country = value[:64].upper()
+                elif geo and geo_country is None:
                     geo_country = value[:64].upper()
     return amount, asn, geo_country or country
 
