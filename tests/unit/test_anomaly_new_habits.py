@@ -46,11 +46,16 @@ def _routine(days: int = 10) -> list[Event]:
     return events
 
 
+def _burst(trail: list[Event], n: int) -> list[Event]:
+    """``n`` calls of a type the routine never makes, 20 s apart, on day 10 of the trail."""
+    at = START + timedelta(days=10, hours=2)
+    return [_event(len(trail) + i + 1, at + timedelta(seconds=20 * i), etype="ssm.SendCommand")
+            for i in range(n)]
+
+
 def test_a_repeated_new_call_stays_new_while_its_rarity_fades():
     trail = _routine()
-    at = START + timedelta(days=10, hours=2)
-    burst = [_event(len(trail) + i + 1, at + timedelta(seconds=20 * i), etype="ssm.SendCommand")
-             for i in range(30)]
+    burst = _burst(trail, 30)
     X, _ = featurize(trail + burst)
     rows = X[len(trail):]
     assert list(rows[:, NEW]) == list(range(1, 31))  # every repeat is still a new call
@@ -162,9 +167,7 @@ def test_the_alert_sentence_names_the_burst_of_new_behaviour():
     from trailseal_plugins.anomaly.explain import explain_event
 
     trail = _routine()
-    at = START + timedelta(days=10, hours=2)
-    burst = [_event(len(trail) + i + 1, at + timedelta(seconds=20 * i), etype="ssm.SendCommand")
-             for i in range(12)]
+    burst = _burst(trail, 12)
     X, _ = featurize(trail + burst)
     contributions = np.zeros(X.shape[1])
     contributions[SHARE], contributions[NEW] = 0.5, 0.4  # the burst, strongest first
